@@ -1,0 +1,46 @@
+//! The command line: subcommands and their flags.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Self-service Kubernetes deployments for the LLP.
+#[derive(Debug, Parser)]
+#[command(name = "llp-k8s", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a deployment YAML: prints the normalised spec as JSON (exit 0), or the
+    /// Directus-shaped error body listing every problem (exit 1).
+    Validate {
+        /// The deployment YAML (the record's `data`); `-` reads standard input.
+        file: PathBuf,
+        /// A record (JSON) whose `exposed_*` fields are checked against the YAML.
+        #[arg(long, value_name = "RECORD.json")]
+        record: Option<PathBuf>,
+        /// Validate with the limits of this group (repeatable).
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
+    /// Print the Kubernetes objects a deploy of RECORD.json would apply, as multi-document YAML.
+    Render {
+        /// A deployment record (JSON, `data` holding the YAML as a string); `-` reads stdin.
+        #[arg(value_name = "RECORD.json")]
+        record: PathBuf,
+        /// Namespace of the objects (default `services`).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Owner's user id for the labels (default: the record's `user_created`).
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Validate with the limits of this group (repeatable).
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
+    /// Print the JSON Schema of the deployment YAML.
+    Schema,
+}

@@ -1,0 +1,78 @@
+//! The subcommands. Each returns an [`Outcome`]; failures to do the work at all (a file
+//! that cannot be read) are errors and exit with [`EXIT_FAILURE`].
+
+mod render;
+mod validate;
+
+use crate::cli::Command;
+use anyhow::Context;
+use llp_spec::{ErrorBody, FieldError};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit code of a failure that is not the input's fault.
+pub const EXIT_FAILURE: u8 = 3;
+
+/// How a command ended.
+pub enum Outcome {
+    /// Done; exit 0.
+    Success,
+    /// The input was invalid; exit 1.
+    Invalid,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Invalid => ExitCode::from(1),
+        }
+    }
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Validate { file, record, groups } => validate::run(&file, record.as_deref(), &groups),
+        Command::Render {
+            record,
+            namespace,
+            owner,
+            groups,
+        } => render::run(&record, namespace, owner, &groups),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&llp_spec::deployment_schema())?);
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        return std::io::read_to_string(std::io::stdin()).context("cannot read standard input");
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Prints the error body on stdout and a one-line summary on stderr.
+fn report_invalid(problems: &[FieldError]) -> anyhow::Result<Outcome> {
+    println!("{}", serde_json::to_string_pretty(&ErrorBody::validation(problems))?);
+    let first = problems.first().map(ToString::to_string).unwrap_or_default();
+    eprintln!(
+        "llp-k8s: invalid deployment ({} problem(s)); first: {first}",
+        problems.len()
+    );
+    Ok(Outcome::Invalid)
+}
+
+/// Reads a record (JSON); an unreadable record is invalid input, reported on `record`.
+fn parse_record(text: &str) -> Result<llp_spec::Record, FieldError> {
+    serde_json::from_str(text).map_err(|e| {
+        FieldError::new(
+            "record",
+            llp_spec::Rule::Syntax,
+            format!("is not a valid deployment record (JSON object): {e}."),
+        )
+    })
+}

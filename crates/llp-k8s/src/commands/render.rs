@@ -1,0 +1,56 @@
+//! `llp-k8s render RECORD.json [--namespace NS] [--owner USER]`.
+
+use super::{Outcome, parse_record, read_input, report_invalid};
+use anyhow::bail;
+use llp_spec::{Identity, LimitsTable, RenderConfig, render, validate_record};
+use std::path::Path;
+
+pub fn run(
+    path: &Path,
+    namespace: Option<String>,
+    owner: Option<String>,
+    groups: &[String],
+) -> anyhow::Result<Outcome> {
+    let record = match parse_record(&read_input(path)?) {
+        Ok(record) => record,
+        Err(problem) => return report_invalid(&[problem]),
+    };
+    let deployment = match validate_record(&record, &LimitsTable::default().for_groups(groups)) {
+        Ok(deployment) => deployment,
+        Err(problems) => return report_invalid(&problems),
+    };
+    let Some(id) = record.id.clone() else {
+        return report_invalid(&[llp_spec::FieldError::new(
+            "id",
+            llp_spec::Rule::Required,
+            "is required: the record's `id` names its objects.",
+        )]);
+    };
+    let Some(owner) = owner.or(record.user_created.clone()) else {
+        bail!("the record has no `user_created`: pass --owner USER");
+    };
+    let mut config = RenderConfig::default();
+    if let Some(namespace) = namespace {
+        config.namespace = namespace;
+    }
+    let objects = render(&deployment, Identity { id: &id, owner: &owner }, &config);
+    print!("{}", to_yaml_documents(&objects)?);
+    Ok(Outcome::Success)
+}
+
+/// The objects as one YAML stream: StatefulSet, Services, Ingress.
+fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
+    let llp_spec::Objects {
+        stateful_set,
+        services,
+        ingress,
+    } = objects;
+    let mut docs = vec![serde_saphyr::to_string(stateful_set)?];
+    for service in services {
+        docs.push(serde_saphyr::to_string(service)?);
+    }
+    if let Some(ingress) = ingress {
+        docs.push(serde_saphyr::to_string(ingress)?);
+    }
+    Ok(docs.iter().map(|d| format!("---\n{d}")).collect())
+}

@@ -1,0 +1,29 @@
+//! `llp-k8s validate FILE [--record RECORD.json] [--group G]`.
+
+use super::{Outcome, parse_record, read_input, report_invalid};
+use llp_spec::{LimitsTable, Record, validate_record};
+use std::path::Path;
+
+pub fn run(file: &Path, record: Option<&Path>, groups: &[String]) -> anyhow::Result<Outcome> {
+    let yaml = read_input(file)?;
+    let limits = LimitsTable::default().for_groups(groups);
+    let record = match record {
+        Some(path) => match parse_record(&read_input(path)?) {
+            Ok(record) => record,
+            Err(problem) => return report_invalid(&[problem]),
+        },
+        None => Record::default(),
+    };
+    // The YAML comes from FILE; the record contributes only its `exposed_*` fields.
+    let record = Record {
+        data: Some(yaml),
+        ..record
+    };
+    match validate_record(&record, &limits) {
+        Ok(deployment) => {
+            println!("{}", serde_json::to_string_pretty(&deployment)?);
+            Ok(Outcome::Success)
+        }
+        Err(problems) => report_invalid(&problems),
+    }
+}

@@ -1,0 +1,28 @@
+//! The llp-k8s deployment spec: what a user may write in a deployment record, and what it
+//! becomes in Kubernetes. No I/O happens here.
+//!
+//! The pipeline: [`parse_yaml`] (text → [`raw::RawSpec`], with size and alias limits) →
+//! [`validate_spec`] / [`validate_record`] (→ [`Spec`] / [`Deployment`], or every problem as a
+//! [`FieldError`]) → [`render`] (→ [`Objects`]: StatefulSet, Services, Ingress).
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod parse;
+pub mod raw;
+pub mod record;
+pub mod render;
+pub mod schema;
+pub mod spec;
+pub mod validate;
+
+pub use error::{ErrorBody, FieldError, Rule};
+pub use limits::{Limits, LimitsTable};
+pub use names::Names;
+pub use parse::parse_yaml;
+pub use record::{Deployment, Exposure, Record, RecordId, validate_record};
+pub use render::{Identity, Objects, RenderConfig, render};
+pub use schema::deployment_schema;
+pub use spec::Spec;
+pub use validate::{validate_spec, validate_yaml};

@@ -1,0 +1,197 @@
+//! Names and labels of the Kubernetes objects of one deployment.
+//!
+//! Every object is named from the base `<prefix><slug(id)>` (prefix `sd-` by default). Names
+//! are deterministic, valid DNS-1035 labels (a letter first, at most 63 characters), and
+//! distinct for distinct record ids: an id that slugging would change (uppercase, `_`, too
+//! long) gets a hash of the exact id appended, so `A` and `a` never share objects.
+
+use crate::record::RecordId;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Longest base name; leaves room for `-<ordinal>` on pods and the controller's
+/// `-<revision hash>` label value (both must fit in 63).
+pub const MAX_BASE_LEN: usize = 40;
+/// Longest Kubernetes name label.
+pub const MAX_NAME_LEN: usize = 63;
+/// Hex digits of a hash suffix (64 bits).
+const HASH_LEN: usize = 16;
+
+/// Label every managed object carries: `app.kubernetes.io/managed-by: llp-k8s`.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "llp-k8s");
+/// Label holding the record id.
+pub const DEPLOYMENT_LABEL: &str = "llp.kitegg.de/deployment";
+/// Label holding the owner's user id.
+pub const OWNER_LABEL: &str = "llp.kitegg.de/owner";
+/// Label holding the base name; the StatefulSet and Services select pods by it.
+pub const APP_LABEL: &str = "app";
+
+/// The names of one deployment's objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    base: String,
+}
+
+impl Names {
+    /// The names for record `id`, with `prefix` (which must start with a letter, like `sd-`).
+    pub fn new(prefix: &str, id: &RecordId) -> Self {
+        let id = id.to_string();
+        let slug = slugify(&id);
+        let base = format!("{prefix}{slug}");
+        let base = if slug == id && base.len() <= MAX_BASE_LEN {
+            base
+        } else {
+            shorten(&base, &id, MAX_BASE_LEN)
+        };
+        Self { base }
+    }
+
+    /// The base name: the StatefulSet, the Ingress, the Secret and the ConfigMap.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The Service of container `container`.
+    pub fn service(&self, container: &str) -> String {
+        self.derived(container)
+    }
+
+    /// The Secret holding `fromSecret` values.
+    pub fn secret(&self) -> &str {
+        &self.base
+    }
+
+    /// The ConfigMap holding `fromConfig` values.
+    pub fn config_map(&self) -> &str {
+        &self.base
+    }
+
+    /// The TLS Secret of the Ingress.
+    pub fn tls_secret(&self) -> String {
+        self.derived("tls")
+    }
+
+    /// `<base>-<suffix>`, shortened with a hash of the whole when it would exceed 63.
+    fn derived(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.base);
+        if name.len() <= MAX_NAME_LEN {
+            name
+        } else {
+            shorten(&name, &name, MAX_NAME_LEN)
+        }
+    }
+}
+
+/// Lowercase letters and digits, other runs replaced by one `-`, no `-` at either end.
+fn slugify(id: &str) -> String {
+    let mut slug = String::with_capacity(id.len());
+    for c in id.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').to_owned()
+}
+
+/// `name` cut to leave room for `-<hash of key>`, the result at most `max` long.
+fn shorten(name: &str, key: &str, max: usize) -> String {
+    let keep = max - HASH_LEN - 1;
+    let cut = (0..=keep.min(name.len()))
+        .rev()
+        .find(|i| name.is_char_boundary(*i))
+        .unwrap_or(0);
+    let head = name[..cut].trim_end_matches('-');
+    format!("{head}-{}", hash(key))
+}
+
+fn hash(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().take(HASH_LEN / 2).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A value usable as a label value: the text itself when it is one (UUIDs and integers are),
+/// otherwise `h-` and a hash of it, so that any id or user id can be selected on.
+pub fn label_value(text: &str) -> String {
+    if is_label_value(text) {
+        text.to_owned()
+    } else {
+        format!("h-{}", hash(text))
+    }
+}
+
+fn is_label_value(s: &str) -> bool {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    s.len() <= MAX_NAME_LEN
+        && edge_ok(s.chars().next())
+        && edge_ok(s.chars().last())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The labels of every object of a deployment.
+pub fn labels(names: &Names, id: &RecordId, owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (DEPLOYMENT_LABEL.to_owned(), label_value(&id.to_string())),
+        (OWNER_LABEL.to_owned(), label_value(owner)),
+        (APP_LABEL.to_owned(), names.base().to_owned()),
+    ])
+}
+
+/// The labels that select the pods of a deployment.
+pub fn selector(names: &Names) -> BTreeMap<String, String> {
+    BTreeMap::from([(APP_LABEL.to_owned(), names.base().to_owned())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(id: &str) -> RecordId {
+        RecordId::Text(id.to_owned())
+    }
+
+    #[test]
+    fn a_uuid_is_kept_as_it_is() {
+        let names = Names::new("sd-", &text("3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b"));
+        assert_eq!(names.base(), "sd-3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b");
+        assert_eq!(names.service("nginx"), "sd-3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b-nginx");
+    }
+
+    #[test]
+    fn an_integer_id_is_kept_as_it_is() {
+        assert_eq!(Names::new("sd-", &RecordId::Int(42)).base(), "sd-42");
+    }
+
+    #[test]
+    fn ids_that_slug_alike_get_different_names() {
+        let a = Names::new("sd-", &text("A"));
+        let b = Names::new("sd-", &text("a"));
+        let c = Names::new("sd-", &text("a_"));
+        assert_eq!(b.base(), "sd-a");
+        assert_ne!(a.base(), b.base());
+        assert_ne!(c.base(), b.base());
+        assert!(a.base().starts_with("sd-a-"), "{}", a.base());
+    }
+
+    #[test]
+    fn a_long_service_name_is_shortened_with_a_hash() {
+        let names = Names::new("sd-", &text("3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b"));
+        let long = names.service(&"c".repeat(63));
+        assert_eq!(long.len(), 63);
+        assert_ne!(long, names.service(&format!("{}d", "c".repeat(62))));
+    }
+
+    #[test]
+    fn label_values_stay_valid() {
+        assert_eq!(label_value("42"), "42");
+        assert_eq!(
+            label_value("3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b"),
+            "3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b"
+        );
+        let odd = label_value("../../etc passwd");
+        assert!(odd.starts_with("h-") && is_label_value(&odd), "{odd}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Reading the deployment YAML, with limits that make hostile input cheap to refuse.
+//!
+//! Takes the record's `data` text and returns a [`RawSpec`] or one [`FieldError`] on `data`.
+//! Limits: at most [`MAX_YAML_BYTES`], one document, nesting at most [`MAX_DEPTH`] deep, and
+//! a cap on nodes and alias replays so that an alias bomb ("billion laughs") is refused
+//! after a few thousand events instead of expanding.
+
+use crate::error::{FieldError, Rule};
+use crate::raw::RawSpec;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::budget::BudgetBreach;
+
+/// Largest deployment YAML accepted, in bytes.
+pub const MAX_YAML_BYTES: usize = 64 * 1024;
+/// Deepest nesting of lists and mappings (the format itself needs 4).
+pub const MAX_DEPTH: usize = 12;
+/// Most YAML nodes after alias expansion; a 64 KiB document without aliases has fewer.
+const MAX_NODES: usize = 40_000;
+
+/// The field that parse errors are reported on: the record's YAML as a whole.
+pub const DATA: &str = "data";
+
+/// Parses the deployment YAML.
+pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
+    if yaml.len() > MAX_YAML_BYTES {
+        let message = format!(
+            "is {} bytes long; a deployment may be at most {MAX_YAML_BYTES} bytes (64 KiB).",
+            yaml.len()
+        );
+        return Err(FieldError::new(DATA, Rule::Syntax, message));
+    }
+    let value: Value = serde_saphyr::from_str_with_options(yaml, options()).map_err(syntax_error)?;
+    match value {
+        Value::Object(_) => RawSpec::deserialize(&value)
+            .map_err(|e| FieldError::new(DATA, Rule::Syntax, format!("cannot be read: {e}."))),
+        Value::Null => Err(FieldError::new(
+            DATA,
+            Rule::Required,
+            "is empty: write a YAML mapping with a `containers` list.",
+        )),
+        other => Err(FieldError::new(
+            DATA,
+            Rule::WrongType,
+            format!(
+                "must be a YAML mapping with a `containers` list at the top, not {}.",
+                crate::validate::describe(&other)
+            ),
+        )),
+    }
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = MAX_NODES;
+    alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    alias_limits.max_alias_expansions_per_anchor = 1_000;
+    serde_saphyr::options! {
+        with_snippet: false,
+        // `yes`/`no`/`on`/`off` stay text, as in YAML 1.2; only true/false are booleans.
+        strict_booleans: true,
+        budget: serde_saphyr::budget! {
+            max_documents: 1,
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+            max_events: 4 * MAX_NODES,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+        },
+        alias_limits: alias_limits,
+    }
+}
+
+fn syntax_error(error: serde_saphyr::Error) -> FieldError {
+    let at = error
+        .location()
+        .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+        .unwrap_or_default();
+    let message = match &error {
+        serde_saphyr::Error::Budget { breach, .. } => match breach {
+            BudgetBreach::Documents { .. } => {
+                format!("holds more than one YAML document{at}: remove the `---` separator and keep one deployment.")
+            }
+            BudgetBreach::Depth { .. } => {
+                format!("is nested more than {MAX_DEPTH} levels deep{at}; a deployment needs far fewer.")
+            }
+            _ => format!("is too large once its anchors and aliases are expanded{at}: write the values out instead."),
+        },
+        serde_saphyr::Error::MultipleDocuments { .. } => {
+            format!("holds more than one YAML document{at}: remove the `---` separator and keep one deployment.")
+        }
+        other => format!("is not valid YAML: {other}."),
+    };
+    FieldError::new(DATA, Rule::Syntax, message)
+}

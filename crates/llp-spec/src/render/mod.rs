@@ -1,0 +1,135 @@
+//! Rendering: from a validated [`Deployment`] to the Kubernetes objects a deploy applies.
+//!
+//! Pure: takes the deployment, its id and owner and the cluster settings ([`RenderConfig`]),
+//! returns [`Objects`]. The Secret and ConfigMap are not rendered here: their own routes
+//! write them, and the pod only refers to them by name.
+
+mod ingress;
+mod pod;
+mod service;
+mod statefulset;
+
+use crate::names::{Names, labels};
+use crate::record::{Deployment, RecordId};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Cluster-wide settings that shape the objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderConfig {
+    /// Namespace of every object.
+    pub namespace: String,
+    /// Prefix of every object name; must start with a letter (default `sd-`).
+    pub name_prefix: String,
+    /// `imagePullPolicy` of every container.
+    pub image_pull_policy: String,
+    /// Node selector of the pods.
+    pub node_selector: BTreeMap<String, String>,
+    /// Storage class of the volume claims; the cluster's default when unset.
+    pub storage_class: Option<String>,
+    /// Drop every Linux capability of every container.
+    pub drop_all_capabilities: bool,
+    /// Ingress settings.
+    pub ingress: IngressConfig,
+}
+
+/// How exposed deployments are reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    /// Hosts are `<exposed_hostname>.<domain>`.
+    pub domain: String,
+    /// `ingressClassName`, when the cluster has several.
+    pub class: Option<String>,
+    /// Annotations of every Ingress (e.g. `cert-manager.io/cluster-issuer`).
+    pub annotations: BTreeMap<String, String>,
+    /// Serve TLS with the certificate in Secret `<base>-tls` (cert-manager fills it).
+    pub tls: bool,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        Self {
+            namespace: "services".into(),
+            name_prefix: "sd-".into(),
+            image_pull_policy: "Always".into(),
+            node_selector: BTreeMap::from([("node-role.kubernetes.io/worker".into(), "worker".into())]),
+            storage_class: None,
+            drop_all_capabilities: true,
+            ingress: IngressConfig::default(),
+        }
+    }
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            domain: "llp.example.org".into(),
+            class: None,
+            annotations: BTreeMap::new(),
+            tls: true,
+        }
+    }
+}
+
+/// Every object one deployment consists of (besides its Secret and ConfigMap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objects {
+    /// The pods, their template and their volume claims.
+    pub stateful_set: StatefulSet,
+    /// One per app container with ports.
+    pub services: Vec<Service>,
+    /// When the record has an `exposed_hostname`.
+    pub ingress: Option<Ingress>,
+}
+
+/// Who a deployment is, for naming and labelling.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// The record id.
+    pub id: &'a RecordId,
+    /// The owner's user id.
+    pub owner: &'a str,
+}
+
+/// Renders `deployment` into the objects to apply.
+pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig) -> Objects {
+    let names = Names::new(&config.name_prefix, who.id);
+    let labels = labels(&names, who.id, who.owner);
+    let ctx = Context {
+        names: &names,
+        labels: &labels,
+        config,
+    };
+    Objects {
+        stateful_set: statefulset::render_stateful_set(&deployment.spec, &ctx),
+        services: service::render_services(&deployment.spec, &ctx),
+        ingress: deployment
+            .expose
+            .as_ref()
+            .and_then(|e| ingress::render_ingress(e, &ctx)),
+    }
+}
+
+/// What every renderer needs.
+struct Context<'a> {
+    names: &'a Names,
+    labels: &'a BTreeMap<String, String>,
+    config: &'a RenderConfig,
+}
+
+impl Context<'_> {
+    /// Metadata of an object named `name` with the deployment's labels.
+    fn metadata(&self, name: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.config.namespace.clone()),
+            labels: Some(self.labels.clone()),
+            ..Default::default()
+        }
+    }
+}

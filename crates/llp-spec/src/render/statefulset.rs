@@ -1,0 +1,84 @@
+//! The StatefulSet: the pod template and one volume claim per persistent volume per pod.
+
+use super::Context;
+use super::pod::{non_empty, render_container, render_pod_security_context, render_pod_volumes};
+use crate::names::selector;
+use crate::spec::{Spec, VolumeKind};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
+
+/// Renders the StatefulSet named after the deployment's base name.
+pub(super) fn render_stateful_set(spec: &Spec, ctx: &Context<'_>) -> StatefulSet {
+    let base = ctx.names.base();
+    StatefulSet {
+        metadata: ctx.metadata(base),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(i32::try_from(spec.replicas).unwrap_or(i32::MAX)),
+            service_name: Some(base.to_owned()),
+            selector: LabelSelector {
+                match_labels: Some(selector(ctx.names)),
+                ..Default::default()
+            },
+            template: render_pod_template(spec, ctx),
+            volume_claim_templates: non_empty(spec.volumes.iter().filter_map(|v| match &v.kind {
+                VolumeKind::Persistent { size, access } => {
+                    Some(render_claim_template(&v.name, size, access.as_str(), ctx))
+                }
+                VolumeKind::EmptyDir { .. } => None,
+            })),
+            // Deleting the deployment deletes its volumes; scaling to 0 keeps them.
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Delete".into()),
+                when_scaled: Some("Retain".into()),
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(ctx.labels.clone()),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: spec.containers.iter().map(|c| render_container(c, ctx)).collect(),
+            init_containers: non_empty(spec.init_containers.iter().map(|c| render_container(c, ctx))),
+            restart_policy: Some(spec.restart_policy.as_str().to_owned()),
+            node_selector: (!ctx.config.node_selector.is_empty()).then(|| ctx.config.node_selector.clone()),
+            enable_service_links: Some(false),
+            // Users' pods do not talk to the Kubernetes API.
+            automount_service_account_token: Some(false),
+            security_context: render_pod_security_context(spec),
+            volumes: render_pod_volumes(spec),
+            ..Default::default()
+        }),
+    }
+}
+
+fn render_claim_template(name: &str, size: &str, access: &str, ctx: &Context<'_>) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(ctx.labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec![access.to_owned()]),
+            storage_class_name: ctx.config.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(size.to_owned()))])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
