@@ -89,6 +89,28 @@ pub fn typed<'a, T>(p: &mut Problems, path: &str, field: &'a Field<T>, expected:
     }
 }
 
+/// Reads a field that must be one of a few words: an unknown word breaks
+/// [`Rule::InvalidFormat`], a value that is not text [`Rule::WrongType`].
+pub fn choice<'a, T>(p: &mut Problems, path: &str, field: &'a Field<T>, options: &str) -> Option<&'a T> {
+    match field.as_ref()? {
+        Lenient::Valid(v) => Some(v),
+        Lenient::Invalid(Value::String(word)) => {
+            let names: Vec<&str> = options.split('`').skip(1).step_by(2).collect();
+            let hint = did_you_mean(word, names);
+            p.add(
+                path,
+                Rule::InvalidFormat,
+                format!("`{word}` is not allowed here: use {options}.{hint}"),
+            );
+            None
+        }
+        Lenient::Invalid(value) => {
+            p.add(path, Rule::WrongType, wrong_type_message(options, value));
+            None
+        }
+    }
+}
+
 /// Like [`typed`], but a missing value is a problem too.
 pub fn required<'a, T>(p: &mut Problems, path: &str, field: &'a Field<T>, expected: &str) -> Option<&'a T> {
     if field.is_none() {
@@ -107,7 +129,8 @@ fn wrong_type_message(expected: &str, value: &Value) -> String {
     format!("must be {expected}, not {}.{hint}", describe(value))
 }
 
-/// Reads an integer field and checks its range; `unit` names what it counts ("CPU cores").
+/// Reads an integer field and checks its range; `what` says what it is ("a whole number of
+/// CPU cores"), the range is appended.
 pub fn int_in(p: &mut Problems, path: &str, field: &Field<i64>, range: RangeInclusive<i64>, unit: &str) -> Option<i64> {
     let expected = format!("a whole number of {unit} from {} to {}", range.start(), range.end());
     let value = *typed(p, path, field, &expected)?;

@@ -4,8 +4,8 @@
 //! volumes) are checked in [`super::pod`] from what this module returns.
 
 use super::check::{
-    Problems, dns_label, index, int_in, is_data_key, is_env_name, is_port_name, join, list_items, required, typed,
-    unknown_keys,
+    Problems, choice, dns_label, index, int_in, is_data_key, is_env_name, is_port_name, join, list_items, required,
+    typed, unknown_keys,
 };
 use crate::error::Rule;
 use crate::limits::Limits;
@@ -44,14 +44,22 @@ pub fn check_container(p: &mut Problems, path: &str, raw: &RawContainer, limits:
         &join(path, "cpu"),
         &raw.cpu,
         1..=i64::from(limits.max_cpu),
-        "CPU cores",
+        "a whole number of CPU cores",
     );
     let memory = check_memory(p, &join(path, "memory"), raw, limits);
     let gpu = check_gpu(p, path, raw, limits);
     let command = check_command(p, &join(path, "command"), raw);
     let args = check_strings(p, &join(path, "args"), &raw.args);
     let environment = check_environment(p, &join(path, "environment"), raw);
-    let id = |p: &mut Problems, key: &str, field| int_in(p, &join(path, key), field, 0..=MAX_ID, "a user or group id");
+    let id = |p: &mut Problems, key: &str, field| {
+        int_in(
+            p,
+            &join(path, key),
+            field,
+            0..=MAX_ID,
+            "a whole number (a user or group id)",
+        )
+    };
     let (user, group) = (id(p, "user", &raw.user), id(p, "group", &raw.group));
     let (fs_user, fs_group) = (id(p, "fsUser", &raw.fs_user), id(p, "fsGroup", &raw.fs_group));
     let change_group_on_mismatch = typed(
@@ -64,10 +72,10 @@ pub fn check_container(p: &mut Problems, path: &str, raw: &RawContainer, limits:
     let (mount_paths, volume_mounts) = check_mounts(p, &join(path, "volumeMounts"), raw).into_iter().unzip();
     let replicas = int_in(
         p,
-        &join(path, "replicas"),
+        &join(path, "a whole number of replicas"),
         &raw.replicas,
         0..=i64::from(limits.max_replicas),
-        "replicas",
+        "a whole number of replicas",
     );
 
     Some(Checked {
@@ -120,14 +128,14 @@ fn check_memory(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limit
 fn check_gpu(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limits) -> Option<Option<GpuRequest>> {
     let options =
         "one of `nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`, `nvidia.com/mig-2g.20gb`, `nvidia.com/mig-3g.40gb`";
-    let gpu = typed(p, &join(path, "gpu"), &raw.gpu, options).copied();
+    let gpu = choice(p, &join(path, "gpu"), &raw.gpu, options).copied();
     let count_path = join(path, "gpuCount");
     let count = int_in(
         p,
         &count_path,
         &raw.gpu_count,
         1..=i64::from(limits.max_gpu_count),
-        "GPUs",
+        "a whole number of GPUs",
     );
     if raw.gpu_count.is_some() && raw.gpu.is_none() {
         p.add(
@@ -249,7 +257,7 @@ fn check_ports(p: &mut Problems, path: &str, raw: &RawContainer) -> Vec<(String,
 
 fn check_port(p: &mut Problems, path: &str, raw: &RawPort) -> Option<Port> {
     unknown_keys::<RawPort>(p, path, &raw.unknown);
-    let number = int_in(p, &join(path, "port"), &raw.port, 1..=65535, "port");
+    let number = int_in(p, &join(path, "port"), &raw.port, 1..=65535, "a whole port number");
     if raw.port.is_none() {
         p.add(
             join(path, "port"),
@@ -402,7 +410,7 @@ fn check_mount(p: &mut Problems, path: &str, raw: &RawVolumeMount) -> Option<Vol
         );
     }
     let read_only = typed(p, &join(path, "readOnly"), &raw.read_only, "`true` or `false`").copied();
-    let access = typed(
+    let access = choice(
         p,
         &join(path, "type"),
         &raw.access,

@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::parse::parse_yaml;
 use crate::raw::{Lenient, RawSpec};
 use crate::spec::{Container, RestartPolicy, Spec, Volume, VolumeKind};
-use check::{Problems, index, int_in, list_items, typed, unknown_keys};
+use check::{Problems, choice, index, int_in, list_items, unknown_keys};
 use container::{Checked, check_container};
 
 /// Most containers (and, separately, init containers) in one deployment.
@@ -52,7 +52,7 @@ pub fn validate_spec(raw: &RawSpec, limits: &Limits) -> Result<Spec, Vec<FieldEr
     pod::check_init_containers(&mut p, &all[..init.len()]);
 
     let replicas = check_replicas(&mut p, raw, &all, limits);
-    let restart_policy = typed(
+    let restart_policy = choice(
         &mut p,
         "restartPolicy",
         &raw.restart_policy,
@@ -133,7 +133,7 @@ fn check_replicas(p: &mut Problems, raw: &RawSpec, containers: &[(String, &Check
         "replicas",
         &raw.replicas,
         0..=i64::from(limits.max_replicas),
-        "replicas",
+        "a whole number of replicas",
     );
     let mut given: Vec<(String, i64)> = top.map(|r| ("replicas".to_owned(), r)).into_iter().collect();
     given.extend(

@@ -95,7 +95,7 @@ fn check_size(p: &mut Problems, path: &str, size: &str) -> Option<VolumeKind> {
 fn check_empty_dir(p: &mut Problems, path: &str, raw: &RawEmptyDir) -> Option<VolumeKind> {
     unknown_keys::<RawEmptyDir>(p, path, &raw.unknown);
     let at = join(path, "sizeLimit");
-    let limit = int_in(p, &at, &raw.size_limit, 1..=MAX_EMPTY_DIR_MIB, "MiB");
+    let limit = int_in(p, &at, &raw.size_limit, 1..=MAX_EMPTY_DIR_MIB, "a whole number of MiB");
     if raw.size_limit.is_some() && limit.is_none() {
         return None;
     }

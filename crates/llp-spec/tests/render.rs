@@ -1,0 +1,243 @@
+//! Rendering: whole objects as insta snapshots, plus targeted asserts on what SPEC section 4
+//! names exactly (names, labels, resources, references).
+
+use k8s_openapi::api::core::v1::Container;
+use llp_spec::names::{APP_LABEL, DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL};
+use llp_spec::{Identity, Limits, Objects, Record, RecordId, RenderConfig, render, validate_record};
+
+const UUID: &str = "3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b";
+const OWNER: &str = "7c1e2d3f-0a1b-4c5d-8e9f-a0b1c2d3e4f5";
+
+fn record(yaml: &str) -> Record {
+    Record {
+        id: Some(RecordId::Text(UUID.into())),
+        data: Some(yaml.into()),
+        ..Record::default()
+    }
+}
+
+fn render_record(record: &Record) -> Objects {
+    let deployment = validate_record(record, &Limits::default()).expect("valid record");
+    let id = record.id.clone().expect("id");
+    render(
+        &deployment,
+        Identity { id: &id, owner: OWNER },
+        &RenderConfig::default(),
+    )
+}
+
+/// Every object as JSON values, in apply order, for one snapshot per case.
+fn all_objects(objects: &Objects) -> Vec<serde_json::Value> {
+    let Objects {
+        stateful_set,
+        services,
+        ingress,
+    } = objects;
+    let mut all = vec![serde_json::to_value(stateful_set).unwrap()];
+    all.extend(services.iter().map(|s| serde_json::to_value(s).unwrap()));
+    all.extend(ingress.iter().map(|i| serde_json::to_value(i).unwrap()));
+    all
+}
+
+fn exposed_record() -> Record {
+    serde_json::from_str(include_str!("../../../examples/record.json")).expect("example record")
+}
+
+fn containers(objects: &Objects) -> &[Container] {
+    &objects
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+}
+
+#[test]
+fn snapshot_minimal() {
+    insta::assert_yaml_snapshot!(all_objects(&render_record(&record(include_str!(
+        "../../../examples/minimal.yaml"
+    )))));
+}
+
+#[test]
+fn snapshot_seed_example() {
+    insta::assert_yaml_snapshot!(all_objects(&render_record(&record(include_str!(
+        "../../../examples/seed.yaml"
+    )))));
+}
+
+#[test]
+fn snapshot_gpu_training() {
+    insta::assert_yaml_snapshot!(all_objects(&render_record(&record(include_str!(
+        "../../../examples/gpu-training.yaml"
+    )))));
+}
+
+#[test]
+fn snapshot_exposed() {
+    insta::assert_yaml_snapshot!(all_objects(&render_record(&exposed_record())));
+}
+
+#[test]
+fn every_object_carries_the_four_labels() {
+    let objects = render_record(&exposed_record());
+    let base = format!("sd-{UUID}");
+    for object in all_objects(&objects) {
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(labels[MANAGED_BY.0], MANAGED_BY.1, "{object}");
+        assert_eq!(labels[DEPLOYMENT_LABEL], UUID);
+        assert_eq!(labels[OWNER_LABEL], OWNER);
+        assert_eq!(labels[APP_LABEL], base.as_str());
+        assert_eq!(object["metadata"]["namespace"], "services");
+    }
+    let template_labels = objects
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone();
+    assert_eq!(
+        template_labels.unwrap()[APP_LABEL],
+        base,
+        "pods are selected by the app label"
+    );
+}
+
+#[test]
+fn names_follow_the_base_name() {
+    let objects = render_record(&exposed_record());
+    let base = format!("sd-{UUID}");
+    assert_eq!(objects.stateful_set.metadata.name.as_deref(), Some(base.as_str()));
+    assert_eq!(
+        objects.services[0].metadata.name.as_deref(),
+        Some(format!("{base}-web").as_str())
+    );
+    let ingress = objects.ingress.expect("ingress for a hostname");
+    let rule = &ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("my-nginx-service.llp.example.org"));
+    let backend = rule.http.as_ref().unwrap().paths[0].backend.service.as_ref().unwrap();
+    assert_eq!(backend.name, format!("{base}-web"));
+    assert_eq!(backend.port.as_ref().unwrap().number, Some(80));
+}
+
+#[test]
+fn no_hostname_means_no_ingress() {
+    let mut record = exposed_record();
+    record.exposed_hostname = None;
+    assert!(render_record(&record).ingress.is_none());
+}
+
+#[test]
+fn only_containers_with_ports_get_a_service() {
+    let yaml = "containers:\n  - {name: web, image: x, ports: [{port: 80}]}\n  - {name: worker, image: y}\n";
+    let objects = render_record(&record(yaml));
+    let names: Vec<_> = objects
+        .services
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, vec![format!("sd-{UUID}-web")]);
+}
+
+#[test]
+fn requests_equal_limits_and_include_the_gpu() {
+    let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
+    let resources = containers(&objects)[0].resources.clone().unwrap();
+    assert_eq!(resources.limits, resources.requests);
+    let limits = resources.limits.unwrap();
+    assert_eq!(limits["cpu"].0, "8");
+    assert_eq!(limits["memory"].0, "32Gi");
+    assert_eq!(limits["nvidia.com/mig-2g.20gb"].0, "2");
+}
+
+#[test]
+fn secrets_and_config_are_referenced_by_the_base_name() {
+    let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
+    let env = containers(&objects)[0].env.clone().unwrap();
+    let secret = env[0].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!(
+        (secret.name.as_str(), secret.key.as_str()),
+        (format!("sd-{UUID}").as_str(), "wandb-key")
+    );
+    let config = env[1].value_from.as_ref().unwrap().config_map_key_ref.as_ref().unwrap();
+    assert_eq!(
+        (config.name.as_str(), config.key.as_str()),
+        (format!("sd-{UUID}").as_str(), "dataset")
+    );
+}
+
+#[test]
+fn containers_are_locked_down() {
+    let objects = render_record(&record(include_str!("../../../examples/seed.yaml")));
+    let pod = objects
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone()
+        .unwrap();
+    assert_eq!(pod.enable_service_links, Some(false));
+    let security = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+    assert_eq!((security.run_as_user, security.run_as_group), (Some(1000), Some(1000)));
+    let pod_security = pod.security_context.unwrap();
+    assert_eq!(pod_security.fs_group, Some(1000));
+    assert_eq!(pod_security.fs_group_change_policy.as_deref(), Some("OnRootMismatch"));
+    assert_eq!(pod.node_selector.unwrap()["node-role.kubernetes.io/worker"], "worker");
+}
+
+#[test]
+fn persistent_volumes_become_claim_templates_and_scratch_dirs_memory() {
+    let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
+    let spec = objects.stateful_set.spec.clone().unwrap();
+    let claims = spec.volume_claim_templates.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].metadata.name.as_deref(), Some("datasets"));
+    let claim = claims[0].spec.clone().unwrap();
+    assert_eq!(claim.access_modes, Some(vec!["ReadWriteMany".to_owned()]));
+    assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "200Gi");
+    let volumes = spec.template.spec.unwrap().volumes.unwrap();
+    let scratch = volumes[0].empty_dir.clone().unwrap();
+    assert_eq!(
+        (scratch.medium.as_deref(), scratch.size_limit.map(|q| q.0)),
+        (Some("Memory"), Some("128Mi".to_owned()))
+    );
+}
+
+#[test]
+fn config_shapes_the_objects() {
+    let record = exposed_record();
+    let deployment = validate_record(&record, &Limits::default()).unwrap();
+    let mut config = RenderConfig::default();
+    config.namespace = "lab".into();
+    config.storage_class = Some("ceph".into());
+    config.ingress.class = Some("nginx".into());
+    config.ingress.tls = false;
+    config
+        .ingress
+        .annotations
+        .insert("cert-manager.io/cluster-issuer".into(), "letsencrypt".into());
+    let id = record.id.clone().unwrap();
+    let objects = render(&deployment, Identity { id: &id, owner: OWNER }, &config);
+    let ingress = objects.ingress.unwrap();
+    assert_eq!(ingress.metadata.namespace.as_deref(), Some("lab"));
+    assert_eq!(
+        ingress.metadata.annotations.unwrap()["cert-manager.io/cluster-issuer"],
+        "letsencrypt"
+    );
+    let spec = ingress.spec.unwrap();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    assert!(spec.tls.is_none());
+}
