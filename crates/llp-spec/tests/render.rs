@@ -220,9 +220,11 @@ fn persistent_volumes_become_claim_templates_and_scratch_dirs_memory() {
 fn config_shapes_the_objects() {
     let record = exposed_record();
     let deployment = validate_record(&record, &Limits::default()).unwrap();
-    let mut config = RenderConfig::default();
-    config.namespace = "lab".into();
-    config.storage_class = Some("ceph".into());
+    let mut config = RenderConfig {
+        namespace: "lab".into(),
+        storage_class: Some("ceph".into()),
+        ..RenderConfig::default()
+    };
     config.ingress.class = Some("nginx".into());
     config.ingress.tls = false;
     config
