@@ -3,7 +3,10 @@
 //! Every object is named from the base `<prefix><slug(id)>` (prefix `sd-` by default). Names
 //! are deterministic, valid DNS-1035 labels (a letter first, at most 63 characters), and
 //! distinct for distinct record ids: an id that slugging would change (uppercase, `_`, too
-//! long) gets a hash of the exact id appended, so `A` and `a` never share objects.
+//! long) gets a hash of the exact id appended, so `A` and `a` never share objects. An id that
+//! itself ends like such a hash is hashed as well, so a clean name never equals a shortened one.
+//! Derived names (`<base>-<container>`) are unique across deployments as long as ids are
+//! UUIDs or integers, as Directus assigns them: no such id extends another by `-<word>`.
 
 use crate::record::RecordId;
 use sha2::{Digest, Sha256};
@@ -38,11 +41,8 @@ impl Names {
         let id = id.to_string();
         let slug = slugify(&id);
         let base = format!("{prefix}{slug}");
-        let base = if slug == id && base.len() <= MAX_BASE_LEN {
-            base
-        } else {
-            shorten(&base, &id, MAX_BASE_LEN)
-        };
+        let clean = !slug.is_empty() && slug == id && base.len() <= MAX_BASE_LEN && !looks_hashed(&slug);
+        let base = if clean { base } else { shorten(&base, &id, MAX_BASE_LEN) };
         Self { base }
     }
 
@@ -80,6 +80,16 @@ impl Names {
             shorten(&name, &name, MAX_NAME_LEN)
         }
     }
+}
+
+/// Whether `name` ends like a shortened name (`-` and 16 hex digits). Such ids are hashed
+/// too, so a clean id can never equal the shortened name of another.
+fn looks_hashed(name: &str) -> bool {
+    name.len() > HASH_LEN
+        && name.as_bytes()[name.len() - HASH_LEN - 1] == b'-'
+        && name[name.len() - HASH_LEN..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Lowercase letters and digits, other runs replaced by one `-`, no `-` at either end.
@@ -174,6 +184,13 @@ mod tests {
         assert_ne!(a.base(), b.base());
         assert_ne!(c.base(), b.base());
         assert!(a.base().starts_with("sd-a-"), "{}", a.base());
+    }
+
+    #[test]
+    fn an_id_shaped_like_a_shortened_name_cannot_take_its_place() {
+        let shortened = Names::new("sd-", &text("A"));
+        let imitation = shortened.base().trim_start_matches("sd-").to_owned();
+        assert_ne!(Names::new("sd-", &text(&imitation)), shortened);
     }
 
     #[test]
