@@ -43,7 +43,7 @@ impl<T: JsonSchema> JsonSchema for Lenient<T> {
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        T::json_schema(generator)
+        generator.subschema_for::<T>()
     }
 }
 
@@ -81,6 +81,7 @@ pub struct RawSpec {
 
 /// The restart policies the format accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[schemars(rename = "RestartPolicy")]
 pub enum RestartPolicyName {
     /// Restart containers whenever they stop.
     Always,
@@ -94,6 +95,7 @@ pub enum RestartPolicyName {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "Container")]
 pub struct RawContainer {
     /// Lowercase letters, digits and `-`, starting and ending with a letter or digit; unique.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
@@ -155,6 +157,7 @@ pub enum Command {
 
 /// The GPU resources of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[schemars(rename = "Gpu")]
 pub enum GpuName {
     /// A whole GPU.
     #[serde(rename = "nvidia.com/gpu")]
@@ -173,6 +176,7 @@ pub enum GpuName {
 /// A port the container listens on.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "Port")]
 pub struct RawPort {
     /// Lowercase letters, digits and `-`, at most 15 characters. Default `port-<port>`.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$"))]
@@ -189,6 +193,7 @@ pub struct RawPort {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "EnvVar")]
 pub struct RawEnvVar {
     /// The variable's name.
     pub name: Field<String>,
@@ -207,6 +212,7 @@ pub struct RawEnvVar {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "VolumeMount")]
 pub struct RawVolumeMount {
     /// The name of a volume declared under `volumes`.
     pub name: Field<String>,
@@ -224,6 +230,7 @@ pub struct RawVolumeMount {
 
 /// Access modes of a persistent volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[schemars(rename = "AccessMode")]
 pub enum AccessModeName {
     /// Mounted by one node at a time.
     ReadWriteOnce,
@@ -235,6 +242,7 @@ pub enum AccessModeName {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "Volume")]
 pub struct RawVolume {
     /// Lowercase letters, digits and `-`; unique.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
@@ -253,6 +261,7 @@ pub struct RawVolume {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
+#[schemars(rename = "EmptyDir")]
 pub struct RawEmptyDir {
     /// Its size limit in MiB, 1 to 256. Default 256.
     #[schemars(range(min = 1, max = 256))]

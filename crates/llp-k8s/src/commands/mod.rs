@@ -19,6 +19,8 @@ pub enum Outcome {
     Success,
     /// The input was invalid; exit 1.
     Invalid,
+    /// The command line lacks something; exit 2 (as clap does for its own usage errors).
+    Usage,
 }
 
 impl Outcome {
@@ -26,6 +28,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Invalid => ExitCode::from(1),
+            Outcome::Usage => ExitCode::from(2),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `llp-k8s render RECORD.json [--namespace NS] [--owner USER]`.
 
 use super::{Outcome, parse_record, read_input, report_invalid};
-use anyhow::bail;
 use llp_spec::{Identity, LimitsTable, RenderConfig, render, validate_record};
 use std::path::Path;
 
@@ -27,7 +26,8 @@ pub fn run(
         )]);
     };
     let Some(owner) = owner.or(record.user_created.clone()) else {
-        bail!("the record has no `user_created`: pass --owner USER");
+        eprintln!("llp-k8s: the record has no `user_created`: pass --owner USER");
+        return Ok(Outcome::Usage);
     };
     let mut config = RenderConfig::default();
     if let Some(namespace) = namespace {

@@ -1,0 +1,215 @@
+//! The command line as a user runs it: exit codes, stdout and stderr of SPEC section 8.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+
+fn llp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args(args)
+        .output()
+        .expect("run llp-k8s")
+}
+
+fn llp_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run llp-k8s");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn example(name: &str) -> String {
+    format!("{EXAMPLES}/{name}")
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {output:?}"))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn validate_prints_the_normalised_spec() {
+    let out = llp(&["validate", &example("seed.yaml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let spec = json(&out);
+    assert_eq!(spec["containers"][0]["cpu"], 8);
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["restartPolicy"], "Always");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn validate_reports_every_problem_in_the_directus_shape_and_exits_1() {
+    let out = llp_stdin(
+        &["validate", "-"],
+        "containers:\n  - name: ../../etc\n    image: x\n    cpu: \"8\"\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let body = json(&out);
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(errors[0]["extensions"]["code"], "VALIDATION_FAILED");
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e["extensions"]["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"containers[0].name") && fields.contains(&"containers[0].cpu"),
+        "{fields:?}"
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "one line on stderr: {}", stderr(&out));
+}
+
+#[test]
+fn validate_checks_the_record_exposed_fields() {
+    let dir = tempdir();
+    let record = dir.join("record.json");
+    std::fs::write(
+        &record,
+        r#"{"exposed_service": "web", "exposed_port": 8080, "exposed_hostname": "app"}"#,
+    )
+    .unwrap();
+    let out = llp(&[
+        "validate",
+        &example("minimal.yaml"),
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["errors"][0]["extensions"]["field"], "exposed_port");
+
+    std::fs::write(
+        &record,
+        r#"{"exposed_service": "web", "exposed_port": 80, "exposed_hostname": "app"}"#,
+    )
+    .unwrap();
+    let out = llp(&[
+        "validate",
+        &example("minimal.yaml"),
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["expose"]["hostname"], "app");
+}
+
+#[test]
+fn validate_applies_the_limits_of_a_group() {
+    let yaml = "containers: [{name: big, image: x, cpu: 200}]\n";
+    assert_eq!(llp_stdin(&["validate", "-"], yaml).status.code(), Some(1));
+    assert_eq!(
+        llp_stdin(&["validate", "-", "--group", "management"], yaml)
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_a_failure_with_one_line() {
+    let out = llp(&["validate", "/nonexistent/spec.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent/spec.yaml"));
+}
+
+#[test]
+fn a_usage_error_exits_2() {
+    assert_eq!(llp(&["validate"]).status.code(), Some(2));
+    assert_eq!(llp(&["validate", "x", "--frobnicate"]).status.code(), Some(2));
+    assert_eq!(llp(&["launch"]).status.code(), Some(2));
+}
+
+#[test]
+fn render_prints_the_objects_as_yaml_documents() {
+    let out = llp(&["render", &example("record.json"), "--namespace", "lab"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("multi-document YAML");
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["StatefulSet", "Service", "Ingress"]);
+    assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "lab"));
+    assert_eq!(
+        docs[0]["metadata"]["labels"]["llp.kitegg.de/owner"],
+        "7c1e2d3f-0a1b-4c5d-8e9f-a0b1c2d3e4f5"
+    );
+}
+
+#[test]
+fn render_takes_the_owner_from_the_flag_or_asks_for_it() {
+    let dir = tempdir();
+    let record = dir.join("record.json");
+    std::fs::write(
+        &record,
+        r#"{"id": 7, "data": "containers: [{name: web, image: nginx}]"}"#,
+    )
+    .unwrap();
+    let out = llp(&["render", record.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "no owner anywhere: {}", stderr(&out));
+    let out = llp(&["render", record.to_str().unwrap(), "--owner", "alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
+    assert_eq!(docs[0]["metadata"]["name"], "sd-7");
+    assert_eq!(docs[0]["metadata"]["labels"]["llp.kitegg.de/owner"], "alice");
+}
+
+#[test]
+fn render_refuses_an_invalid_record_with_the_error_body() {
+    let out = llp_stdin(
+        &["render", "-"],
+        r#"{"id": 1, "user_created": "u", "data": "containers: [{name: web, image: x, cpu: 99}]"}"#,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["errors"][0]["extensions"]["field"], "containers[0].cpu");
+
+    let out = llp_stdin(&["render", "-"], "not json");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["errors"][0]["extensions"]["field"], "record");
+}
+
+#[test]
+fn schema_prints_the_json_schema() {
+    let out = llp(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let schema = json(&out);
+    assert!(schema["$schema"].as_str().unwrap().contains("2020-12"));
+    assert_eq!(schema["required"], serde_json::json!(["containers"]));
+    assert_eq!(schema["additionalProperties"], false);
+    let container = schema["$defs"]["Container"]["properties"]
+        .as_object()
+        .expect("container properties");
+    for key in [
+        "name",
+        "image",
+        "cpu",
+        "memory",
+        "gpu",
+        "gpuCount",
+        "volumeMounts",
+        "fsGroup",
+    ] {
+        assert!(container.contains_key(key), "schema lacks {key}");
+    }
+}
+
+/// A fresh directory under the target dir (no extra crate needed for two files).
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "llp-cli-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
