@@ -1,0 +1,528 @@
+//! The object store: every object as JSON, one resourceVersion counter, a bounded history of
+//! changes for watches, and the API server's rules for create, update, patch and delete
+//! (optimistic concurrency, generation, status subresource, garbage collection).
+//!
+//! Synchronous and free of HTTP: the API layer holds it behind a mutex. Every change is
+//! published on a broadcast channel; [`Store::changes_since`] replays the history so a watch
+//! can resume from a resourceVersion, or learn that it is too old (`410 Gone`).
+
+pub mod patch;
+pub mod selector;
+
+use crate::resources::{RESOURCES, ResourceId, ResourceType};
+use patch::PatchKind;
+use selector::{FieldSelector, LabelSelector};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Its kind.
+    pub resource: ResourceId,
+    /// Its namespace, empty for cluster-scoped kinds.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of `name` of kind `resource` in `namespace`.
+    pub fn new(resource: ResourceId, namespace: &str, name: &str) -> Self {
+        Self {
+            resource,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Deleted.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The resourceVersion the change produced.
+    pub revision: u64,
+    /// What happened.
+    pub event: EventType,
+    /// The object's kind.
+    pub resource: ResourceId,
+    /// The object after the change (before it, for a deletion).
+    pub object: Arc<Value>,
+}
+
+/// Why a store operation failed; the API layer turns each into a `Status`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The object (or its namespace) does not exist.
+    #[error("{resource} \"{name}\" not found")]
+    NotFound { resource: String, name: String },
+    /// An object of that name exists.
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists { resource: String, name: String },
+    /// A stale resourceVersion.
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {message}")]
+    Conflict {
+        resource: String,
+        name: String,
+        message: String,
+    },
+    /// The object is not valid.
+    #[error("{kind} \"{name}\" is invalid: {}", causes.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join(", "))]
+    Invalid {
+        kind: String,
+        name: String,
+        causes: Vec<(String, String)>,
+    },
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The requested resourceVersion is older than the kept history.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Gone { requested: u64, oldest: u64 },
+}
+
+/// How to treat an object's dependents on delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// Delete dependents too (the default for most kinds).
+    #[default]
+    Background,
+    /// Same as background here: dependents are deleted at once.
+    Foreground,
+    /// Keep dependents, removing their owner reference.
+    Orphan,
+}
+
+/// The objects and their history.
+pub struct Store {
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
+    revision: u64,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    applied: HashMap<(ObjectKey, String), Value>,
+    changes: broadcast::Sender<Arc<Change>>,
+    clock: fn() -> String,
+}
+
+/// The current time as Kubernetes writes it: `2024-04-17T09:05:33Z`.
+pub fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+impl Store {
+    /// An empty store keeping the last `history_limit` changes for watches.
+    pub fn new(history_limit: usize) -> Self {
+        let (changes, _) = broadcast::channel(4096);
+        Self {
+            objects: BTreeMap::new(),
+            revision: 1,
+            history: VecDeque::new(),
+            history_limit,
+            applied: HashMap::new(),
+            changes,
+            clock: now,
+        }
+    }
+
+    /// The current resourceVersion.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Live changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.changes.subscribe()
+    }
+
+    /// The kept changes after `revision`, or `Gone` when some were already dropped.
+    pub fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
+        let oldest = self.history.front().map_or(self.revision, |c| c.revision);
+        if revision + 1 < oldest && self.history.len() >= self.history_limit {
+            return Err(StoreError::Gone {
+                requested: revision,
+                oldest,
+            });
+        }
+        Ok(self.history.iter().filter(|c| c.revision > revision).cloned().collect())
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<Value>> {
+        self.objects.get(key).cloned()
+    }
+
+    /// The objects of a kind (in one namespace, or all), filtered by selectors.
+    pub fn list(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Vec<Arc<Value>> {
+        let start = ObjectKey::new(resource, namespace.unwrap_or(""), "");
+        self.objects
+            .range(start..)
+            .take_while(|(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
+            .filter(|(_, o)| labels.matches_object(o) && fields.matches(o))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// How many objects of a kind exist.
+    pub fn count(&self, resource: ResourceId) -> usize {
+        let start = ObjectKey::new(resource, "", "");
+        self.objects
+            .range(start..)
+            .take_while(|(k, _)| k.resource == resource)
+            .count()
+    }
+
+    /// Creates an object; fills in uid, resourceVersion, creationTimestamp and generation.
+    pub fn create(
+        &mut self,
+        resource: ResourceId,
+        namespace: &str,
+        mut object: Value,
+    ) -> Result<Arc<Value>, StoreError> {
+        let rt = &RESOURCES[resource];
+        let name = self.name_for(&mut object)?;
+        validate_name(rt, &name)?;
+        if rt.namespaced {
+            self.require_namespace(namespace)?;
+        }
+        let key = ObjectKey::new(resource, if rt.namespaced { namespace } else { "" }, &name);
+        if self.objects.contains_key(&key) {
+            return Err(StoreError::AlreadyExists {
+                resource: rt.plural.into(),
+                name,
+            });
+        }
+        object["apiVersion"] = json!(rt.api_version());
+        object["kind"] = json!(rt.kind);
+        let meta = &mut object["metadata"];
+        if rt.namespaced {
+            meta["namespace"] = json!(namespace);
+        } else if let Some(m) = meta.as_object_mut() {
+            m.remove("namespace");
+        }
+        meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        meta["creationTimestamp"] = json!((self.clock)());
+        if object.get("spec").is_some() {
+            object["metadata"]["generation"] = json!(1);
+        }
+        Ok(self.commit(key, object, EventType::Added))
+    }
+
+    /// Replaces an object (PUT). A resourceVersion in the object must be current.
+    pub fn update(&mut self, key: &ObjectKey, object: Value, status_only: bool) -> Result<Arc<Value>, StoreError> {
+        let old = self.existing(key)?;
+        if let Some(rv) = object["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|rv| !rv.is_empty())
+            && rv != old["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+        {
+            return Err(self.conflict(key));
+        }
+        let name = object["metadata"]["name"].as_str().unwrap_or(&key.name);
+        if name != key.name {
+            return Err(StoreError::BadRequest(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                key.name
+            )));
+        }
+        let merged = self.carry_over(key, &old, object, status_only);
+        if merged == *old {
+            return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
+        }
+        Ok(self.commit(key.clone(), merged, EventType::Modified))
+    }
+
+    /// Patches an object; for server-side apply, creates it when missing.
+    pub fn patch(
+        &mut self,
+        key: &ObjectKey,
+        kind: PatchKind,
+        body: &Value,
+        manager: Option<&str>,
+        status_only: bool,
+    ) -> Result<Arc<Value>, StoreError> {
+        let Some(old) = self.objects.get(key).cloned() else {
+            if kind == PatchKind::Apply {
+                let created = self.create(key.resource, &key.namespace, body.clone())?;
+                self.remember_applied(key, manager, body);
+                return Ok(created);
+            }
+            return Err(self.not_found(key));
+        };
+        let mut patched = (*old).clone();
+        match kind {
+            PatchKind::Merge => patch::merge_patch(&mut patched, body),
+            PatchKind::Strategic => patch::strategic_merge(&mut patched, body),
+            PatchKind::Json => patch::json_patch(&mut patched, body).map_err(StoreError::BadRequest)?,
+            PatchKind::Apply => {
+                let manager =
+                    manager.ok_or_else(|| StoreError::BadRequest("PATCH with apply requires a fieldManager".into()))?;
+                let previous = self.applied.get(&(key.clone(), manager.to_owned()));
+                patched = patch::apply(&old, body, previous);
+                self.remember_applied(key, Some(manager), body);
+            }
+        }
+        let rv_in_patch = patched["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+        let current = old["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+        if rv_in_patch.as_deref().is_some_and(|rv| rv != current) {
+            return Err(self.conflict(key));
+        }
+        let merged = self.carry_over(key, &old, patched, status_only);
+        if merged == *old {
+            return Ok(old);
+        }
+        Ok(self.commit(key.clone(), merged, EventType::Modified))
+    }
+
+    /// Deletes an object and, unless orphaned, everything it owns (transitively).
+    pub fn delete(&mut self, key: &ObjectKey, propagation: Propagation) -> Result<Arc<Value>, StoreError> {
+        let old = self.existing(key)?;
+        self.objects.remove(key);
+        self.applied.retain(|(k, _), _| k != key);
+        self.revision += 1;
+        let mut deleted = (*old).clone();
+        deleted["metadata"]["resourceVersion"] = json!(self.revision.to_string());
+        let deleted = Arc::new(deleted);
+        self.publish(Change {
+            revision: self.revision,
+            event: EventType::Deleted,
+            resource: key.resource,
+            object: deleted.clone(),
+        });
+        if let Some(uid) = old["metadata"]["uid"].as_str() {
+            self.collect_dependents(uid, propagation);
+        }
+        Ok(deleted)
+    }
+
+    fn collect_dependents(&mut self, owner_uid: &str, propagation: Propagation) {
+        let dependents: Vec<ObjectKey> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| owned_by(o, owner_uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in dependents {
+            if propagation == Propagation::Orphan {
+                let Some(object) = self.objects.get(&key) else { continue };
+                let mut object = (**object).clone();
+                if let Some(refs) = object["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| r["uid"] != owner_uid);
+                }
+                self.commit(key, object, EventType::Modified);
+            } else {
+                let _ = self.delete(&key, propagation);
+            }
+        }
+    }
+
+    /// Writes a changed object, stamping a new resourceVersion and publishing the change.
+    fn commit(&mut self, key: ObjectKey, mut object: Value, event: EventType) -> Arc<Value> {
+        self.revision += 1;
+        object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
+        let object = Arc::new(object);
+        self.objects.insert(key.clone(), object.clone());
+        self.publish(Change {
+            revision: self.revision,
+            event,
+            resource: key.resource,
+            object: object.clone(),
+        });
+        object
+    }
+
+    fn publish(&mut self, change: Change) {
+        let change = Arc::new(change);
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            self.history.pop_front();
+        }
+        let _ = self.changes.send(change); // no watcher is fine
+    }
+
+    /// The server-owned parts of the old object carried into a write: identity, timestamps,
+    /// and the half of the object the write may not touch (status, or all but status).
+    fn carry_over(&self, key: &ObjectKey, old: &Value, mut new: Value, status_only: bool) -> Value {
+        let rt = &RESOURCES[key.resource];
+        if status_only {
+            let mut merged = old.clone();
+            merged["status"] = new["status"].take();
+            return merged;
+        }
+        new["apiVersion"] = old["apiVersion"].clone();
+        new["kind"] = old["kind"].clone();
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "generation",
+        ] {
+            match old["metadata"].get(field) {
+                Some(value) => new["metadata"][field] = value.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        if rt.has_status() {
+            match old.get("status") {
+                Some(status) => new["status"] = status.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        if new.get("spec") != old.get("spec") && old["metadata"].get("generation").is_some() {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            new["metadata"]["generation"] = json!(generation);
+        }
+        new
+    }
+
+    fn name_for(&self, object: &mut Value) -> Result<String, StoreError> {
+        if let Some(name) = object["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
+            return Ok(name.to_owned());
+        }
+        let Some(prefix) = object["metadata"]["generateName"].as_str() else {
+            return Err(StoreError::Invalid {
+                kind: object["kind"].as_str().unwrap_or("object").to_owned(),
+                name: String::new(),
+                causes: vec![(
+                    "metadata.name".into(),
+                    "Required value: name or generateName is required".into(),
+                )],
+            });
+        };
+        let suffix: String = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(5)
+            .collect();
+        let name = format!("{prefix}{suffix}");
+        object["metadata"]["name"] = json!(name);
+        Ok(name)
+    }
+
+    fn require_namespace(&self, namespace: &str) -> Result<(), StoreError> {
+        let key = ObjectKey::new(crate::resources::ids::namespaces(), "", namespace);
+        if namespace.is_empty() || !self.objects.contains_key(&key) {
+            return Err(StoreError::NotFound {
+                resource: "namespaces".into(),
+                name: namespace.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn remember_applied(&mut self, key: &ObjectKey, manager: Option<&str>, body: &Value) {
+        if let Some(manager) = manager {
+            self.applied.insert((key.clone(), manager.to_owned()), body.clone());
+        }
+    }
+
+    fn existing(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
+        self.objects.get(key).cloned().ok_or_else(|| self.not_found(key))
+    }
+
+    fn not_found(&self, key: &ObjectKey) -> StoreError {
+        StoreError::NotFound {
+            resource: RESOURCES[key.resource].plural.into(),
+            name: key.name.clone(),
+        }
+    }
+
+    fn conflict(&self, key: &ObjectKey) -> StoreError {
+        StoreError::Conflict {
+            resource: resource_name(&RESOURCES[key.resource]),
+            name: key.name.clone(),
+            message: "the object has been modified; please apply your changes to the latest version and try again"
+                .into(),
+        }
+    }
+}
+
+/// `statefulsets.apps`, or `pods` for the core group: how the API server names a resource in messages.
+pub fn resource_name(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.plural.to_owned()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    }
+}
+
+fn owned_by(object: &Value, uid: &str) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+}
+
+/// Names must be DNS subdomains; Services and Namespaces DNS labels.
+fn validate_name(rt: &ResourceType, name: &str) -> Result<(), StoreError> {
+    let label_only = matches!(rt.kind, "Namespace" | "Service");
+    let max = if label_only { 63 } else { 253 };
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (!label_only && c == '.');
+    let edges = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let starts_ok = if rt.kind == "Service" {
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+    } else {
+        edges(name.chars().next())
+    };
+    if name.len() <= max && name.chars().all(allowed) && starts_ok && edges(name.chars().last()) {
+        return Ok(());
+    }
+    let what = if label_only {
+        "a lowercase RFC 1123 label"
+    } else {
+        "a lowercase RFC 1123 subdomain"
+    };
+    Err(StoreError::Invalid {
+        kind: rt.kind.into(),
+        name: name.into(),
+        causes: vec![(
+            "metadata.name".into(),
+            format!(
+                "Invalid value: \"{name}\": {what} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
+        )],
+    })
+}
+
+#[cfg(test)]
+mod tests;

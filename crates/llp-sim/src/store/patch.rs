@@ -1,0 +1,224 @@
+//! The patch types clients send: JSON merge (RFC 7386), JSON patch (RFC 6902), strategic merge
+//! (kubectl's, with list merge keys) and server-side apply.
+
+use serde_json::{Map, Value};
+
+/// How a PATCH body is to be applied, from its Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// `application/merge-patch+json`.
+    Merge,
+    /// `application/json-patch+json`.
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+    /// `application/apply-patch+yaml` (server-side apply).
+    Apply,
+}
+
+impl PatchKind {
+    /// The kind for a Content-Type header, if supported.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        match content_type.split(';').next()?.trim() {
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/json-patch+json" => Some(Self::Json),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+/// Applies an RFC 6902 JSON patch.
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
+    let patch: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
+    json_patch::patch(target, &patch).map_err(|e| e.to_string())
+}
+
+/// Applies an RFC 7386 merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    json_patch::merge(target, patch);
+}
+
+/// The merge key of a list field, as the Kubernetes types declare it (`x-kubernetes-patch-merge-key`).
+fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "volumeMounts"
+        | "imagePullSecrets"
+        | "volumeClaimTemplates" => Some("name"),
+        "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => Some("containerPort"),
+        "ports" => Some("port"),
+        "ownerReferences" => Some("uid"),
+        "conditions" => Some("type"),
+        _ => None,
+    }
+}
+
+/// Applies a strategic merge patch: like a merge patch, but lists with a merge key are merged
+/// item by item, and `$patch: delete` / `$patch: replace` directives are honoured.
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    let (Value::Object(t), Value::Object(p)) = (&mut *target, patch) else {
+        *target = strip_directives(patch);
+        return;
+    };
+    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
+        *target = strip_directives(patch);
+        return;
+    }
+    for (key, value) in p {
+        if key.starts_with('$') {
+            continue; // $setElementOrder, $retainKeys, $deleteFromPrimitiveList: order and pruning hints
+        }
+        match (t.get_mut(key), value) {
+            (_, Value::Null) => {
+                t.remove(key);
+            }
+            (Some(Value::Array(items)), Value::Array(patch_items)) => match merge_key(key, patch_items) {
+                Some(merge_key) => merge_list(items, patch_items, merge_key),
+                None => *items = patch_items.iter().map(strip_directives).collect(),
+            },
+            (Some(existing @ Value::Object(_)), Value::Object(_)) => strategic_merge(existing, value),
+            _ => {
+                t.insert(key.clone(), strip_directives(value));
+            }
+        }
+    }
+}
+
+fn merge_list(items: &mut Vec<Value>, patch_items: &[Value], key: &str) {
+    for patch_item in patch_items {
+        let position = items
+            .iter()
+            .position(|i| i.get(key).is_some() && i.get(key) == patch_item.get(key));
+        let delete = patch_item.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (position, delete) {
+            (Some(at), true) => {
+                items.remove(at);
+            }
+            (None, true) => {}
+            (Some(at), false) => strategic_merge(&mut items[at], patch_item),
+            (None, false) => items.push(strip_directives(patch_item)),
+        }
+    }
+}
+
+fn strip_directives(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Server-side apply for one field manager: fields the manager applied before but not now
+/// are removed, then the applied configuration is merged in (maps recursively, lists and
+/// scalars replaced). Fields set by others and not applied stay.
+pub fn apply(live: &Value, applied: &Value, previously_applied: Option<&Value>) -> Value {
+    let mut result = live.clone();
+    if let Some(previous) = previously_applied {
+        remove_dropped(&mut result, previous, applied);
+    }
+    merge_applied(&mut result, applied);
+    result
+}
+
+fn remove_dropped(live: &mut Value, previous: &Value, applied: &Value) {
+    let (Value::Object(live), Value::Object(previous)) = (live, previous) else {
+        return;
+    };
+    let empty = Map::new();
+    let applied = applied.as_object().unwrap_or(&empty);
+    for (key, old) in previous {
+        match (applied.get(key), live.get_mut(key)) {
+            (None, _) => {
+                live.remove(key);
+            }
+            (Some(new @ Value::Object(_)), Some(child)) if old.is_object() => remove_dropped(child, old, new),
+            _ => {}
+        }
+    }
+}
+
+fn merge_applied(live: &mut Value, applied: &Value) {
+    match (live, applied) {
+        (Value::Object(live), Value::Object(applied)) => {
+            for (key, value) in applied {
+                match live.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => merge_applied(existing, value),
+                    _ => {
+                        live.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (live, applied) => *live = applied.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strategic_merge_merges_containers_by_name() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
+        strategic_merge(
+            &mut pod,
+            &json!({"spec": {"containers": [{"name": "b", "image": "z"}, {"name": "c", "image": "w"}]}}),
+        );
+        assert_eq!(
+            pod["spec"]["containers"],
+            json!([{"name": "a", "image": "x"}, {"name": "b", "image": "z"}, {"name": "c", "image": "w"}])
+        );
+        strategic_merge(
+            &mut pod,
+            &json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}),
+        );
+        assert_eq!(pod["spec"]["containers"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn strategic_merge_sets_the_restart_annotation_like_kubectl() {
+        let mut sts = json!({"spec": {"template": {"metadata": {"labels": {"app": "x"}}}}});
+        let patch =
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}});
+        strategic_merge(&mut sts, &patch);
+        assert_eq!(
+            sts["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+            "now"
+        );
+        assert_eq!(sts["spec"]["template"]["metadata"]["labels"]["app"], "x");
+    }
+
+    #[test]
+    fn apply_removes_what_the_manager_no_longer_applies() {
+        let before = json!({"spec": {"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}, "other": 1}});
+        let now = json!({"spec": {"resources": {"limits": {"cpu": "2"}}}});
+        let mut live = before.clone();
+        live["status"] = json!({"phase": "Running"});
+        let result = apply(&live, &now, Some(&before));
+        assert_eq!(result["spec"]["resources"]["limits"], json!({"cpu": "2"}));
+        assert!(result["spec"].get("other").is_none());
+        assert_eq!(result["status"]["phase"], "Running", "fields of others stay");
+    }
+
+    #[test]
+    fn json_patch_and_merge_patch() {
+        let mut v = json!({"a": {"b": 1}});
+        json_patch(&mut v, &json!([{"op": "replace", "path": "/a/b", "value": 2}])).unwrap();
+        merge_patch(&mut v, &json!({"c": 3, "a": null}));
+        assert_eq!(v, json!({"c": 3}));
+        assert!(json_patch(&mut v, &json!([{"op": "test", "path": "/c", "value": 4}])).is_err());
+    }
+}

@@ -1,0 +1,238 @@
+use super::*;
+use crate::resources::ids;
+use serde_json::json;
+
+fn store_with_namespace() -> Store {
+    let mut store = Store::new(100);
+    store
+        .create(ids::namespaces(), "", json!({"metadata": {"name": "ns"}}))
+        .unwrap();
+    store
+}
+
+fn pod(name: &str, labels: Value) -> Value {
+    json!({"metadata": {"name": name, "labels": labels}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+}
+
+fn rv(object: &Value) -> u64 {
+    object["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn create_fills_in_identity_and_version() {
+    let mut store = store_with_namespace();
+    let created = store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    assert_eq!(created["kind"], "Pod");
+    assert_eq!(created["apiVersion"], "v1");
+    assert_eq!(created["metadata"]["namespace"], "ns");
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert_eq!(created["metadata"]["uid"].as_str().unwrap().len(), 36);
+    assert!(
+        created["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(rv(&created), store.revision());
+}
+
+#[test]
+fn create_refuses_duplicates_missing_namespaces_and_bad_names() {
+    let mut store = store_with_namespace();
+    store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    assert!(matches!(
+        store.create(ids::pods(), "ns", pod("p", json!({}))),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.create(ids::pods(), "nope", pod("q", json!({}))),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.create(ids::pods(), "ns", pod("Bad_Name", json!({}))),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.create(ids::services(), "ns", pod("1svc", json!({}))),
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn a_stale_resource_version_conflicts() {
+    let mut store = store_with_namespace();
+    let created = store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    let key = ObjectKey::new(ids::pods(), "ns", "p");
+    let mut first = (*created).clone();
+    first["metadata"]["labels"] = json!({"a": "1"});
+    let updated = store.update(&key, first.clone(), false).unwrap();
+    assert!(rv(&updated) > rv(&created));
+    first["metadata"]["labels"] = json!({"a": "2"});
+    assert!(
+        matches!(store.update(&key, first, false), Err(StoreError::Conflict { .. })),
+        "written against the old version"
+    );
+}
+
+#[test]
+fn generation_counts_spec_changes_only() {
+    let mut store = store_with_namespace();
+    let sts = json!({"metadata": {"name": "s"}, "spec": {"replicas": 1}});
+    store.create(ids::stateful_sets(), "ns", sts).unwrap();
+    let key = ObjectKey::new(ids::stateful_sets(), "ns", "s");
+    let labelled = store
+        .patch(
+            &key,
+            PatchKind::Merge,
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+            None,
+            false,
+        )
+        .unwrap();
+    assert_eq!(labelled["metadata"]["generation"], 1);
+    let scaled = store
+        .patch(&key, PatchKind::Merge, &json!({"spec": {"replicas": 3}}), None, false)
+        .unwrap();
+    assert_eq!(scaled["metadata"]["generation"], 2);
+}
+
+#[test]
+fn status_is_written_only_through_its_subresource() {
+    let mut store = store_with_namespace();
+    store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    let key = ObjectKey::new(ids::pods(), "ns", "p");
+    let main = store
+        .patch(
+            &key,
+            PatchKind::Merge,
+            &json!({"status": {"phase": "Running"}}),
+            None,
+            false,
+        )
+        .unwrap();
+    assert!(main.get("status").is_none(), "the main resource ignores status");
+    let status = store
+        .patch(
+            &key,
+            PatchKind::Merge,
+            &json!({"status": {"phase": "Running"}, "spec": {"x": 1}}),
+            None,
+            true,
+        )
+        .unwrap();
+    assert_eq!(status["status"]["phase"], "Running");
+    assert!(status["spec"].get("x").is_none(), "the status subresource ignores spec");
+}
+
+#[test]
+fn list_filters_by_namespace_and_labels() {
+    let mut store = store_with_namespace();
+    store
+        .create(ids::namespaces(), "", json!({"metadata": {"name": "other"}}))
+        .unwrap();
+    store
+        .create(ids::pods(), "ns", pod("a", json!({"app": "web"})))
+        .unwrap();
+    store.create(ids::pods(), "ns", pod("b", json!({"app": "db"}))).unwrap();
+    store
+        .create(ids::pods(), "other", pod("c", json!({"app": "web"})))
+        .unwrap();
+    let web = LabelSelector::parse("app=web").unwrap();
+    let all_fields = FieldSelector::default();
+    assert_eq!(store.list(ids::pods(), Some("ns"), &web, &all_fields).len(), 1);
+    assert_eq!(store.list(ids::pods(), None, &web, &all_fields).len(), 2);
+    let by_name = FieldSelector::parse("metadata.name=b").unwrap();
+    assert_eq!(
+        store.list(ids::pods(), None, &LabelSelector::default(), &by_name)[0]["metadata"]["name"],
+        "b"
+    );
+}
+
+#[test]
+fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
+    let mut store = store_with_namespace();
+    let owner = store
+        .create(
+            ids::stateful_sets(),
+            "ns",
+            json!({"metadata": {"name": "s"}, "spec": {}}),
+        )
+        .unwrap();
+    let uid = owner["metadata"]["uid"].as_str().unwrap().to_owned();
+    let mut dependent = pod("s-0", json!({}));
+    dependent["metadata"]["ownerReferences"] =
+        json!([{"uid": uid, "kind": "StatefulSet", "name": "s", "apiVersion": "apps/v1"}]);
+    store.create(ids::pods(), "ns", dependent.clone()).unwrap();
+    store
+        .delete(
+            &ObjectKey::new(ids::stateful_sets(), "ns", "s"),
+            Propagation::Background,
+        )
+        .unwrap();
+    assert!(store.get(&ObjectKey::new(ids::pods(), "ns", "s-0")).is_none());
+
+    let owner = store
+        .create(
+            ids::stateful_sets(),
+            "ns",
+            json!({"metadata": {"name": "s"}, "spec": {}}),
+        )
+        .unwrap();
+    dependent["metadata"]["ownerReferences"][0]["uid"] = owner["metadata"]["uid"].clone();
+    store.create(ids::pods(), "ns", dependent).unwrap();
+    store
+        .delete(&ObjectKey::new(ids::stateful_sets(), "ns", "s"), Propagation::Orphan)
+        .unwrap();
+    let orphan = store.get(&ObjectKey::new(ids::pods(), "ns", "s-0")).expect("kept");
+    assert_eq!(orphan["metadata"]["ownerReferences"], json!([]));
+}
+
+#[test]
+fn history_replays_changes_and_reports_gone_when_too_old() {
+    let mut store = Store::new(3);
+    store
+        .create(ids::namespaces(), "", json!({"metadata": {"name": "ns"}}))
+        .unwrap();
+    let start = store.revision();
+    for name in ["a", "b"] {
+        store.create(ids::pods(), "ns", pod(name, json!({}))).unwrap();
+    }
+    let replay = store.changes_since(start).unwrap();
+    assert_eq!(replay.len(), 2);
+    assert_eq!(replay[0].event, EventType::Added);
+    for name in ["c", "d", "e"] {
+        store.create(ids::pods(), "ns", pod(name, json!({}))).unwrap();
+    }
+    assert!(matches!(store.changes_since(start), Err(StoreError::Gone { .. })));
+}
+
+#[test]
+fn server_side_apply_creates_then_prunes_what_is_no_longer_applied() {
+    let mut store = store_with_namespace();
+    let key = ObjectKey::new(ids::config_maps(), "ns", "cm");
+    let first =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "1", "b": "2"}});
+    store.patch(&key, PatchKind::Apply, &first, Some("llp"), false).unwrap();
+    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "3"}});
+    let applied = store
+        .patch(&key, PatchKind::Apply, &second, Some("llp"), false)
+        .unwrap();
+    assert_eq!(applied["data"], json!({"a": "3"}));
+}
+
+#[test]
+fn a_write_that_changes_nothing_keeps_the_version() {
+    let mut store = store_with_namespace();
+    let created = store.create(ids::pods(), "ns", pod("p", json!({"a": "1"}))).unwrap();
+    let key = ObjectKey::new(ids::pods(), "ns", "p");
+    let same = store
+        .patch(
+            &key,
+            PatchKind::Merge,
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+            None,
+            false,
+        )
+        .unwrap();
+    assert_eq!(rv(&same), rv(&created));
+}
