@@ -43,4 +43,19 @@ pub enum Command {
     },
     /// Print the JSON Schema of the deployment YAML.
     Schema,
+    /// Run the Kubernetes API simulator alone and write a kubeconfig for kubectl.
+    Sim {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Where to write the kubeconfig.
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: PathBuf,
+        /// Number of worker nodes (default: three workers with different GPUs).
+        #[arg(long, value_name = "N")]
+        nodes: Option<u32>,
+        /// GPUs of each worker, e.g. `nvidia.com/gpu=2,nvidia.com/mig-1g.10gb=7`.
+        #[arg(long, value_name = "SPEC")]
+        gpus: Option<String>,
+    },
 }

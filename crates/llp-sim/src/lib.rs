@@ -3,5 +3,14 @@
 //! demo, and for `kubectl` against it.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod controller;
+pub mod kubeconfig;
+pub mod logs;
 pub mod resources;
+pub mod server;
 pub mod store;
+pub mod tls;
+
+pub use controller::{ClusterSpec, NodeSpec, Timings};
+pub use server::{SimError, SimOptions, Simulator};

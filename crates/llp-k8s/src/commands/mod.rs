@@ -2,6 +2,7 @@
 //! that cannot be read) are errors and exit with [`EXIT_FAILURE`].
 
 mod render;
+mod sim;
 mod validate;
 
 use crate::cli::Command;
@@ -43,6 +44,12 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             owner,
             groups,
         } => render::run(&record, namespace, owner, &groups),
+        Command::Sim {
+            listen,
+            kubeconfig,
+            nodes,
+            gpus,
+        } => sim::run(listen, &kubeconfig, nodes, gpus.as_deref()),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&llp_spec::deployment_schema())?);
             Ok(Outcome::Success)

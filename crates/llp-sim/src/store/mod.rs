@@ -6,6 +6,7 @@
 //! published on a broadcast channel; [`Store::changes_since`] replays the history so a watch
 //! can resume from a resourceVersion, or learn that it is too old (`410 Gone`).
 
+pub mod defaults;
 pub mod patch;
 pub mod selector;
 
@@ -231,6 +232,7 @@ impl Store {
         }
         meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         meta["creationTimestamp"] = json!((self.clock)());
+        defaults::apply(rt.kind, &mut object);
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
         }
@@ -303,6 +305,17 @@ impl Store {
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }
 
+    /// Replaces an object's `status` (what controllers do through the status subresource).
+    pub fn replace_status(&mut self, key: &ObjectKey, status: Value) -> Result<Arc<Value>, StoreError> {
+        let old = self.existing(key)?;
+        if old.get("status") == Some(&status) {
+            return Ok(old);
+        }
+        let mut new = (*old).clone();
+        new["status"] = status;
+        Ok(self.commit(key.clone(), new, EventType::Modified))
+    }
+
     /// Deletes an object and, unless orphaned, everything it owns (transitively).
     pub fn delete(&mut self, key: &ObjectKey, propagation: Propagation) -> Result<Arc<Value>, StoreError> {
         let old = self.existing(key)?;
@@ -373,6 +386,7 @@ impl Store {
     /// and the half of the object the write may not touch (status, or all but status).
     fn carry_over(&self, key: &ObjectKey, old: &Value, mut new: Value, status_only: bool) -> Value {
         let rt = &RESOURCES[key.resource];
+        defaults::apply(rt.kind, &mut new);
         if status_only {
             let mut merged = old.clone();
             merged["status"] = new["status"].take();

@@ -1,0 +1,149 @@
+//! `GET …/pods/{name}/log`: a container's output as text, with `container`, `previous`,
+//! `timestamps`, `sinceSeconds`, `tailLines` and `follow`, like the kubelet serves it.
+
+use super::objects::{Request, not_found};
+use super::status::ApiError;
+use crate::logs::{LogKey, LogLine};
+use crate::store::ObjectKey;
+use axum::body::{Body, Bytes};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Serves the log of one container of a pod.
+pub async fn serve(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
+    let pod = request
+        .state
+        .store
+        .lock()
+        .expect("store lock")
+        .get(key)
+        .ok_or_else(|| not_found(key))?;
+    let containers: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let init: Vec<String> = pod["spec"]["initContainers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let container = match request.params.get("container") {
+        Some(c) if containers.contains(c) || init.contains(c) => c.clone(),
+        Some(c) => {
+            return Err(ApiError::bad_request(format!(
+                "container {c} is not valid for pod {}",
+                key.name
+            )));
+        }
+        None if containers.len() == 1 => containers[0].clone(),
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {}, choose one of: [{}]",
+                key.name,
+                containers.join(" ")
+            )));
+        }
+    };
+    let flag = |name: &str| request.params.get(name).is_some_and(|v| v == "true");
+    let number = |name: &str| -> Result<Option<i64>, ApiError> {
+        request
+            .params
+            .get(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{name} must be an integer")))
+            })
+            .transpose()
+    };
+    let (previous, timestamps, follow) = (flag("previous"), flag("timestamps"), flag("follow"));
+    let since = number("sinceSeconds")?;
+    let tail = number("tailLines")?;
+    if since.is_some_and(|s| s < 1) {
+        return Err(ApiError::bad_request("sinceSeconds must be greater than 0"));
+    }
+    let log_key = LogKey {
+        namespace: key.namespace.clone(),
+        pod: key.name.clone(),
+        container: container.clone(),
+    };
+    let live = follow.then(|| request.state.logs.subscribe());
+    let Some(mut lines) = request.state.logs.read(&log_key, previous) else {
+        let message = if previous {
+            format!(
+                "previous terminated container \"{container}\" in pod \"{}\" not found",
+                key.name
+            )
+        } else {
+            format!(
+                "container \"{container}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                key.name
+            )
+        };
+        return Err(ApiError::bad_request(message));
+    };
+    if let Some(since) = since {
+        let cutoff = jiff::Timestamp::now().as_second() - since;
+        lines.retain(|l| l.time.as_second() >= cutoff);
+    }
+    if let Some(tail) = tail {
+        let keep = usize::try_from(tail.max(0)).unwrap_or(0);
+        lines.drain(..lines.len().saturating_sub(keep));
+    }
+    let text: String = lines.iter().map(|l| format_line(l, timestamps)).collect();
+    let Some(mut live) = live.filter(|_| !previous) else {
+        return Ok(([(CONTENT_TYPE, "text/plain")], text).into_response());
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let store = request.state.store.clone();
+    let pod_key = key.clone();
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(text))).await.is_err() {
+            return;
+        }
+        let mut check = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                _ = check.tick() => {
+                    // The stream ends when the pod is gone, as a real log stream does.
+                    if store.lock().expect("store lock").get(&pod_key).is_none() {
+                        return;
+                    }
+                }
+                received = live.recv() => match received {
+                    Ok((k, line)) if k == log_key => {
+                        if tx.send(Ok(Bytes::from(format_line(&line, timestamps)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+            }
+        }
+    });
+    Ok((
+        [(CONTENT_TYPE, "text/plain")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+fn format_line(line: &LogLine, timestamps: bool) -> String {
+    if timestamps {
+        format!("{} {}\n", line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), line.text)
+    } else {
+        format!("{}\n", line.text)
+    }
+}

@@ -1,0 +1,116 @@
+//! The HTTP face of the simulator: one handler that routes a path the way the API server
+//! does ([`path`]), checks the bearer token, and answers with the store's objects.
+
+pub mod discovery;
+mod logs;
+mod objects;
+pub mod path;
+mod scale;
+pub mod status;
+pub mod table;
+mod watch;
+
+use crate::logs::LogBook;
+use crate::store::Store;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use path::ApiPath;
+use status::ApiError;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Shared state of the API.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The objects.
+    pub store: Arc<Mutex<Store>>,
+    /// Container logs.
+    pub logs: Arc<LogBook>,
+    /// The bearer token clients must send; `None` accepts anyone.
+    pub token: Option<Arc<str>>,
+    /// Every request received, for tests that count API calls.
+    pub requests: Arc<RequestLog>,
+}
+
+/// A count of requests and the most recent ones (`GET /api/v1/pods?watch=true`).
+#[derive(Default)]
+pub struct RequestLog {
+    count: AtomicU64,
+    recent: Mutex<VecDeque<String>>,
+}
+
+impl RequestLog {
+    /// Requests received so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The most recent requests, oldest first.
+    pub fn recent(&self) -> Vec<String> {
+        self.recent.lock().expect("request log lock").iter().cloned().collect()
+    }
+
+    fn record(&self, method: &Method, uri: &Uri) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        let mut recent = self.recent.lock().expect("request log lock");
+        recent.push_back(format!("{method} {uri}"));
+        if recent.len() > 1000 {
+            recent.pop_front();
+        }
+    }
+}
+
+/// The router serving every path.
+pub fn router(state: ApiState) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Query parameters, all optional, as the API server reads them.
+pub type Params = HashMap<String, String>;
+
+async fn dispatch(
+    State(state): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Response {
+    state.requests.record(&method, &uri);
+    if !authorized(&state, &headers) {
+        return ApiError::unauthorized().into_response();
+    }
+    let result = match path::parse(uri.path()) {
+        ApiPath::Version => Ok(axum::Json(discovery::version()).into_response()),
+        ApiPath::CoreGroup => Ok(discovery::groups(true, &headers)),
+        ApiPath::Groups => Ok(discovery::groups(false, &headers)),
+        ApiPath::GroupVersion { group, version } => discovery::resource_list(&group, &version)
+            .map(|list| axum::Json(list).into_response())
+            .ok_or_else(|| ApiError::no_route(uri.path())),
+        ApiPath::Resource(target) => {
+            let request = objects::Request {
+                state: &state,
+                method: &method,
+                headers: &headers,
+                params: &params,
+                body: &body,
+            };
+            objects::handle(request, target).await
+        }
+        ApiPath::Unknown => Err(ApiError::no_route(uri.path())),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.token else { return true };
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|sent| sent.trim() == &**token)
+}

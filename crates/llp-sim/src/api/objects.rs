@@ -1,0 +1,264 @@
+//! Get, list, create, update, patch and delete of objects, and routing to the subresources.
+
+use super::path::Target;
+use super::status::ApiError;
+use super::{ApiState, Params, logs, scale, table, watch};
+use crate::resources::RESOURCES;
+use crate::store::patch::PatchKind;
+use crate::store::selector::{FieldSelector, LabelSelector};
+use crate::store::{ObjectKey, Propagation, resource_name};
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One request, as the handlers need it.
+pub struct Request<'a> {
+    pub state: &'a ApiState,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub params: &'a Params,
+    pub body: &'a Bytes,
+}
+
+impl Request<'_> {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.param(name), Some("true" | "1"))
+    }
+
+    fn wants_table(&self) -> bool {
+        self.headers
+            .get(ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(table::wants_table)
+    }
+
+    /// The body as JSON (or YAML, for server-side apply).
+    pub fn json_body(&self) -> Result<Value, ApiError> {
+        let content_type = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or("");
+        if content_type.contains("yaml") {
+            let text = std::str::from_utf8(self.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")));
+        }
+        serde_json::from_slice(self.body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+
+    fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
+        let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((labels, fields))
+    }
+}
+
+/// Answers a request for a collection, an object or a subresource.
+pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, ApiError> {
+    if request.param("dryRun").is_some() {
+        return Err(ApiError::bad_request("dryRun is not supported by the simulator"));
+    }
+    let rt = &RESOURCES[target.resource];
+    if rt.namespaced && target.name.is_some() && target.namespace.is_none() {
+        return Err(ApiError::no_route(rt.plural));
+    }
+    let namespace = target.namespace.clone().unwrap_or_default();
+    match (request.method.clone(), target.name.clone(), target.sub.as_deref()) {
+        (Method::GET, None, None) if request.flag("watch") => watch::serve(&request, &target).await,
+        (Method::GET, None, None) => list(&request, &target),
+        (Method::POST, None, None) => create(&request, &target, &namespace),
+        (Method::DELETE, None, None) => delete_collection(&request, &target),
+        (method, Some(name), sub) => {
+            let key = ObjectKey::new(target.resource, if rt.namespaced { &namespace } else { "" }, &name);
+            match (method, sub) {
+                (Method::GET, None) => get(&request, &key),
+                (Method::PUT, None | Some("status")) => update(&request, &key, sub.is_some()),
+                (Method::PATCH, None | Some("status")) => patch(&request, &key, sub.is_some()),
+                (Method::DELETE, None) => delete(&request, &key),
+                (Method::GET, Some("status")) => get(&request, &key),
+                (Method::GET, Some("log")) if rt.kind == "Pod" => logs::serve(&request, &key).await,
+                (method, Some("scale")) if rt.kind == "StatefulSet" => scale::handle(&request, &key, &method),
+                (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+            }
+        }
+        (method, None, _) => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
+    let (labels, fields) = request.selectors()?;
+    let rt = &RESOURCES[target.resource];
+    let (items, revision) = {
+        let store = request.state.store.lock().expect("store lock");
+        (
+            store.list(target.resource, target.namespace.as_deref(), &labels, &fields),
+            store.revision(),
+        )
+    };
+    if request.wants_table() {
+        return Ok(Json(table::render(rt.kind, &items, revision, jiff::Timestamp::now())).into_response());
+    }
+    let items: Vec<&Value> = items.iter().map(AsRef::as_ref).collect();
+    Ok(Json(json!({
+        "kind": format!("{}List", rt.kind),
+        "apiVersion": rt.api_version(),
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items,
+    }))
+    .into_response())
+}
+
+fn get(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
+    let store = request.state.store.lock().expect("store lock");
+    let object = store.get(key).ok_or_else(|| not_found(key))?;
+    if request.wants_table() {
+        let revision = store.revision();
+        return Ok(Json(table::render(
+            RESOURCES[key.resource].kind,
+            &[object],
+            revision,
+            jiff::Timestamp::now(),
+        ))
+        .into_response());
+    }
+    Ok(Json(&*object).into_response())
+}
+
+fn create(request: &Request<'_>, target: &Target, namespace: &str) -> Result<Response, ApiError> {
+    let mut object = request.json_body()?;
+    let rt = &RESOURCES[target.resource];
+    check_kind(&object, target)?;
+    if rt.namespaced {
+        let in_body = object["metadata"]["namespace"].as_str().filter(|ns| !ns.is_empty());
+        if let Some(ns) = in_body.filter(|ns| *ns != namespace) {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({namespace})"
+            )));
+        }
+    }
+    if let Some(m) = object["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+        m.remove("uid");
+    }
+    let created = request
+        .state
+        .store
+        .lock()
+        .expect("store lock")
+        .create(target.resource, namespace, object)?;
+    Ok((StatusCode::CREATED, Json(&*created)).into_response())
+}
+
+fn update(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Response, ApiError> {
+    let object = request.json_body()?;
+    let updated = request
+        .state
+        .store
+        .lock()
+        .expect("store lock")
+        .update(key, object, status_only)?;
+    Ok(Json(&*updated).into_response())
+}
+
+fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Response, ApiError> {
+    let content_type = request
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchKind::from_content_type(content_type)
+        .ok_or_else(|| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})")))?;
+    let body = request.json_body()?;
+    let manager = request.param("fieldManager");
+    let mut store = request.state.store.lock().expect("store lock");
+    let existed = store.get(key).is_some();
+    let patched = store.patch(key, kind, &body, manager, status_only)?;
+    let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((code, Json(&*patched)).into_response())
+}
+
+fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
+    let propagation = propagation(request)?;
+    let deleted = request
+        .state
+        .store
+        .lock()
+        .expect("store lock")
+        .delete(key, propagation)?;
+    if RESOURCES[key.resource].kind == "Pod" {
+        request.state.logs.remove_pod(&key.namespace, &key.name);
+    }
+    Ok(Json(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": key.name, "kind": RESOURCES[key.resource].plural, "uid": deleted["metadata"]["uid"]},
+    }))
+    .into_response())
+}
+
+fn delete_collection(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
+    let (labels, fields) = request.selectors()?;
+    let propagation = propagation(request)?;
+    let rt = &RESOURCES[target.resource];
+    let mut store = request.state.store.lock().expect("store lock");
+    let doomed = store.list(target.resource, target.namespace.as_deref(), &labels, &fields);
+    let mut deleted = Vec::new();
+    for object in doomed {
+        let key = ObjectKey::new(
+            target.resource,
+            object["metadata"]["namespace"].as_str().unwrap_or(""),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        if let Ok(gone) = store.delete(&key, propagation) {
+            deleted.push(gone);
+        }
+    }
+    let items: Vec<&Value> = deleted.iter().map(AsRef::as_ref).collect();
+    Ok(Json(json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": store.revision().to_string()}, "items": items})).into_response())
+}
+
+fn propagation(request: &Request<'_>) -> Result<Propagation, ApiError> {
+    let from_body = if request.body.is_empty() {
+        None
+    } else {
+        request.json_body().ok()
+    };
+    let policy = request
+        .param("propagationPolicy")
+        .map(str::to_owned)
+        .or_else(|| from_body.and_then(|b| b["propagationPolicy"].as_str().map(str::to_owned)));
+    match policy.as_deref() {
+        None | Some("Background") => Ok(Propagation::Background),
+        Some("Foreground") => Ok(Propagation::Foreground),
+        Some("Orphan") => Ok(Propagation::Orphan),
+        Some(other) => Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}"))),
+    }
+}
+
+fn check_kind(object: &Value, target: &Target) -> Result<(), ApiError> {
+    let rt = &RESOURCES[target.resource];
+    match object["kind"].as_str() {
+        Some(kind) if kind != rt.kind => Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the URL ({})",
+            rt.kind
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// 404 for a missing object, worded like the API server.
+pub fn not_found(key: &ObjectKey) -> ApiError {
+    crate::store::StoreError::NotFound {
+        resource: resource_name(&RESOURCES[key.resource]),
+        name: key.name.clone(),
+    }
+    .into()
+}

@@ -1,0 +1,70 @@
+//! The `scale` subresource of StatefulSets (`autoscaling/v1` Scale), as `kubectl scale` uses it.
+
+use super::objects::{Request, not_found};
+use super::status::ApiError;
+use crate::store::ObjectKey;
+use crate::store::patch::PatchKind;
+use axum::Json;
+use axum::http::Method;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// GET, PUT or PATCH of `…/statefulsets/{name}/scale`.
+pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result<Response, ApiError> {
+    let mut store = request.state.store.lock().expect("store lock");
+    let sts = store.get(key).ok_or_else(|| not_found(key))?;
+    let replicas = match *method {
+        Method::GET => return Ok(Json(to_scale(&sts)).into_response()),
+        Method::PUT => request.json_body()?["spec"]["replicas"].as_i64(),
+        Method::PATCH => {
+            let content_type = request
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchKind::from_content_type(content_type).unwrap_or(PatchKind::Merge);
+            let mut scale = to_scale(&sts);
+            let body = request.json_body()?;
+            match kind {
+                PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(ApiError::bad_request)?,
+                _ => crate::store::patch::merge_patch(&mut scale, &body),
+            }
+            scale["spec"]["replicas"].as_i64()
+        }
+        _ => return Err(ApiError::method_not_allowed(method.as_str())),
+    };
+    let replicas = replicas
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request("spec.replicas must be a non-negative integer"))?;
+    let updated = store.patch(
+        key,
+        PatchKind::Merge,
+        &json!({"spec": {"replicas": replicas}}),
+        None,
+        false,
+    )?;
+    Ok(Json(to_scale(&updated)).into_response())
+}
+
+fn to_scale(sts: &Value) -> Value {
+    let meta = &sts["metadata"];
+    let selector: Vec<String> = sts["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": sts["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": sts["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+    })
+}

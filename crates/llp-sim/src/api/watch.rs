@@ -1,0 +1,183 @@
+//! `?watch=true`: a stream of `{"type", "object"}` lines. Starts from a resourceVersion
+//! (replaying the store's history), or from now with the current objects as ADDED; sends
+//! bookmarks when asked; answers a too-old version with an ERROR event carrying 410 Gone.
+
+use super::objects::Request;
+use super::path::Target;
+use super::status::ApiError;
+use crate::resources::RESOURCES;
+use crate::store::selector::{FieldSelector, LabelSelector};
+use crate::store::{Change, StoreError};
+use axum::body::{Body, Bytes};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// How often a bookmark is sent to watches that allow them.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+
+struct Filter {
+    resource: usize,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, resource: usize, object: &Value) -> bool {
+        resource == self.resource
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| object["metadata"]["namespace"] == ns)
+            && self.labels.matches_object(object)
+            && self.fields.matches(object)
+    }
+}
+
+/// Starts a watch.
+pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
+    let labels = LabelSelector::parse(request.params.get("labelSelector").map_or("", String::as_str))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = FieldSelector::parse(request.params.get("fieldSelector").map_or("", String::as_str))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let filter = Filter {
+        resource: target.resource,
+        namespace: target.namespace.clone(),
+        labels,
+        fields,
+    };
+    let bookmarks = request.params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let initial_events_end = request.params.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let timeout = request
+        .params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let since = request
+        .params
+        .get("resourceVersion")
+        .and_then(|rv| rv.parse::<u64>().ok())
+        .filter(|rv| *rv > 0);
+
+    // Subscribing under the store lock: every change after `revision` reaches `live`.
+    let (initial, live, revision) = {
+        let store = request.state.store.lock().expect("store lock");
+        let live = store.subscribe();
+        let initial: Result<Vec<Value>, StoreError> = match since {
+            Some(rv) if !initial_events_end => store.changes_since(rv).map(|changes| {
+                changes
+                    .iter()
+                    .filter(|c| filter.matches(c.resource, &c.object))
+                    .map(|c| event(c.event.as_str(), &c.object))
+                    .collect()
+            }),
+            _ => Ok(store
+                .list(
+                    filter.resource,
+                    filter.namespace.as_deref(),
+                    &filter.labels,
+                    &filter.fields,
+                )
+                .iter()
+                .map(|o| event("ADDED", o))
+                .collect()),
+        };
+        (initial, live, store.revision())
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let kind = RESOURCES[target.resource].kind;
+    let api_version = RESOURCES[target.resource].api_version();
+    match initial {
+        Err(gone) => {
+            let status = ApiError::from(gone).status_body();
+            let _ = tx.try_send(Ok(line(&json!({"type": "ERROR", "object": status}))));
+        }
+        Ok(events) => {
+            let mut events = events;
+            if initial_events_end {
+                events.push(bookmark(kind, &api_version, revision, true));
+            }
+            tokio::spawn(stream(
+                tx,
+                events,
+                live,
+                filter,
+                revision,
+                bookmarks.then_some((kind, api_version)),
+                timeout,
+            ));
+        }
+    }
+    let body = Body::from_stream(ReceiverStream::new(rx));
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn stream(
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    initial: Vec<Value>,
+    mut live: broadcast::Receiver<Arc<Change>>,
+    filter: Filter,
+    mut revision: u64,
+    bookmarks: Option<(&'static str, String)>,
+    timeout: Duration,
+) {
+    for e in &initial {
+        if tx.send(Ok(line(e))).await.is_err() {
+            return;
+        }
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut deadline => return,
+            () = tx.closed() => return,
+            _ = ticker.tick(), if bookmarks.is_some() => {
+                let (kind, api_version) = bookmarks.as_ref().expect("checked");
+                if tx.send(Ok(line(&bookmark(kind, api_version, revision, false)))).await.is_err() {
+                    return;
+                }
+            }
+            received = live.recv() => match received {
+                Ok(change) if change.revision > revision => {
+                    revision = change.revision;
+                    if filter.matches(change.resource, &change.object)
+                        && tx.send(Ok(line(&event(change.event.as_str(), &change.object)))).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                // Fell behind or the store is gone: end the watch; the client resumes from
+                // its last resourceVersion, which the history replays.
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+fn event(kind: &str, object: &Value) -> Value {
+    json!({"type": kind, "object": object})
+}
+
+fn bookmark(kind: &str, api_version: &str, revision: u64, initial_events_end: bool) -> Value {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": metadata}})
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut text = value.to_string();
+    text.push('\n');
+    Bytes::from(text)
+}

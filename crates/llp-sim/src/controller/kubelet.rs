@@ -1,0 +1,431 @@
+//! The life of a scheduled pod, as a kubelet would report it: images are pulled
+//! (ContainerCreating), containers start and write log lines, and images carrying a marker
+//! crash into CrashLoopBackOff, get OOMKilled, or never pull (ImagePullBackOff).
+//!
+//! [`PodRun::step`] advances one pod to `now` and returns what happened (events, log lines);
+//! [`PodRun::status`] renders the pod's `status` from that state alone.
+
+use super::cluster::{ClusterSpec, Timings};
+use super::events::Severity;
+use crate::store::now as timestamp;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// How an image behaves, from the markers in its reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Starts and keeps running.
+    Healthy,
+    /// Exits with code 1 a moment after each start.
+    Crash,
+    /// Is killed for memory a moment after each start.
+    Oom,
+    /// Cannot be pulled.
+    PullError,
+}
+
+impl Behaviour {
+    /// The behaviour of `image` in `cluster`.
+    pub fn of(image: &str, cluster: &ClusterSpec) -> Self {
+        let has = |marker: &str| !marker.is_empty() && image.contains(marker);
+        if has(&cluster.pull_error_marker) {
+            Behaviour::PullError
+        } else if has(&cluster.oom_marker) {
+            Behaviour::Oom
+        } else if has(&cluster.crash_marker) {
+            Behaviour::Crash
+        } else {
+            Behaviour::Healthy
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Creating {
+        until: Instant,
+    },
+    Running {
+        since: Instant,
+        started_at: String,
+        next_log: Instant,
+    },
+    BackOff {
+        until: Instant,
+    },
+    PullBackOff {
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Terminated {
+    exit_code: i32,
+    reason: &'static str,
+    started_at: String,
+    finished_at: String,
+}
+
+/// One container of a running pod.
+#[derive(Debug, Clone)]
+struct ContainerRun {
+    name: String,
+    image: String,
+    behaviour: Behaviour,
+    state: State,
+    restarts: u32,
+    last_terminated: Option<Terminated>,
+    lines: u64,
+}
+
+/// Something a pod step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// An Event about the pod.
+    Event {
+        severity: Severity,
+        reason: String,
+        message: String,
+    },
+    /// A line a container wrote.
+    Log { container: String, text: String },
+    /// A container's run ended; its lines become the previous run's.
+    RunEnded { container: String },
+}
+
+/// The simulated kubelet's view of one pod.
+#[derive(Debug, Clone)]
+pub struct PodRun {
+    start_time: String,
+    init: Vec<(String, String)>,
+    init_finished: Option<String>,
+    containers: Vec<ContainerRun>,
+    pull: Duration,
+}
+
+impl PodRun {
+    /// Starts the life of `pod`, just bound to a node.
+    pub fn new(pod: &Value, cluster: &ClusterSpec, now: Instant) -> Self {
+        let list = |key: &str| -> Vec<(String, String)> {
+            pod["spec"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_owned(),
+                        c["image"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let containers = list("containers")
+            .into_iter()
+            .map(|(name, image)| ContainerRun {
+                behaviour: Behaviour::of(&image, cluster),
+                name,
+                image,
+                state: State::Creating {
+                    until: now + cluster.timings.pull,
+                },
+                restarts: 0,
+                last_terminated: None,
+                lines: 0,
+            })
+            .collect();
+        Self {
+            start_time: timestamp(),
+            init: list("initContainers"),
+            init_finished: None,
+            containers,
+            pull: cluster.timings.pull,
+        }
+    }
+
+    /// Advances the pod to `now`.
+    pub fn step(&mut self, now: Instant, timings: &Timings) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.init_finished.is_none() {
+            for (name, image) in &self.init {
+                effects.push(event(
+                    Severity::Normal,
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                ));
+                effects.push(Effect::Log {
+                    container: name.clone(),
+                    text: format!("llp-sim: init container {name} done"),
+                });
+            }
+            self.init_finished = Some(timestamp());
+            for c in &self.containers {
+                effects.push(event(
+                    Severity::Normal,
+                    "Pulling",
+                    format!("Pulling image \"{}\"", c.image),
+                ));
+            }
+        }
+        for c in &mut self.containers {
+            step_container(c, now, timings, self.pull, &mut effects);
+        }
+        effects
+    }
+
+    /// Whether every container runs (the pod is Ready).
+    pub fn ready(&self) -> bool {
+        self.containers.iter().all(|c| matches!(c.state, State::Running { .. }))
+    }
+
+    /// The pod's `status`.
+    pub fn status(&self, pod_ip: &str) -> Value {
+        let containers: Vec<Value> = self.containers.iter().map(container_status).collect();
+        let init: Vec<Value> = self
+            .init
+            .iter()
+            .map(|(name, image)| {
+                json!({
+                    "name": name, "image": image, "imageID": format!("{image}@sha256:llp-sim"), "ready": true,
+                    "started": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": self.start_time,
+                        "finishedAt": self.init_finished.clone().unwrap_or_default()}},
+                })
+            })
+            .collect();
+        let ready = self.ready();
+        let condition = |kind: &str, ok: bool| json!({"type": kind, "status": if ok { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": self.start_time});
+        let any_started = self
+            .containers
+            .iter()
+            .any(|c| c.restarts > 0 || matches!(c.state, State::Running { .. }));
+        let mut status = json!({
+            "phase": if any_started { "Running" } else { "Pending" },
+            "hostIP": "10.0.0.1",
+            "podIP": pod_ip,
+            "startTime": self.start_time,
+            "qosClass": "Guaranteed",
+            "conditions": [
+                condition("PodScheduled", true),
+                condition("Initialized", self.init_finished.is_some()),
+                condition("ContainersReady", ready),
+                condition("Ready", ready),
+            ],
+            "containerStatuses": containers,
+        });
+        if !init.is_empty() {
+            status["initContainerStatuses"] = json!(init);
+        }
+        status
+    }
+}
+
+fn event(severity: Severity, reason: &str, message: String) -> Effect {
+    Effect::Event {
+        severity,
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
+fn step_container(c: &mut ContainerRun, now: Instant, timings: &Timings, pull: Duration, effects: &mut Vec<Effect>) {
+    match c.state.clone() {
+        State::Creating { until } if now >= until => {
+            if c.behaviour == Behaviour::PullError {
+                let message = format!(
+                    "Failed to pull image \"{}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{}\": not found",
+                    c.image, c.image
+                );
+                effects.push(event(Severity::Warning, "Failed", message));
+                effects.push(event(Severity::Warning, "Failed", "Error: ErrImagePull".into()));
+                effects.push(event(
+                    Severity::Normal,
+                    "BackOff",
+                    format!("Back-off pulling image \"{}\"", c.image),
+                ));
+                c.state = State::PullBackOff {
+                    reason: "ImagePullBackOff",
+                };
+                return;
+            }
+            if c.restarts == 0 {
+                effects.push(event(
+                    Severity::Normal,
+                    "Pulled",
+                    format!("Successfully pulled image \"{}\" in {}ms", c.image, pull.as_millis()),
+                ));
+            }
+            effects.push(event(
+                Severity::Normal,
+                "Created",
+                format!("Created container: {}", c.name),
+            ));
+            effects.push(event(
+                Severity::Normal,
+                "Started",
+                format!("Started container {}", c.name),
+            ));
+            c.lines += 1;
+            effects.push(Effect::Log {
+                container: c.name.clone(),
+                text: format!("llp-sim: {} started ({})", c.name, c.image),
+            });
+            c.state = State::Running {
+                since: now,
+                started_at: timestamp(),
+                next_log: now + timings.log_every,
+            };
+        }
+        State::Running {
+            since,
+            started_at,
+            next_log,
+        } => {
+            let dies = matches!(c.behaviour, Behaviour::Crash | Behaviour::Oom) && now >= since + timings.crash_after;
+            if dies {
+                let (exit_code, reason, last_words) = match c.behaviour {
+                    Behaviour::Oom => (137, "OOMKilled", "llp-sim: allocating beyond the memory limit"),
+                    _ => (1, "Error", "llp-sim: fatal error, exiting with code 1"),
+                };
+                effects.push(Effect::Log {
+                    container: c.name.clone(),
+                    text: last_words.into(),
+                });
+                effects.push(Effect::RunEnded {
+                    container: c.name.clone(),
+                });
+                c.last_terminated = Some(Terminated {
+                    exit_code,
+                    reason,
+                    started_at,
+                    finished_at: timestamp(),
+                });
+                c.restarts += 1;
+                let backoff = timings.backoff * 2u32.pow(c.restarts.saturating_sub(1).min(3));
+                effects.push(event(
+                    Severity::Warning,
+                    "BackOff",
+                    format!("Back-off restarting failed container {}", c.name),
+                ));
+                c.state = State::BackOff { until: now + backoff };
+            } else if now >= next_log {
+                c.lines += 1;
+                effects.push(Effect::Log {
+                    container: c.name.clone(),
+                    text: format!("llp-sim: {} is running (line {})", c.name, c.lines),
+                });
+                c.state = State::Running {
+                    since,
+                    started_at,
+                    next_log: now + timings.log_every,
+                };
+            }
+        }
+        State::BackOff { until } if now >= until => {
+            c.state = State::Creating { until: now };
+            step_container(c, now, timings, pull, effects);
+        }
+        _ => {}
+    }
+}
+
+fn container_status(c: &ContainerRun) -> Value {
+    let state = match &c.state {
+        State::Creating { .. } if c.restarts == 0 => json!({"waiting": {"reason": "ContainerCreating"}}),
+        State::Creating { .. } | State::BackOff { .. } => json!({"waiting": {
+            "reason": "CrashLoopBackOff",
+            "message": format!("back-off restarting failed container {}", c.name),
+        }}),
+        State::PullBackOff { reason } => json!({"waiting": {
+            "reason": reason,
+            "message": format!("Back-off pulling image \"{}\": not found", c.image),
+        }}),
+        State::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
+    };
+    let mut status = json!({
+        "name": c.name,
+        "image": c.image,
+        "imageID": if matches!(c.state, State::PullBackOff { .. }) { String::new() } else { format!("{}@sha256:llp-sim", c.image) },
+        "ready": matches!(c.state, State::Running { .. }),
+        "started": matches!(c.state, State::Running { .. }),
+        "restartCount": c.restarts,
+        "state": state,
+        "lastState": {},
+    });
+    if let Some(t) = &c.last_terminated {
+        status["lastState"] = json!({"terminated": {
+            "exitCode": t.exit_code, "reason": t.reason, "startedAt": t.started_at, "finishedAt": t.finished_at,
+        }});
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(image: &str) -> Value {
+        json!({"spec": {"containers": [{"name": "app", "image": image}]}})
+    }
+
+    fn run(image: &str, steps: &[u64]) -> (PodRun, Vec<Effect>) {
+        let cluster = ClusterSpec {
+            timings: Timings::fast(),
+            ..ClusterSpec::default()
+        };
+        let start = Instant::now();
+        let mut run = PodRun::new(&pod(image), &cluster, start);
+        let mut effects = Vec::new();
+        for ms in steps {
+            effects.extend(run.step(start + Duration::from_millis(*ms), &cluster.timings));
+        }
+        (run, effects)
+    }
+
+    fn waiting_reason(run: &PodRun) -> Value {
+        run.status("10.244.0.1")["containerStatuses"][0]["state"]["waiting"]["reason"].clone()
+    }
+
+    #[test]
+    fn a_healthy_image_goes_from_container_creating_to_running() {
+        let (creating, _) = run("nginx", &[0]);
+        assert_eq!(waiting_reason(&creating), "ContainerCreating");
+        assert_eq!(creating.status("ip")["phase"], "Pending");
+        let (running, effects) = run("nginx", &[0, 60]);
+        assert!(running.ready());
+        assert_eq!(running.status("ip")["phase"], "Running");
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Event { reason, .. } if reason == "Started"))
+        );
+    }
+
+    #[test]
+    fn a_crashing_image_loops_with_back_off_and_exit_code() {
+        let (run, effects) = run("crash:1", &[0, 60, 200]);
+        let status = run.status("ip");
+        let c = &status["containerStatuses"][0];
+        assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(c["restartCount"], 1);
+        assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
+        assert!(effects.contains(&Effect::RunEnded {
+            container: "app".into()
+        }));
+    }
+
+    #[test]
+    fn an_oom_image_is_killed_with_137() {
+        let (run, _) = run("oom-app", &[0, 60, 200]);
+        assert_eq!(
+            run.status("ip")["containerStatuses"][0]["lastState"]["terminated"]["reason"],
+            "OOMKilled"
+        );
+    }
+
+    #[test]
+    fn a_missing_image_backs_off_pulling() {
+        let (run, _) = run("registry/no-such-image:1", &[0, 60]);
+        assert_eq!(waiting_reason(&run), "ImagePullBackOff");
+        assert!(!run.ready());
+    }
+}

@@ -1,0 +1,245 @@
+//! The controller loop beside the API: the StatefulSet controller, claim binding, cluster
+//! IPs, a scheduler and a kubelet per pod, all in one pass every tick. The store is their
+//! only interface, as in a real cluster, so clients see every step through the API.
+
+pub mod cluster;
+pub mod events;
+mod housekeeping;
+pub mod kubelet;
+mod quantity;
+pub mod scheduler;
+pub mod statefulset;
+
+pub use cluster::{ClusterSpec, NodeSpec, Timings};
+
+use crate::api::ApiState;
+use crate::logs::{LogBook, LogKey};
+use crate::resources::ids;
+use crate::store::patch::PatchKind;
+use crate::store::selector::{FieldSelector, LabelSelector};
+use crate::store::{ObjectKey, Store};
+use events::{Recorder, Severity};
+use kubelet::{Effect, PodRun};
+use scheduler::Placement;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often an unschedulable pod's FailedScheduling event repeats.
+const RESCHEDULE_EVENT_EVERY: Duration = Duration::from_secs(10);
+
+/// Creates the cluster's namespaces and nodes.
+pub fn seed(store: &mut Store, cluster: &ClusterSpec) {
+    for namespace in &cluster.namespaces {
+        let _ = store.create(ids::namespaces(), "", json!({"metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+    }
+    for node in &cluster.nodes {
+        let _ = store.create(ids::nodes(), "", node.to_object());
+    }
+}
+
+/// Runs the controller until `stop` turns true.
+pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receiver<bool>) {
+    let mut controller = Controller::new(cluster);
+    let mut ticker = tokio::time::interval(controller.cluster.timings.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => controller.pass(&state, Instant::now()),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The controllers' memory between passes.
+pub struct Controller {
+    cluster: ClusterSpec,
+    runs: HashMap<String, PodRun>,
+    recorder: Recorder,
+    next_ip: u32,
+    next_pod_ip: u32,
+    pod_ips: HashMap<String, String>,
+    unschedulable_reported: HashMap<String, Instant>,
+}
+
+impl Controller {
+    /// A controller for `cluster`.
+    pub fn new(cluster: ClusterSpec) -> Self {
+        Self {
+            cluster,
+            runs: HashMap::new(),
+            recorder: Recorder::default(),
+            next_ip: 0,
+            next_pod_ip: 0,
+            pod_ips: HashMap::new(),
+            unschedulable_reported: HashMap::new(),
+        }
+    }
+
+    /// One pass of every controller.
+    pub fn pass(&mut self, state: &ApiState, now: Instant) {
+        let mut store = state.store.lock().expect("store lock");
+        let everything = (LabelSelector::default(), FieldSelector::default());
+        for sts in store.list(ids::stateful_sets(), None, &everything.0, &everything.1) {
+            statefulset::reconcile(&mut store, &sts, &mut self.recorder);
+        }
+        housekeeping::bind_claims(&mut store);
+        housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
+
+        let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+        let nodes = store.list(ids::nodes(), None, &everything.0, &everything.1);
+        let mut bound: Vec<Arc<Value>> = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"].is_string())
+            .cloned()
+            .collect();
+        for pod in pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()) {
+            if let Some(placed) = self.schedule(&mut store, pod, &nodes, &bound, now) {
+                bound.push(placed);
+            }
+        }
+        let live: std::collections::HashSet<&str> =
+            bound.iter().filter_map(|p| p["metadata"]["uid"].as_str()).collect();
+        self.runs.retain(|uid, _| live.contains(uid.as_str()));
+        self.pod_ips.retain(|uid, _| live.contains(uid.as_str()));
+        self.unschedulable_reported
+            .retain(|uid, _| pods.iter().any(|p| p["metadata"]["uid"] == uid.as_str()));
+        for pod in &bound {
+            self.run_pod(&mut store, &state.logs, pod, now);
+        }
+    }
+
+    /// Binds a pending pod to a node, or reports why it cannot be.
+    fn schedule(
+        &mut self,
+        store: &mut Store,
+        pod: &Arc<Value>,
+        nodes: &[Arc<Value>],
+        bound: &[Arc<Value>],
+        now: Instant,
+    ) -> Option<Arc<Value>> {
+        let key = key_of(ids::pods(), pod);
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        if !claims_bound(store, pod) {
+            return None;
+        }
+        match scheduler::place(pod, nodes, bound) {
+            Placement::Node(node) => {
+                let placed = store
+                    .patch(
+                        &key,
+                        PatchKind::Merge,
+                        &json!({"spec": {"nodeName": node}}),
+                        None,
+                        false,
+                    )
+                    .ok()?;
+                let message = format!("Successfully assigned {}/{} to {node}", key.namespace, key.name);
+                self.recorder.record(
+                    store,
+                    &placed,
+                    Severity::Normal,
+                    "Scheduled",
+                    &message,
+                    "default-scheduler",
+                );
+                self.unschedulable_reported.remove(&uid);
+                Some(placed)
+            }
+            Placement::Unschedulable(message) => {
+                let due = self
+                    .unschedulable_reported
+                    .get(&uid)
+                    .is_none_or(|at| now.duration_since(*at) >= RESCHEDULE_EVENT_EVERY);
+                if due {
+                    self.recorder.record(
+                        store,
+                        pod,
+                        Severity::Warning,
+                        "FailedScheduling",
+                        &message,
+                        "default-scheduler",
+                    );
+                    self.unschedulable_reported.insert(uid, now);
+                }
+                let status = json!({
+                    "phase": "Pending",
+                    "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastProbeTime": null}],
+                    "qosClass": "Guaranteed",
+                });
+                let _ = store.replace_status(&key, status);
+                None
+            }
+        }
+    }
+
+    /// Advances a bound pod's containers and writes its status, events and logs.
+    fn run_pod(&mut self, store: &mut Store, logs: &LogBook, pod: &Arc<Value>, now: Instant) {
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        let key = key_of(ids::pods(), pod);
+        let run = self
+            .runs
+            .entry(uid.clone())
+            .or_insert_with(|| PodRun::new(pod, &self.cluster, now));
+        let effects = run.step(now, &self.cluster.timings);
+        let next_pod_ip = &mut self.next_pod_ip;
+        let ip = self.pod_ips.entry(uid).or_insert_with(|| {
+            *next_pod_ip += 1;
+            format!("10.244.{}.{}", (*next_pod_ip >> 8) & 0xff, *next_pod_ip & 0xff)
+        });
+        let status = run.status(ip);
+        let _ = store.replace_status(&key, status);
+        for effect in effects {
+            match effect {
+                Effect::Event {
+                    severity,
+                    reason,
+                    message,
+                } => self.recorder.record(store, pod, severity, &reason, &message, "kubelet"),
+                Effect::Log { container, text } => {
+                    logs.append(
+                        &LogKey {
+                            namespace: key.namespace.clone(),
+                            pod: key.name.clone(),
+                            container,
+                        },
+                        text,
+                    );
+                }
+                Effect::RunEnded { container } => {
+                    logs.restart(&LogKey {
+                        namespace: key.namespace.clone(),
+                        pod: key.name.clone(),
+                        container,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A pod waits for its claims to be bound before it is scheduled.
+fn claims_bound(store: &Store, pod: &Value) -> bool {
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+    pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .all(|claim| {
+            store
+                .get(&ObjectKey::new(ids::claims(), namespace, claim))
+                .is_some_and(|c| c["status"]["phase"] == "Bound")
+        })
+}
+
+fn key_of(resource: usize, object: &Value) -> ObjectKey {
+    let meta = &object["metadata"];
+    ObjectKey::new(
+        resource,
+        meta["namespace"].as_str().unwrap_or_default(),
+        meta["name"].as_str().unwrap_or_default(),
+    )
+}

@@ -1,0 +1,155 @@
+//! Placing pods on nodes: the node selector must match and the node's allocatable resources
+//! must cover the requests of the pods already there plus this one. When no node fits, the
+//! message is worded like the real scheduler's `FailedScheduling` event.
+
+use super::quantity;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where a pod goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// On this node.
+    Node(String),
+    /// Nowhere; the message says why.
+    Unschedulable(String),
+}
+
+/// The resources a pod requests: its containers' requests (or limits) summed.
+pub fn requests(pod: &Value) -> BTreeMap<String, f64> {
+    let mut total = BTreeMap::new();
+    for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let resources = &container["resources"];
+        let asked = resources["requests"].as_object().or(resources["limits"].as_object());
+        for (name, value) in asked.into_iter().flatten() {
+            let amount = value.as_str().and_then(quantity::parse).unwrap_or(0.0);
+            *total.entry(name.clone()).or_insert(0.0) += amount;
+        }
+    }
+    total
+}
+
+/// Picks a node for `pod` among `nodes`, given the pods already bound.
+pub fn place(pod: &Value, nodes: &[Arc<Value>], bound: &[Arc<Value>]) -> Placement {
+    let wanted = requests(pod);
+    let selector = pod["spec"]["nodeSelector"].as_object();
+    let mut mismatched = 0;
+    let mut insufficient: BTreeMap<String, usize> = BTreeMap::new();
+    for node in nodes {
+        let name = node["metadata"]["name"].as_str().unwrap_or_default();
+        let labels = &node["metadata"]["labels"];
+        if !selector.into_iter().flatten().all(|(k, v)| labels[k] == *v) {
+            mismatched += 1;
+            continue;
+        }
+        let used = used_on(name, bound);
+        let short: Vec<&String> = wanted
+            .iter()
+            .filter(|(resource, amount)| {
+                let allocatable = node["status"]["allocatable"][resource.as_str()]
+                    .as_str()
+                    .and_then(quantity::parse)
+                    .unwrap_or(0.0);
+                used.get(*resource).copied().unwrap_or(0.0) + **amount > allocatable + 1e-9 && **amount > 0.0
+            })
+            .map(|(resource, _)| resource)
+            .collect();
+        if short.is_empty() {
+            return Placement::Node(name.to_owned());
+        }
+        for resource in short {
+            *insufficient.entry(resource.clone()).or_insert(0) += 1;
+        }
+    }
+    Placement::Unschedulable(message(nodes.len(), mismatched, &insufficient))
+}
+
+fn used_on(node: &str, bound: &[Arc<Value>]) -> BTreeMap<String, f64> {
+    let mut used = BTreeMap::new();
+    for pod in bound.iter().filter(|p| p["spec"]["nodeName"] == node) {
+        for (resource, amount) in requests(pod) {
+            *used.entry(resource).or_insert(0.0) += amount;
+        }
+    }
+    used
+}
+
+/// `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu. preemption: …`
+fn message(total: usize, mismatched: usize, insufficient: &BTreeMap<String, usize>) -> String {
+    let mut reasons: Vec<String> = insufficient
+        .iter()
+        .map(|(r, n)| format!("{n} Insufficient {r}"))
+        .collect();
+    if mismatched > 0 {
+        reasons.push(format!(
+            "{mismatched} node(s) didn't match Pod's node affinity/selector"
+        ));
+    }
+    reasons.sort();
+    let mut preemption = Vec::new();
+    if mismatched > 0 {
+        preemption.push(format!("{mismatched} Preemption is not helpful for scheduling"));
+    }
+    let starved = total - mismatched;
+    if starved > 0 {
+        preemption.push(format!("{starved} No preemption victims found for incoming pod"));
+    }
+    preemption.sort();
+    format!(
+        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
+        reasons.join(", "),
+        preemption.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::cluster::NodeSpec;
+    use serde_json::json;
+
+    fn pod(gpus: u32, node: Option<&str>) -> Arc<Value> {
+        let mut limits = json!({"cpu": "4", "memory": "16Gi"});
+        if gpus > 0 {
+            limits["nvidia.com/gpu"] = json!(gpus.to_string());
+        }
+        Arc::new(json!({"spec": {
+            "nodeName": node,
+            "nodeSelector": {"node-role.kubernetes.io/worker": "worker"},
+            "containers": [{"name": "c", "resources": {"limits": limits, "requests": limits}}],
+        }}))
+    }
+
+    fn nodes() -> Vec<Arc<Value>> {
+        let mut cp = NodeSpec::worker("cp", &[]);
+        cp.labels.remove("node-role.kubernetes.io/worker");
+        [
+            cp,
+            NodeSpec::worker("w1", &[("nvidia.com/gpu", 2)]),
+            NodeSpec::worker("w2", &[]),
+        ]
+        .iter()
+        .map(|n| Arc::new(n.to_object()))
+        .collect()
+    }
+
+    #[test]
+    fn a_pod_goes_where_its_gpu_is() {
+        assert_eq!(place(&pod(1, None), &nodes(), &[]), Placement::Node("w1".into()));
+        assert_eq!(place(&pod(0, None), &nodes(), &[]), Placement::Node("w1".into()));
+    }
+
+    #[test]
+    fn a_pod_that_fits_nowhere_is_explained_like_the_scheduler_does() {
+        let bound = vec![pod(2, Some("w1"))];
+        let Placement::Unschedulable(message) = place(&pod(1, None), &nodes(), &bound) else {
+            panic!("placed")
+        };
+        assert_eq!(
+            message,
+            "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient nvidia.com/gpu. \
+             preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
+        );
+    }
+}

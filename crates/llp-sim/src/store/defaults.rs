@@ -1,0 +1,116 @@
+//! The defaults the API server fills in on write, for the fields clients read back
+//! (`kubectl rollout status` needs `updateStrategy`, `kubectl get svc` the type, …).
+
+use serde_json::{Value, json};
+
+/// Fills in defaults of an object of `kind`.
+pub fn apply(kind: &str, object: &mut Value) {
+    match kind {
+        "StatefulSet" => stateful_set(object),
+        "Pod" => pod_spec(&mut object["spec"]),
+        "Service" => service(object),
+        "PersistentVolumeClaim" => set_default(&mut object["spec"], "volumeMode", json!("Filesystem")),
+        _ => {}
+    }
+}
+
+fn set_default(object: &mut Value, key: &str, value: Value) {
+    if object.is_object() && object.get(key).is_none_or(Value::is_null) {
+        object[key] = value;
+    }
+}
+
+fn stateful_set(sts: &mut Value) {
+    let spec = &mut sts["spec"];
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "replicas", json!(1));
+    set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+    set_default(spec, "revisionHistoryLimit", json!(10));
+    set_default(
+        spec,
+        "updateStrategy",
+        json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+    );
+    set_default(
+        spec,
+        "persistentVolumeClaimRetentionPolicy",
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+    );
+    pod_spec(&mut spec["template"]["spec"]);
+    for claim in spec["volumeClaimTemplates"].as_array_mut().into_iter().flatten() {
+        claim["apiVersion"] = json!("v1");
+        claim["kind"] = json!("PersistentVolumeClaim");
+        set_default(&mut claim["spec"], "volumeMode", json!("Filesystem"));
+    }
+}
+
+fn pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "securityContext", json!({}));
+    for key in ["containers", "initContainers"] {
+        for container in spec[key].as_array_mut().into_iter().flatten() {
+            let image = container["image"].as_str().unwrap_or_default();
+            let latest = image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or_default().contains(':');
+            set_default(
+                container,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
+            set_default(container, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(container, "terminationMessagePolicy", json!("File"));
+            for port in container["ports"].as_array_mut().into_iter().flatten() {
+                set_default(port, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+fn service(svc: &mut Value) {
+    let spec = &mut svc["spec"];
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "type", json!("ClusterIP"));
+    set_default(spec, "sessionAffinity", json!("None"));
+    for port in spec["ports"].as_array_mut().into_iter().flatten() {
+        set_default(port, "protocol", json!("TCP"));
+        let number = port["port"].clone();
+        set_default(port, "targetPort", number);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stateful_set_gets_a_rolling_update_strategy() {
+        let mut sts = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nginx"}]}}}});
+        apply("StatefulSet", &mut sts);
+        assert_eq!(sts["spec"]["updateStrategy"]["type"], "RollingUpdate");
+        assert_eq!(sts["spec"]["replicas"], 1);
+        assert_eq!(
+            sts["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Always"
+        );
+    }
+
+    #[test]
+    fn a_service_port_targets_itself_by_default() {
+        let mut svc = json!({"spec": {"ports": [{"port": 80}]}});
+        apply("Service", &mut svc);
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(svc["spec"]["type"], "ClusterIP");
+    }
+}
