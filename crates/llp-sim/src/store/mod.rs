@@ -9,6 +9,7 @@
 pub mod defaults;
 pub mod patch;
 pub mod selector;
+pub mod validation;
 
 use crate::resources::{RESOURCES, ResourceId, ResourceType};
 use patch::PatchKind;
@@ -233,6 +234,7 @@ impl Store {
         meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         meta["creationTimestamp"] = json!((self.clock)());
         defaults::apply(rt.kind, &mut object);
+        validation::validate(rt.kind, &name, &object, None)?;
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
         }
@@ -260,6 +262,7 @@ impl Store {
         if merged == *old {
             return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
         }
+        validation::validate(RESOURCES[key.resource].kind, &key.name, &merged, Some(&old))?;
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }
 
@@ -290,7 +293,6 @@ impl Store {
                     manager.ok_or_else(|| StoreError::BadRequest("PATCH with apply requires a fieldManager".into()))?;
                 let previous = self.applied.get(&(key.clone(), manager.to_owned()));
                 patched = patch::apply(&old, body, previous);
-                self.remember_applied(key, Some(manager), body);
             }
         }
         let rv_in_patch = patched["metadata"]["resourceVersion"].as_str().map(str::to_owned);
@@ -299,8 +301,14 @@ impl Store {
             return Err(self.conflict(key));
         }
         let merged = self.carry_over(key, &old, patched, status_only);
+        if merged != *old {
+            validation::validate(RESOURCES[key.resource].kind, &key.name, &merged, Some(&old))?;
+        }
+        if kind == PatchKind::Apply {
+            self.remember_applied(key, manager, body);
+        }
         if merged == *old {
-            return Ok(old);
+            return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
         }
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }

@@ -41,6 +41,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// The merge key of a list field, as the Kubernetes types declare it (`x-kubernetes-patch-merge-key`).
+/// Lists without one (`volumeClaimTemplates`, `args`, …) are replaced whole.
 fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     match field {
         "containers"
@@ -49,8 +50,7 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         | "env"
         | "volumes"
         | "volumeMounts"
-        | "imagePullSecrets"
-        | "volumeClaimTemplates" => Some("name"),
+        | "imagePullSecrets" => Some("name"),
         "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => Some("containerPort"),
         "ports" => Some("port"),
         "ownerReferences" => Some("uid"),
