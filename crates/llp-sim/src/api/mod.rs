@@ -2,6 +2,7 @@
 //! does ([`path`]), checks the bearer token, and answers with the store's objects.
 
 pub mod discovery;
+mod events_v1;
 mod logs;
 mod objects;
 pub mod path;

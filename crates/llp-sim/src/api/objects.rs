@@ -2,7 +2,7 @@
 
 use super::path::Target;
 use super::status::ApiError;
-use super::{ApiState, Params, logs, scale, table, watch};
+use super::{ApiState, Params, events_v1, logs, scale, table, watch};
 use crate::resources::RESOURCES;
 use crate::store::patch::PatchKind;
 use crate::store::selector::{FieldSelector, LabelSelector};
@@ -53,11 +53,12 @@ impl Request<'_> {
         serde_json::from_slice(self.body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    /// The label and field selectors, with field paths as stored for `resource`.
+    pub fn selectors(&self, resource: usize) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.param("labelSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let fields = events_v1::storage_field_selector(resource, self.param("fieldSelector").unwrap_or(""));
+        let fields = FieldSelector::parse(&fields).map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok((labels, fields))
     }
 }
@@ -72,6 +73,11 @@ pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, Ap
         return Err(ApiError::no_route(rt.plural));
     }
     let namespace = target.namespace.clone().unwrap_or_default();
+    if target.resource == events_v1::id() && request.method != Method::GET {
+        return Err(ApiError::method_not_allowed(
+            "events.k8s.io/v1 is read-only here; write core/v1 events",
+        ));
+    }
     match (request.method.clone(), target.name.clone(), target.sub.as_deref()) {
         (Method::GET, None, None) if request.flag("watch") => watch::serve(&request, &target).await,
         (Method::GET, None, None) => list(&request, &target),
@@ -95,14 +101,17 @@ pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, Ap
 }
 
 fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
-    let (labels, fields) = request.selectors()?;
+    let (labels, fields) = request.selectors(target.resource)?;
     let rt = &RESOURCES[target.resource];
     let (items, revision) = {
         let store = request.state.store.lock().expect("store lock");
-        (
-            store.list(target.resource, target.namespace.as_deref(), &labels, &fields),
-            store.revision(),
-        )
+        let stored = store.list(
+            events_v1::storage(target.resource),
+            target.namespace.as_deref(),
+            &labels,
+            &fields,
+        );
+        (events_v1::present_all(target.resource, stored), store.revision())
     };
     if request.wants_table() {
         return Ok(Json(table::render(rt.kind, &items, revision, jiff::Timestamp::now())).into_response());
@@ -119,7 +128,14 @@ fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
 
 fn get(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
     let store = request.state.store.lock().expect("store lock");
-    let object = store.get(key).ok_or_else(|| not_found(key))?;
+    let stored = ObjectKey {
+        resource: events_v1::storage(key.resource),
+        ..key.clone()
+    };
+    let object = std::sync::Arc::new(events_v1::present(
+        key.resource,
+        &*store.get(&stored).ok_or_else(|| not_found(key))?,
+    ));
     if request.wants_table() {
         let revision = store.revision();
         return Ok(Json(table::render(
@@ -205,7 +221,7 @@ fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> 
 }
 
 fn delete_collection(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
-    let (labels, fields) = request.selectors()?;
+    let (labels, fields) = request.selectors(target.resource)?;
     let propagation = propagation(request)?;
     let rt = &RESOURCES[target.resource];
     let mut store = request.state.store.lock().expect("store lock");

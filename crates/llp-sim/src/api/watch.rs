@@ -2,6 +2,7 @@
 //! (replaying the store's history), or from now with the current objects as ADDED; sends
 //! bookmarks when asked; answers a too-old version with an ERROR event carrying 410 Gone.
 
+use super::events_v1;
 use super::objects::Request;
 use super::path::Target;
 use super::status::ApiError;
@@ -22,13 +23,20 @@ use tokio_stream::wrappers::ReceiverStream;
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
 struct Filter {
+    /// The kind as stored.
     resource: usize,
+    /// The kind as the client asked for it (`events.k8s.io` events are stored as core ones).
+    presented: usize,
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
 }
 
 impl Filter {
+    fn event(&self, kind: &str, object: &Value) -> Value {
+        json!({"type": kind, "object": events_v1::present(self.presented, object)})
+    }
+
     fn matches(&self, resource: usize, object: &Value) -> bool {
         resource == self.resource
             && self
@@ -42,12 +50,10 @@ impl Filter {
 
 /// Starts a watch.
 pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
-    let labels = LabelSelector::parse(request.params.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fields = FieldSelector::parse(request.params.get("fieldSelector").map_or("", String::as_str))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (labels, fields) = request.selectors(target.resource)?;
     let filter = Filter {
-        resource: target.resource,
+        resource: events_v1::storage(target.resource),
+        presented: target.resource,
         namespace: target.namespace.clone(),
         labels,
         fields,
@@ -74,7 +80,7 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
                 changes
                     .iter()
                     .filter(|c| filter.matches(c.resource, &c.object))
-                    .map(|c| event(c.event.as_str(), &c.object))
+                    .map(|c| filter.event(c.event.as_str(), &c.object))
                     .collect()
             }),
             _ => Ok(store
@@ -85,7 +91,7 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
                     &filter.fields,
                 )
                 .iter()
-                .map(|o| event("ADDED", o))
+                .map(|o| filter.event("ADDED", o))
                 .collect()),
         };
         (initial, live, store.revision())
@@ -150,7 +156,7 @@ async fn stream(
                 Ok(change) if change.revision > revision => {
                     revision = change.revision;
                     if filter.matches(change.resource, &change.object)
-                        && tx.send(Ok(line(&event(change.event.as_str(), &change.object)))).await.is_err()
+                        && tx.send(Ok(line(&filter.event(change.event.as_str(), &change.object)))).await.is_err()
                     {
                         return;
                     }
@@ -162,10 +168,6 @@ async fn stream(
             },
         }
     }
-}
-
-fn event(kind: &str, object: &Value) -> Value {
-    json!({"type": kind, "object": object})
 }
 
 fn bookmark(kind: &str, api_version: &str, revision: u64, initial_events_end: bool) -> Value {

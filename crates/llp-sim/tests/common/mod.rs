@@ -29,6 +29,10 @@ impl TestSim {
         })
         .await
         .expect("simulator starts");
+        Self::from_simulator(sim)
+    }
+
+    pub fn from_simulator(sim: Simulator) -> Self {
         let dir = std::env::temp_dir().join(format!("llp-sim-test-{}", uuid()));
         std::fs::create_dir_all(&dir).unwrap();
         let kubeconfig = dir.join("kubeconfig");

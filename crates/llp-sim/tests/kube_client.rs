@@ -1,0 +1,296 @@
+//! Fidelity with kube-rs: typed requests, the errors the API server returns, patches, watches
+//! (resumed, and expired with 410), a reflector, logs and the scale subresource.
+
+mod common;
+
+use common::{TestSim, manifest};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use llp_sim::{ClusterSpec, SimOptions, Timings};
+use serde_json::json;
+use std::time::Duration;
+
+fn config_map(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
+}
+
+fn api_error(error: kube::Error) -> (u16, String) {
+    match error {
+        kube::Error::Api(status) => (status.code, status.reason),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn typed_crud_and_the_api_servers_errors() {
+    let t = TestSim::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client().await, "services");
+    let created = cms
+        .create(&PostParams::default(), &config_map("a", json!({"team": "x"})))
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
+    cms.create(&PostParams::default(), &config_map("b", json!({"team": "y"})))
+        .await
+        .unwrap();
+
+    let listed = cms.list(&ListParams::default().labels("team in (x)")).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].metadata.name.as_deref(), Some("a"));
+
+    assert_eq!(
+        api_error(
+            cms.create(&PostParams::default(), &config_map("a", json!({})))
+                .await
+                .unwrap_err()
+        ),
+        (409, "AlreadyExists".into())
+    );
+    assert_eq!(
+        api_error(cms.get("missing").await.unwrap_err()),
+        (404, "NotFound".into())
+    );
+    assert_eq!(
+        api_error(
+            cms.create(&PostParams::default(), &config_map("Not_Valid", json!({})))
+                .await
+                .unwrap_err()
+        ),
+        (422, "Invalid".into())
+    );
+
+    let mut stale = created.clone();
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await
+    .unwrap();
+    stale.data = Some([("k".to_owned(), "mine".to_owned())].into());
+    assert_eq!(
+        api_error(cms.replace("a", &PostParams::default(), &stale).await.unwrap_err()),
+        (409, "Conflict".into())
+    );
+
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    assert_eq!(api_error(cms.get("a").await.unwrap_err()).0, 404);
+}
+
+#[tokio::test]
+async fn server_side_apply_with_a_field_manager_prunes_dropped_fields() {
+    let t = TestSim::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client().await, "services");
+    let params = PatchParams::apply("llp-k8s").force();
+    let first =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
+    cms.patch("c", &params, &Patch::Apply(&first)).await.unwrap();
+    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+    let applied = cms.patch("c", &params, &Patch::Apply(&second)).await.unwrap();
+    assert_eq!(applied.data.unwrap().into_keys().collect::<Vec<_>>(), ["a"]);
+    let strategic = cms
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"data": {"z": "9"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(strategic.data.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_watch_resumes_from_a_resource_version() {
+    let t = TestSim::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client().await, "services");
+    let first = cms
+        .create(&PostParams::default(), &config_map("one", json!({})))
+        .await
+        .unwrap();
+    let from = first.metadata.resource_version.unwrap();
+    cms.create(&PostParams::default(), &config_map("two", json!({})))
+        .await
+        .unwrap();
+    cms.delete("one", &DeleteParams::default()).await.unwrap();
+
+    let mut events = cms
+        .watch(&WatchParams::default().timeout(5), &from)
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match events.try_next().await.unwrap().expect("events") {
+            WatchEvent::Added(cm) => seen.push(format!("added {}", cm.metadata.name.unwrap())),
+            WatchEvent::Deleted(cm) => seen.push(format!("deleted {}", cm.metadata.name.unwrap())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["added two", "deleted one"]);
+}
+
+#[tokio::test]
+async fn a_too_old_resource_version_is_gone() {
+    let cluster = ClusterSpec {
+        timings: Timings::fast(),
+        ..ClusterSpec::default()
+    };
+    let sim = llp_sim::Simulator::start(SimOptions {
+        cluster,
+        history: 5,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let t = common::TestSim::from_simulator(sim);
+    let cms: Api<ConfigMap> = Api::namespaced(t.client().await, "services");
+    let first = cms
+        .create(&PostParams::default(), &config_map("first", json!({})))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        cms.create(&PostParams::default(), &config_map(&format!("n{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let mut events = cms
+        .watch(
+            &WatchParams::default().timeout(5),
+            &first.metadata.resource_version.unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Error(status)) => assert_eq!((status.code, status.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reflector_follows_pods_of_a_stateful_set_to_running() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "services");
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(pods, watcher::Config::default().labels("app=refl"))).applied_objects();
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "services");
+    let sts: StatefulSet =
+        serde_saphyr::from_str(manifest("refl", "nginx:1.27", 2).split("---").next().unwrap()).unwrap();
+    sets.create(&PostParams::default(), &sts).await.unwrap();
+
+    let running = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let state = reader.state();
+            if state.len() == 2
+                && state
+                    .iter()
+                    .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    task.abort();
+    assert!(
+        running.is_ok(),
+        "the reflector saw {:?}",
+        reader
+            .state()
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn logs_and_scale_through_kube() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "services");
+    let sts: StatefulSet =
+        serde_saphyr::from_str(manifest("kl", "nginx:1.27", 1).split("---").next().unwrap()).unwrap();
+    sets.create(&PostParams::default(), &sts).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "services");
+    let logs = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(text) = pods
+                .logs(
+                    "kl-0",
+                    &LogParams {
+                        tail_lines: Some(5),
+                        timestamps: true,
+                        ..LogParams::default()
+                    },
+                )
+                .await
+            {
+                if !text.is_empty() {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("logs appear");
+    assert!(logs.contains("main started"), "{logs}");
+
+    let scale = sets
+        .patch_scale(
+            "kl",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    assert_eq!(sets.get("kl").await.unwrap().spec.unwrap().replicas, Some(3));
+}
+
+#[tokio::test]
+async fn events_are_served_in_both_apis() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "services");
+    let sts: StatefulSet =
+        serde_saphyr::from_str(manifest("ev", "nginx:1.27", 1).split("---").next().unwrap()).unwrap();
+    sets.create(&PostParams::default(), &sts).await.unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "services");
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let list = events
+                .list(&ListParams::default().fields("regarding.name=ev-0"))
+                .await
+                .unwrap();
+            if list.items.iter().any(|e| e.reason.as_deref() == Some("Started")) {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("events appear");
+    assert!(
+        found
+            .items
+            .iter()
+            .all(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("ev-0"))
+    );
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, "services");
+    assert!(
+        !core
+            .list(&ListParams::default().fields("involvedObject.name=ev-0"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
