@@ -35,7 +35,7 @@ impl Default for SimOptions {
             tls: true,
             token: Some(uuid::Uuid::new_v4().simple().to_string()),
             cluster: ClusterSpec::default(),
-            history: 100_000,
+            history: 10_000,
         }
     }
 }

@@ -231,10 +231,9 @@ async fn logs_and_scale_through_kube() {
                     },
                 )
                 .await
+                && !text.is_empty()
             {
-                if !text.is_empty() {
-                    return text;
-                }
+                return text;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -33,6 +33,15 @@ struct Filter {
 }
 
 impl Filter {
+    /// The watch line of a change, serialized once and shared unless it must be translated.
+    fn line(&self, change: &Change) -> Bytes {
+        if self.presented == self.resource {
+            change.watch_line()
+        } else {
+            line(&self.event(change.event.as_str(), &change.object))
+        }
+    }
+
     fn event(&self, kind: &str, object: &Value) -> Value {
         json!({"type": kind, "object": events_v1::present(self.presented, object)})
     }
@@ -74,9 +83,9 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
     // Subscribing under the store lock: every change after `revision` reaches `live`.
     let (initial, live, revision) = {
         let store = request.state.store.lock().expect("store lock");
-        let live = store.subscribe();
+        let live = store.subscribe(filter.resource);
         let initial: Result<Vec<Value>, StoreError> = match since {
-            Some(rv) if !initial_events_end => store.changes_since(rv).map(|changes| {
+            Some(rv) if !initial_events_end => store.changes_since(filter.resource, rv).map(|changes| {
                 changes
                     .iter()
                     .filter(|c| filter.matches(c.resource, &c.object))
@@ -110,6 +119,7 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
                 events.push(bookmark(kind, &api_version, revision, true));
             }
             tokio::spawn(stream(
+                request.state.store.clone(),
                 tx,
                 events,
                 live,
@@ -124,7 +134,9 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn stream(
+    store: Arc<std::sync::Mutex<crate::store::Store>>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
     initial: Vec<Value>,
     mut live: broadcast::Receiver<Arc<Change>>,
@@ -156,15 +168,35 @@ async fn stream(
                 Ok(change) if change.revision > revision => {
                     revision = change.revision;
                     if filter.matches(change.resource, &change.object)
-                        && tx.send(Ok(line(&filter.event(change.event.as_str(), &change.object)))).await.is_err()
+                        && tx.send(Ok(filter.line(&change))).await.is_err()
                     {
                         return;
                     }
                 }
                 Ok(_) => {}
-                // Fell behind or the store is gone: end the watch; the client resumes from
-                // its last resourceVersion, which the history replays.
-                Err(_) => return,
+                // Fell behind the live feed: catch up from the history, or, when even that
+                // has moved on, tell the client its version expired (410), as the API server does.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let missed = store.lock().expect("store lock").changes_since(filter.resource, revision);
+                    match missed {
+                        Ok(changes) => {
+                            for change in changes {
+                                revision = revision.max(change.revision);
+                                if filter.matches(change.resource, &change.object)
+                                    && tx.send(Ok(filter.line(&change))).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(gone) => {
+                            let status = ApiError::from(gone).status_body();
+                            let _ = tx.send(Ok(line(&json!({"type": "ERROR", "object": status})))).await;
+                            return;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
             },
         }
     }

@@ -11,8 +11,13 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct Recorder {
     names: HashMap<(String, String, String), String>,
+    created: std::collections::VecDeque<((String, String, String), String, String)>,
     counter: u64,
 }
+
+/// Events kept at most; the oldest go first. A real cluster expires them after an hour;
+/// a cap keeps the simulator's memory flat under the benchmark's 8,000 pods.
+pub const MAX_EVENTS: usize = 10_000;
 
 /// `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +77,18 @@ impl Recorder {
             "count": 1,
         });
         if store.create(ids::events(), &namespace, event).is_ok() {
-            self.names.insert(dedupe, name);
+            self.names.insert(dedupe.clone(), name.clone());
+            self.created.push_back((dedupe, namespace, name));
+        }
+        while self.created.len() > MAX_EVENTS {
+            let Some((dedupe, namespace, name)) = self.created.pop_front() else {
+                break;
+            };
+            self.names.remove(&dedupe);
+            let _ = store.delete(
+                &ObjectKey::new(ids::events(), &namespace, &name),
+                crate::store::Propagation::Background,
+            );
         }
     }
 }

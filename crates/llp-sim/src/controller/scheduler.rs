@@ -4,7 +4,7 @@
 
 use super::quantity;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Where a pod goes.
@@ -30,8 +30,30 @@ pub fn requests(pod: &Value) -> BTreeMap<String, f64> {
     total
 }
 
-/// Picks a node for `pod` among `nodes`, given the pods already bound.
-pub fn place(pod: &Value, nodes: &[Arc<Value>], bound: &[Arc<Value>]) -> Placement {
+/// What the pods bound to each node request, by node name.
+pub type Usage = HashMap<String, BTreeMap<String, f64>>;
+
+/// The usage of each node by `bound` pods.
+pub fn usage(bound: &[Arc<Value>]) -> Usage {
+    let mut usage = Usage::new();
+    for pod in bound {
+        if let Some(node) = pod["spec"]["nodeName"].as_str() {
+            add(&mut usage, node, pod);
+        }
+    }
+    usage
+}
+
+/// Counts `pod`'s requests against `node`.
+pub fn add(usage: &mut Usage, node: &str, pod: &Value) {
+    let used = usage.entry(node.to_owned()).or_default();
+    for (resource, amount) in requests(pod) {
+        *used.entry(resource).or_insert(0.0) += amount;
+    }
+}
+
+/// Picks a node for `pod` among `nodes`, given what is already used on each.
+pub fn place(pod: &Value, nodes: &[Arc<Value>], usage: &Usage) -> Placement {
     let wanted = requests(pod);
     let selector = pod["spec"]["nodeSelector"].as_object();
     let mut mismatched = 0;
@@ -43,7 +65,8 @@ pub fn place(pod: &Value, nodes: &[Arc<Value>], bound: &[Arc<Value>]) -> Placeme
             mismatched += 1;
             continue;
         }
-        let used = used_on(name, bound);
+        let nothing = BTreeMap::new();
+        let used = usage.get(name).unwrap_or(&nothing);
         let short: Vec<&String> = wanted
             .iter()
             .filter(|(resource, amount)| {
@@ -63,16 +86,6 @@ pub fn place(pod: &Value, nodes: &[Arc<Value>], bound: &[Arc<Value>]) -> Placeme
         }
     }
     Placement::Unschedulable(message(nodes.len(), mismatched, &insufficient))
-}
-
-fn used_on(node: &str, bound: &[Arc<Value>]) -> BTreeMap<String, f64> {
-    let mut used = BTreeMap::new();
-    for pod in bound.iter().filter(|p| p["spec"]["nodeName"] == node) {
-        for (resource, amount) in requests(pod) {
-            *used.entry(resource).or_insert(0.0) += amount;
-        }
-    }
-    used
 }
 
 /// `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu. preemption: …`
@@ -136,14 +149,20 @@ mod tests {
 
     #[test]
     fn a_pod_goes_where_its_gpu_is() {
-        assert_eq!(place(&pod(1, None), &nodes(), &[]), Placement::Node("w1".into()));
-        assert_eq!(place(&pod(0, None), &nodes(), &[]), Placement::Node("w1".into()));
+        assert_eq!(
+            place(&pod(1, None), &nodes(), &Usage::new()),
+            Placement::Node("w1".into())
+        );
+        assert_eq!(
+            place(&pod(0, None), &nodes(), &Usage::new()),
+            Placement::Node("w1".into())
+        );
     }
 
     #[test]
     fn a_pod_that_fits_nowhere_is_explained_like_the_scheduler_does() {
         let bound = vec![pod(2, Some("w1"))];
-        let Placement::Unschedulable(message) = place(&pod(1, None), &nodes(), &bound) else {
+        let Placement::Unschedulable(message) = place(&pod(1, None), &nodes(), &usage(&bound)) else {
             panic!("placed")
         };
         assert_eq!(

@@ -5,7 +5,7 @@
 
 use super::events::{Recorder, Severity};
 use crate::resources::ids;
-use crate::store::selector::{FieldSelector, LabelSelector, labels_of};
+use crate::store::selector::labels_of;
 use crate::store::{ObjectKey, Propagation, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -15,8 +15,9 @@ use std::sync::Arc;
 /// Label with the template revision a pod was created from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
-/// Brings one StatefulSet's pods and claims one step closer to its spec, and updates its status.
-pub fn reconcile(store: &mut Store, sts: &Value, recorder: &mut Recorder) {
+/// Brings one StatefulSet's pods and claims one step closer to its spec, and updates its
+/// status. `pods` are the pods it owns, as the pass found them.
+pub fn reconcile(store: &mut Store, sts: &Value, pods: &[Arc<Value>], recorder: &mut Recorder) {
     let meta = &sts["metadata"];
     let (Some(namespace), Some(name), Some(uid)) =
         (meta["namespace"].as_str(), meta["name"].as_str(), meta["uid"].as_str())
@@ -25,7 +26,6 @@ pub fn reconcile(store: &mut Store, sts: &Value, recorder: &mut Recorder) {
     };
     let replicas = sts["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
     let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
-    let pods = owned_pods(store, sts, namespace, uid);
     let by_ordinal: BTreeMap<usize, Arc<Value>> = pods
         .iter()
         .filter_map(|p| Some((ordinal(p["metadata"]["name"].as_str()?, name)?, p.clone())))
@@ -50,32 +50,8 @@ pub fn reconcile(store: &mut Store, sts: &Value, recorder: &mut Recorder) {
             delete_pod(store, sts, &pod.clone(), recorder);
         }
     }
-    update_status(store, sts, namespace, name, uid, &revision);
-}
-
-fn owned_pods(store: &Store, sts: &Value, namespace: &str, uid: &str) -> Vec<Arc<Value>> {
-    let selector = match_labels(sts);
-    store
-        .list(ids::pods(), Some(namespace), &selector, &FieldSelector::default())
-        .into_iter()
-        .filter(|p| {
-            p["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
-        })
-        .collect()
-}
-
-fn match_labels(sts: &Value) -> LabelSelector {
-    let terms: Vec<String> = sts["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    LabelSelector::parse(&terms.join(",")).unwrap_or_default()
+    // The status reflects the pods as this pass found them; the next pass sees its changes.
+    update_status(store, sts, pods, namespace, name, &revision);
 }
 
 fn ordinal(pod_name: &str, sts_name: &str) -> Option<usize> {
@@ -215,8 +191,7 @@ fn ensure_claims(store: &mut Store, sts: &Value, namespace: &str, name: &str, _u
     }
 }
 
-fn update_status(store: &mut Store, sts: &Value, namespace: &str, name: &str, uid: &str, revision: &str) {
-    let pods = owned_pods(store, sts, namespace, uid);
+fn update_status(store: &mut Store, sts: &Value, pods: &[Arc<Value>], namespace: &str, name: &str, revision: &str) {
     let ready = pods.iter().filter(|p| is_ready(p)).count();
     let updated = pods
         .iter()

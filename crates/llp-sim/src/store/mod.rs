@@ -3,7 +3,9 @@
 //! (optimistic concurrency, generation, status subresource, garbage collection).
 //!
 //! Synchronous and free of HTTP: the API layer holds it behind a mutex. Every change is
-//! published on a broadcast channel; [`Store::changes_since`] replays the history so a watch
+//! published on its kind's broadcast channel; [`Store::changes_since`] replays the kind's
+//! history (kept per kind, like the API server's watch cache, so that a burst of Events
+//! cannot push Pods out of it) so a watch
 //! can resume from a resourceVersion, or learn that it is too old (`410 Gone`).
 
 pub mod defaults;
@@ -64,7 +66,7 @@ impl EventType {
 }
 
 /// One change, as watches see it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Change {
     /// The resourceVersion the change produced.
     pub revision: u64,
@@ -74,6 +76,21 @@ pub struct Change {
     pub resource: ResourceId,
     /// The object after the change (before it, for a deletion).
     pub object: Arc<Value>,
+    /// The watch event line, serialized once for every watch that sends it.
+    pub line: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Change {
+    /// `{"type": …, "object": …}` and a newline.
+    pub fn watch_line(&self) -> bytes::Bytes {
+        self.line
+            .get_or_init(|| {
+                let mut text = serde_json::json!({"type": self.event.as_str(), "object": &*self.object}).to_string();
+                text.push('\n');
+                bytes::Bytes::from(text)
+            })
+            .clone()
+    }
 }
 
 /// Why a store operation failed; the API layer turns each into a `Status`.
@@ -123,10 +140,10 @@ pub enum Propagation {
 pub struct Store {
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     revision: u64,
-    history: VecDeque<Arc<Change>>,
+    history: Vec<VecDeque<Arc<Change>>>,
     history_limit: usize,
     applied: HashMap<(ObjectKey, String), Value>,
-    changes: broadcast::Sender<Arc<Change>>,
+    changes: Vec<broadcast::Sender<Arc<Change>>>,
     clock: fn() -> String,
 }
 
@@ -136,13 +153,15 @@ pub fn now() -> String {
 }
 
 impl Store {
-    /// An empty store keeping the last `history_limit` changes for watches.
+    /// An empty store keeping the last `history_limit` changes of each kind for watches.
     pub fn new(history_limit: usize) -> Self {
-        let (changes, _) = broadcast::channel(4096);
+        // Room for a burst of changes (8,000 pods starting) before a slow watch lags and has
+        // to catch up from the history.
+        let changes = RESOURCES.iter().map(|_| broadcast::channel(16_384).0).collect();
         Self {
             objects: BTreeMap::new(),
             revision: 1,
-            history: VecDeque::new(),
+            history: RESOURCES.iter().map(|_| VecDeque::new()).collect(),
             history_limit,
             applied: HashMap::new(),
             changes,
@@ -155,21 +174,23 @@ impl Store {
         self.revision
     }
 
-    /// Live changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
-        self.changes.subscribe()
+    /// Live changes of a kind from now on.
+    pub fn subscribe(&self, resource: ResourceId) -> broadcast::Receiver<Arc<Change>> {
+        self.changes[resource].subscribe()
     }
 
     /// The kept changes after `revision`, or `Gone` when some were already dropped.
-    pub fn changes_since(&self, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
-        let oldest = self.history.front().map_or(self.revision, |c| c.revision);
-        if revision + 1 < oldest && self.history.len() >= self.history_limit {
+    pub fn changes_since(&self, resource: ResourceId, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
+        let history = &self.history[resource];
+        let oldest = history.front().map_or(self.revision, |c| c.revision);
+        if revision + 1 < oldest && history.len() >= self.history_limit {
             return Err(StoreError::Gone {
                 requested: revision,
                 oldest,
             });
         }
-        Ok(self.history.iter().filter(|c| c.revision > revision).cloned().collect())
+        let start = history.partition_point(|c| c.revision <= revision);
+        Ok(history.range(start..).cloned().collect())
     }
 
     /// One object.
@@ -338,6 +359,7 @@ impl Store {
             event: EventType::Deleted,
             resource: key.resource,
             object: deleted.clone(),
+            line: Default::default(),
         });
         if let Some(uid) = old["metadata"]["uid"].as_str() {
             self.collect_dependents(uid, propagation);
@@ -377,17 +399,19 @@ impl Store {
             event,
             resource: key.resource,
             object: object.clone(),
+            line: Default::default(),
         });
         object
     }
 
     fn publish(&mut self, change: Change) {
         let change = Arc::new(change);
-        self.history.push_back(change.clone());
-        while self.history.len() > self.history_limit {
-            self.history.pop_front();
+        let history = &mut self.history[change.resource];
+        history.push_back(change.clone());
+        while history.len() > self.history_limit {
+            history.pop_front();
         }
-        let _ = self.changes.send(change); // no watcher is fine
+        let _ = self.changes[change.resource].send(change); // no watcher is fine
     }
 
     /// The server-owned parts of the old object carried into a write: identity, timestamps,

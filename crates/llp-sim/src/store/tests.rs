@@ -197,13 +197,16 @@ fn history_replays_changes_and_reports_gone_when_too_old() {
     for name in ["a", "b"] {
         store.create(ids::pods(), "ns", pod(name, json!({}))).unwrap();
     }
-    let replay = store.changes_since(start).unwrap();
+    let replay = store.changes_since(ids::pods(), start).unwrap();
     assert_eq!(replay.len(), 2);
     assert_eq!(replay[0].event, EventType::Added);
     for name in ["c", "d", "e"] {
         store.create(ids::pods(), "ns", pod(name, json!({}))).unwrap();
     }
-    assert!(matches!(store.changes_since(start), Err(StoreError::Gone { .. })));
+    assert!(matches!(
+        store.changes_since(ids::pods(), start),
+        Err(StoreError::Gone { .. })
+    ));
 }
 
 #[test]
