@@ -18,6 +18,14 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
+    ticks / 100.0
+}
+
 /// Resident memory of process `pid`, in MiB.
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -238,6 +246,9 @@ async fn main() {
         drain_started.elapsed().as_secs_f64() - 2.0
     );
     println!("simulator resident memory at the end: {:.0} MiB", rss_mib(sim_pid));
+    let before = cpu_seconds(sim_pid);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("simulator CPU while the {target} pods just run: {:.0}% of one core", (cpu_seconds(sim_pid) - before) / 5.0 * 100.0);
     marker_writer.abort();
     marker_watch.abort();
     for w in watchers {

@@ -143,6 +143,8 @@ pub struct Store {
     history: Vec<VecDeque<Arc<Change>>>,
     history_limit: usize,
     applied: HashMap<(ObjectKey, String), Value>,
+    /// Owner uid → the objects that name it in their ownerReferences (garbage collection).
+    dependents: HashMap<String, std::collections::HashSet<ObjectKey>>,
     changes: Vec<broadcast::Sender<Arc<Change>>>,
     clock: fn() -> String,
 }
@@ -164,6 +166,7 @@ impl Store {
             history: RESOURCES.iter().map(|_| VecDeque::new()).collect(),
             history_limit,
             applied: HashMap::new(),
+            dependents: HashMap::new(),
             changes,
             clock: now,
         }
@@ -349,6 +352,7 @@ impl Store {
     pub fn delete(&mut self, key: &ObjectKey, propagation: Propagation) -> Result<Arc<Value>, StoreError> {
         let old = self.existing(key)?;
         self.objects.remove(key);
+        self.unindex_owners(key, &old);
         self.applied.retain(|(k, _), _| k != key);
         self.revision += 1;
         let mut deleted = (*old).clone();
@@ -368,12 +372,8 @@ impl Store {
     }
 
     fn collect_dependents(&mut self, owner_uid: &str, propagation: Propagation) {
-        let dependents: Vec<ObjectKey> = self
-            .objects
-            .iter()
-            .filter(|(_, o)| owned_by(o, owner_uid))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let dependents: Vec<ObjectKey> =
+            self.dependents.get(owner_uid).map(|keys| keys.iter().cloned().collect()).unwrap_or_default();
         for key in dependents {
             if propagation == Propagation::Orphan {
                 let Some(object) = self.objects.get(&key) else { continue };
@@ -388,12 +388,28 @@ impl Store {
         }
     }
 
+    fn unindex_owners(&mut self, key: &ObjectKey, object: &Value) {
+        for uid in owner_uids(object) {
+            if let Some(keys) = self.dependents.get_mut(uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
+    }
+
     /// Writes a changed object, stamping a new resourceVersion and publishing the change.
     fn commit(&mut self, key: ObjectKey, mut object: Value, event: EventType) -> Arc<Value> {
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         let object = Arc::new(object);
-        self.objects.insert(key.clone(), object.clone());
+        if let Some(old) = self.objects.insert(key.clone(), object.clone()) {
+            self.unindex_owners(&key, &old);
+        }
+        for uid in owner_uids(&object) {
+            self.dependents.entry(uid.to_owned()).or_default().insert(key.clone());
+        }
         self.publish(Change {
             revision: self.revision,
             event,
@@ -533,10 +549,9 @@ pub fn resource_name(rt: &ResourceType) -> String {
     }
 }
 
-fn owned_by(object: &Value, uid: &str) -> bool {
-    object["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+/// The uids of an object's owners.
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"].as_array().into_iter().flatten().filter_map(|r| r["uid"].as_str())
 }
 
 /// Names must be DNS subdomains; Services and Namespaces DNS labels.
