@@ -112,6 +112,16 @@ async fn apply_get_wait_logs_scale_restart_events_delete() {
         "the field selector keeps other pods' events out:\n{events}"
     );
 
+    t.kubectl_ok(&["delete", "pod", "web-1"]).await;
+    let killing = t
+        .kubectl_until(&["get", "events", "--field-selector", "reason=Killing"], |out| {
+            out.contains("web-1")
+        })
+        .await;
+    assert!(killing.contains("Stopping container main"), "{killing}");
+    t.kubectl_until(&["get", "pods", "web-1"], |out| out.contains("Running"))
+        .await;
+
     let deleted = t.kubectl_ok(&["delete", "statefulset", "web"]).await;
     assert_eq!(deleted.trim(), "statefulset.apps \"web\" deleted");
     t.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], |out| {

@@ -172,6 +172,11 @@ impl PodRun {
         effects
     }
 
+    /// The names of the pod's (app) containers.
+    pub fn container_names(&self) -> impl Iterator<Item = &str> {
+        self.containers.iter().map(|c| c.name.as_str())
+    }
+
     /// Whether every container runs (the pod is Ready).
     pub fn ready(&self) -> bool {
         self.containers.iter().all(|c| matches!(c.state, State::Running { .. }))

@@ -57,6 +57,8 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
 pub struct Controller {
     cluster: ClusterSpec,
     runs: HashMap<String, PodRun>,
+    /// The last version of each running pod, to report its containers' end once it is deleted.
+    last_seen: HashMap<String, Arc<Value>>,
     recorder: Recorder,
     next_ip: u32,
     next_pod_ip: u32,
@@ -71,6 +73,7 @@ impl Controller {
         Self {
             cluster,
             runs: HashMap::new(),
+            last_seen: HashMap::new(),
             recorder: Recorder::default(),
             next_ip: 0,
             next_pod_ip: 0,
@@ -122,7 +125,21 @@ impl Controller {
             }
         }
         let existing: HashSet<&str> = pods.iter().filter_map(|p| p["metadata"]["uid"].as_str()).collect();
-        self.runs.retain(|uid, _| existing.contains(uid.as_str()));
+        let gone: Vec<String> = self
+            .runs
+            .keys()
+            .filter(|uid| !existing.contains(uid.as_str()))
+            .cloned()
+            .collect();
+        for uid in gone {
+            if let (Some(run), Some(pod)) = (self.runs.remove(&uid), self.last_seen.remove(&uid)) {
+                for container in run.container_names() {
+                    let message = format!("Stopping container {container}");
+                    self.recorder
+                        .record(&mut store, &pod, Severity::Normal, "Killing", &message, "kubelet");
+                }
+            }
+        }
         self.pod_ips.retain(|uid, _| existing.contains(uid.as_str()));
         self.unschedulable_reported
             .retain(|uid, _| existing.contains(uid.as_str()));
@@ -201,6 +218,7 @@ impl Controller {
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
         let key = key_of(ids::pods(), pod);
         let fresh = !self.runs.contains_key(&uid);
+        self.last_seen.insert(uid.clone(), pod.clone());
         let run = self
             .runs
             .entry(uid.clone())

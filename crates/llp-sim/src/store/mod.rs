@@ -372,8 +372,11 @@ impl Store {
     }
 
     fn collect_dependents(&mut self, owner_uid: &str, propagation: Propagation) {
-        let dependents: Vec<ObjectKey> =
-            self.dependents.get(owner_uid).map(|keys| keys.iter().cloned().collect()).unwrap_or_default();
+        let dependents: Vec<ObjectKey> = self
+            .dependents
+            .get(owner_uid)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
         for key in dependents {
             if propagation == Propagation::Orphan {
                 let Some(object) = self.objects.get(&key) else { continue };
@@ -551,7 +554,11 @@ pub fn resource_name(rt: &ResourceType) -> String {
 
 /// The uids of an object's owners.
 fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
-    object["metadata"]["ownerReferences"].as_array().into_iter().flatten().filter_map(|r| r["uid"].as_str())
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }
 
 /// Names must be DNS subdomains; Services and Namespaces DNS labels.
