@@ -159,7 +159,7 @@ impl Store {
     pub fn new(history_limit: usize) -> Self {
         // Room for a burst of changes (8,000 pods starting) before a slow watch lags and has
         // to catch up from the history.
-        let changes = RESOURCES.iter().map(|_| broadcast::channel(16_384).0).collect();
+        let changes = RESOURCES.iter().map(|_| broadcast::channel(4_096).0).collect();
         Self {
             objects: BTreeMap::new(),
             revision: 1,
