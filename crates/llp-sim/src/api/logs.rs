@@ -21,22 +21,10 @@ pub async fn serve(request: &Request<'_>, key: &ObjectKey) -> Result<Response, A
         .expect("store lock")
         .get(key)
         .ok_or_else(|| not_found(key))?;
-    let containers: Vec<String> = pod["spec"]["containers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let init: Vec<String> = pod["spec"]["initContainers"]
-        .as_array()
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (containers, init) = (
+        container_names(&pod, "containers"),
+        container_names(&pod, "initContainers"),
+    );
     let container = match request.params.get("container") {
         Some(c) if containers.contains(c) || init.contains(c) => c.clone(),
         Some(c) => {
@@ -138,6 +126,16 @@ pub async fn serve(request: &Request<'_>, key: &ObjectKey) -> Result<Response, A
         Body::from_stream(ReceiverStream::new(rx)),
     )
         .into_response())
+}
+
+/// The names of a pod's containers of one list (`containers`, `initContainers`).
+fn container_names(pod: &serde_json::Value, list: &str) -> Vec<String> {
+    pod["spec"][list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn format_line(line: &LogLine, timestamps: bool) -> String {

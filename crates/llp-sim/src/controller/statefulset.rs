@@ -19,9 +19,7 @@ pub const REVISION_LABEL: &str = "controller-revision-hash";
 /// status. `pods` are the pods it owns, as the pass found them.
 pub fn reconcile(store: &mut Store, sts: &Value, pods: &[Arc<Value>], recorder: &mut Recorder) {
     let meta = &sts["metadata"];
-    let (Some(namespace), Some(name), Some(uid)) =
-        (meta["namespace"].as_str(), meta["name"].as_str(), meta["uid"].as_str())
-    else {
+    let (Some(namespace), Some(name)) = (meta["namespace"].as_str(), meta["name"].as_str()) else {
         return;
     };
     let replicas = sts["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
@@ -32,14 +30,13 @@ pub fn reconcile(store: &mut Store, sts: &Value, pods: &[Arc<Value>], recorder: 
         .collect();
 
     for ordinal in 0..replicas {
-        ensure_claims(store, sts, namespace, name, uid, ordinal);
+        ensure_claims(store, sts, namespace, name, ordinal);
     }
-    if let Some((&highest, pod)) = by_ordinal.iter().next_back().filter(|(o, _)| **o >= replicas) {
+    if let Some((_, pod)) = by_ordinal.iter().next_back().filter(|(o, _)| **o >= replicas) {
         delete_pod(store, sts, pod, recorder);
-        let _ = highest;
     } else if let Some(missing) = (0..replicas).find(|o| !by_ordinal.contains_key(o)) {
         if by_ordinal.range(..missing).all(|(_, p)| is_ready(p)) {
-            create_pod(store, sts, namespace, name, uid, missing, &revision, recorder);
+            create_pod(store, sts, namespace, name, missing, &revision, recorder);
         }
     } else if by_ordinal.values().all(|p| is_ready(p)) {
         let outdated = by_ordinal
@@ -82,7 +79,6 @@ fn create_pod(
     sts: &Value,
     namespace: &str,
     name: &str,
-    uid: &str,
     ordinal: usize,
     revision: &str,
     recorder: &mut Recorder,
@@ -115,7 +111,6 @@ fn create_pod(
         metadata["annotations"] = json!(annotations);
     }
     let pod = json!({"metadata": metadata, "spec": spec, "status": {"phase": "Pending"}});
-    let _ = uid;
     match store.create(ids::pods(), namespace, pod) {
         Ok(_) => recorder.record(
             store,
@@ -159,7 +154,7 @@ fn delete_pod(store: &mut Store, sts: &Value, pod: &Value, recorder: &mut Record
     }
 }
 
-fn ensure_claims(store: &mut Store, sts: &Value, namespace: &str, name: &str, _uid: &str, ordinal: usize) {
+fn ensure_claims(store: &mut Store, sts: &Value, namespace: &str, name: &str, ordinal: usize) {
     let delete_with_set = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete";
     for template in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {
         let claim_name = format!(
