@@ -213,3 +213,66 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn sim_refuses_an_unknown_gpu_resource() {
+    let out = llp(&[
+        "sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--kubeconfig",
+        "/tmp/unused",
+        "--gpus",
+        "amd.com/gpu=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("amd.com/gpu"), "{}", stderr(&out));
+}
+
+#[test]
+fn sim_writes_a_kubeconfig_kubectl_can_use() {
+    let dir = tempdir();
+    let kubeconfig = dir.join("sim.kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--nodes",
+            "2",
+            "--gpus",
+            "nvidia.com/gpu=1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(std::time::Instant::now() < deadline, "no kubeconfig written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let nodes = Command::new("kubectl")
+        .env("KUBECONFIG", &kubeconfig)
+        .args([
+            "--cache-dir",
+            dir.join("cache").to_str().unwrap(),
+            "get",
+            "nodes",
+            "-o",
+            "name",
+        ])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let names = String::from_utf8_lossy(&nodes.stdout);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["node/control-plane", "node/worker-1", "node/worker-2"],
+        "{}",
+        String::from_utf8_lossy(&nodes.stderr)
+    );
+}
