@@ -293,3 +293,48 @@ async fn events_are_served_in_both_apis() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn the_status_mapping_reads_the_simulators_objects() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "services");
+    let sts: StatefulSet =
+        serde_saphyr::from_str(manifest("st", "example/crash:1", 1).split("---").next().unwrap()).unwrap();
+    sets.create(&PostParams::default(), &sts).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "services");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "services");
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let sts = sets.get("st").await.unwrap();
+            let pods = pods.list(&ListParams::default().labels("app=st")).await.unwrap().items;
+            let claims = claims
+                .list(&ListParams::default().labels("app=st"))
+                .await
+                .unwrap()
+                .items;
+            let status = llp_spec::status::from_objects(&sts, &pods, &claims, None);
+            if status
+                .pods
+                .first()
+                .and_then(|p| p.containers.first())
+                .and_then(|c| c.reason.as_deref())
+                == Some("CrashLoopBackOff")
+            {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the pod crash-loops");
+    let container = &status.pods[0].containers[0];
+    assert!(
+        container.message.as_deref().unwrap().contains("exited with code 1"),
+        "{container:?}"
+    );
+    assert_eq!(status.volumes[0].name, "data");
+    assert_eq!(status.volumes[0].phase, "Bound");
+    assert_eq!(status.volumes[0].capacity.as_deref(), Some("1Gi"));
+}

@@ -15,6 +15,7 @@ pub mod record;
 pub mod render;
 pub mod schema;
 pub mod spec;
+pub mod status;
 pub mod validate;
 
 pub use error::{ErrorBody, FieldError, Rule};

@@ -1,0 +1,272 @@
+//! The status of a deployment, in the seed's shape, as a pure function of the cluster's
+//! objects (served from watch caches, so a status request costs the cluster nothing).
+//!
+//! Beyond the seed's fields it says what a student needs to act: why a container waits or
+//! died, in plain words, and why a pod is not scheduled.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod};
+use serde::Serialize;
+
+/// `GET /kubernetes/deployments/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    /// Wanted replicas.
+    pub replicas: i32,
+    /// Pods at the current revision.
+    pub current_replicas: i32,
+    /// Pods that are ready.
+    pub ready_replicas: i32,
+    /// The pods, by ordinal.
+    pub pods: Vec<PodStatus>,
+    /// The persistent volumes' claims.
+    pub volumes: Vec<VolumeStatus>,
+    /// Where the deployment is reachable, when it has a hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// One pod.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// Pod name (for the logs, events and pod routes).
+    pub name: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    pub phase: String,
+    /// The app containers.
+    pub containers: Vec<ContainerStatus>,
+    /// The init containers, when the pod has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<ContainerStatus>,
+    /// Why the pod is not placed on a node yet, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<String>,
+}
+
+/// One container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    /// Container name.
+    pub name: String,
+    /// Passes its readiness.
+    pub ready: bool,
+    /// Has started.
+    pub started: bool,
+    /// Restarts so far.
+    pub restart_count: i32,
+    /// Why it is not running (`ContainerCreating`, `CrashLoopBackOff`, `OOMKilled`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What that means and what to do, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One volume claim.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStatus {
+    /// The volume's name in the spec.
+    pub name: String,
+    /// The claim (one per volume and pod).
+    pub claim: String,
+    /// `Pending`, `Bound`, `Lost`.
+    pub phase: String,
+    /// Size once bound, e.g. `1Gi`.
+    pub capacity: Option<String>,
+    /// `ReadWriteOnce` or `ReadWriteMany`.
+    #[serde(rename = "type")]
+    pub access: Option<String>,
+}
+
+/// The status of the deployment whose StatefulSet, pods and claims these are.
+pub fn from_objects(
+    sts: &StatefulSet,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+    url: Option<String>,
+) -> DeploymentStatus {
+    let name = sts.metadata.name.clone().unwrap_or_default();
+    let status = sts.status.clone().unwrap_or_default();
+    let mut pods: Vec<&Pod> = pods.iter().collect();
+    pods.sort_by_key(|p| ordinal(p.metadata.name.as_deref().unwrap_or_default(), &name));
+    let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().collect();
+    claims.sort_by_key(|c| c.metadata.name.clone());
+    DeploymentStatus {
+        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        current_replicas: status.current_replicas.unwrap_or(0),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        pods: pods.into_iter().map(pod_status).collect(),
+        volumes: claims.into_iter().map(|c| volume_status(c, &name)).collect(),
+        url,
+    }
+}
+
+fn ordinal(pod: &str, sts: &str) -> u32 {
+    pod.strip_prefix(sts)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+fn pod_status(pod: &Pod) -> PodStatus {
+    let status = pod.status.clone().unwrap_or_default();
+    let limits = |container: &str| -> Option<String> {
+        let spec = pod.spec.as_ref()?;
+        let c = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == container)?;
+        Some(c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0.clone())
+    };
+    let containers = |statuses: &Option<Vec<K8sContainerStatus>>| -> Vec<ContainerStatus> {
+        statuses
+            .iter()
+            .flatten()
+            .map(|c| container_status(c, limits(&c.name)))
+            .collect()
+    };
+    let scheduling = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        .map(|c| scheduling_message(c.message.as_deref().unwrap_or_default()));
+    PodStatus {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: if pod.metadata.deletion_timestamp.is_some() {
+            "Terminating".into()
+        } else {
+            status.phase.clone().unwrap_or_else(|| "Pending".into())
+        },
+        containers: containers(&status.container_statuses),
+        init_containers: containers(&status.init_container_statuses),
+        scheduling,
+    }
+}
+
+fn container_status(c: &K8sContainerStatus, memory_limit: Option<String>) -> ContainerStatus {
+    let state = c.state.clone().unwrap_or_default();
+    let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let (reason, message) = if let Some(waiting) = &state.waiting {
+        let reason = waiting.reason.clone().unwrap_or_else(|| "Waiting".into());
+        let message = explain_waiting(&reason, waiting.message.as_deref(), c, last, memory_limit.as_deref());
+        (Some(reason), message)
+    } else if let Some(terminated) = &state.terminated {
+        let reason = terminated.reason.clone().unwrap_or_else(|| "Terminated".into());
+        let message = match reason.as_str() {
+            "Completed" => None,
+            "OOMKilled" => Some(oom_message(memory_limit.as_deref())),
+            _ => Some(format!("exited with code {}", terminated.exit_code)),
+        };
+        (Some(reason), message)
+    } else {
+        (None, None)
+    };
+    ContainerStatus {
+        name: c.name.clone(),
+        ready: c.ready,
+        started: c.started.unwrap_or(false),
+        restart_count: c.restart_count,
+        reason,
+        message,
+    }
+}
+
+fn explain_waiting(
+    reason: &str,
+    detail: Option<&str>,
+    c: &K8sContainerStatus,
+    last: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>,
+    memory_limit: Option<&str>,
+) -> Option<String> {
+    Some(match reason {
+        "ContainerCreating" | "PodInitializing" => {
+            "starting: the image is being pulled and the container created".into()
+        }
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
+            format!(
+                "the image `{}` cannot be pulled: check its name and tag, and that the registry lets the cluster read it",
+                c.image
+            )
+        }
+        "CrashLoopBackOff" => match last {
+            Some(t) if t.reason.as_deref() == Some("OOMKilled") => {
+                format!(
+                    "{}; it is restarted after a pause ({} restarts so far)",
+                    oom_message(memory_limit),
+                    c.restart_count
+                )
+            }
+            Some(t) => format!(
+                "keeps crashing: its last run exited with code {} ({} restarts so far); read that run's output with the logs route and previous=true",
+                t.exit_code, c.restart_count
+            ),
+            None => format!("keeps crashing ({} restarts so far)", c.restart_count),
+        },
+        "CreateContainerConfigError" => format!(
+            "cannot start: {}; a `fromSecret` or `fromConfig` key is probably missing, set it with the secret or config route",
+            detail.unwrap_or("its configuration is incomplete")
+        ),
+        _ => detail?.to_owned(),
+    })
+}
+
+fn oom_message(limit: Option<&str>) -> String {
+    match limit {
+        Some(limit) => {
+            format!("was killed for using more than its memory limit of {limit}: raise `memory` or use less")
+        }
+        None => "was killed for using more than its memory limit: raise `memory` or use less".into(),
+    }
+}
+
+/// "0/4 nodes are available: …, 3 Insufficient nvidia.com/gpu. …" in plain words, with the
+/// scheduler's own message after it.
+fn scheduling_message(message: &str) -> String {
+    let reasons = message.split(". preemption:").next().unwrap_or(message);
+    let reasons = reasons.split_once(": ").map_or(reasons, |(_, rest)| rest);
+    let short: Vec<&str> = reasons
+        .split(", ")
+        .filter_map(|part| {
+            part.trim()
+                .split_once(" Insufficient ")
+                .map(|(_, resource)| resource.trim_end_matches('.'))
+        })
+        .collect();
+    if short.is_empty() {
+        return format!("waiting for a node: {message}");
+    }
+    format!(
+        "waiting for a node with enough free {}: the cluster is busy or the request is larger than any node ({message})",
+        short.join(" and ")
+    )
+}
+
+fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
+    let claim_name = claim.metadata.name.clone().unwrap_or_default();
+    // Claims are named `<volume>-<statefulset>-<ordinal>`.
+    let volume = claim_name
+        .split(&format!("-{sts}-"))
+        .next()
+        .unwrap_or(&claim_name)
+        .to_owned();
+    let status = claim.status.clone().unwrap_or_default();
+    let access = status
+        .access_modes
+        .or_else(|| claim.spec.as_ref().and_then(|s| s.access_modes.clone()));
+    VolumeStatus {
+        name: volume,
+        claim: claim_name,
+        phase: status.phase.unwrap_or_else(|| "Pending".into()),
+        capacity: status.capacity.and_then(|c| c.get("storage").map(|q| q.0.clone())),
+        access: access.and_then(|modes| modes.into_iter().next()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+use super::*;
+use serde_json::{Value, json};
+
+fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": "sd-42"},
+        "spec": {"replicas": replicas, "selector": {}, "serviceName": "sd-42", "template": {}},
+        "status": {"replicas": current, "currentReplicas": current, "readyReplicas": ready},
+    }))
+    .unwrap()
+}
+
+fn mk_pod(name: &str, phase: &str, container_status: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "resources": {"limits": {"memory": "16Gi"}}}]},
+        "status": {"phase": phase, "containerStatuses": [container_status]},
+    }))
+    .unwrap()
+}
+
+fn running() -> Value {
+    json!({"name": "app", "image": "nginx", "imageID": "", "ready": true, "started": true, "restartCount": 0, "state": {"running": {}}})
+}
+
+fn waiting(reason: &str, last: Value) -> Value {
+    json!({"name": "app", "image": "registry/app:1", "imageID": "", "ready": false, "started": false, "restartCount": 3,
+        "state": {"waiting": {"reason": reason, "message": "detail from the kubelet"}}, "lastState": last})
+}
+
+fn mk_claim(name: &str, phase: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"]},
+        "status": {"phase": phase, "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
+    }))
+    .unwrap()
+}
+
+fn only_container(status: &DeploymentStatus) -> &ContainerStatus {
+    &status.pods[0].containers[0]
+}
+
+#[test]
+fn a_running_deployment_has_the_seeds_shape() {
+    let status = from_objects(
+        &mk_sts(1, 1, 1),
+        &[mk_pod("sd-42-0", "Running", running())],
+        &[mk_claim("mydata-sd-42-0", "Bound")],
+        None,
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["replicas"], 1);
+    assert_eq!(json["currentReplicas"], 1);
+    assert_eq!(
+        json["pods"][0],
+        json!({"name": "sd-42-0", "phase": "Running", "containers": [{"name": "app", "ready": true, "started": true, "restartCount": 0}]})
+    );
+    assert_eq!(
+        json["volumes"][0],
+        json!({"name": "mydata", "claim": "mydata-sd-42-0", "phase": "Bound", "capacity": "1Gi", "type": "ReadWriteOnce"})
+    );
+}
+
+#[test]
+fn pods_are_listed_by_ordinal() {
+    let pods: Vec<Pod> = ["sd-42-10", "sd-42-2", "sd-42-0"]
+        .iter()
+        .map(|n| mk_pod(n, "Running", running()))
+        .collect();
+    let names: Vec<String> = from_objects(&mk_sts(11, 3, 3), &pods, &[], None)
+        .pods
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["sd-42-0", "sd-42-2", "sd-42-10"]);
+}
+
+#[test]
+fn a_crash_loop_names_the_exit_code_and_the_previous_logs() {
+    let last = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+    let status = from_objects(
+        &mk_sts(1, 1, 0),
+        &[mk_pod("sd-42-0", "Running", waiting("CrashLoopBackOff", last))],
+        &[],
+        None,
+    );
+    let c = only_container(&status);
+    assert_eq!(c.reason.as_deref(), Some("CrashLoopBackOff"));
+    let message = c.message.as_deref().unwrap();
+    assert!(
+        message.contains("exited with code 1") && message.contains("previous=true") && message.contains("3 restarts"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_oom_kill_names_the_memory_limit() {
+    let last = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
+    let status = from_objects(
+        &mk_sts(1, 1, 0),
+        &[mk_pod("sd-42-0", "Running", waiting("CrashLoopBackOff", last))],
+        &[],
+        None,
+    );
+    let message = only_container(&status).message.clone().unwrap();
+    assert!(
+        message.contains("memory limit of 16Gi") && message.contains("raise `memory`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_is_named() {
+    let status = from_objects(
+        &mk_sts(1, 0, 0),
+        &[mk_pod("sd-42-0", "Pending", waiting("ImagePullBackOff", json!({})))],
+        &[],
+        None,
+    );
+    assert!(
+        only_container(&status)
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("`registry/app:1` cannot be pulled")
+    );
+}
+
+#[test]
+fn a_missing_secret_key_points_at_the_secret_route() {
+    let status = from_objects(
+        &mk_sts(1, 0, 0),
+        &[mk_pod(
+            "sd-42-0",
+            "Pending",
+            waiting("CreateContainerConfigError", json!({})),
+        )],
+        &[],
+        None,
+    );
+    let message = only_container(&status).message.clone().unwrap();
+    assert!(
+        message.contains("detail from the kubelet") && message.contains("`fromSecret`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unschedulable_pod_says_which_resource_is_missing() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "sd-42-0"},
+        "spec": {"containers": [{"name": "app"}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: 1 Preemption is not helpful for scheduling, 3 No preemption victims found for incoming pod."}]},
+    }))
+    .unwrap();
+    let status = from_objects(&mk_sts(1, 0, 0), &[pod], &[], None);
+    let scheduling = status.pods[0].scheduling.clone().unwrap();
+    assert!(
+        scheduling.starts_with("waiting for a node with enough free nvidia.com/gpu"),
+        "{scheduling}"
+    );
+    assert!(status.pods[0].containers.is_empty());
+}
+
+#[test]
+fn a_pod_being_deleted_is_terminating() {
+    let mut pod = mk_pod("sd-42-0", "Running", running());
+    pod.metadata.deletion_timestamp = Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+    assert_eq!(
+        from_objects(&mk_sts(1, 1, 1), &[pod], &[], None).pods[0].phase,
+        "Terminating"
+    );
+}
