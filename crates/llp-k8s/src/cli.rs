@@ -43,6 +43,11 @@ pub enum Command {
     },
     /// Print the JSON Schema of the deployment YAML.
     Schema,
+    /// Manage the users of the embedded record source.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Run the Kubernetes API simulator alone and write a kubeconfig for kubectl.
     Sim {
         /// Address to listen on (port 0 picks a free port).
@@ -57,5 +62,24 @@ pub enum Command {
         /// GPUs of each worker, e.g. `nvidia.com/gpu=2,nvidia.com/mig-1g.10gb=7`.
         #[arg(long, value_name = "SPEC")]
         gpus: Option<String>,
+    },
+}
+
+/// `llp-k8s users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user and print its token (shown this once).
+    Add {
+        /// Display name.
+        name: String,
+        /// A group the user belongs to (repeatable); groups may have larger limits.
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+        /// The user may act on every deployment.
+        #[arg(long)]
+        admin: bool,
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
     },
 }

@@ -276,3 +276,33 @@ fn sim_writes_a_kubeconfig_kubectl_can_use() {
         String::from_utf8_lossy(&nodes.stderr)
     );
 }
+
+#[test]
+fn users_add_prints_a_token_once_and_stores_only_its_hash() {
+    let dir = tempdir();
+    let db = dir.join("users.sqlite");
+    let out = llp(&[
+        "users",
+        "add",
+        "alice",
+        "--group",
+        "management",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("llp_") && token.len() > 40, "{token}");
+    // The database and its write-ahead log hold the user, but never the token itself.
+    let stored: Vec<u8> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flat_map(|f| std::fs::read(f.unwrap().path()).unwrap())
+        .collect();
+    assert!(stored.windows(5).any(|w| w == b"alice"), "the user is stored");
+    assert!(
+        !stored.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the token itself is not in the database"
+    );
+    let second = llp(&["users", "add", "bob", "--db", db.to_str().unwrap()]);
+    assert_ne!(String::from_utf8(second.stdout).unwrap().trim(), token);
+}

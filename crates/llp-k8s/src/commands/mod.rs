@@ -3,6 +3,7 @@
 
 mod render;
 mod sim;
+mod users;
 mod validate;
 
 use crate::cli::Command;
@@ -50,6 +51,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             nodes,
             gpus,
         } => sim::run(listen, &kubeconfig, nodes, gpus.as_deref()),
+        Command::Users { command } => users::run(command),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&llp_spec::deployment_schema())?);
             Ok(Outcome::Success)

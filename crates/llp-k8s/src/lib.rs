@@ -1,0 +1,5 @@
+//! llp-k8s: self-service Kubernetes deployments for the LLP. The binary's command line lives
+//! in `main.rs`; the parts the service is built from live here.
+#![forbid(unsafe_code)]
+
+pub mod records;

@@ -1,0 +1,227 @@
+//! The embedded record source: users and deployment records in one SQLite file.
+//!
+//! Tokens are 244-bit random strings shown once; only their SHA-256 is stored (they have
+//! far too much entropy for a slow hash to add anything). Non-admins see only the records
+//! they created, and a record of someone else reads exactly like a missing one.
+
+use super::{Identity, RecordError};
+use llp_spec::{Record, RecordId};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Users and records in a SQLite file.
+pub struct EmbeddedStore {
+    db: Mutex<Connection>,
+}
+
+/// The fields a caller may set on a record.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    /// Display title.
+    pub title: Option<String>,
+    /// The deployment YAML.
+    pub data: Option<String>,
+    /// Container to expose.
+    pub exposed_service: Option<String>,
+    /// Its port.
+    pub exposed_port: Option<serde_json::Value>,
+    /// Host label.
+    pub exposed_hostname: Option<String>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    groups TEXT NOT NULL DEFAULT '[]',
+    admin INTEGER NOT NULL DEFAULT 0,
+    token_sha256 TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id TEXT PRIMARY KEY,
+    title TEXT,
+    data TEXT,
+    exposed_service TEXT,
+    exposed_port TEXT,
+    exposed_hostname TEXT,
+    user_created TEXT NOT NULL REFERENCES users(id),
+    date_created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS deployments_owner ON deployments(user_created);
+";
+
+fn failed(error: rusqlite::Error) -> RecordError {
+    RecordError::Unavailable(error.to_string())
+}
+
+fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl EmbeddedStore {
+    /// Opens (and if needed creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let db = Connection::open(path).map_err(failed)?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+            .map_err(failed)?;
+        db.execute_batch(SCHEMA).map_err(failed)?;
+        Ok(Self { db: Mutex::new(db) })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates a user and returns it with its token (shown this once).
+    pub fn add_user(&self, name: &str, groups: &[String], admin: bool) -> Result<(Identity, String), RecordError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let token = format!("llp_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let groups_json = serde_json::to_string(groups).map_err(|e| RecordError::Invalid(e.to_string()))?;
+        self.db()
+            .execute(
+                "INSERT INTO users (id, name, groups, admin, token_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, groups_json, admin, token_hash(&token)],
+            )
+            .map_err(failed)?;
+        Ok((
+            Identity {
+                id,
+                name: name.to_owned(),
+                groups: groups.to_vec(),
+                admin,
+            },
+            token,
+        ))
+    }
+
+    /// The user holding `token`.
+    pub fn authenticate(&self, token: &str) -> Result<Identity, RecordError> {
+        self.db()
+            .query_row(
+                "SELECT id, name, groups, admin FROM users WHERE token_sha256 = ?1",
+                [token_hash(token)],
+                |row| {
+                    let groups: String = row.get(2)?;
+                    Ok(Identity {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        groups: serde_json::from_str(&groups).unwrap_or_default(),
+                        admin: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(failed)?
+            .ok_or(RecordError::Unauthorized)
+    }
+
+    /// Creates a record owned by `caller`.
+    pub fn create(&self, caller: &Identity, input: &RecordInput) -> Result<Record, RecordError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.db()
+            .execute(
+                "INSERT INTO deployments (id, title, data, exposed_service, exposed_port, exposed_hostname, user_created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    input.title,
+                    input.data,
+                    input.exposed_service,
+                    input.exposed_port.as_ref().map(ToString::to_string),
+                    input.exposed_hostname,
+                    caller.id
+                ],
+            )
+            .map_err(failed)?;
+        self.get(caller, &RecordId::Text(id))
+    }
+
+    /// A record `caller` may read; others' records are [`RecordError::NotFound`].
+    pub fn get(&self, caller: &Identity, id: &RecordId) -> Result<Record, RecordError> {
+        let record = self
+            .db()
+            .query_row(
+                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created FROM deployments WHERE id = ?1",
+                [id.to_string()],
+                row_to_record,
+            )
+            .optional()
+            .map_err(failed)?
+            .ok_or(RecordError::NotFound)?;
+        if caller.may_access(&record) {
+            Ok(record)
+        } else {
+            Err(RecordError::NotFound)
+        }
+    }
+
+    /// The records `caller` may read (all of them for admins).
+    pub fn list(&self, caller: &Identity) -> Result<Vec<Record>, RecordError> {
+        let db = self.db();
+        let mut query = db
+            .prepare(
+                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created FROM deployments
+                 WHERE ?1 OR user_created = ?2 ORDER BY date_created, id",
+            )
+            .map_err(failed)?;
+        let rows = query
+            .query_map(params![caller.admin, caller.id], row_to_record)
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// Changes the given fields of a record `caller` may read.
+    pub fn update(&self, caller: &Identity, id: &RecordId, input: &RecordInput) -> Result<Record, RecordError> {
+        let current = self.get(caller, id)?;
+        let port = input
+            .exposed_port
+            .as_ref()
+            .or(current.exposed_port.as_ref())
+            .map(ToString::to_string);
+        self.db()
+            .execute(
+                "UPDATE deployments SET title = ?2, data = ?3, exposed_service = ?4, exposed_port = ?5, exposed_hostname = ?6 WHERE id = ?1",
+                params![
+                    id.to_string(),
+                    input.title.as_ref().or(current.title.as_ref()),
+                    input.data.as_ref().or(current.data.as_ref()),
+                    input.exposed_service.as_ref().or(current.exposed_service.as_ref()),
+                    port,
+                    input.exposed_hostname.as_ref().or(current.exposed_hostname.as_ref()),
+                ],
+            )
+            .map_err(failed)?;
+        self.get(caller, id)
+    }
+
+    /// Deletes a record `caller` may read.
+    pub fn delete(&self, caller: &Identity, id: &RecordId) -> Result<(), RecordError> {
+        self.get(caller, id)?;
+        self.db()
+            .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
+            .map_err(failed)?;
+        Ok(())
+    }
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let port: Option<String> = row.get(4)?;
+    Ok(Record {
+        id: Some(RecordId::Text(row.get(0)?)),
+        title: row.get(1)?,
+        data: row.get(2)?,
+        exposed_service: row.get(3)?,
+        exposed_port: port.and_then(|p| serde_json::from_str(&p).ok()),
+        exposed_hostname: row.get(5)?,
+        user_created: row.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;
