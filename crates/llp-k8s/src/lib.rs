@@ -2,4 +2,5 @@
 //! in `main.rs`; the parts the service is built from live here.
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod records;

@@ -1,0 +1,80 @@
+//! The one error type of the HTTP edge and its table of statuses and Directus bodies.
+//!
+//! Every failure becomes `{"errors": [{"message", "extensions": {"code", …}}]}`, the shape the
+//! LLP frontend parses. A 5xx names the dependency that failed; details go to the log.
+
+use crate::records::RecordError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use llp_spec::{ErrorBody, FieldError};
+
+/// A failed request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No token, or an invalid one (401).
+    Unauthorized,
+    /// Unknown, or not the caller's (404; the same answer for both).
+    NotFound(String),
+    /// The request body or a query parameter is malformed (400), on `field` when known.
+    BadRequest { field: Option<String>, message: String },
+    /// The deployment spec is invalid (400), every problem listed.
+    Validation(Vec<FieldError>),
+    /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
+    Unavailable { dependency: &'static str },
+}
+
+impl ApiError {
+    /// 400 about one field.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Unauthorized => ApiError::Unauthorized,
+            RecordError::NotFound => ApiError::NotFound("deployment not found".into()),
+            RecordError::Invalid(message) => ApiError::BadRequest { field: None, message },
+            RecordError::Unavailable(detail) => {
+                tracing::error!(%detail, "record store failed");
+                ApiError::Unavailable {
+                    dependency: "the record store",
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                ErrorBody::single(
+                    "INVALID_CREDENTIALS",
+                    "Invalid or missing token: send `Authorization: Bearer <token>`.",
+                ),
+            ),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, ErrorBody::single("NOT_FOUND", message)),
+            ApiError::BadRequest { field, message } => {
+                let mut body = ErrorBody::single("INVALID_PAYLOAD", message);
+                body.errors[0].extensions.field = field;
+                (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
+            ApiError::Unavailable { dependency } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::single(
+                    "SERVICE_UNAVAILABLE",
+                    format!("{dependency} is unavailable; try again later."),
+                ),
+            ),
+        };
+        (status, Json(body)).into_response()
+    }
+}

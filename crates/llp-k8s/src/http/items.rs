@@ -1,0 +1,99 @@
+//! `/items/deployments`: the embedded record source in the Directus item-API shape
+//! (`{"data": …}`), so the frontend and scripts talk to it as to the LLP API.
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::records::RecordError;
+use crate::records::embedded::{EmbeddedStore, RecordInput};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use llp_spec::RecordId;
+use serde_json::json;
+use std::sync::Arc;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/items/deployments", get(list).post(create))
+        .route("/items/deployments/{id}", get(read).patch(update).delete(remove))
+}
+
+/// Runs a record-store call off the async workers (SQLite blocks).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<EmbeddedStore>,
+    call: impl FnOnce(&EmbeddedStore) -> Result<T, RecordError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            dependency: "the record store",
+        })?
+        .map_err(ApiError::from)
+}
+
+/// Reads the body as a record input, naming the field at fault.
+fn input(body: &[u8]) -> Result<RecordInput, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let field = e.to_string().split('`').nth(1).map(str::to_owned);
+        ApiError::BadRequest {
+            field,
+            message: format!(
+                "the body must be a JSON object with title, data, exposed_service, exposed_port, exposed_hostname: {e}"
+            ),
+        }
+    })
+}
+
+fn data(value: impl serde::Serialize) -> Response {
+    Json(json!({"data": value})).into_response()
+}
+
+async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, ApiError> {
+    Ok(data(blocking(&state.records, move |s| s.list(&caller)).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let input = input(&body)?;
+    Ok(data(
+        blocking(&state.records, move |s| s.create(&caller, &input)).await?,
+    ))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(data(
+        blocking(&state.records, move |s| s.get(&caller, &RecordId::Text(id))).await?,
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let input = input(&body)?;
+    Ok(data(
+        blocking(&state.records, move |s| s.update(&caller, &RecordId::Text(id), &input)).await?,
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    blocking(&state.records, move |s| s.delete(&caller, &RecordId::Text(id))).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,4 @@
+//! The HTTP service, request by request (`router().oneshot(…)`), always with two users.
+
+mod helpers;
+mod items;
