@@ -31,9 +31,10 @@ pub(super) fn render_stateful_set(spec: &Spec, ctx: &Context<'_>) -> StatefulSet
                 }
                 VolumeKind::EmptyDir { .. } => None,
             })),
-            // Deleting the deployment deletes its volumes; scaling to 0 keeps them.
+            // Claims outlive the StatefulSet: a change to its immutable fields (a new volume)
+            // recreates it without losing data; the deployment's DELETE removes claims itself.
             persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
-                when_deleted: Some("Delete".into()),
+                when_deleted: Some("Retain".into()),
                 when_scaled: Some("Retain".into()),
             }),
             ..Default::default()
