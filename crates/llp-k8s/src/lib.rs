@@ -2,5 +2,6 @@
 //! in `main.rs`; the parts the service is built from live here.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod http;
 pub mod records;

@@ -1,12 +1,15 @@
 //! The HTTP service: routes, the caller's identity, and the error edge.
 
 pub mod auth;
+mod deployments;
 pub mod error;
 mod items;
 
+use crate::cluster::Cluster;
 use crate::records::embedded::EmbeddedStore;
 use axum::Router;
 use axum::routing::get;
+use llp_spec::{LimitsTable, RenderConfig};
 use std::sync::Arc;
 
 /// What every handler shares.
@@ -14,6 +17,12 @@ use std::sync::Arc;
 pub struct AppState {
     /// The embedded record source.
     pub records: Arc<EmbeddedStore>,
+    /// The cluster, when one is configured.
+    pub cluster: Option<Cluster>,
+    /// How deployments are rendered.
+    pub render: Arc<RenderConfig>,
+    /// Limits per group.
+    pub limits: Arc<LimitsTable>,
 }
 
 /// The service's routes.
@@ -21,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(items::routes())
+        .merge(deployments::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

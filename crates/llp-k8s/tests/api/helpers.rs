@@ -2,14 +2,18 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use llp_k8s::cluster::Cluster;
 use llp_k8s::http::{AppState, router};
 use llp_k8s::records::embedded::EmbeddedStore;
+use llp_sim::{ClusterSpec, SimOptions, Simulator, Timings};
+use llp_spec::{LimitsTable, RenderConfig};
 use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
 pub struct TestApp {
     pub state: AppState,
+    pub sim: Option<Simulator>,
     pub alice: String,
     pub bob: String,
     pub admin: String,
@@ -22,14 +26,43 @@ pub fn app() -> TestApp {
     let (_, alice) = store.add_user("alice", &[], false).unwrap();
     let (_, bob) = store.add_user("bob", &[], false).unwrap();
     let (_, admin) = store.add_user("root", &[], true).unwrap();
+    let state = AppState {
+        records: Arc::new(store),
+        cluster: None,
+        render: Arc::new(RenderConfig::default()),
+        limits: Arc::new(LimitsTable::default()),
+    };
     TestApp {
-        state: AppState {
-            records: Arc::new(store),
-        },
+        state,
         alice,
         bob,
         admin,
+        sim: None,
     }
+}
+
+/// The app against a fresh simulator, its caches synced.
+pub async fn app_with_cluster() -> TestApp {
+    let mut app = app();
+    let cluster = ClusterSpec {
+        timings: Timings::fast(),
+        ..ClusterSpec::default()
+    };
+    let sim = Simulator::start(SimOptions {
+        cluster,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let cluster = Cluster::start(kube::Client::try_from(config).unwrap(), "services");
+    cluster.caches.ready().await.unwrap();
+    app.state.cluster = Some(cluster);
+    app.sim = Some(sim);
+    app
 }
 
 fn uuid_like() -> String {
@@ -58,7 +91,15 @@ impl TestApp {
 
     /// Creates a record as `token` and returns its id.
     pub async fn create_record(&self, token: &str) -> String {
-        let body = serde_json::json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"});
+        self.create_record_with(
+            token,
+            serde_json::json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"}),
+        )
+        .await
+    }
+
+    /// Creates a record with `body` as `token` and returns its id.
+    pub async fn create_record_with(&self, token: &str, body: Value) -> String {
         let (status, json) = self.call("POST", "/items/deployments", token, Some(body)).await;
         assert_eq!(status, StatusCode::OK, "{json}");
         json["data"]["id"].as_str().unwrap().to_owned()

@@ -1,4 +1,5 @@
 //! The HTTP service, request by request (`router().oneshot(…)`), always with two users.
 
+mod deployments;
 mod helpers;
 mod items;

@@ -1,0 +1,158 @@
+//! Applying a rendered deployment: server-side apply of every object under one field
+//! manager, then pruning what the deployment no longer has (a removed container's Service,
+//! a removed hostname's Ingress). A StatefulSet whose immutable fields changed (a new volume)
+//! is recreated; its claims are retained, so data survives.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use llp_spec::Objects;
+use llp_spec::names::DEPLOYMENT_LABEL;
+
+/// The field manager of every write.
+pub const MANAGER: &str = "llp-k8s";
+
+/// Which object could not be applied, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Writing one object failed.
+    #[error("applying {kind} {name} failed: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+    /// Removing an object the deployment no longer has failed.
+    #[error("removing {kind} {name} failed: {source}")]
+    Prune {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+/// What an apply did.
+pub struct Applied {
+    /// The deployment was not there before (201 rather than 200).
+    pub created: bool,
+    /// The generation of the StatefulSet as applied, for read-after-write waits.
+    pub generation: i64,
+}
+
+/// Applies `objects` in `namespace`; `deployment_label` selects the deployment's objects.
+pub async fn apply_objects(
+    client: &kube::Client,
+    namespace: &str,
+    objects: &Objects,
+    deployment_label: &str,
+) -> Result<Applied, ApplyError> {
+    let Objects {
+        stateful_set,
+        services,
+        ingress,
+    } = objects;
+    let params = PatchParams::apply(MANAGER).force();
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let name = stateful_set.metadata.name.clone().unwrap_or_default();
+    let created = sets
+        .get_opt(&name)
+        .await
+        .map_err(|source| ApplyError::Apply {
+            kind: "StatefulSet",
+            name: name.clone(),
+            source,
+        })?
+        .is_none();
+    let svcs: Api<Service> = Api::namespaced(client.clone(), namespace);
+    for service in services {
+        let svc_name = service.metadata.name.clone().unwrap_or_default();
+        svcs.patch(&svc_name, &params, &Patch::Apply(service))
+            .await
+            .map_err(|source| ApplyError::Apply {
+                kind: "Service",
+                name: svc_name,
+                source,
+            })?;
+    }
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    if let Some(ingress) = ingress {
+        let ing_name = ingress.metadata.name.clone().unwrap_or_default();
+        ingresses
+            .patch(&ing_name, &params, &Patch::Apply(ingress))
+            .await
+            .map_err(|source| ApplyError::Apply {
+                kind: "Ingress",
+                name: ing_name,
+                source,
+            })?;
+    }
+    let applied = match sets.patch(&name, &params, &Patch::Apply(stateful_set)).await {
+        Ok(applied) => applied,
+        Err(kube::Error::Api(status))
+            if status.code == 422 && status.message.contains("Forbidden: updates to statefulset spec") =>
+        {
+            // Immutable fields changed: recreate. Pods go; claims stay (retention Retain).
+            let fail = |source| ApplyError::Apply {
+                kind: "StatefulSet",
+                name: name.clone(),
+                source,
+            };
+            sets.delete(&name, &DeleteParams::foreground()).await.map_err(fail)?;
+            // Foreground deletion takes a while on a real cluster: wait until it is gone.
+            for _ in 0..240 {
+                if sets.get_opt(&name).await.map_err(fail)?.is_none() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            sets.create(&PostParams::default(), stateful_set).await.map_err(fail)?
+        }
+        Err(source) => {
+            return Err(ApplyError::Apply {
+                kind: "StatefulSet",
+                name,
+                source,
+            });
+        }
+    };
+    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
+    let wanted: Vec<&str> = services.iter().filter_map(|s| s.metadata.name.as_deref()).collect();
+    for old in svcs.list(&selector).await.map_err(|source| ApplyError::Prune {
+        kind: "Service",
+        name: "(list)".into(),
+        source,
+    })? {
+        let old_name = old.metadata.name.unwrap_or_default();
+        if !wanted.contains(&old_name.as_str()) {
+            svcs.delete(&old_name, &DeleteParams::default())
+                .await
+                .map_err(|source| ApplyError::Prune {
+                    kind: "Service",
+                    name: old_name,
+                    source,
+                })?;
+        }
+    }
+    if ingress.is_none() {
+        for old in ingresses.list(&selector).await.map_err(|source| ApplyError::Prune {
+            kind: "Ingress",
+            name: "(list)".into(),
+            source,
+        })? {
+            let old_name = old.metadata.name.unwrap_or_default();
+            ingresses
+                .delete(&old_name, &DeleteParams::default())
+                .await
+                .map_err(|source| ApplyError::Prune {
+                    kind: "Ingress",
+                    name: old_name,
+                    source,
+                })?;
+        }
+    }
+    Ok(Applied {
+        created,
+        generation: applied.metadata.generation.unwrap_or(1),
+    })
+}

@@ -1,0 +1,27 @@
+//! The cluster side: applying deployments and the watch caches status is read from.
+
+pub mod apply;
+pub mod cache;
+
+/// A cluster the service deploys to.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The client (kubeconfig or in-cluster).
+    pub client: kube::Client,
+    /// The managed namespace.
+    pub namespace: String,
+    /// Watch caches of the namespace.
+    pub caches: cache::Caches,
+}
+
+impl Cluster {
+    /// Starts the caches of `namespace`.
+    pub fn start(client: kube::Client, namespace: &str) -> Self {
+        let caches = cache::start(&client, namespace);
+        Self {
+            client,
+            namespace: namespace.to_owned(),
+            caches,
+        }
+    }
+}

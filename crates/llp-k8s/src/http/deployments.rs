@@ -1,0 +1,107 @@
+//! `/kubernetes/deployments/{id}`: deploy (PUT) and status (GET). The pipeline is
+//! fetch record → validate → render → apply → report; only fetching and applying do I/O,
+//! and status reads the watch caches alone.
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::cluster::Cluster;
+use crate::cluster::apply::apply_objects;
+use crate::records::Identity;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use llp_spec::names::{Names, label_value};
+use llp_spec::{Identity as Owner, Record, RecordId, render, validate_record};
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/kubernetes/deployments/{id}", get(status).put(deploy))
+}
+
+fn cluster(state: &AppState) -> Result<&Cluster, ApiError> {
+    state.cluster.as_ref().ok_or(ApiError::Unavailable {
+        dependency: "the cluster",
+    })
+}
+
+/// The record `id`, if `caller` may see it.
+async fn record(state: &AppState, caller: &Identity, id: &str) -> Result<Record, ApiError> {
+    let (records, caller, id) = (state.records.clone(), caller.clone(), RecordId::Text(id.to_owned()));
+    tokio::task::spawn_blocking(move || records.get(&caller, &id))
+        .await
+        .map_err(|_| ApiError::Unavailable {
+            dependency: "the record store",
+        })?
+        .map_err(ApiError::from)
+}
+
+async fn deploy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = record(&state, &caller, &id).await?;
+    let deployment =
+        validate_record(&record, &state.limits.for_groups(&caller.groups)).map_err(ApiError::Validation)?;
+    let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
+    let owner = record.user_created.clone().unwrap_or_else(|| caller.id.clone());
+    let objects = render(
+        &deployment,
+        Owner {
+            id: &record_id,
+            owner: &owner,
+        },
+        &state.render,
+    );
+    let cluster = cluster(&state)?;
+    let applied = apply_objects(
+        &cluster.client,
+        &cluster.namespace,
+        &objects,
+        &label_value(&record_id.to_string()),
+    )
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "deploy failed");
+        ApiError::Unavailable {
+            dependency: "the cluster",
+        }
+    })?;
+    let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
+    if !cluster.caches.observe(&base, applied.generation).await {
+        tracing::warn!(%base, "the watch cache has not seen the deploy yet");
+    }
+    let status = if applied.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(deployment)).into_response())
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = record(&state, &caller, &id).await?;
+    let cluster = cluster(&state)?;
+    let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
+    let names = Names::new(&state.render.name_prefix, &record_id);
+    let Some(sts) = cluster.caches.stateful_set(names.base()) else {
+        return Err(ApiError::NotFound(
+            "this deployment is not deployed yet: deploy it with PUT first".into(),
+        ));
+    };
+    let (pods, claims) = cluster.caches.members(names.base());
+    let url = record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
+        format!(
+            "{}://{h}.{}",
+            if state.render.ingress.tls { "https" } else { "http" },
+            state.render.ingress.domain
+        )
+    });
+    Ok(Json(llp_spec::status::from_objects(&sts, &pods, &claims, url)).into_response())
+}

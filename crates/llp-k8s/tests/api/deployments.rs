@@ -1,0 +1,175 @@
+//! `/kubernetes/deployments/{id}` against the simulator: deploy, status from the caches,
+//! isolation, bad input, pruning.
+
+use crate::helpers::{app, app_with_cluster, code};
+use axum::http::StatusCode;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const TWO_CONTAINERS: &str = "containers:\n  - {name: web, image: nginx, ports: [{name: http, port: 80}]}\n  - {name: api, image: app, ports: [{name: api, port: 8080}]}\n";
+
+async fn until_running(app: &crate::helpers::TestApp, id: &str) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (status, body) = app
+                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+                .await;
+            if status == 200
+                && body["pods"][0]["phase"] == "Running"
+                && body["pods"][0]["containers"][0]["ready"] == true
+            {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the deployment comes up")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing() {
+    let app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    let (status, spec) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{spec}");
+    assert_eq!(
+        spec["containers"][0]["cpu"], 4,
+        "the normalised spec, defaults filled in"
+    );
+    let (status, _) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "a second deploy is an update");
+
+    let body = until_running(&app, &id).await;
+    assert_eq!(body["replicas"], 1);
+    assert_eq!(body["pods"][0]["name"], format!("sd-{id}-0"));
+
+    let requests = app.sim.as_ref().unwrap().requests();
+    let before = requests.count();
+    for _ in 0..20 {
+        let (status, _) = app
+            .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        requests.count(),
+        before,
+        "status is served from the watch caches: {:?}",
+        &requests.recent()[before as usize..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_cannot_deploy_or_read_a_deployment_and_cannot_tell_it_exists() {
+    let app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for method in ["PUT", "GET"] {
+        let theirs = app
+            .call(method, &format!("/kubernetes/deployments/{id}"), &app.bob, None)
+            .await;
+        let missing = app
+            .call(method, &format!("/kubernetes/deployments/{unknown}"), &app.bob, None)
+            .await;
+        assert_eq!(theirs.0, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(theirs, missing, "{method}");
+    }
+    let (status, _) = app
+        .call("GET", &format!("/kubernetes/deployments/{id}"), &app.admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "admins act on all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_is_400_with_every_problem_and_creates_nothing() {
+    let app = app_with_cluster().await;
+    let body = json!({"data": "containers:\n  - {name: ../../etc, image: nginx, cpu: \"8\"}\n"});
+    let id = app.create_record_with(&app.alice, body).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "VALIDATION_FAILED"));
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["extensions"]["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["containers[0].name", "containers[0].cpu"]);
+    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    assert!(sets.list(&ListParams::default()).await.unwrap().items.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_not_yet_deployed_is_404_saying_so() {
+    let app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    let (status, body) = app
+        .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not deployed yet"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_cluster_deploys_are_503_naming_it() {
+    let app = app();
+    let id = app.create_record(&app.alice).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("the cluster"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_container_loses_its_service_on_the_next_deploy() {
+    let app = app_with_cluster().await;
+    let id = app
+        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
+        .await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let names = || async {
+        services
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names().await.len(), 2);
+    let one = json!({"data": "containers:\n  - {name: web, image: nginx, ports: [{name: http, port: 80}]}\n"});
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(one))
+        .await;
+    let (status, _) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names().await, [format!("sd-{id}-web")]);
+}
