@@ -14,6 +14,16 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything in one process: a simulated cluster, embedded records and the service.
+    /// Prints `export` lines (URL and three users' tokens) first, then curl lines to try.
+    Demo {
+        /// Address of the service.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Keep the records in this SQLite file instead of a fresh temporary one.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
     /// Validate a deployment YAML: prints the normalised spec as JSON (exit 0), or the
     /// Directus-shaped error body listing every problem (exit 1).
     Validate {

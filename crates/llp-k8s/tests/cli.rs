@@ -306,3 +306,54 @@ fn users_add_prints_a_token_once_and_stores_only_its_hash() {
     let second = llp(&["users", "add", "bob", "--db", db.to_str().unwrap()]);
     assert_ne!(String::from_utf8(second.stdout).unwrap().trim(), token);
 }
+
+#[test]
+fn demo_prints_the_exports_first_and_serves() {
+    use std::io::{BufRead, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut exports = Vec::new();
+    for _ in 0..4 {
+        exports.push(lines.next().unwrap().unwrap());
+    }
+    let names: Vec<&str> = exports.iter().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "export LLP_URL",
+            "export ALICE_TOKEN",
+            "export BOB_TOKEN",
+            "export ADMIN_TOKEN"
+        ]
+    );
+    let url = exports[0].trim_start_matches("export LLP_URL=http://").to_owned();
+    assert!(
+        exports[1..]
+            .iter()
+            .all(|l| l.split('=').nth(1).is_some_and(|t| t.starts_with("llp_"))),
+        "{exports:?}"
+    );
+    // The service answers once the curl hints are printed.
+    assert!(lines.next().unwrap().unwrap().starts_with('#'));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&url) {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "the demo never answered");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+}

@@ -1,6 +1,7 @@
 //! The subcommands. Each returns an [`Outcome`]; failures to do the work at all (a file
 //! that cannot be read) are errors and exit with [`EXIT_FAILURE`].
 
+mod demo;
 mod render;
 mod sim;
 mod users;
@@ -38,6 +39,7 @@ impl Outcome {
 /// Runs one subcommand.
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
+        Command::Demo { listen, db } => demo::run(listen, db),
         Command::Validate { file, record, groups } => validate::run(&file, record.as_deref(), &groups),
         Command::Render {
             record,

@@ -1,0 +1,70 @@
+//! `llp-k8s demo [--listen ADDR] [--db PATH]`: the simulator, embedded records and the
+//! service in one process, for a laptop or a first look.
+
+use super::Outcome;
+use anyhow::Context;
+use llp_k8s::cluster::Cluster;
+use llp_k8s::http::{AppState, router};
+use llp_k8s::records::embedded::EmbeddedStore;
+use llp_sim::{SimOptions, Simulator};
+use llp_spec::{LimitsTable, RenderConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn run(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(listen, db))
+}
+
+async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcome> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let temp = std::env::temp_dir().join(format!("llp-k8s-demo-{}", std::process::id()));
+    let db = match db {
+        Some(path) => path,
+        None => {
+            std::fs::create_dir_all(&temp).context("cannot create a temporary directory")?;
+            temp.join("records.sqlite")
+        }
+    };
+    let records = EmbeddedStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let (_, alice) = records.add_user("alice", &[], false)?;
+    let (_, bob) = records.add_user("bob", &[], false)?;
+    let (_, admin) = records.add_user("admin", &[], true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("export LLP_URL={url}");
+    println!("export ALICE_TOKEN={alice}");
+    println!("export BOB_TOKEN={bob}");
+    println!("export ADMIN_TOKEN={admin}");
+
+    let sim = Simulator::start(SimOptions::default())
+        .await
+        .context("cannot start the cluster simulator")?;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services"))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let cluster = Cluster::start(kube::Client::try_from(config)?, "services");
+    cluster.caches.ready().await.context("the watch caches did not start")?;
+    let state = AppState {
+        records: Arc::new(records),
+        cluster: Some(cluster),
+        render: Arc::new(RenderConfig::default()),
+        limits: Arc::new(LimitsTable::default()),
+    };
+    println!("# Try (the walkthrough is in README.md):");
+    println!(
+        r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" -H 'Content-Type: application/json' $LLP_URL/items/deployments -d '{{"title":"web","data":"containers: [{{name: web, image: nginx, ports: [{{name: http, port: 80}}]}}]"}}'"#
+    );
+    println!(r#"curl -s -X PUT -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
+    println!(r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("the service stopped")?;
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(&temp);
+    Ok(Outcome::Success)
+}
