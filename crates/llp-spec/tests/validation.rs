@@ -54,6 +54,7 @@ fn every_invalid_spec_is_reported_at_its_field_with_its_rule() {
         (container("") + "replicas: -1\n", "replicas", Rule::OutOfRange),
         (container("") + "replicas: \"2\"\n", "replicas", Rule::WrongType),
         (container("replicas: 2") + "replicas: 3\n", "containers[0].replicas", Rule::Conflict),
+        (container("replicas: 99"), "containers[0].replicas", Rule::OutOfRange),
         (container("") + "restartPolicy: Sometimes\n", "restartPolicy", Rule::InvalidFormat),
         (container("") + "replica: 2\n", "replica", Rule::UnknownField),
         // container basics
@@ -204,7 +205,16 @@ fn a_misspelled_key_suggests_the_right_one() {
 #[test]
 fn a_quoted_number_gets_a_hint_to_remove_the_quotes() {
     let found = problems(&container("cpu: \"8\""));
-    assert!(found[0].2.contains("without quotes"), "{}", found[0].2);
+    assert_eq!(
+        found[0].2,
+        "must be a whole number of CPU cores from 1 to 32, not the text \"8\". Write the number without quotes."
+    );
+}
+
+#[test]
+fn range_messages_read_as_sentences() {
+    let found = problems(&container("ports: [{name: http, port: 70000}]"));
+    assert_eq!(found[0].2, "is 70000, but must be a whole port number from 1 to 65535.");
 }
 
 #[test]

@@ -131,8 +131,8 @@ fn wrong_type_message(expected: &str, value: &Value) -> String {
 
 /// Reads an integer field and checks its range; `what` says what it is ("a whole number of
 /// CPU cores"), the range is appended.
-pub fn int_in(p: &mut Problems, path: &str, field: &Field<i64>, range: RangeInclusive<i64>, unit: &str) -> Option<i64> {
-    let expected = format!("a whole number of {unit} from {} to {}", range.start(), range.end());
+pub fn int_in(p: &mut Problems, path: &str, field: &Field<i64>, range: RangeInclusive<i64>, what: &str) -> Option<i64> {
+    let expected = format!("{what} from {} to {}", range.start(), range.end());
     let value = *typed(p, path, field, &expected)?;
     if range.contains(&value) {
         Some(value)

@@ -72,7 +72,7 @@ pub fn check_container(p: &mut Problems, path: &str, raw: &RawContainer, limits:
     let (mount_paths, volume_mounts) = check_mounts(p, &join(path, "volumeMounts"), raw).into_iter().unzip();
     let replicas = int_in(
         p,
-        &join(path, "a whole number of replicas"),
+        &join(path, "replicas"),
         &raw.replicas,
         0..=i64::from(limits.max_replicas),
         "a whole number of replicas",
