@@ -26,6 +26,54 @@ fn cluster(state: &AppState) -> Result<&Cluster, ApiError> {
     })
 }
 
+/// A record the caller may act on, and where its objects are.
+pub struct Resolved<'a> {
+    /// The record.
+    pub record: Record,
+    /// Its object names.
+    pub names: Names,
+    /// Its `llp.kitegg.de/deployment` label value.
+    pub label: String,
+    /// The cluster.
+    pub cluster: &'a Cluster,
+}
+
+/// Finds the record `id` for `caller` (404 when unknown or someone else's) and its names.
+pub async fn resolve<'a>(state: &'a AppState, caller: &Identity, id: &str) -> Result<Resolved<'a>, ApiError> {
+    let record = record(state, caller, id).await?;
+    let cluster = cluster(state)?;
+    let record_id = record.id.clone().unwrap_or_else(|| RecordId::Text(id.to_owned()));
+    let names = Names::new(&state.render.name_prefix, &record_id);
+    Ok(Resolved {
+        label: label_value(&record_id.to_string()),
+        record,
+        names,
+        cluster,
+    })
+}
+
+impl Resolved<'_> {
+    /// The deployment, if it is deployed (404 saying so otherwise).
+    pub fn deployed(self) -> Result<Self, ApiError> {
+        if self.cluster.caches.stateful_set(self.names.base()).is_none() {
+            return Err(ApiError::NotFound(
+                "this deployment is not deployed yet: deploy it with PUT first".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Checks that `pod` is one of this deployment's pods (404 otherwise, whoever owns it).
+    pub fn own_pod(&self, pod: &str) -> Result<(), ApiError> {
+        let (pods, _) = self.cluster.caches.members(self.names.base());
+        if pods.iter().any(|p| p.metadata.name.as_deref() == Some(pod)) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("this deployment has no pod `{pod}`")))
+        }
+    }
+}
+
 /// The record `id`, if `caller` may see it.
 async fn record(state: &AppState, caller: &Identity, id: &str) -> Result<Record, ApiError> {
     let (records, caller, id) = (state.records.clone(), caller.clone(), RecordId::Text(id.to_owned()));
@@ -86,15 +134,13 @@ async fn status(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let record = record(&state, &caller, &id).await?;
-    let cluster = cluster(&state)?;
-    let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
-    let names = Names::new(&state.render.name_prefix, &record_id);
-    let Some(sts) = cluster.caches.stateful_set(names.base()) else {
-        return Err(ApiError::NotFound(
-            "this deployment is not deployed yet: deploy it with PUT first".into(),
-        ));
-    };
+    let Resolved {
+        record, names, cluster, ..
+    } = resolve(&state, &caller, &id).await?;
+    let sts = cluster
+        .caches
+        .stateful_set(names.base())
+        .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
     let (pods, claims) = cluster.caches.members(names.base());
     let url = record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
         format!(

@@ -1,5 +1,6 @@
 //! The HTTP service: routes, the caller's identity, and the error edge.
 
+mod actions;
 pub mod auth;
 mod deployments;
 pub mod error;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(items::routes())
         .merge(deployments::routes())
+        .merge(actions::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

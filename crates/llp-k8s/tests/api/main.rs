@@ -1,5 +1,6 @@
 //! The HTTP service, request by request (`router().oneshot(…)`), always with two users.
 
+mod actions;
 mod deployments;
 mod helpers;
 mod items;

@@ -1,0 +1,240 @@
+//! What a user does to a running deployment: scale, restart, delete it, delete one of its
+//! pods, read a pod's logs and events. Every pod-scoped route first checks that the pod
+//! carries this deployment's label: another deployment's pod is 404, never served.
+
+use super::AppState;
+use super::auth::Caller;
+use super::deployments::resolve;
+use super::error::ApiError;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch};
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use llp_spec::names::DEPLOYMENT_LABEL;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/kubernetes/deployments/{id}", patch(scale).delete(remove))
+        .route("/kubernetes/deployments/{id}/hooks/restart", get(restart).post(restart))
+        .route("/kubernetes/deployments/{id}/pods/{pod}", delete(delete_pod))
+        .route("/kubernetes/deployments/{id}/logs/{pod}", get(logs))
+        .route("/kubernetes/deployments/{id}/events/{pod}", get(events))
+}
+
+fn cluster_failed(error: kube::Error) -> ApiError {
+    tracing::error!(%error, "cluster request failed");
+    ApiError::Unavailable {
+        dependency: "the cluster",
+    }
+}
+
+async fn scale(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let max = state.limits.for_groups(&caller.groups).max_replicas;
+    let wanted = query
+        .get("scale")
+        .ok_or_else(|| ApiError::bad_field("scale", format!("give ?scale=N with N from 0 to {max}")))?;
+    let replicas: i32 = wanted
+        .parse()
+        .ok()
+        .filter(|n| (0..=i64::from(max)).contains(&i64::from(*n)))
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "scale",
+                format!("`{wanted}` is not a number of replicas from 0 to {max}"),
+            )
+        })?;
+    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let sets: Api<StatefulSet> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    sets.patch_scale(
+        target.names.base(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+    )
+    .await
+    .map_err(cluster_failed)?;
+    Ok(Json(json!({"replicas": replicas})).into_response())
+}
+
+async fn restart(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let sets: Api<StatefulSet> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let patch =
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
+    sets.patch(target.names.base(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(cluster_failed)?;
+    Ok(Json(json!({"restartedAt": now})).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let resolved = resolve(&state, &caller, &id).await?;
+    let target = resolved.deployed()?;
+    let (client, namespace) = (&target.cluster.client, target.cluster.namespace.as_str());
+    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={}", target.label));
+    let base = target.names.base().to_owned();
+    Api::<StatefulSet>::namespaced(client.clone(), namespace)
+        .delete(&base, &DeleteParams::background())
+        .await
+        .map_err(cluster_failed)?;
+    delete_labelled::<Service>(client, namespace, &selector).await?;
+    delete_labelled::<Ingress>(client, namespace, &selector).await?;
+    delete_labelled::<PersistentVolumeClaim>(client, namespace, &selector).await?;
+    for result in [
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .delete(&base, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+        Api::<ConfigMap>::namespaced(client.clone(), namespace)
+            .delete(&base, &DeleteParams::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(cluster_failed(error)),
+        }
+    }
+    Ok(Json(json!({"deleted": id})).into_response())
+}
+
+async fn delete_labelled<K>(client: &kube::Client, namespace: &str, selector: &ListParams) -> Result<(), ApiError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .delete_collection(&DeleteParams::background(), selector)
+        .await
+        .map_err(cluster_failed)?;
+    Ok(())
+}
+
+async fn delete_pod(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, pod)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    target.own_pod(&pod)?;
+    Api::<Pod>::namespaced(target.cluster.client.clone(), &target.cluster.namespace)
+        .delete(&pod, &DeleteParams::default())
+        .await
+        .map_err(cluster_failed)?;
+    Ok(Json(json!({"deleted": pod})).into_response())
+}
+
+fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_field(name, format!("`{other}` is not `true` or `false`"))),
+    }
+}
+
+fn positive(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::bad_field(name, format!("`{v}` is not a positive whole number")))
+        })
+        .transpose()
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, pod)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let params = LogParams {
+        container: query.get("container").cloned(),
+        since_seconds: positive(&query, "sinceSeconds")?,
+        tail_lines: positive(&query, "tailLines")?,
+        previous: flag(&query, "previous")?,
+        timestamps: flag(&query, "timestamps")?,
+        follow: flag(&query, "follow")?,
+        ..LogParams::default()
+    };
+    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    target.own_pod(&pod)?;
+    let pods: Api<Pod> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let plain = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if params.follow {
+        let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;
+        let lines = futures::AsyncBufReadExt::lines(stream);
+        let body = Body::from_stream(lines.map_ok(|line| axum::body::Bytes::from(line + "\n")));
+        return Ok((plain, body).into_response());
+    }
+    let text = pods.logs(&pod, &params).await.map_err(log_failed)?;
+    Ok((plain, text).into_response())
+}
+
+/// A log the kubelet cannot give (no previous run, unknown container) is the user's 400.
+fn log_failed(error: kube::Error) -> ApiError {
+    match error {
+        kube::Error::Api(status) if status.code == 400 => ApiError::BadRequest {
+            field: None,
+            message: status.message,
+        },
+        other => cluster_failed(other),
+    }
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, pod)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    target.own_pod(&pod)?;
+    let events: Api<Event> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let mut list = events
+        .list(&ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}")))
+        .await
+        .map_err(cluster_failed)?
+        .items;
+    let time = |e: &Event| {
+        e.last_timestamp.clone().or(e.first_timestamp.clone()).map(|t| t.0).or(e
+            .metadata
+            .creation_timestamp
+            .clone()
+            .map(|t| t.0))
+    };
+    list.sort_by_key(time);
+    let body: Vec<_> = list
+        .iter()
+        .map(|e| json!({"creationTimestamp": time(e), "note": e.message, "reason": e.reason, "type": e.type_}))
+        .collect();
+    Ok(Json(body).into_response())
+}

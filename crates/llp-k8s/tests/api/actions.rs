@@ -1,0 +1,269 @@
+//! Scale, restart, delete, pods, logs and events: each with the owner, another user, and bad input.
+
+use crate::helpers::{TestApp, app_with_cluster, code};
+use axum::http::StatusCode;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const WITH_VOLUME: &str = "containers:\n  - {name: web, image: nginx, ports: [{name: http, port: 80}], volumeMounts: [{name: data, mountPath: /data}]}\nvolumes: [{name: data, size: 1Gi}]\n";
+
+/// alice's and bob's running deployments: (alice's id, alice's pod, bob's id).
+async fn two_deployments(app: &TestApp) -> (String, String, String) {
+    let alice = app.create_record_with(&app.alice, json!({"data": WITH_VOLUME})).await;
+    let bob = app.create_record(&app.bob).await;
+    for (id, token) in [(&alice, &app.alice), (&bob, &app.bob)] {
+        let (status, body) = app
+            .call("PUT", &format!("/kubernetes/deployments/{id}"), token, None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let pod = wait_for(app, &alice, &app.alice, |s| s["pods"][0]["phase"] == "Running").await["pods"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(app, &bob, &app.bob, |s| s["pods"][0]["phase"] == "Running").await;
+    (alice, pod, bob)
+}
+
+/// Polls the status of `id` as the holder of `token` until `done`.
+async fn wait_for(app: &TestApp, id: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (_, body) = app
+                .call("GET", &format!("/kubernetes/deployments/{id}"), token, None)
+                .await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the deployment reaches the state")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_takes_a_whole_number_within_the_limit_and_only_from_the_owner() {
+    let app = app_with_cluster().await;
+    let (alice, _, _) = two_deployments(&app).await;
+    for bad in ["17", "-1", "abc", "1.5"] {
+        let (status, body) = app
+            .call(
+                "PATCH",
+                &format!("/kubernetes/deployments/{alice}?scale={bad}"),
+                &app.alice,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["errors"][0]["extensions"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("scale")),
+            "{bad}"
+        );
+    }
+    let (status, _) = app
+        .call("PATCH", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "missing scale");
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/kubernetes/deployments/{alice}?scale=0"),
+            &app.bob,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/kubernetes/deployments/{alice}?scale=2"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"replicas": 2})));
+    wait_for(&app, &alice, &app.alice, |s| {
+        s["pods"].as_array().is_some_and(|p| p.len() == 2)
+    })
+    .await;
+    app.call(
+        "PATCH",
+        &format!("/kubernetes/deployments/{alice}?scale=0"),
+        &app.alice,
+        None,
+    )
+    .await;
+    let stopped = wait_for(&app, &alice, &app.alice, |s| s["pods"] == json!([])).await;
+    assert_eq!(
+        stopped["volumes"][0]["phase"], "Bound",
+        "scaling to 0 keeps the volumes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_sets_the_restart_annotation_for_the_owner_only() {
+    let app = app_with_cluster().await;
+    let (alice, _, _) = two_deployments(&app).await;
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/kubernetes/deployments/{alice}/hooks/restart"),
+            &app.bob,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/kubernetes/deployments/{alice}/hooks/restart"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let sts = sets.get(&format!("sd-{alice}")).await.unwrap();
+    let annotations = sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    assert!(annotations.contains_key("kubectl.kubernetes.io/restartedAt"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_events_and_pod_deletion_are_served_only_for_the_deployments_own_pods() {
+    let app = app_with_cluster().await;
+    let (alice, pod, bob) = two_deployments(&app).await;
+    // bob names alice's pod under his own deployment, and under hers: both 404.
+    for (id, what) in [(&bob, "logs"), (&bob, "events"), (&alice, "logs"), (&alice, "events")] {
+        let (status, _) = app
+            .call(
+                "GET",
+                &format!("/kubernetes/deployments/{id}/{what}/{pod}"),
+                &app.bob,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{what} via {id}");
+    }
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/kubernetes/deployments/{bob}/pods/{pod}"),
+            &app.bob,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let logs = app
+        .raw(
+            "GET",
+            &format!("/kubernetes/deployments/{alice}/logs/{pod}?timestamps=true"),
+            &app.alice,
+        )
+        .await;
+    assert_eq!(logs.0, StatusCode::OK);
+    assert!(
+        logs.1.contains("web started (nginx)") && logs.1.contains('Z'),
+        "{}",
+        logs.1
+    );
+    let (status, body) = app
+        .call(
+            "GET",
+            &format!("/kubernetes/deployments/{alice}/logs/{pod}?sinceSeconds=0"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("sinceSeconds"))
+    );
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/kubernetes/deployments/{alice}/logs/{pod}?previous=maybe"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, events) = app
+        .call(
+            "GET",
+            &format!("/kubernetes/deployments/{alice}/events/{pod}"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let reasons: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.first(), Some(&"Scheduled"), "oldest first: {reasons:?}");
+    assert!(reasons.contains(&"Started"), "{reasons:?}");
+    assert!(events[0]["note"].as_str().unwrap().contains(&pod));
+
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/kubernetes/deployments/{alice}/pods/{pod}"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"deleted": pod})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_every_object_of_the_deployment_and_only_for_the_owner() {
+    let app = app_with_cluster().await;
+    let (alice, _, bob) = two_deployments(&app).await;
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{alice}"), &app.bob, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"deleted": alice})));
+    let client = app.state.cluster.as_ref().unwrap().client.clone();
+    let label = ListParams::default().labels(&format!("llp.kitegg.de/deployment={alice}"));
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let services = Api::<Service>::namespaced(client.clone(), "services")
+                .list(&label)
+                .await
+                .unwrap()
+                .items
+                .len();
+            let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), "services")
+                .list(&label)
+                .await
+                .unwrap()
+                .items
+                .len();
+            let (status, body) = app
+                .call("GET", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+                .await;
+            if services == 0 && claims == 0 && status == StatusCode::NOT_FOUND && code(&body) == "NOT_FOUND" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("everything of alice's deployment is gone");
+    let (status, _) = app
+        .call("GET", &format!("/kubernetes/deployments/{bob}"), &app.bob, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "bob's deployment is untouched");
+}
