@@ -2,6 +2,7 @@
 
 mod actions;
 pub mod auth;
+mod data;
 mod deployments;
 pub mod error;
 mod items;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(items::routes())
         .merge(deployments::routes())
         .merge(actions::routes())
+        .merge(data::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! The HTTP service, request by request (`router().oneshot(…)`), always with two users.
 
 mod actions;
+mod data;
 mod deployments;
 mod helpers;
 mod items;

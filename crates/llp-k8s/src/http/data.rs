@@ -1,0 +1,192 @@
+//! `PUT`/`GET /kubernetes/deployments/{id}/secret` and `/config`: the key/value data that
+//! `fromSecret` and `fromConfig` read, kept in the deployment's Secret and ConfigMap.
+//! The body is a JSON object or a YAML mapping (as a JSON string); values are stringified.
+
+use super::AppState;
+use super::auth::Caller;
+use super::deployments::resolve;
+use super::error::ApiError;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use llp_spec::names::{DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL, label_value};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/kubernetes/deployments/{id}/secret",
+            get(read_secret).put(write_secret),
+        )
+        .route(
+            "/kubernetes/deployments/{id}/config",
+            get(read_config).put(write_config),
+        )
+}
+
+/// Key/value pairs from the body: a JSON object, or a JSON string holding a YAML mapping.
+pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_field("body", format!("must be a JSON object of keys and values: {e}")))?;
+    let object = match value {
+        Value::Object(map) => map,
+        Value::String(yaml) => match serde_saphyr::from_str::<Value>(&yaml) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(ApiError::bad_field(
+                    "body",
+                    "a string body must be a YAML mapping of keys and values",
+                ));
+            }
+        },
+        _ => return Err(ApiError::bad_field("body", "must be a JSON object of keys and values")),
+    };
+    object
+        .into_iter()
+        .map(|(key, value)| {
+            let valid = !key.is_empty()
+                && key.len() <= 253
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                return Err(ApiError::bad_field(
+                    &key,
+                    "keys may hold letters, digits, `-`, `_` and `.`",
+                ));
+            }
+            let text = match value {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                Value::Object(_) | Value::Array(_) => {
+                    return Err(ApiError::bad_field(&key, "values must be text, numbers or true/false"));
+                }
+                other => other.to_string(),
+            };
+            Ok((key, text))
+        })
+        .collect()
+}
+
+fn labels(id: &str, owner: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (DEPLOYMENT_LABEL.to_owned(), label_value(id)),
+        (OWNER_LABEL.to_owned(), label_value(owner)),
+    ])
+}
+
+fn cluster_failed(error: kube::Error) -> ApiError {
+    tracing::error!(%error, "cluster request failed");
+    ApiError::Unavailable {
+        dependency: "the cluster",
+    }
+}
+
+async fn write_secret(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let pairs = parse_pairs(&body)?;
+    let target = resolve(&state, &caller, &id).await?;
+    let owner = target.record.user_created.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let data: BTreeMap<&String, ByteString> = pairs
+        .iter()
+        .map(|(k, v)| (k, ByteString(v.clone().into_bytes())))
+        .collect();
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": target.names.secret(), "labels": labels(&id, &owner)}, "data": data});
+    api.patch(
+        target.names.secret(),
+        &PatchParams::apply("llp-k8s").force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(cluster_failed)?;
+    Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
+}
+
+async fn read_secret(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?;
+    let api: Api<Secret> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let secret = api.get_opt(target.names.secret()).await.map_err(cluster_failed)?;
+    let pairs: BTreeMap<String, String> = secret
+        .and_then(|s| s.data)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    Ok(Json(pairs).into_response())
+}
+
+async fn write_config(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let pairs = parse_pairs(&body)?;
+    let target = resolve(&state, &caller, &id).await?;
+    let owner = target.record.user_created.clone().unwrap_or_default();
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": target.names.config_map(), "labels": labels(&id, &owner)}, "data": pairs});
+    let api: Api<ConfigMap> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    api.patch(
+        target.names.config_map(),
+        &PatchParams::apply("llp-k8s").force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(cluster_failed)?;
+    Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
+}
+
+async fn read_config(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?;
+    let api: Api<ConfigMap> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let data = api
+        .get_opt(target.names.config_map())
+        .await
+        .map_err(cluster_failed)?
+        .and_then(|c| c.data)
+        .unwrap_or_default();
+    Ok(Json(data).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_pairs;
+
+    #[test]
+    fn pairs_come_from_json_or_yaml_and_values_are_stringified() {
+        let pairs = parse_pairs(br#"{"A": "x", "PORT": 8080, "ON": true, "EMPTY": null}"#).unwrap();
+        assert_eq!(pairs["PORT"], "8080");
+        assert_eq!(pairs["ON"], "true");
+        assert_eq!(pairs["EMPTY"], "");
+        let yaml = parse_pairs(br#""KEY: value\nN: 3\n""#).unwrap();
+        assert_eq!((yaml["KEY"].as_str(), yaml["N"].as_str()), ("value", "3"));
+    }
+
+    #[test]
+    fn bad_keys_and_nested_values_are_refused() {
+        assert!(parse_pairs(br#"{"a/b": "x"}"#).is_err());
+        assert!(parse_pairs(br#"{"a": {"b": 1}}"#).is_err());
+        assert!(parse_pairs(br#"[1, 2]"#).is_err());
+        assert!(parse_pairs(br#""just text""#).is_err());
+    }
+}
