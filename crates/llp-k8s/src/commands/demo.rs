@@ -51,6 +51,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         cluster: Some(cluster),
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
+        locks: Arc::default(),
     };
     println!("# Try (the walkthrough is in README.md):");
     println!(

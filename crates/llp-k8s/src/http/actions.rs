@@ -91,6 +91,9 @@ async fn remove(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // Not while a deploy of the same record is applying.
+    let lock = state.locks.deployment(&id);
+    let _deleting = lock.lock().await;
     let resolved = resolve(&state, &caller, &id).await?;
     let target = resolved.deployed()?;
     let (client, namespace) = (&target.cluster.client, target.cluster.namespace.as_str());

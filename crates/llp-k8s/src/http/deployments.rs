@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::cluster::Cluster;
-use crate::cluster::apply::apply_objects;
+use crate::cluster::apply::{apply_objects, hostname_taken};
 use crate::records::Identity;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -90,6 +90,10 @@ async fn deploy(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // One deploy of a record at a time; the record is read under the lock, so the last
+    // deploy applies the latest record and no mix of two is left behind.
+    let lock = state.locks.deployment(&id);
+    let _deploying = lock.lock().await;
     let record = record(&state, &caller, &id).await?;
     let deployment =
         validate_record(&record, &state.limits.for_groups(&caller.groups)).map_err(ApiError::Validation)?;
@@ -104,19 +108,35 @@ async fn deploy(
         &state.render,
     );
     let cluster = cluster(&state)?;
-    let applied = apply_objects(
-        &cluster.client,
-        &cluster.namespace,
-        &objects,
-        &label_value(&record_id.to_string()),
-    )
-    .await
-    .map_err(|error| {
+    let label = label_value(&record_id.to_string());
+    let failed = |error: &dyn std::fmt::Display| {
         tracing::error!(%error, "deploy failed");
         ApiError::Unavailable {
             dependency: "the cluster",
         }
-    })?;
+    };
+    let _claiming = match deployment.hostname() {
+        Some(hostname) => {
+            let claim = state.locks.hostnames.lock().await;
+            let host = format!("{hostname}.{}", state.render.ingress.domain);
+            if hostname_taken(&cluster.client, &cluster.namespace, &host, &label)
+                .await
+                .map_err(|e| failed(&e))?
+            {
+                return Err(ApiError::Conflict {
+                    field: "exposed_hostname".into(),
+                    message: format!(
+                        "exposed_hostname: `{hostname}` is already used by another deployment; pick another one."
+                    ),
+                });
+            }
+            Some(claim)
+        }
+        None => None,
+    };
+    let applied = apply_objects(&cluster.client, &cluster.namespace, &objects, &label)
+        .await
+        .map_err(|e| failed(&e))?;
     let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
     if !cluster.caches.observe(&base, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");

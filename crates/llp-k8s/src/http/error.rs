@@ -20,6 +20,8 @@ pub enum ApiError {
     BadRequest { field: Option<String>, message: String },
     /// The deployment spec is invalid (400), every problem listed.
     Validation(Vec<FieldError>),
+    /// The request conflicts with another deployment (409), e.g. a hostname in use.
+    Conflict { field: String, message: String },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
 }
@@ -65,6 +67,11 @@ impl IntoResponse for ApiError {
                 let mut body = ErrorBody::single("INVALID_PAYLOAD", message);
                 body.errors[0].extensions.field = field;
                 (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::Conflict { field, message } => {
+                let mut body = ErrorBody::single("CONFLICT", message);
+                body.errors[0].extensions.field = Some(field);
+                (StatusCode::CONFLICT, body)
             }
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
             ApiError::Unavailable { dependency } => (

@@ -25,6 +25,28 @@ pub struct AppState {
     pub render: Arc<RenderConfig>,
     /// Limits per group.
     pub limits: Arc<LimitsTable>,
+    /// Serialises writes to one deployment (and hostname claims across deployments).
+    pub locks: Arc<Locks>,
+}
+
+/// Per-deployment locks: two concurrent deploys of one record must not interleave their
+/// writes, and two records must not claim one hostname at once.
+#[derive(Default)]
+pub struct Locks {
+    deployments: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held while a hostname is checked and claimed.
+    pub hostnames: tokio::sync::Mutex<()>,
+}
+
+impl Locks {
+    /// The lock of deployment `id`.
+    pub fn deployment(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .deployments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(id.to_owned()).or_default().clone()
+    }
 }
 
 /// The service's routes.

@@ -173,3 +173,69 @@ async fn a_removed_container_loses_its_service_on_the_next_deploy() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(names().await, [format!("sd-{id}-web")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostname_in_use_by_another_deployment_is_409() {
+    let app = app_with_cluster().await;
+    let exposed = json!({"data": "containers: [{name: web, image: nginx, ports: [{name: http, port: 80}]}]",
+        "exposed_service": "web", "exposed_port": 80, "exposed_hostname": "shared"});
+    let alice = app.create_record_with(&app.alice, exposed.clone()).await;
+    let bob = app.create_record_with(&app.bob, exposed).await;
+    assert_eq!(
+        app.call("PUT", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{bob}"), &app.bob, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "exposed_hostname");
+    assert_eq!(
+        app.call("PUT", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+            .await
+            .0,
+        StatusCode::OK,
+        "its own hostname is no conflict"
+    );
+    let (_, status) = app
+        .call("GET", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
+        .await;
+    assert_eq!(status["url"], "https://shared.llp.example.org");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deploys_of_one_record_create_it_once() {
+    let app = std::sync::Arc::new(app_with_cluster().await);
+    let id = app
+        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
+        .await;
+    let puts: Vec<_> = (0..5)
+        .map(|_| {
+            let (app, id) = (app.clone(), id.clone());
+            tokio::spawn(async move {
+                app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for put in puts {
+        statuses.push(put.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::CREATED
+        ]
+    );
+    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    assert_eq!(services.list(&ListParams::default()).await.unwrap().items.len(), 2);
+}

@@ -31,6 +31,7 @@ pub fn app() -> TestApp {
         cluster: None,
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
+        locks: Arc::default(),
     };
     TestApp {
         state,
