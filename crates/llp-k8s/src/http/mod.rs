@@ -2,6 +2,7 @@
 
 mod actions;
 pub mod auth;
+mod capacity;
 mod data;
 mod deployments;
 pub mod error;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deployments::routes())
         .merge(actions::routes())
         .merge(data::routes())
+        .merge(capacity::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
 }

@@ -239,3 +239,80 @@ async fn concurrent_deploys_of_one_record_create_it_once() {
     let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
     assert_eq!(services.list(&ListParams::default()).await.unwrap().items.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_shows_each_workers_gpus_and_what_is_requested() {
+    let app = app_with_cluster().await;
+    let gpu = json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/gpu, gpuCount: 2}]"});
+    let id = app.create_record_with(&app.alice, gpu).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    let capacity = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (status, body) = app.call("GET", "/kubernetes/capacity", &app.bob, None).await;
+            assert_eq!(status, StatusCode::OK);
+            if body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["gpus"]["gpu-l"]["requested"] == 2)
+            {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the GPU request shows");
+    let nodes: Vec<&str> = capacity
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["worker-1", "worker-2", "worker-3"], "workers only");
+    assert_eq!(
+        capacity[0]["gpus"]["gpu-l"],
+        json!({"resource": "nvidia.com/gpu", "allocatable": 4, "requested": 2, "free": 2})
+    );
+    assert_eq!(capacity[1]["gpus"]["gpu-xs"]["allocatable"], 7);
+    assert_eq!(
+        app.call("GET", "/kubernetes/capacity", "", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_request_no_node_can_meet_says_why_in_the_status() {
+    let app = app_with_cluster().await;
+    let id = app.create_record_with(&app.alice, json!({"data": "containers: [{name: big, image: trainer, gpu: nvidia.com/mig-3g.40gb, gpuCount: 2}]\nreplicas: 2"})).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    // The first pod fits (worker-3 has two mig-3g.40gb slices), the second finds none left.
+    let status = until(&app, &id, |s| {
+        s["pods"][0]["containers"][0]["ready"] == true && s["pods"][1]["scheduling"].is_string()
+    })
+    .await;
+    assert_eq!(status["pods"][1]["phase"], "Pending");
+    let why = status["pods"][1]["scheduling"].as_str().unwrap();
+    assert!(
+        why.starts_with("waiting for a node with enough free nvidia.com/mig-3g.40gb"),
+        "{why}"
+    );
+}
+
+async fn until(app: &crate::helpers::TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (_, body) = app
+                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+                .await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the status reaches the state")
+}

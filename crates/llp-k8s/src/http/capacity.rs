@@ -1,0 +1,73 @@
+//! `GET /kubernetes/capacity`: per worker node, each GPU kind's allocatable count and how
+//! much of it the deployments' pods request, so a student can pick a GPU that is free.
+//!
+//! Requests are summed over the pods in the watch cache (llp-k8s's own namespace): pods of
+//! other namespaces are not counted, since the service may read only its namespace.
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+use serde_json::{Map, Value, json};
+
+/// The GPU kinds and the names the LLP frontend shows for them.
+pub const GPU_NAMES: [(&str, &str); 4] = [
+    ("nvidia.com/gpu", "gpu-l"),
+    ("nvidia.com/mig-3g.40gb", "gpu-m"),
+    ("nvidia.com/mig-2g.20gb", "gpu-s"),
+    ("nvidia.com/mig-1g.10gb", "gpu-xs"),
+];
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/kubernetes/capacity", get(capacity))
+}
+
+async fn capacity(State(state): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
+    let cluster = state.cluster.as_ref().ok_or(ApiError::Unavailable {
+        dependency: "the cluster",
+    })?;
+    let selector: Vec<String> = state
+        .render
+        .node_selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let nodes = nodes
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "listing nodes failed");
+            ApiError::Unavailable {
+                dependency: "the cluster",
+            }
+        })?;
+    let pods = cluster.caches.pods.state();
+    let body: Vec<Value> = nodes
+        .items
+        .iter()
+        .map(|node| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let allocatable = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
+            let mut gpus = Map::new();
+            for (resource, label) in GPU_NAMES {
+                let available: i64 = allocatable.get(resource).and_then(|q| q.0.parse().ok()).unwrap_or(0);
+                let requested: i64 = pods
+                    .iter()
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
+                    .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
+                    .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource)?.0.parse::<i64>().ok())
+                    .sum();
+                gpus.insert(label.to_owned(), json!({"resource": resource, "allocatable": available, "requested": requested, "free": (available - requested).max(0)}));
+            }
+            json!({"node": name, "gpus": gpus})
+        })
+        .collect();
+    Ok(Json(body).into_response())
+}
