@@ -15,6 +15,9 @@ use axum::{Json, Router, routing::get};
 use llp_spec::names::{Names, label_value};
 use llp_spec::{Identity as Owner, Record, RecordId, render, validate_record};
 
+/// How long a deploy may wait for the cluster before answering 504.
+const CLUSTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/kubernetes/deployments/{id}", get(status).put(deploy))
@@ -134,8 +137,12 @@ async fn deploy(
         }
         None => None,
     };
-    let applied = apply_objects(&cluster.client, &cluster.namespace, &objects, &label)
+    let applying = apply_objects(&cluster.client, &cluster.namespace, &objects, &label);
+    let applied = tokio::time::timeout(CLUSTER_TIMEOUT, applying)
         .await
+        .map_err(|_| ApiError::Timeout {
+            dependency: "the cluster",
+        })?
         .map_err(|e| failed(&e))?;
     let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
     if !cluster.caches.observe(&base, applied.generation).await {

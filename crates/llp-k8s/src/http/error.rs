@@ -24,6 +24,8 @@ pub enum ApiError {
     Conflict { field: String, message: String },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
+    /// A dependency did not answer in time (504).
+    Timeout { dependency: &'static str },
 }
 
 impl ApiError {
@@ -74,6 +76,13 @@ impl IntoResponse for ApiError {
                 (StatusCode::CONFLICT, body)
             }
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
+            ApiError::Timeout { dependency } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorBody::single(
+                    "GATEWAY_TIMEOUT",
+                    format!("{dependency} did not answer in time; try again later."),
+                ),
+            ),
             ApiError::Unavailable { dependency } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::single(

@@ -316,3 +316,21 @@ async fn until(app: &crate::helpers::TestApp, id: &str, done: impl Fn(&Value) ->
     .await
     .expect("the status reaches the state")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_503_naming_the_cluster() {
+    let mut app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    app.sim.take().unwrap().stop().await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "the cluster is unavailable; try again later."
+    );
+}
