@@ -32,6 +32,15 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// `Service sd-42-web`: the object that failed.
+    pub fn object(&self) -> String {
+        match self {
+            ApplyError::Apply { kind, name, .. } | ApplyError::Prune { kind, name, .. } => format!("{kind} {name}"),
+        }
+    }
+}
+
 /// What an apply did.
 pub struct Applied {
     /// The deployment was not there before (201 rather than 200).

@@ -24,6 +24,8 @@ pub enum ApiError {
     Conflict { field: String, message: String },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
+    /// A deploy stopped at `object` because the cluster failed (503); the next PUT repairs it.
+    PartlyApplied { object: String },
     /// A dependency did not answer in time (504).
     Timeout { dependency: &'static str },
 }
@@ -76,6 +78,15 @@ impl IntoResponse for ApiError {
                 (StatusCode::CONFLICT, body)
             }
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
+            ApiError::PartlyApplied { object } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::single(
+                    "SERVICE_UNAVAILABLE",
+                    format!(
+                        "the cluster failed while applying {object}; deploy again to finish (the objects before it are applied)."
+                    ),
+                ),
+            ),
             ApiError::Timeout { dependency } => (
                 StatusCode::GATEWAY_TIMEOUT,
                 ErrorBody::single(
