@@ -334,3 +334,53 @@ async fn an_unreachable_cluster_is_503_naming_the_cluster() {
         "the cluster is unavailable; try again later."
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_that_does_not_parse_is_400_on_data() {
+    let app = app_with_cluster().await;
+    let id = app
+        .create_record_with(&app.alice, json!({"data": "containers: [\n"}))
+        .await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "VALIDATION_FAILED"));
+    assert_eq!(body["errors"][0]["extensions"]["field"], "data");
+    assert_eq!(body["errors"][0]["extensions"]["type"], "syntax");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
+    let app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    assert_eq!(
+        app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.admin, None)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.call(
+            "PATCH",
+            &format!("/kubernetes/deployments/{id}?scale=0"),
+            &app.admin,
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let sts = sets.get(&format!("sd-{id}")).await.unwrap();
+    assert_eq!(
+        sts.metadata.labels.unwrap()["llp.kitegg.de/owner"],
+        app.state.records.authenticate(&app.alice).unwrap().id,
+        "still alice's"
+    );
+    assert_eq!(
+        app.call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.admin, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}

@@ -3,5 +3,6 @@
 mod actions;
 mod data;
 mod deployments;
+mod e2e;
 mod helpers;
 mod items;

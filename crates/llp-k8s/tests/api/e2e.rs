@@ -1,0 +1,151 @@
+//! The seed's walkthrough over real HTTP: the service on port 0 in front of the simulator.
+
+use crate::helpers::app_with_cluster;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the service answers");
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let (status, text) = self.send(method, path, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_walkthrough_over_http() {
+    use reqwest::Method;
+    let app = app_with_cluster().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, llp_k8s::http::router(app.state.clone())).into_future());
+    let alice = Client {
+        http: reqwest::Client::new(),
+        base,
+        token: app.alice.clone(),
+    };
+
+    let record = json!({"title": "My NGINX Service", "exposed_service": "nginx", "exposed_port": 80, "exposed_hostname": "my-nginx-service",
+        "data": "containers:\n  - name: nginx\n    image: nginx:latest\n    ports: [{name: default, port: 80}]\n    volumeMounts: [{name: mydata, mountPath: /mydata}]\nvolumes: [{name: mydata, size: 1Gi}]\n"});
+    let (status, created) = alice.json(Method::POST, "/items/deployments", Some(record)).await;
+    assert_eq!(status, 200);
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let (status, spec) = alice
+        .json(Method::PUT, &format!("/kubernetes/deployments/{id}"), None)
+        .await;
+    assert_eq!(status, 201, "{spec}");
+
+    let running = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (_, status) = alice
+                .json(Method::GET, &format!("/kubernetes/deployments/{id}"), None)
+                .await;
+            if status["pods"][0]["phase"] == "Running" && status["volumes"][0]["phase"] == "Bound" {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("it comes up");
+    assert_eq!(
+        running["volumes"][0],
+        json!({"name": "mydata", "claim": format!("mydata-sd-{id}-0"), "phase": "Bound", "capacity": "1Gi", "type": "ReadWriteOnce"})
+    );
+    assert_eq!(running["url"], "https://my-nginx-service.llp.example.org");
+    let pod = running["pods"][0]["name"].as_str().unwrap().to_owned();
+
+    let (status, logs) = alice
+        .send(
+            Method::GET,
+            &format!("/kubernetes/deployments/{id}/logs/{pod}?container=nginx&tailLines=5"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(logs.contains("nginx started"), "{logs}");
+    let (status, events) = alice
+        .json(Method::GET, &format!("/kubernetes/deployments/{id}/events/{pod}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["creationTimestamp"].is_string() && e["type"].is_string())
+    );
+
+    // follow=true streams: the first chunk arrives while the pod runs.
+    let response = alice
+        .http
+        .get(format!(
+            "{}/kubernetes/deployments/{id}/logs/{pod}?follow=true",
+            alice.base
+        ))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut stream = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), futures::StreamExt::next(&mut stream))
+        .await
+        .expect("a first chunk")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("nginx"), "{first:?}");
+    drop(stream);
+
+    assert_eq!(
+        alice
+            .send(Method::PATCH, &format!("/kubernetes/deployments/{id}?scale=2"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        alice
+            .send(
+                Method::GET,
+                &format!("/kubernetes/deployments/{id}/hooks/restart"),
+                None
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        alice
+            .json(
+                Method::DELETE,
+                &format!("/kubernetes/deployments/{id}/pods/{pod}"),
+                None
+            )
+            .await,
+        (200, json!({"deleted": pod}))
+    );
+    assert_eq!(
+        alice
+            .json(Method::DELETE, &format!("/kubernetes/deployments/{id}"), None)
+            .await,
+        (200, json!({"deleted": id}))
+    );
+}
