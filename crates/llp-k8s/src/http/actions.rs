@@ -31,13 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/kubernetes/deployments/{id}/events/{pod}", get(events))
 }
 
-fn cluster_failed(error: kube::Error) -> ApiError {
-    tracing::error!(%error, "cluster request failed");
-    ApiError::Unavailable {
-        dependency: "the cluster",
-    }
-}
-
 async fn scale(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -66,7 +59,7 @@ async fn scale(
         &Patch::Merge(json!({"spec": {"replicas": replicas}})),
     )
     .await
-    .map_err(cluster_failed)?;
+    .map_err(ApiError::cluster)?;
     Ok(Json(json!({"replicas": replicas})).into_response())
 }
 
@@ -82,7 +75,7 @@ async fn restart(
         json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
     sets.patch(target.names.base(), &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(cluster_failed)?;
+        .map_err(ApiError::cluster)?;
     Ok(Json(json!({"restartedAt": now})).into_response())
 }
 
@@ -102,7 +95,7 @@ async fn remove(
     Api::<StatefulSet>::namespaced(client.clone(), namespace)
         .delete(&base, &DeleteParams::background())
         .await
-        .map_err(cluster_failed)?;
+        .map_err(ApiError::cluster)?;
     delete_labelled::<Service>(client, namespace, &selector).await?;
     delete_labelled::<Ingress>(client, namespace, &selector).await?;
     delete_labelled::<PersistentVolumeClaim>(client, namespace, &selector).await?;
@@ -119,7 +112,7 @@ async fn remove(
         match result {
             Ok(()) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(cluster_failed(error)),
+            Err(error) => return Err(ApiError::cluster(error)),
         }
     }
     Ok(Json(json!({"deleted": id})).into_response())
@@ -136,7 +129,7 @@ where
     Api::<K>::namespaced(client.clone(), namespace)
         .delete_collection(&DeleteParams::background(), selector)
         .await
-        .map_err(cluster_failed)?;
+        .map_err(ApiError::cluster)?;
     Ok(())
 }
 
@@ -150,7 +143,7 @@ async fn delete_pod(
     Api::<Pod>::namespaced(target.cluster.client.clone(), &target.cluster.namespace)
         .delete(&pod, &DeleteParams::default())
         .await
-        .map_err(cluster_failed)?;
+        .map_err(ApiError::cluster)?;
     Ok(Json(json!({"deleted": pod})).into_response())
 }
 
@@ -210,7 +203,7 @@ fn log_failed(error: kube::Error) -> ApiError {
             field: None,
             message: status.message,
         },
-        other => cluster_failed(other),
+        other => ApiError::cluster(other),
     }
 }
 
@@ -225,7 +218,7 @@ async fn events(
     let mut list = events
         .list(&ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}")))
         .await
-        .map_err(cluster_failed)?
+        .map_err(ApiError::cluster)?
         .items;
     let time = |e: &Event| {
         e.last_timestamp.clone().or(e.first_timestamp.clone()).map(|t| t.0).or(e

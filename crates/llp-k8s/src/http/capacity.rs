@@ -42,12 +42,7 @@ async fn capacity(State(state): State<AppState>, Caller(_): Caller) -> Result<Re
     let nodes = nodes
         .list(&ListParams::default().labels(&selector.join(",")))
         .await
-        .map_err(|error| {
-            tracing::error!(%error, "listing nodes failed");
-            ApiError::Unavailable {
-                dependency: "the cluster",
-            }
-        })?;
+        .map_err(ApiError::cluster)?;
     let pods = cluster.caches.pods.state();
     let body: Vec<Value> = nodes
         .items

@@ -6,6 +6,8 @@ use super::AppState;
 use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::ApiError;
+use crate::records::Identity;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -80,37 +82,68 @@ fn labels(id: &str, owner: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn cluster_failed(error: kube::Error) -> ApiError {
-    tracing::error!(%error, "cluster request failed");
-    ApiError::Unavailable {
-        dependency: "the cluster",
+/// Which of the two key/value stores a route is about.
+#[derive(Clone, Copy)]
+enum Store {
+    /// The Secret, read by `fromSecret`.
+    Secret,
+    /// The ConfigMap, read by `fromConfig`.
+    Config,
+}
+
+async fn write(state: AppState, caller: Identity, id: String, body: &[u8], store: Store) -> Result<Response, ApiError> {
+    let pairs = parse_pairs(body)?;
+    let target = resolve(&state, &caller, &id).await?;
+    let labels = labels(&id, target.record.user_created.as_deref().unwrap_or_default());
+    let (client, namespace) = (target.cluster.client.clone(), target.cluster.namespace.as_str());
+    let params = PatchParams::apply("llp-k8s").force();
+    match store {
+        Store::Secret => {
+            let name = target.names.secret();
+            let data: BTreeMap<&String, ByteString> = pairs.iter().map(|(k, v)| (k, ByteString(v.clone().into_bytes()))).collect();
+            let object = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "labels": labels}, "data": data});
+            Api::<Secret>::namespaced(client, namespace).patch(name, &params, &Patch::Apply(object)).await.map(drop)
+        }
+        Store::Config => {
+            let name = target.names.config_map();
+            let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": pairs});
+            Api::<ConfigMap>::namespaced(client, namespace).patch(name, &params, &Patch::Apply(object)).await.map(drop)
+        }
     }
+    .map_err(ApiError::cluster)?;
+    Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
+}
+
+async fn read(state: AppState, caller: Identity, id: String, store: Store) -> Result<Response, ApiError> {
+    let target = resolve(&state, &caller, &id).await?;
+    let (client, namespace) = (target.cluster.client.clone(), target.cluster.namespace.as_str());
+    let pairs: BTreeMap<String, String> = match store {
+        Store::Secret => Api::<Secret>::namespaced(client, namespace)
+            .get_opt(target.names.secret())
+            .await
+            .map_err(ApiError::cluster)?
+            .and_then(|s| s.data)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+        Store::Config => Api::<ConfigMap>::namespaced(client, namespace)
+            .get_opt(target.names.config_map())
+            .await
+            .map_err(ApiError::cluster)?
+            .and_then(|c| c.data)
+            .unwrap_or_default(),
+    };
+    Ok(Json(pairs).into_response())
 }
 
 async fn write_secret(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let pairs = parse_pairs(&body)?;
-    let target = resolve(&state, &caller, &id).await?;
-    let owner = target.record.user_created.clone().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
-    let data: BTreeMap<&String, ByteString> = pairs
-        .iter()
-        .map(|(k, v)| (k, ByteString(v.clone().into_bytes())))
-        .collect();
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": target.names.secret(), "labels": labels(&id, &owner)}, "data": data});
-    api.patch(
-        target.names.secret(),
-        &PatchParams::apply("llp-k8s").force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(cluster_failed)?;
-    Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
+    write(state, caller, id, &body, Store::Secret).await
 }
 
 async fn read_secret(
@@ -118,38 +151,16 @@ async fn read_secret(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?;
-    let api: Api<Secret> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
-    let secret = api.get_opt(target.names.secret()).await.map_err(cluster_failed)?;
-    let pairs: BTreeMap<String, String> = secret
-        .and_then(|s| s.data)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    Ok(Json(pairs).into_response())
+    read(state, caller, id, Store::Secret).await
 }
 
 async fn write_config(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let pairs = parse_pairs(&body)?;
-    let target = resolve(&state, &caller, &id).await?;
-    let owner = target.record.user_created.clone().unwrap_or_default();
-    let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": target.names.config_map(), "labels": labels(&id, &owner)}, "data": pairs});
-    let api: Api<ConfigMap> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
-    api.patch(
-        target.names.config_map(),
-        &PatchParams::apply("llp-k8s").force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(cluster_failed)?;
-    Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
+    write(state, caller, id, &body, Store::Config).await
 }
 
 async fn read_config(
@@ -157,15 +168,7 @@ async fn read_config(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?;
-    let api: Api<ConfigMap> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
-    let data = api
-        .get_opt(target.names.config_map())
-        .await
-        .map_err(cluster_failed)?
-        .and_then(|c| c.data)
-        .unwrap_or_default();
-    Ok(Json(data).into_response())
+    read(state, caller, id, Store::Config).await
 }
 
 #[cfg(test)]

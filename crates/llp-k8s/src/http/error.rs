@@ -31,6 +31,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 503 for a failed cluster request; the detail goes to the log.
+    pub fn cluster(error: kube::Error) -> Self {
+        tracing::error!(%error, "cluster request failed");
+        ApiError::Unavailable {
+            dependency: "the cluster",
+        }
+    }
+
     /// 400 about one field.
     pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {

@@ -12,22 +12,10 @@ use std::time::Duration;
 const TWO_CONTAINERS: &str = "containers:\n  - {name: web, image: nginx, ports: [{name: http, port: 80}]}\n  - {name: api, image: app, ports: [{name: api, port: 8080}]}\n";
 
 async fn until_running(app: &crate::helpers::TestApp, id: &str) -> Value {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let (status, body) = app
-                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-                .await;
-            if status == 200
-                && body["pods"][0]["phase"] == "Running"
-                && body["pods"][0]["containers"][0]["ready"] == true
-            {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    until(app, id, |s| {
+        s["pods"][0]["phase"] == "Running" && s["pods"][0]["containers"][0]["ready"] == true
     })
     .await
-    .expect("the deployment comes up")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
