@@ -372,3 +372,33 @@ async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_deploy_repairs_a_half_applied_deployment() {
+    let app = app_with_cluster().await;
+    let id = app
+        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
+        .await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    // Leave the deployment as a deploy that failed half-way would: one Service missing.
+    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    services
+        .delete(&format!("sd-{id}-api"), &Default::default())
+        .await
+        .unwrap();
+    let (status, _) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut names: Vec<String> = services
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.metadata.name.unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [format!("sd-{id}-api"), format!("sd-{id}-web")]);
+}
