@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use crate::cluster::Cluster;
-use crate::cluster::apply::{apply_objects, hostname_taken};
+use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
 use crate::records::Identity;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -143,7 +143,7 @@ async fn deploy(
         .map_err(|_| ApiError::Timeout {
             dependency: "the cluster",
         })?
-        .map_err(|e| failed(&e))?;
+        .map_err(apply_failed)?;
     let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
     if !cluster.caches.observe(&base, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
@@ -177,4 +177,21 @@ async fn status(
         )
     });
     Ok(Json(llp_spec::status::from_objects(&sts, &pods, &claims, url)).into_response())
+}
+
+/// A deploy stopped at one object: the cluster refusing it as invalid is the user's 400
+/// (e.g. `restartPolicy: Never`, which StatefulSets do not allow); anything else is a 503
+/// that names the object, so the user knows the next PUT has something to finish.
+fn apply_failed(error: ApplyError) -> ApiError {
+    tracing::error!(%error, "deploy failed");
+    match &error {
+        ApplyError::Apply {
+            source: kube::Error::Api(status),
+            ..
+        } if status.code == 422 => ApiError::BadRequest {
+            field: None,
+            message: format!("the cluster refused {}: {}", error.object(), status.message),
+        },
+        _ => ApiError::PartlyApplied { object: error.object() },
+    }
 }

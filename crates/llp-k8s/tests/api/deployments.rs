@@ -317,9 +317,26 @@ async fn an_unreachable_cluster_is_503_naming_the_cluster() {
         (status, code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
     );
-    assert_eq!(
-        body["errors"][0]["message"],
-        "the cluster is unavailable; try again later."
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the cluster failed while applying StatefulSet sd-"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_the_cluster_refuses_is_400_with_its_reason() {
+    let app = app_with_cluster().await;
+    let never = json!({"data": "containers: [{name: job, image: trainer}]\nrestartPolicy: Never\n"});
+    let id = app.create_record_with(&app.alice, never).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("refused StatefulSet") && message.contains("restartPolicy"),
+        "{message}"
     );
 }
 
