@@ -46,12 +46,14 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let cluster = Cluster::start(kube::Client::try_from(config)?, "services");
     cluster.caches.ready().await.context("the watch caches did not start")?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         records: Arc::new(records),
         cluster: Some(cluster),
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
         locks: Arc::default(),
+        shutdown: stopping,
     };
     println!("# Try (the walkthrough is in README.md):");
     println!(
@@ -60,8 +62,10 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     println!(r#"curl -s -X PUT -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
     println!(r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            // End open log streams, so that the in-flight requests can finish.
+            let _ = stop.send(true);
         })
         .await
         .context("the service stopped")?;

@@ -189,6 +189,11 @@ async fn logs(
     if params.follow {
         let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;
         let lines = futures::AsyncBufReadExt::lines(stream);
+        let mut shutdown = state.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        let lines = futures::StreamExt::take_until(lines, Box::pin(stopping));
         let body = Body::from_stream(lines.map_ok(|line| axum::body::Bytes::from(line + "\n")));
         return Ok((plain, body).into_response());
     }

@@ -28,6 +28,9 @@ pub struct AppState {
     pub limits: Arc<LimitsTable>,
     /// Serialises writes to one deployment (and hostname claims across deployments).
     pub locks: Arc<Locks>,
+    /// Turns true when the service shuts down: open log streams end then, so that graceful
+    /// shutdown does not wait for them forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
@@ -54,6 +57,11 @@ impl Locks {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route(
+            "/schema/deployment.json",
+            get(|| async { axum::Json(llp_spec::deployment_schema()) }),
+        )
         .merge(items::routes())
         .merge(deployments::routes())
         .merge(actions::routes())
@@ -61,4 +69,24 @@ pub fn router(state: AppState) -> Router {
         .merge(capacity::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .with_state(state)
+}
+
+/// 200 once the watch caches are synced and the record store answers; 503 naming what is not.
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, error::ApiError> {
+    let cluster = state.cluster.as_ref().ok_or(error::ApiError::Unavailable {
+        dependency: "the cluster",
+    })?;
+    let synced = tokio::time::timeout(std::time::Duration::from_millis(100), cluster.caches.ready()).await;
+    if !matches!(synced, Ok(Ok(()))) {
+        return Err(error::ApiError::Unavailable {
+            dependency: "the cluster's watch caches",
+        });
+    }
+    let records = state.records.clone();
+    tokio::task::spawn_blocking(move || records.ping())
+        .await
+        .map_err(|_| error::ApiError::Unavailable {
+            dependency: "the record store",
+        })??;
+    Ok("ok")
 }

@@ -78,6 +78,11 @@ impl EmbeddedStore {
         self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether the database answers.
+    pub fn ping(&self) -> Result<(), RecordError> {
+        self.db().query_row("SELECT 1", [], |_| Ok(())).map_err(failed)
+    }
+
     /// Creates a user and returns it with its token (shown this once).
     pub fn add_user(&self, name: &str, groups: &[String], admin: bool) -> Result<(Identity, String), RecordError> {
         let id = uuid::Uuid::new_v4().to_string();

@@ -149,3 +149,47 @@ async fn the_seed_walkthrough_over_http() {
         (200, json!({"deleted": id}))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_log_streams_and_readiness_reports_the_parts() {
+    let app = app_with_cluster().await;
+    let (status, _) = app.call("GET", "/readyz", "", None).await;
+    assert_eq!(status, 200, "caches synced, record store answers");
+    let (status, schema) = app.call("GET", "/schema/deployment.json", "", None).await;
+    assert_eq!(status, 200);
+    assert!(schema["$defs"]["Container"].is_object());
+
+    let id = app.create_record(&app.alice).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    let pod = format!("sd-{id}-0");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while app
+            .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+            .await
+            .1["pods"][0]["phase"]
+            != "Running"
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let request = axum::http::Request::get(format!("/kubernetes/deployments/{id}/logs/{pod}?follow=true"))
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(llp_k8s::http::router(app.state.clone()), request)
+        .await
+        .unwrap();
+    let reading = tokio::spawn(axum::body::to_bytes(response.into_body(), 1 << 20));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!reading.is_finished(), "the stream follows while the service runs");
+    app.stop.send(true).unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(5), reading)
+        .await
+        .expect("shutdown ends the stream")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("web started"));
+}

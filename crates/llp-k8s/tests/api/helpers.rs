@@ -13,6 +13,8 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub state: AppState,
+    /// Shuts the service down (ends log streams).
+    pub stop: tokio::sync::watch::Sender<bool>,
     pub sim: Option<Simulator>,
     pub alice: String,
     pub bob: String,
@@ -26,12 +28,14 @@ pub fn app() -> TestApp {
     let (_, alice) = store.add_user("alice", &[], false).unwrap();
     let (_, bob) = store.add_user("bob", &[], false).unwrap();
     let (_, admin) = store.add_user("root", &[], true).unwrap();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         records: Arc::new(store),
         cluster: None,
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
         locks: Arc::default(),
+        shutdown: stopping,
     };
     TestApp {
         state,
@@ -39,6 +43,7 @@ pub fn app() -> TestApp {
         bob,
         admin,
         sim: None,
+        stop,
     }
 }
 
