@@ -5,9 +5,8 @@
 use super::AppState;
 use super::auth::Caller;
 use super::deployments::resolve;
-use super::error::ApiError;
+use super::error::{ApiError, Body};
 use crate::records::Identity;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -141,7 +140,7 @@ async fn write_secret(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     write(state, caller, id, &body, Store::Secret).await
 }
@@ -158,7 +157,7 @@ async fn write_config(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     write(state, caller, id, &body, Store::Config).await
 }

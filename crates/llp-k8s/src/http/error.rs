@@ -9,6 +9,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use llp_spec::{ErrorBody, FieldError};
 
+/// A request body, read with the service's error shape when it is too large or unreadable.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
+            Err(rejection) => Err(ApiError::BadRequest {
+                field: None,
+                message: rejection.body_text(),
+            }),
+        }
+    }
+}
+
 /// A failed request.
 #[derive(Debug)]
 pub enum ApiError {
@@ -18,6 +36,8 @@ pub enum ApiError {
     NotFound(String),
     /// The request body or a query parameter is malformed (400), on `field` when known.
     BadRequest { field: Option<String>, message: String },
+    /// The body is larger than the service accepts (413).
+    TooLarge,
     /// The deployment spec is invalid (400), every problem listed.
     Validation(Vec<FieldError>),
     /// The request conflicts with another deployment (409), e.g. a hostname in use.
@@ -85,6 +105,10 @@ impl IntoResponse for ApiError {
                 body.errors[0].extensions.field = Some(field);
                 (StatusCode::CONFLICT, body)
             }
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorBody::single("PAYLOAD_TOO_LARGE", "The body is too large: at most 2 MB are accepted."),
+            ),
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
             ApiError::PartlyApplied { object } => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, Body};
 use crate::records::RecordError;
 use crate::records::embedded::{EmbeddedStore, RecordInput};
 use axum::extract::{Path, State};
@@ -56,11 +56,7 @@ async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<R
     Ok(data(blocking(&state.records, move |s| s.list(&caller)).await?))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
+async fn create(State(state): State<AppState>, Caller(caller): Caller, Body(body): Body) -> Result<Response, ApiError> {
     let input = input(&body)?;
     Ok(data(
         blocking(&state.records, move |s| s.create(&caller, &input)).await?,
@@ -81,7 +77,7 @@ async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let input = input(&body)?;
     Ok(data(

@@ -101,3 +101,14 @@ async fn a_malformed_body_is_400_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_in_the_directus_shape() {
+    let app = app();
+    let huge = json!({"title": "x", "data": "#".repeat(3 * 1024 * 1024)});
+    let (status, body) = app.call("POST", "/items/deployments", &app.alice, Some(huge)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+    );
+}
