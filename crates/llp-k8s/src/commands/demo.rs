@@ -54,6 +54,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         limits: Arc::new(LimitsTable::default()),
         locks: Arc::default(),
         shutdown: stopping,
+        metrics: Arc::default(),
     };
     println!("# Try (the walkthrough is in README.md):");
     println!(

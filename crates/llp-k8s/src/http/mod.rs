@@ -7,6 +7,7 @@ mod data;
 mod deployments;
 pub mod error;
 mod items;
+pub mod metrics;
 
 use crate::cluster::Cluster;
 use crate::records::embedded::EmbeddedStore;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// Turns true when the service shuts down: open log streams end then, so that graceful
     /// shutdown does not wait for them forever.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::render))
         .route(
             "/schema/deployment.json",
             get(|| async { axum::Json(llp_spec::deployment_schema()) }),
@@ -68,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(data::routes())
         .merge(capacity::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

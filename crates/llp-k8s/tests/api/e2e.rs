@@ -193,3 +193,43 @@ async fn shutdown_ends_open_log_streams_and_readiness_reports_the_parts() {
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("web started"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_and_status_and_cache_sizes() {
+    let app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    app.call("GET", &format!("/kubernetes/deployments/{id}"), &app.bob, None)
+        .await;
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(llp_k8s::http::router(app.state.clone()), request)
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            r#"llp_k8s_http_requests_total{route="/kubernetes/deployments/{id}",method="PUT",status="201"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"llp_k8s_http_requests_total{route="/kubernetes/deployments/{id}",method="GET",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("llp_k8s_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"llp_k8s_cache_objects{kind="statefulsets"} 1"#),
+        "{text}"
+    );
+}

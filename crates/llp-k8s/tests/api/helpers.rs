@@ -36,6 +36,7 @@ pub fn app() -> TestApp {
         limits: Arc::new(LimitsTable::default()),
         locks: Arc::default(),
         shutdown: stopping,
+        metrics: Arc::default(),
     };
     TestApp {
         state,

@@ -1,0 +1,118 @@
+//! `GET /metrics` in the Prometheus text format: requests and their latency per route,
+//! method and status, and the size of each watch cache.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::time::Instant;
+
+/// Labels of one request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/kubernetes/deployments/{id}`), never the raw path.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Status code.
+    pub status: u16,
+}
+
+/// Labels of a watch cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `statefulsets`, `pods`, `persistentvolumeclaims`.
+    pub kind: String,
+}
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram>,
+    cache_objects: Family<CacheLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("llp_k8s");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+        });
+        let cache_objects = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register("cache_objects", "Objects in each watch cache", cache_objects.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            cache_objects,
+        }
+    }
+}
+
+/// Middleware counting every request and its latency.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        route,
+        method,
+        status: response.status().as_u16(),
+    };
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> Response {
+    if let Some(cluster) = &state.cluster {
+        let caches = &cluster.caches;
+        for (kind, size) in [
+            ("statefulsets", caches.stateful_sets.state().len()),
+            ("pods", caches.pods.state().len()),
+            ("persistentvolumeclaims", caches.claims.state().len()),
+        ] {
+            state
+                .metrics
+                .cache_objects
+                .get_or_create(&CacheLabels { kind: kind.into() })
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+    }
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry).is_err() {
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics").into_response();
+    }
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
