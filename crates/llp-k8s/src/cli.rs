@@ -24,6 +24,12 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// Run the service against the configured cluster (kubeconfig or in-cluster) and record source.
+    Serve {
+        /// TOML configuration (see config.example.toml); `LLP_…` variables override it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Validate a deployment YAML: prints the normalised spec as JSON (exit 0), or the
     /// Directus-shaped error body listing every problem (exit 1).
     Validate {

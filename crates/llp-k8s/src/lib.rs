@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod config;
 pub mod http;
 pub mod records;

@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Structured logs on stderr (stdout carries command output); LLP_LOG sets the filter.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LLP_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
     match commands::run(cli.command) {
         Ok(outcome) => outcome.exit_code(),
         Err(error) => {

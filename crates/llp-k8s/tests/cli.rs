@@ -357,3 +357,67 @@ fn demo_prints_the_exports_first_and_serves() {
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
 }
+
+#[test]
+fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
+    use std::io::{Read, Write};
+    let dir = tempdir();
+    let kubeconfig = dir.join("serve.kubeconfig");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(std::time::Instant::now() < deadline, "no kubeconfig written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LLP_DATABASE", dir.join("serve.sqlite"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = loop {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|mut stream| {
+                stream
+                    .write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer);
+                answer
+            });
+        if answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")) || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    serve.kill().unwrap();
+    sim.kill().unwrap();
+    let _ = (serve.wait(), sim.wait());
+    assert!(
+        ready.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{ready:?}"
+    );
+}

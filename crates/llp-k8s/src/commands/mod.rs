@@ -3,6 +3,7 @@
 
 mod demo;
 mod render;
+mod serve;
 mod sim;
 mod users;
 mod validate;
@@ -40,6 +41,7 @@ impl Outcome {
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Demo { listen, db } => demo::run(listen, db),
+        Command::Serve { config } => serve::run(config.as_deref()),
         Command::Validate { file, record, groups } => validate::run(&file, record.as_deref(), &groups),
         Command::Render {
             record,

@@ -1,0 +1,65 @@
+//! `llp-k8s serve [--config FILE]`: the service against a real cluster.
+
+use super::Outcome;
+use anyhow::Context;
+use llp_k8s::cluster::Cluster;
+use llp_k8s::config::Config;
+use llp_k8s::http::{AppState, router};
+use llp_k8s::records::embedded::EmbeddedStore;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
+    let config = Config::load(config, |name| std::env::var(name).ok())?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<Outcome> {
+    let records =
+        EmbeddedStore::open(&config.database).with_context(|| format!("cannot open {}", config.database.display()))?;
+    // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot configure the Kubernetes client")?;
+    let cluster = Cluster::start(client, &config.cluster.namespace);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        records: Arc::new(records),
+        cluster: Some(cluster),
+        render: Arc::new(config.cluster),
+        limits: Arc::new(config.limits),
+        locks: Arc::default(),
+        shutdown: stopping,
+        metrics: Arc::default(),
+    };
+    tracing::info!(listen = %config.listen, "llp-k8s serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests, ending log streams");
+            let _ = stop.send(true);
+        })
+        .await
+        .context("the service stopped")?;
+    Ok(Outcome::Success)
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends a pod that is stopped).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,150 @@
+//! The service's configuration: one typed struct, read from a TOML file, then overridden by
+//! `LLP_…` environment variables (env wins). Unknown keys are errors, as in deployments.
+
+use llp_spec::{LimitsTable, RenderConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `llp-k8s serve` needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the service listens on.
+    pub listen: SocketAddr,
+    /// The embedded record source's SQLite file.
+    pub database: PathBuf,
+    /// How deployments become Kubernetes objects (namespace, prefix, storage class, node
+    /// selector, pull policy, ingress domain/class/annotations/TLS).
+    pub cluster: RenderConfig,
+    /// Defaults and maxima for everyone, and larger maxima per group.
+    pub limits: LimitsTable,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            database: PathBuf::from("llp-k8s.sqlite"),
+            cluster: RenderConfig::default(),
+            limits: LimitsTable::default(),
+        }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is missing or unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid configuration.
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    /// An environment variable has an unusable value.
+    #[error("{name}: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl Config {
+    /// Reads `file` (if given), then applies the environment `env` (a lookup, so tests need
+    /// not touch the process environment).
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.into(),
+                    source: Box::new(source),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(listen) = env("LLP_LISTEN") {
+            self.listen = listen.parse().map_err(|e| ConfigError::Env {
+                name: "LLP_LISTEN",
+                message: format!("`{listen}`: {e}"),
+            })?;
+        }
+        let text = |name: &str, target: &mut String| {
+            if let Some(value) = env(name) {
+                *target = value;
+            }
+        };
+        text("LLP_NAMESPACE", &mut self.cluster.namespace);
+        text("LLP_NAME_PREFIX", &mut self.cluster.name_prefix);
+        text("LLP_IMAGE_PULL_POLICY", &mut self.cluster.image_pull_policy);
+        text("LLP_INGRESS_DOMAIN", &mut self.cluster.ingress.domain);
+        if let Some(class) = env("LLP_STORAGE_CLASS") {
+            self.cluster.storage_class = Some(class).filter(|c| !c.is_empty());
+        }
+        if let Some(class) = env("LLP_INGRESS_CLASS") {
+            self.cluster.ingress.class = Some(class).filter(|c| !c.is_empty());
+        }
+        if let Some(database) = env("LLP_DATABASE") {
+            self.database = PathBuf::from(database);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"));
+        let config = Config::load(Some(path), no_env).expect("the example is valid");
+        assert_eq!(config.cluster.namespace, "services");
+        assert_eq!(config.limits.for_groups(&["management"]).max_cpu, 256);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("llp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[cluster]\nnamespace = \"from-file\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "LLP_NAMESPACE").then(|| "from-env".to_owned());
+        let config = Config::load(Some(&file), env).unwrap();
+        assert_eq!(config.cluster.namespace, "from-env");
+        assert_eq!(config.listen.port(), 9000);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("llp-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[cluster]\nnamespce = \"x\"\n").unwrap();
+        let error = Config::load(Some(&file), no_env).unwrap_err().to_string();
+        assert!(error.contains("namespce"), "{error}");
+        let bad_listen = |name: &str| (name == "LLP_LISTEN").then(|| "nowhere".to_owned());
+        assert!(
+            Config::load(None, bad_listen)
+                .unwrap_err()
+                .to_string()
+                .starts_with("LLP_LISTEN")
+        );
+    }
+}
