@@ -232,28 +232,7 @@ fn sim_refuses_an_unknown_gpu_resource() {
 #[test]
 fn sim_writes_a_kubeconfig_kubectl_can_use() {
     let dir = tempdir();
-    let kubeconfig = dir.join("sim.kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--nodes",
-            "2",
-            "--gpus",
-            "nvidia.com/gpu=1",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !kubeconfig.exists() {
-        assert!(std::time::Instant::now() < deadline, "no kubeconfig written");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (mut child, kubeconfig) = start_sim(&dir, &["--nodes", "2", "--gpus", "nvidia.com/gpu=1"]);
     let nodes = Command::new("kubectl")
         .env("KUBECONFIG", &kubeconfig)
         .args([
@@ -362,24 +341,8 @@ fn demo_prints_the_exports_first_and_serves() {
 fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
     use std::io::{Read, Write};
     let dir = tempdir();
-    let kubeconfig = dir.join("serve.kubeconfig");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut sim, kubeconfig) = start_sim(&dir, &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !kubeconfig.exists() {
-        assert!(std::time::Instant::now() < deadline, "no kubeconfig written");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(100));
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -420,4 +383,29 @@ fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
         ready.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
         "{ready:?}"
     );
+}
+
+/// Runs `llp-k8s sim` on a free port with `extra` flags; returns it and its kubeconfig once written.
+fn start_sim(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    let kubeconfig = dir.join("sim.kubeconfig");
+    let child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !kubeconfig.exists() {
+        assert!(std::time::Instant::now() < deadline, "no kubeconfig written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The file appears before it is completely written.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    (child, kubeconfig)
 }
