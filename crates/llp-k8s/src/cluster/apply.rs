@@ -3,6 +3,7 @@
 //! a removed hostname's Ingress). A StatefulSet whose immutable fields changed (a new volume)
 //! is recreated; its claims are retained, so data survives.
 
+use super::Cluster;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -49,10 +50,9 @@ pub struct Applied {
     pub generation: i64,
 }
 
-/// Applies `objects` in `namespace`; `deployment_label` selects the deployment's objects.
+/// Applies `objects` in the cluster's namespace; `deployment_label` selects the deployment's objects.
 pub async fn apply_objects(
-    client: &kube::Client,
-    namespace: &str,
+    cluster: &Cluster,
     objects: &Objects,
     deployment_label: &str,
 ) -> Result<Applied, ApplyError> {
@@ -62,7 +62,7 @@ pub async fn apply_objects(
         ingress,
     } = objects;
     let params = PatchParams::apply(MANAGER).force();
-    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let sets: Api<StatefulSet> = cluster.api();
     let name = stateful_set.metadata.name.clone().unwrap_or_default();
     let created = sets
         .get_opt(&name)
@@ -73,7 +73,7 @@ pub async fn apply_objects(
             source,
         })?
         .is_none();
-    let svcs: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let svcs: Api<Service> = cluster.api();
     for service in services {
         let svc_name = service.metadata.name.clone().unwrap_or_default();
         svcs.patch(&svc_name, &params, &Patch::Apply(service))
@@ -84,7 +84,7 @@ pub async fn apply_objects(
                 source,
             })?;
     }
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    let ingresses: Api<Ingress> = cluster.api();
     if let Some(ingress) = ingress {
         let ing_name = ingress.metadata.name.clone().unwrap_or_default();
         ingresses
@@ -167,13 +167,8 @@ pub async fn apply_objects(
 }
 
 /// Whether `host` is the host of an Ingress of another deployment than `deployment_label`.
-pub async fn hostname_taken(
-    client: &kube::Client,
-    namespace: &str,
-    host: &str,
-    deployment_label: &str,
-) -> Result<bool, kube::Error> {
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+pub async fn hostname_taken(cluster: &Cluster, host: &str, deployment_label: &str) -> Result<bool, kube::Error> {
+    let ingresses: Api<Ingress> = cluster.api();
     let managed = ListParams::default().labels(&format!(
         "{}={}",
         llp_spec::names::MANAGED_BY.0,

@@ -20,6 +20,8 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Volume claims.
     pub claims: Store<PersistentVolumeClaim>,
+    /// The namespace they watch.
+    namespace: String,
 }
 
 /// Starts the reflectors; they run until the runtime stops.
@@ -29,6 +31,7 @@ pub fn start(client: &kube::Client, namespace: &str) -> Caches {
         stateful_sets: reflect(Api::namespaced(client.clone(), namespace), config()),
         pods: reflect(Api::namespaced(client.clone(), namespace), config()),
         claims: reflect(Api::namespaced(client.clone(), namespace), config()),
+        namespace: namespace.to_owned(),
     }
 }
 
@@ -56,9 +59,7 @@ impl Caches {
     /// The StatefulSet named `name`.
     pub fn stateful_set(&self, name: &str) -> Option<Arc<StatefulSet>> {
         self.stateful_sets
-            .state()
-            .into_iter()
-            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }
 
     /// Waits (up to 10 s) until the cache holds StatefulSet `name` at `generation` or later,

@@ -15,6 +15,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The API of kind `K` in the managed namespace.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        kube::Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
     /// Starts the caches of `namespace`.
     pub fn start(client: kube::Client, namespace: &str) -> Self {
         let caches = cache::start(&client, namespace);

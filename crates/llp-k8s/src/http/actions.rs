@@ -52,7 +52,7 @@ async fn scale(
             )
         })?;
     let target = resolve(&state, &caller, &id).await?.deployed()?;
-    let sets: Api<StatefulSet> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let sets: Api<StatefulSet> = target.cluster.api();
     sets.patch_scale(
         target.names.base(),
         &PatchParams::default(),
@@ -69,7 +69,7 @@ async fn restart(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id).await?.deployed()?;
-    let sets: Api<StatefulSet> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch =
         json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
@@ -89,22 +89,25 @@ async fn remove(
     let _deleting = lock.lock().await;
     let resolved = resolve(&state, &caller, &id).await?;
     let target = resolved.deployed()?;
-    let (client, namespace) = (&target.cluster.client, target.cluster.namespace.as_str());
+    let cluster = target.cluster;
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={}", target.label));
     let base = target.names.base().to_owned();
-    Api::<StatefulSet>::namespaced(client.clone(), namespace)
+    cluster
+        .api::<StatefulSet>()
         .delete(&base, &DeleteParams::background())
         .await
         .map_err(ApiError::cluster)?;
-    delete_labelled::<Service>(client, namespace, &selector).await?;
-    delete_labelled::<Ingress>(client, namespace, &selector).await?;
-    delete_labelled::<PersistentVolumeClaim>(client, namespace, &selector).await?;
+    delete_labelled(cluster.api::<Service>(), &selector).await?;
+    delete_labelled(cluster.api::<Ingress>(), &selector).await?;
+    delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
     for result in [
-        Api::<Secret>::namespaced(client.clone(), namespace)
+        cluster
+            .api::<Secret>()
             .delete(&base, &DeleteParams::default())
             .await
             .map(|_| ()),
-        Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        cluster
+            .api::<ConfigMap>()
             .delete(&base, &DeleteParams::default())
             .await
             .map(|_| ()),
@@ -118,16 +121,11 @@ async fn remove(
     Ok(Json(json!({"deleted": id})).into_response())
 }
 
-async fn delete_labelled<K>(client: &kube::Client, namespace: &str, selector: &ListParams) -> Result<(), ApiError>
+async fn delete_labelled<K>(api: Api<K>, selector: &ListParams) -> Result<(), ApiError>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned,
-    K::DynamicType: Default,
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
-    Api::<K>::namespaced(client.clone(), namespace)
-        .delete_collection(&DeleteParams::background(), selector)
+    api.delete_collection(&DeleteParams::background(), selector)
         .await
         .map_err(ApiError::cluster)?;
     Ok(())
@@ -140,7 +138,9 @@ async fn delete_pod(
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id).await?.deployed()?;
     target.own_pod(&pod)?;
-    Api::<Pod>::namespaced(target.cluster.client.clone(), &target.cluster.namespace)
+    target
+        .cluster
+        .api::<Pod>()
         .delete(&pod, &DeleteParams::default())
         .await
         .map_err(ApiError::cluster)?;
@@ -184,7 +184,7 @@ async fn logs(
     };
     let target = resolve(&state, &caller, &id).await?.deployed()?;
     target.own_pod(&pod)?;
-    let pods: Api<Pod> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let pods: Api<Pod> = target.cluster.api();
     let plain = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
     if params.follow {
         let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;
@@ -219,7 +219,7 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id).await?.deployed()?;
     target.own_pod(&pod)?;
-    let events: Api<Event> = Api::namespaced(target.cluster.client.clone(), &target.cluster.namespace);
+    let events: Api<Event> = target.cluster.api();
     let mut list = events
         .list(&ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}")))
         .await

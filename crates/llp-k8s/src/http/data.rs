@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use llp_spec::names::{DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL, label_value};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -94,19 +94,18 @@ async fn write(state: AppState, caller: Identity, id: String, body: &[u8], store
     let pairs = parse_pairs(body)?;
     let target = resolve(&state, &caller, &id).await?;
     let labels = labels(&id, target.record.user_created.as_deref().unwrap_or_default());
-    let (client, namespace) = (target.cluster.client.clone(), target.cluster.namespace.as_str());
     let params = PatchParams::apply("llp-k8s").force();
     match store {
         Store::Secret => {
             let name = target.names.secret();
             let data: BTreeMap<&String, ByteString> = pairs.iter().map(|(k, v)| (k, ByteString(v.clone().into_bytes()))).collect();
             let object = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "labels": labels}, "data": data});
-            Api::<Secret>::namespaced(client, namespace).patch(name, &params, &Patch::Apply(object)).await.map(drop)
+            target.cluster.api::<Secret>().patch(name, &params, &Patch::Apply(object)).await.map(drop)
         }
         Store::Config => {
             let name = target.names.config_map();
             let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": pairs});
-            Api::<ConfigMap>::namespaced(client, namespace).patch(name, &params, &Patch::Apply(object)).await.map(drop)
+            target.cluster.api::<ConfigMap>().patch(name, &params, &Patch::Apply(object)).await.map(drop)
         }
     }
     .map_err(ApiError::cluster)?;
@@ -115,9 +114,10 @@ async fn write(state: AppState, caller: Identity, id: String, body: &[u8], store
 
 async fn read(state: AppState, caller: Identity, id: String, store: Store) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id).await?;
-    let (client, namespace) = (target.cluster.client.clone(), target.cluster.namespace.as_str());
     let pairs: BTreeMap<String, String> = match store {
-        Store::Secret => Api::<Secret>::namespaced(client, namespace)
+        Store::Secret => target
+            .cluster
+            .api::<Secret>()
             .get_opt(target.names.secret())
             .await
             .map_err(ApiError::cluster)?
@@ -126,7 +126,9 @@ async fn read(state: AppState, caller: Identity, id: String, store: Store) -> Re
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
             .collect(),
-        Store::Config => Api::<ConfigMap>::namespaced(client, namespace)
+        Store::Config => target
+            .cluster
+            .api::<ConfigMap>()
             .get_opt(target.names.config_map())
             .await
             .map_err(ApiError::cluster)?

@@ -122,10 +122,7 @@ async fn deploy(
         Some(hostname) => {
             let claim = state.locks.hostnames.lock().await;
             let host = format!("{hostname}.{}", state.render.ingress.domain);
-            if hostname_taken(&cluster.client, &cluster.namespace, &host, &label)
-                .await
-                .map_err(|e| failed(&e))?
-            {
+            if hostname_taken(cluster, &host, &label).await.map_err(|e| failed(&e))? {
                 return Err(ApiError::Conflict {
                     field: "exposed_hostname".into(),
                     message: format!(
@@ -137,7 +134,7 @@ async fn deploy(
         }
         None => None,
     };
-    let applying = apply_objects(&cluster.client, &cluster.namespace, &objects, &label);
+    let applying = apply_objects(cluster, &objects, &label);
     let applied = tokio::time::timeout(CLUSTER_TIMEOUT, applying)
         .await
         .map_err(|_| ApiError::Timeout {

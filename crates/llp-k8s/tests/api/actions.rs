@@ -126,7 +126,7 @@ async fn restart_sets_the_restart_annotation_for_the_owner_only() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let sets: Api<StatefulSet> = app.cluster().api();
     let sts = sets.get(&format!("sd-{alice}")).await.unwrap();
     let annotations = sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
     assert!(annotations.contains_key("kubectl.kubernetes.io/restartedAt"));

@@ -94,7 +94,7 @@ async fn an_invalid_spec_is_400_with_every_problem_and_creates_nothing() {
         .map(|e| e["extensions"]["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["containers[0].name", "containers[0].cpu"]);
-    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let sets: Api<StatefulSet> = app.cluster().api();
     assert!(sets.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
@@ -135,12 +135,8 @@ async fn without_a_cluster_deploys_are_503_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_container_loses_its_service_on_the_next_deploy() {
     let app = app_with_cluster().await;
-    let id = app
-        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
-        .await;
-    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let id = deploy_two_containers(&app).await;
+    let services: Api<Service> = app.cluster().api();
     let names = || async {
         services
             .list(&ListParams::default())
@@ -224,7 +220,7 @@ async fn concurrent_deploys_of_one_record_create_it_once() {
             StatusCode::CREATED
         ]
     );
-    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let services: Api<Service> = app.cluster().api();
     assert_eq!(services.list(&ListParams::default()).await.unwrap().items.len(), 2);
 }
 
@@ -375,7 +371,7 @@ async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
         .0,
         StatusCode::OK
     );
-    let sets: Api<StatefulSet> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let sets: Api<StatefulSet> = app.cluster().api();
     let sts = sets.get(&format!("sd-{id}")).await.unwrap();
     assert_eq!(
         sts.metadata.labels.unwrap()["llp.kitegg.de/owner"],
@@ -393,13 +389,9 @@ async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_deploy_repairs_a_half_applied_deployment() {
     let app = app_with_cluster().await;
-    let id = app
-        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
-        .await;
-    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
+    let id = deploy_two_containers(&app).await;
     // Leave the deployment as a deploy that failed half-way would: one Service missing.
-    let services: Api<Service> = Api::namespaced(app.state.cluster.as_ref().unwrap().client.clone(), "services");
+    let services: Api<Service> = app.cluster().api();
     services
         .delete(&format!("sd-{id}-api"), &Default::default())
         .await
@@ -418,4 +410,16 @@ async fn the_next_deploy_repairs_a_half_applied_deployment() {
         .collect();
     names.sort();
     assert_eq!(names, [format!("sd-{id}-api"), format!("sd-{id}-web")]);
+}
+
+/// Alice's deployment of [`TWO_CONTAINERS`], deployed; returns its id.
+async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
+    let id = app
+        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
+        .await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
 }

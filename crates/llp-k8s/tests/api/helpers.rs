@@ -77,6 +77,11 @@ fn uuid_like() -> String {
 }
 
 impl TestApp {
+    /// The cluster the service deploys to (only in `app_with_cluster`).
+    pub fn cluster(&self) -> &Cluster {
+        self.state.cluster.as_ref().expect("an app with a cluster")
+    }
+
     /// Sends a request as the holder of `token` (none when empty); returns status and JSON.
     pub async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
