@@ -1,6 +1,7 @@
 //! The service's configuration: one typed struct, read from a TOML file, then overridden by
 //! `LLP_…` environment variables (env wins). Unknown keys are errors, as in deployments.
 
+use crate::records::directus::DirectusConfig;
 use llp_spec::{LimitsTable, RenderConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -12,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address the service listens on.
     pub listen: SocketAddr,
-    /// The embedded record source's SQLite file.
-    pub database: PathBuf,
+    /// Where users and deployment records come from.
+    pub records: RecordsConfig,
     /// How deployments become Kubernetes objects (namespace, prefix, storage class, node
     /// selector, pull policy, ingress domain/class/annotations/TLS).
     pub cluster: RenderConfig,
@@ -25,11 +26,43 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            database: PathBuf::from("llp-k8s.sqlite"),
+            records: RecordsConfig::default(),
             cluster: RenderConfig::default(),
             limits: LimitsTable::default(),
         }
     }
+}
+
+/// Which record source, and its settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// `embedded` (a SQLite file) or `directus` (the real LLP API).
+    pub source: SourceKind,
+    /// The embedded source's SQLite file.
+    pub database: PathBuf,
+    /// The `directus` source.
+    pub directus: DirectusConfig,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self {
+            source: SourceKind::Embedded,
+            database: PathBuf::from("llp-k8s.sqlite"),
+            directus: DirectusConfig::default(),
+        }
+    }
+}
+
+/// The record sources of SPEC section 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Users and records in a SQLite file, served under `/items/deployments`.
+    Embedded,
+    /// The LLP API (Directus), read with each caller's token.
+    Directus,
 }
 
 /// The configuration could not be read.
@@ -93,7 +126,23 @@ impl Config {
             self.cluster.ingress.class = Some(class).filter(|c| !c.is_empty());
         }
         if let Some(database) = env("LLP_DATABASE") {
-            self.database = PathBuf::from(database);
+            self.records.database = PathBuf::from(database);
+        }
+        if let Some(source) = env("LLP_RECORD_SOURCE") {
+            self.records.source = match source.as_str() {
+                "embedded" => SourceKind::Embedded,
+                "directus" => SourceKind::Directus,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "LLP_RECORD_SOURCE",
+                        message: format!("`{source}` is neither `embedded` nor `directus`"),
+                    });
+                }
+            };
+        }
+        text("LLP_URL", &mut self.records.directus.url);
+        if let Some(token) = env("LLP_IDENTITY_TOKEN") {
+            self.records.directus.identity_token = Some(token).filter(|t| !t.is_empty());
         }
         Ok(())
     }

@@ -142,4 +142,5 @@ fn the_config_in_the_manifest_is_valid() {
     let config =
         llp_k8s::config::Config::load(Some(&file), |_| None).expect("the ConfigMap holds a valid configuration");
     assert_eq!(config.cluster.namespace, "services");
+    assert_eq!(config.records.source, llp_k8s::config::SourceKind::Directus);
 }

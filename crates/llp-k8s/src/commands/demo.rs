@@ -48,7 +48,8 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
-        records: Arc::new(records),
+        records: Arc::new(records.clone()),
+        embedded: Some(records),
         cluster: Some(cluster),
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),

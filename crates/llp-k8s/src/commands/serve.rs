@@ -3,8 +3,10 @@
 use super::Outcome;
 use anyhow::Context;
 use llp_k8s::cluster::Cluster;
-use llp_k8s::config::Config;
+use llp_k8s::config::{Config, RecordsConfig, SourceKind};
 use llp_k8s::http::{AppState, router};
+use llp_k8s::records::RecordSource;
+use llp_k8s::records::directus::DirectusSource;
 use llp_k8s::records::embedded::EmbeddedStore;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,8 +18,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<Outcome> {
-    let records =
-        EmbeddedStore::open(&config.database).with_context(|| format!("cannot open {}", config.database.display()))?;
+    let (records, embedded) = record_source(&config.records)?;
     // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
     let client = kube::Client::try_default()
         .await
@@ -28,7 +29,8 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
-        records: Arc::new(records),
+        records,
+        embedded,
         cluster: Some(cluster),
         render: Arc::new(config.cluster),
         limits: Arc::new(config.limits),
@@ -46,6 +48,21 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .await
         .context("the service stopped")?;
     Ok(Outcome::Success)
+}
+
+/// The configured record source (and the embedded store, when it is the one).
+fn record_source(config: &RecordsConfig) -> anyhow::Result<(Arc<dyn RecordSource>, Option<EmbeddedStore>)> {
+    Ok(match config.source {
+        SourceKind::Embedded => {
+            let store = EmbeddedStore::open(&config.database)
+                .with_context(|| format!("cannot open {}", config.database.display()))?;
+            (Arc::new(store.clone()), Some(store))
+        }
+        SourceKind::Directus => {
+            tracing::info!(url = %config.directus.url, "records from the LLP API");
+            (Arc::new(DirectusSource::new(config.directus.clone())?), None)
+        }
+    })
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends a pod that is stopped).

@@ -37,7 +37,7 @@ async fn scale(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let max = state.limits.for_groups(&caller.groups).max_replicas;
+    let max = state.limits.for_groups(&caller.identity.groups).max_replicas;
     let wanted = query
         .get("scale")
         .ok_or_else(|| ApiError::bad_field("scale", format!("give ?scale=N with N from 0 to {max}")))?;

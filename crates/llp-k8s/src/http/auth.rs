@@ -3,13 +3,13 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::records::Identity;
+use crate::records::{Session, Token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Identity);
+pub struct Caller(pub Session);
 
 /// The token a request carries, if any.
 pub fn token(parts: &Parts) -> Option<String> {
@@ -38,12 +38,8 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = token(parts).ok_or(ApiError::Unauthorized)?;
-        let records = state.records.clone();
-        let identity = tokio::task::spawn_blocking(move || records.authenticate(&token))
-            .await
-            .map_err(|_| ApiError::Unavailable {
-                dependency: "the record store",
-            })??;
-        Ok(Caller(identity))
+        let token = Token::new(token);
+        let identity = state.records.authenticate(&token).await?;
+        Ok(Caller(Session { identity, token }))
     }
 }

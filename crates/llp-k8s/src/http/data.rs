@@ -6,7 +6,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::{ApiError, Body};
-use crate::records::Identity;
+use crate::records::Session;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -90,7 +90,7 @@ enum Store {
     Config,
 }
 
-async fn write(state: AppState, caller: Identity, id: String, body: &[u8], store: Store) -> Result<Response, ApiError> {
+async fn write(state: AppState, caller: Session, id: String, body: &[u8], store: Store) -> Result<Response, ApiError> {
     let pairs = parse_pairs(body)?;
     let target = resolve(&state, &caller, &id).await?;
     let labels = labels(&id, target.record.user_created.as_deref().unwrap_or_default());
@@ -112,7 +112,7 @@ async fn write(state: AppState, caller: Identity, id: String, body: &[u8], store
     Ok(Json(pairs.keys().collect::<Vec<_>>()).into_response())
 }
 
-async fn read(state: AppState, caller: Identity, id: String, store: Store) -> Result<Response, ApiError> {
+async fn read(state: AppState, caller: Session, id: String, store: Store) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id).await?;
     let pairs: BTreeMap<String, String> = match store {
         Store::Secret => target

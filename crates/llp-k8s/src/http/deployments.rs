@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
-use crate::records::Identity;
+use crate::records::Session;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,7 @@ pub struct Resolved<'a> {
 }
 
 /// Finds the record `id` for `caller` (404 when unknown or someone else's) and its names.
-pub async fn resolve<'a>(state: &'a AppState, caller: &Identity, id: &str) -> Result<Resolved<'a>, ApiError> {
+pub async fn resolve<'a>(state: &'a AppState, caller: &Session, id: &str) -> Result<Resolved<'a>, ApiError> {
     let record = record(state, caller, id).await?;
     let cluster = cluster(state)?;
     let record_id = record.id.clone().unwrap_or_else(|| RecordId::Text(id.to_owned()));
@@ -77,15 +77,9 @@ impl Resolved<'_> {
     }
 }
 
-/// The record `id`, if `caller` may see it.
-async fn record(state: &AppState, caller: &Identity, id: &str) -> Result<Record, ApiError> {
-    let (records, caller, id) = (state.records.clone(), caller.clone(), RecordId::Text(id.to_owned()));
-    tokio::task::spawn_blocking(move || records.get(&caller, &id))
-        .await
-        .map_err(|_| ApiError::Unavailable {
-            dependency: "the record store",
-        })?
-        .map_err(ApiError::from)
+/// The record `id`, if `caller` may read it.
+async fn record(state: &AppState, caller: &Session, id: &str) -> Result<Record, ApiError> {
+    Ok(state.records.record(caller, id).await?)
 }
 
 async fn deploy(
@@ -99,9 +93,12 @@ async fn deploy(
     let _deploying = lock.lock().await;
     let record = record(&state, &caller, &id).await?;
     let deployment =
-        validate_record(&record, &state.limits.for_groups(&caller.groups)).map_err(ApiError::Validation)?;
+        validate_record(&record, &state.limits.for_groups(&caller.identity.groups)).map_err(ApiError::Validation)?;
     let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
-    let owner = record.user_created.clone().unwrap_or_else(|| caller.id.clone());
+    let owner = record
+        .user_created
+        .clone()
+        .unwrap_or_else(|| caller.identity.id.clone());
     let objects = render(
         &deployment,
         Owner {

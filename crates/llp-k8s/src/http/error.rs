@@ -32,6 +32,8 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
 pub enum ApiError {
     /// No token, or an invalid one (401).
     Unauthorized,
+    /// The LLP API refuses the caller (403).
+    Forbidden(String),
     /// Unknown, or not the caller's (404; the same answer for both).
     NotFound(String),
     /// The request body or a query parameter is malformed (400), on `field` when known.
@@ -44,6 +46,8 @@ pub enum ApiError {
     Conflict { field: String, message: String },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
+    /// A dependency could not be reached or answered badly (502).
+    BadGateway { dependency: &'static str },
     /// A deploy stopped at `object` because the cluster failed (503); the next PUT repairs it.
     PartlyApplied { object: String },
     /// A dependency did not answer in time (504).
@@ -73,13 +77,23 @@ impl From<RecordError> for ApiError {
         match error {
             RecordError::Unauthorized => ApiError::Unauthorized,
             RecordError::NotFound => ApiError::NotFound("deployment not found".into()),
+            RecordError::Forbidden(message) => ApiError::Forbidden(message),
             RecordError::Invalid(message) => ApiError::BadRequest { field: None, message },
-            RecordError::Unavailable(detail) => {
-                tracing::error!(%detail, "record store failed");
+            RecordError::Unavailable { source_name, detail } => {
+                tracing::error!(%detail, "{source_name} failed");
                 ApiError::Unavailable {
-                    dependency: "the record store",
+                    dependency: source_name,
                 }
             }
+            RecordError::BadGateway { source_name, detail } => {
+                tracing::error!(%detail, "{source_name} failed");
+                ApiError::BadGateway {
+                    dependency: source_name,
+                }
+            }
+            RecordError::Timeout { source_name } => ApiError::Timeout {
+                dependency: source_name,
+            },
         }
     }
 }
@@ -94,6 +108,7 @@ impl IntoResponse for ApiError {
                     "Invalid or missing token: send `Authorization: Bearer <token>`.",
                 ),
             ),
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, ErrorBody::single("FORBIDDEN", message)),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, ErrorBody::single("NOT_FOUND", message)),
             ApiError::BadRequest { field, message } => {
                 let mut body = ErrorBody::single("INVALID_PAYLOAD", message);
@@ -124,6 +139,13 @@ impl IntoResponse for ApiError {
                 ErrorBody::single(
                     "GATEWAY_TIMEOUT",
                     format!("{dependency} did not answer in time; try again later."),
+                ),
+            ),
+            ApiError::BadGateway { dependency } => (
+                StatusCode::BAD_GATEWAY,
+                ErrorBody::single(
+                    "BAD_GATEWAY",
+                    format!("{dependency} is unreachable or failed; try again later."),
                 ),
             ),
             ApiError::Unavailable { dependency } => (

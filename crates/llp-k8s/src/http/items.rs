@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
 use llp_spec::RecordId;
 use serde_json::json;
-use std::sync::Arc;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -23,10 +22,13 @@ pub fn routes() -> Router<AppState> {
 
 /// Runs a record-store call off the async workers (SQLite blocks).
 async fn blocking<T: Send + 'static>(
-    store: &Arc<EmbeddedStore>,
+    store: &Option<EmbeddedStore>,
     call: impl FnOnce(&EmbeddedStore) -> Result<T, RecordError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let store = store.clone();
+    // Only mounted with the embedded source (see `router`).
+    let store = store
+        .clone()
+        .ok_or_else(|| ApiError::NotFound("no such route".into()))?;
     tokio::task::spawn_blocking(move || call(&store))
         .await
         .map_err(|_| ApiError::Unavailable {
@@ -52,44 +54,56 @@ fn data(value: impl serde::Serialize) -> Response {
     Json(json!({"data": value})).into_response()
 }
 
-async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, ApiError> {
-    Ok(data(blocking(&state.records, move |s| s.list(&caller)).await?))
+async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<Response, ApiError> {
+    Ok(data(
+        blocking(&state.embedded, move |s| s.list(&session.identity)).await?,
+    ))
 }
 
-async fn create(State(state): State<AppState>, Caller(caller): Caller, Body(body): Body) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    Caller(session): Caller,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     let input = input(&body)?;
     Ok(data(
-        blocking(&state.records, move |s| s.create(&caller, &input)).await?,
+        blocking(&state.embedded, move |s| s.create(&session.identity, &input)).await?,
     ))
 }
 
 async fn read(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(session): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(data(
-        blocking(&state.records, move |s| s.get(&caller, &RecordId::Text(id))).await?,
+        blocking(&state.embedded, move |s| s.get(&session.identity, &RecordId::Text(id))).await?,
     ))
 }
 
 async fn update(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(session): Caller,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let input = input(&body)?;
     Ok(data(
-        blocking(&state.records, move |s| s.update(&caller, &RecordId::Text(id), &input)).await?,
+        blocking(&state.embedded, move |s| {
+            s.update(&session.identity, &RecordId::Text(id), &input)
+        })
+        .await?,
     ))
 }
 
 async fn remove(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(session): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(&state.records, move |s| s.delete(&caller, &RecordId::Text(id))).await?;
+    blocking(&state.embedded, move |s| {
+        s.delete(&session.identity, &RecordId::Text(id))
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

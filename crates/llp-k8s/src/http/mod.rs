@@ -10,6 +10,7 @@ mod items;
 pub mod metrics;
 
 use crate::cluster::Cluster;
+use crate::records::RecordSource;
 use crate::records::embedded::EmbeddedStore;
 use axum::Router;
 use axum::routing::get;
@@ -19,8 +20,11 @@ use std::sync::Arc;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The embedded record source.
-    pub records: Arc<EmbeddedStore>,
+    /// Who callers are and which records they may read.
+    pub records: Arc<dyn RecordSource>,
+    /// The embedded store, when it is the record source: it then also serves
+    /// `/items/deployments` (the real LLP API serves those itself).
+    pub embedded: Option<EmbeddedStore>,
     /// The cluster, when one is configured.
     pub cluster: Option<Cluster>,
     /// How deployments are rendered.
@@ -66,7 +70,11 @@ pub fn router(state: AppState) -> Router {
             "/schema/deployment.json",
             get(|| async { axum::Json(llp_spec::deployment_schema()) }),
         )
-        .merge(items::routes())
+        .merge(if state.embedded.is_some() {
+            items::routes()
+        } else {
+            Router::new()
+        })
         .merge(deployments::routes())
         .merge(actions::routes())
         .merge(data::routes())
@@ -76,7 +84,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// 200 once the watch caches are synced and the record store answers; 503 naming what is not.
+/// 200 once the watch caches are synced and the record source answers; 503 naming what is not.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, error::ApiError> {
     let cluster = state.cluster.as_ref().ok_or(error::ApiError::Unavailable {
         dependency: "the cluster",
@@ -87,11 +95,6 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> R
             dependency: "the cluster's watch caches",
         });
     }
-    let records = state.records.clone();
-    tokio::task::spawn_blocking(move || records.ping())
-        .await
-        .map_err(|_| error::ApiError::Unavailable {
-            dependency: "the record store",
-        })??;
+    state.records.ping().await?;
     Ok("ok")
 }

@@ -4,16 +4,18 @@
 //! far too much entropy for a slow hash to add anything). Non-admins see only the records
 //! they created, and a record of someone else reads exactly like a missing one.
 
-use super::{Identity, RecordError};
+use super::{Identity, RecordError, RecordSource, Session, Token};
+use futures::future::BoxFuture;
 use llp_spec::{Record, RecordId};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// Users and records in a SQLite file.
+/// Users and records in a SQLite file. Clones share one connection.
+#[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Mutex<Connection>,
+    db: Arc<Mutex<Connection>>,
 }
 
 /// The fields a caller may set on a record.
@@ -53,8 +55,14 @@ CREATE TABLE IF NOT EXISTS deployments (
 CREATE INDEX IF NOT EXISTS deployments_owner ON deployments(user_created);
 ";
 
+/// What errors call this source.
+const NAME: &str = "the record store";
+
 fn failed(error: rusqlite::Error) -> RecordError {
-    RecordError::Unavailable(error.to_string())
+    RecordError::Unavailable {
+        source_name: NAME,
+        detail: error.to_string(),
+    }
 }
 
 fn token_hash(token: &str) -> String {
@@ -71,7 +79,9 @@ impl EmbeddedStore {
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
             .map_err(failed)?;
         db.execute_batch(SCHEMA).map_err(failed)?;
-        Ok(Self { db: Mutex::new(db) })
+        Ok(Self {
+            db: Arc::new(Mutex::new(db)),
+        })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -212,6 +222,42 @@ impl EmbeddedStore {
             .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
             .map_err(failed)?;
         Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Runs `call` on a blocking thread (SQLite blocks).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&EmbeddedStore) -> Result<T, RecordError> + Send + 'static,
+    ) -> Result<T, RecordError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || call(&store))
+            .await
+            .map_err(|e| RecordError::Unavailable {
+                source_name: NAME,
+                detail: e.to_string(),
+            })?
+    }
+}
+
+impl RecordSource for EmbeddedStore {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
+        let token = token.expose().to_owned();
+        Box::pin(self.blocking(move |store| store.authenticate(&token)))
+    }
+
+    fn record<'a>(&'a self, session: &'a Session, id: &'a str) -> BoxFuture<'a, Result<Record, RecordError>> {
+        let (caller, id) = (session.identity.clone(), RecordId::Text(id.to_owned()));
+        Box::pin(self.blocking(move |store| store.get(&caller, &id)))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(self.blocking(EmbeddedStore::ping))
     }
 }
 

@@ -1,9 +1,13 @@
 //! Record sources: who the caller is, and the deployment records they may read. Two
-//! implementations: the real LLP API (Directus, read with the caller's token; to come) and
-//! an embedded SQLite file for laptops and the demo ([`embedded`]).
+//! implementations behind [`RecordSource`]: the real LLP API ([`directus`], read with the
+//! caller's token so that the LLP's own permissions decide) and an embedded SQLite file for
+//! laptops and the demo ([`embedded`]).
 
+pub mod directus;
 pub mod embedded;
+mod identity_cache;
 
+use futures::future::BoxFuture;
 use llp_spec::Record;
 use serde::Serialize;
 
@@ -27,6 +31,53 @@ impl Identity {
     }
 }
 
+/// A caller's bearer token. Its `Debug` hides it, so it never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token as sent by the caller.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, to be sent on to the record source.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+/// An authenticated caller: who they are, and the token that proved it (the `directus`
+/// source reads records with it, so that the LLP decides what they may read).
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Who is calling.
+    pub identity: Identity,
+    /// Their token.
+    pub token: Token,
+}
+
+/// Where users and deployment records come from.
+pub trait RecordSource: Send + Sync {
+    /// What to call it in error messages: "the LLP API", "the record store".
+    fn name(&self) -> &'static str;
+
+    /// The user holding `token`.
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>>;
+
+    /// The record `id`, if the session may read it.
+    fn record<'a>(&'a self, session: &'a Session, id: &'a str) -> BoxFuture<'a, Result<Record, RecordError>>;
+
+    /// Whether the source answers (for `/readyz`).
+    fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>>;
+}
+
 /// Why a record source could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -37,10 +88,20 @@ pub enum RecordError {
     /// ids of others' records cannot be probed).
     #[error("record not found")]
     NotFound,
+    /// The LLP API refuses the caller this record; like Directus, it says the same for a
+    /// record that does not exist.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request is not valid (a field of the wrong type, …).
     #[error("{0}")]
     Invalid(String),
-    /// The record source failed.
-    #[error("record store failed: {0}")]
-    Unavailable(String),
+    /// The record source is there but failed (a database error): 503.
+    #[error("{source_name} failed: {detail}")]
+    Unavailable { source_name: &'static str, detail: String },
+    /// The record source cannot be reached or answered nonsense: 502.
+    #[error("{source_name} is unreachable or answered badly: {detail}")]
+    BadGateway { source_name: &'static str, detail: String },
+    /// The record source did not answer in time: 504.
+    #[error("{source_name} did not answer in time")]
+    Timeout { source_name: &'static str },
 }

@@ -375,7 +375,13 @@ async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
     let sts = sets.get(&format!("sd-{id}")).await.unwrap();
     assert_eq!(
         sts.metadata.labels.unwrap()["llp.kitegg.de/owner"],
-        app.state.records.authenticate(&app.alice).unwrap().id,
+        app.state
+            .embedded
+            .as_ref()
+            .unwrap()
+            .authenticate(&app.alice)
+            .unwrap()
+            .id,
         "still alice's"
     );
     assert_eq!(

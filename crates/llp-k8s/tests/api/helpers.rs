@@ -30,7 +30,8 @@ pub fn app() -> TestApp {
     let (_, admin) = store.add_user("root", &[], true).unwrap();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
-        records: Arc::new(store),
+        records: Arc::new(store.clone()),
+        embedded: Some(store),
         cluster: None,
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
