@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
 
 /// 200 once the watch caches are synced and the record source answers; 503 naming what is not.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, error::ApiError> {
+    state.records.ping().await?;
     let cluster = state.cluster.as_ref().ok_or(error::ApiError::Unavailable {
         dependency: "the cluster",
     })?;
@@ -95,6 +96,5 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> R
             dependency: "the cluster's watch caches",
         });
     }
-    state.records.ping().await?;
     Ok("ok")
 }

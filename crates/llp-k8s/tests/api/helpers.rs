@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use llp_k8s::cluster::Cluster;
 use llp_k8s::http::{AppState, router};
+use llp_k8s::records::RecordSource;
 use llp_k8s::records::embedded::EmbeddedStore;
 use llp_sim::{ClusterSpec, SimOptions, Simulator, Timings};
 use llp_spec::{LimitsTable, RenderConfig};
@@ -78,6 +79,13 @@ fn uuid_like() -> String {
 }
 
 impl TestApp {
+    /// The same app with `records` as its record source (and no `/items/deployments`).
+    pub fn with_records(mut self, records: Arc<dyn RecordSource>) -> Self {
+        self.state.records = records;
+        self.state.embedded = None;
+        self
+    }
+
     /// The cluster the service deploys to (only in `app_with_cluster`).
     pub fn cluster(&self) -> &Cluster {
         self.state.cluster.as_ref().expect("an app with a cluster")

@@ -3,6 +3,9 @@
 mod actions;
 mod data;
 mod deployments;
+mod directus;
 mod e2e;
 mod helpers;
 mod items;
+#[path = "../support/llp_api.rs"]
+mod llp_api;

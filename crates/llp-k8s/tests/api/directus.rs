@@ -1,0 +1,231 @@
+//! The `directus` record source against a real Directus (the LLP API), and against LLP APIs
+//! that are down, failing or slow.
+
+use crate::helpers::{TestApp, app, app_with_cluster, code};
+use crate::llp_api::{Role, llp_api};
+use axum::http::StatusCode;
+use llp_k8s::records::directus::{DirectusConfig, DirectusSource};
+use llp_k8s::records::{RecordSource, Token};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn source(url: &str, tweak: impl FnOnce(&mut DirectusConfig)) -> Arc<dyn RecordSource> {
+    let mut config = DirectusConfig {
+        url: url.to_owned(),
+        ..DirectusConfig::default()
+    };
+    tweak(&mut config);
+    Arc::new(DirectusSource::new(config).unwrap())
+}
+
+const WEB: &str = "containers: [{name: web, image: nginx}]";
+
+async fn deployed_app() -> TestApp {
+    app_with_cluster().await.with_records(source(&llp_api().url, |_| {}))
+}
+
+#[tokio::test]
+async fn the_owner_deploys_and_another_user_gets_the_answer_for_an_unknown_id() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let bob = api.add_user("bob", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let app = deployed_app().await;
+
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &alice, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .call("GET", &format!("/kubernetes/deployments/{id}"), &alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["replicas"], 1);
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for (method, route) in [
+        ("GET", ""),
+        ("PUT", ""),
+        ("DELETE", ""),
+        ("PATCH", "?scale=0"),
+        ("POST", "/hooks/restart"),
+        ("GET", "/logs/pod-0"),
+        ("GET", "/events/pod-0"),
+        ("DELETE", "/pods/pod-0"),
+        ("GET", "/secret"),
+        ("GET", "/config"),
+    ] {
+        let (status, theirs) = app
+            .call(method, &format!("/kubernetes/deployments/{id}{route}"), &bob, None)
+            .await;
+        let (unknown_status, nobodys) = app
+            .call(method, &format!("/kubernetes/deployments/{unknown}{route}"), &bob, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {route}: {theirs}");
+        assert_eq!(
+            (status, code(&theirs)),
+            (unknown_status, code(&nobodys)),
+            "{method} {route}"
+        );
+        assert_eq!(
+            theirs.to_string().replace(&id, "ID"),
+            nobodys.to_string().replace(&unknown, "ID"),
+            "{method} {route}: the same words for both"
+        );
+    }
+    // Bob's DELETE and scale did nothing.
+    let (status, body) = app
+        .call("GET", &format!("/kubernetes/deployments/{id}"), &alice, None)
+        .await;
+    assert_eq!((status, &body["replicas"]), (StatusCode::OK, &json!(1)), "{body}");
+
+    // The LLP's admin may read every record, so may act on it.
+    let (status, _) = app
+        .call("GET", &format!("/kubernetes/deployments/{id}"), &api.admin_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_bad_or_missing_token_is_401() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let app = deployed_app().await;
+    for token in ["not-a-token", ""] {
+        let (status, body) = app
+            .call("GET", &format!("/kubernetes/deployments/{id}"), token, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token}: {body}");
+        assert_eq!(code(&body), "INVALID_CREDENTIALS");
+    }
+}
+
+#[tokio::test]
+async fn an_edit_in_the_llp_is_what_the_next_deploy_applies() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let app = deployed_app().await;
+    let (status, _) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &alice, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    api.update_record(&alice, &id, json!({"data": format!("replicas: 2\n{WEB}")}))
+        .await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["replicas"], 2, "{body}");
+}
+
+#[tokio::test]
+async fn limits_follow_the_llp_role_through_the_group_mapping() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let carol = api.add_user("carol", Role::Management).await;
+    let big = json!({"title": "big", "data": "containers: [{name: train, image: pytorch, cpu: 64}]"});
+    let alices = api.create_record(&alice, big.clone()).await;
+    let carols = api.create_record(&carol, big).await;
+    let app = deployed_app().await;
+
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{alices}"), &alice, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "containers[0].cpu");
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{carols}"), &carol, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "management may ask for 64 cores: {body}");
+}
+
+#[tokio::test]
+async fn who_may_not_read_their_role_gets_groups_through_the_identity_token() {
+    let api = llp_api();
+    let dave = Token::new(api.add_user("dave", Role::Staff).await);
+    let staff_is_management = |c: &mut DirectusConfig| {
+        c.groups.insert("Staff".into(), "management".into());
+    };
+    let own_eyes = source(&api.url, staff_is_management);
+    let identity = own_eyes.authenticate(&dave).await.unwrap();
+    assert_eq!(identity.groups, Vec::<String>::new(), "Staff may not read their role");
+    let lookup = source(&api.url, |c| {
+        staff_is_management(c);
+        c.identity_token = Some(api.admin_token.clone());
+    });
+    let identity = lookup.authenticate(&dave).await.unwrap();
+    assert_eq!(identity.groups, ["management"]);
+    assert!(!identity.admin);
+}
+
+#[tokio::test]
+async fn the_items_routes_are_the_llps_own() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let app = app().with_records(source(&api.url, |_| {}));
+    let (status, _) = app.call("GET", "/items/deployments", &alice, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The answer to a deployment route and to `/readyz` when the LLP API is at `url`.
+async fn answers(url: &str) -> [(StatusCode, Value); 2] {
+    let app = app().with_records(source(url, |c| c.timeout_seconds = 1));
+    [
+        app.call("GET", "/kubernetes/deployments/42", "some-token", None).await,
+        app.call("GET", "/readyz", "", None).await,
+    ]
+}
+
+fn assert_names_the_llp_api(body: &Value) {
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the LLP API"), "{body}");
+}
+
+#[tokio::test]
+async fn an_unreachable_llp_api_is_502_naming_it() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (status, body) in answers(&format!("http://{closed}")).await {
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_names_the_llp_api(&body);
+    }
+}
+
+#[tokio::test]
+async fn a_failing_llp_api_is_502_naming_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let failing = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"errors": [{"message": "database locked"}]})),
+        )
+    });
+    tokio::spawn(async move { axum::serve(listener, failing).await });
+    for (status, body) in answers(&url).await {
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_names_the_llp_api(&body);
+        assert!(!body.to_string().contains("database locked"), "details stay in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_llp_api_is_504_naming_it() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    for (status, body) in answers(&url).await {
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert_names_the_llp_api(&body);
+    }
+}

@@ -1,0 +1,357 @@
+//! A real Directus 11.3.5 as the LLP API, for tests and the benchmark (recipe:
+//! `shared/notes/directus-as-the-llp-api.md`).
+//!
+//! Installed once with npm under cargo's target directory (about 2.5 minutes the first time,
+//! then reused), bootstrapped on SQLite in a fresh directory per process, and stopped when the
+//! process ends: it runs under a shell that waits on our pipe and kills it when the pipe closes.
+//! Schema as the LLP has it: `deployments` with `user_created`, an owner-only policy, roles
+//! `Student` (may use the app, so may read their own role), `management` and `Staff` (may not).
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The version the notes measured: the newest that runs on Node 20 and allows row-level rules
+/// without a licence.
+const VERSION: &str = "11.3.5";
+const ADMIN_EMAIL: &str = "admin@example.com";
+const ADMIN_PASSWORD: &str = "llp-test-admin-password";
+
+/// A running LLP API.
+pub struct LlpApi {
+    /// Its base URL.
+    pub url: String,
+    /// A static token of the admin user.
+    pub admin_token: String,
+    roles: Roles,
+    _server: Child,
+}
+
+struct Roles {
+    student: String,
+    management: String,
+    staff: String,
+}
+
+/// Which role a test user gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Role {
+    /// An ordinary user, who may read their own role.
+    Student,
+    /// The `management` role, mapped to the `management` group.
+    Management,
+    /// `Staff`: owner-only records, but may not read their own role.
+    Staff,
+}
+
+/// The LLP API of this test process, started on first use.
+pub fn llp_api() -> &'static LlpApi {
+    static API: OnceLock<LlpApi> = OnceLock::new();
+    API.get_or_init(|| {
+        // Its own thread and runtime: callers may be inside another runtime.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(start())
+        })
+        .join()
+        .expect("the LLP API starts")
+    })
+}
+
+fn install_dir() -> PathBuf {
+    // Set by cargo for integration tests and benchmarks: target/tmp, kept between runs.
+    let target = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("llp-k8s-target"));
+    target.join(format!("directus-{VERSION}"))
+}
+
+/// `npm install directus@VERSION` once; a lock file keeps parallel test binaries from racing.
+fn install(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let lock = std::fs::File::create(dir.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let bin = dir.join("node_modules/.bin/directus");
+    let stamp = dir.join(".installed");
+    if !stamp.exists() {
+        std::fs::write(
+            dir.join("package.json"),
+            r#"{"name":"llp-test-directus","private":true}"#,
+        )
+        .unwrap();
+        eprintln!(
+            "installing directus@{VERSION} with npm into {} (once, ~2.5 min)",
+            dir.display()
+        );
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .arg(format!("directus@{VERSION}"))
+            .current_dir(dir)
+            .status()
+            .expect("npm (Node.js 20) is needed to run the real LLP API in tests");
+        assert!(status.success(), "npm install directus@{VERSION} failed");
+        std::fs::write(&stamp, VERSION).unwrap();
+    }
+    bin
+}
+
+/// An HTTP client (reqwest is built with rustls and no crypto provider of its own).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start() -> LlpApi {
+    let bin = install(&install_dir());
+    let run = install_dir().join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(run.join("uploads")).unwrap();
+    std::fs::create_dir_all(run.join("extensions")).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("DB_CLIENT", "sqlite3".to_owned()),
+        ("DB_FILENAME", run.join("directus.db").display().to_string()),
+        ("KEY", uuid::Uuid::new_v4().to_string()),
+        ("SECRET", uuid::Uuid::new_v4().to_string()),
+        ("ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", port.to_string()),
+        ("PUBLIC_URL", url.clone()),
+        ("STORAGE_LOCATIONS", "local".to_owned()),
+        ("STORAGE_LOCAL_ROOT", run.join("uploads").display().to_string()),
+        ("EXTENSIONS_PATH", run.join("extensions").display().to_string()),
+        ("TELEMETRY", "false".to_owned()),
+        ("LOG_LEVEL", "warn".to_owned()),
+        // The benchmark polls hard; the LLP's own rate limiter is not what is measured.
+        ("RATE_LIMITER_ENABLED", "false".to_owned()),
+    ];
+    let log = std::fs::File::create(run.join("directus.log")).unwrap();
+    let bootstrap = Command::new(&bin)
+        .arg("bootstrap")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log.try_clone().unwrap())
+        .status()
+        .unwrap();
+    assert!(bootstrap.success(), "directus bootstrap failed: see {}", run.display());
+    // The shell waits for our end of the pipe to close (this process exiting), then stops
+    // Directus and removes its data.
+    let script = format!(
+        "'{}' start & server=$!; read _; kill $server; wait $server; rm -rf '{}'",
+        bin.display(),
+        run.display()
+    );
+    let mut server = Command::new("sh")
+        .args(["-c", &script])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Keep the write end open for the life of the process (never written to).
+    let stdin = server.stdin.take().unwrap();
+    std::mem::forget(stdin);
+    let http = client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{url}/server/ping")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "directus did not start: see {}",
+            run.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let admin = Admin::login(&url).await;
+    let roles = admin.schema().await;
+    let admin_token = admin.static_token().await;
+    let _ = std::io::stderr().flush();
+    LlpApi {
+        url,
+        admin_token,
+        roles,
+        _server: server,
+    }
+}
+
+/// Admin calls during setup.
+struct Admin {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    async fn login(url: &str) -> Self {
+        let http = client();
+        let body: Value = http
+            .post(format!("{url}/auth/login"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            url: url.to_owned(),
+            token: body["data"]["access_token"].as_str().unwrap().to_owned(),
+            http,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, body).await
+    }
+
+    /// The `deployments` collection, the owner-only policy and the roles.
+    async fn schema(&self) -> Roles {
+        self.post(
+            "/collections",
+            json!({"collection": "deployments", "schema": {}, "meta": {}, "fields": [
+                {"field": "id", "type": "uuid", "meta": {"special": ["uuid"], "hidden": true},
+                 "schema": {"is_primary_key": true}},
+                {"field": "title", "type": "string"},
+                {"field": "data", "type": "text"},
+                {"field": "exposed_service", "type": "string"},
+                {"field": "exposed_port", "type": "integer"},
+                {"field": "exposed_hostname", "type": "string"},
+                {"field": "user_created", "type": "uuid", "meta": {"special": ["user-created"]}},
+                {"field": "date_created", "type": "timestamp", "meta": {"special": ["date-created"]}}
+            ]}),
+        )
+        .await;
+        self.post(
+            "/relations",
+            json!({"collection": "deployments", "field": "user_created", "related_collection": "directus_users"}),
+        )
+        .await;
+        let owners = self
+            .post("/policies", json!({"name": "Deployment owners", "app_access": false}))
+            .await;
+        let owners = owners["data"]["id"].as_str().unwrap().to_owned();
+        let own = json!({"user_created": {"_eq": "$CURRENT_USER"}});
+        for action in ["create", "read", "update", "delete"] {
+            let filter = if action == "create" { Value::Null } else { own.clone() };
+            self.post(
+                "/permissions",
+                json!({"policy": owners, "collection": "deployments", "action": action,
+                       "fields": ["*"], "permissions": filter}),
+            )
+            .await;
+        }
+        let app = self.post("/policies", json!({"name": "App", "app_access": true})).await;
+        let app = app["data"]["id"].as_str().unwrap().to_owned();
+        let role = |name: &str, policies: &[&str]| {
+            let policies: Vec<Value> = policies.iter().map(|p| json!({"policy": p})).collect();
+            json!({"name": name, "policies": policies})
+        };
+        let student = self.post("/roles", role("Student", &[&owners, &app])).await;
+        let management = self.post("/roles", role("management", &[&owners, &app])).await;
+        let staff = self.post("/roles", role("Staff", &[&owners])).await;
+        let id = |v: &Value| v["data"]["id"].as_str().unwrap().to_owned();
+        Roles {
+            student: id(&student),
+            management: id(&management),
+            staff: id(&staff),
+        }
+    }
+
+    /// Gives the admin a static token.
+    async fn static_token(&self) -> String {
+        let me = self.call(reqwest::Method::GET, "/users/me", Value::Null).await;
+        let id = me["data"]["id"].as_str().unwrap().to_owned();
+        let token = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        self.call(reqwest::Method::PATCH, &format!("/users/{id}"), json!({"token": token}))
+            .await;
+        token
+    }
+}
+
+impl LlpApi {
+    /// Creates a user with `role` and returns their static token.
+    pub async fn add_user(&self, name: &str, role: Role) -> String {
+        let role = match role {
+            Role::Student => &self.roles.student,
+            Role::Management => &self.roles.management,
+            Role::Staff => &self.roles.staff,
+        };
+        let token = format!("{name}-{}", uuid::Uuid::new_v4().simple());
+        let email = format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let response = client()
+            .post(format!("{}/users", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({"email": email, "first_name": name, "role": role, "token": token}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+        token
+    }
+
+    /// Creates a deployment record as the holder of `token`, as the LLP frontend does;
+    /// returns its id.
+    pub async fn create_record(&self, token: &str, record: Value) -> String {
+        let response = client()
+            .post(format!("{}/items/deployments", self.url))
+            .bearer_auth(token)
+            .json(&record)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        body["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Changes a record as the holder of `token`.
+    pub async fn update_record(&self, token: &str, id: &str, fields: Value) {
+        let response = client()
+            .patch(format!("{}/items/deployments/{id}", self.url))
+            .bearer_auth(token)
+            .json(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    }
+}
