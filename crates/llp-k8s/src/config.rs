@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address the service listens on.
     pub listen: SocketAddr,
+    /// Browser origins allowed to call the service (the LLP frontend's, as in Directus's
+    /// `CORS_ORIGIN`); empty: no CORS headers.
+    pub cors_origins: Vec<String>,
     /// Where users and deployment records come from.
     pub records: RecordsConfig,
     /// How deployments become Kubernetes objects (namespace, prefix, storage class, node
@@ -26,6 +29,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            cors_origins: Vec::new(),
             records: RecordsConfig::default(),
             cluster: RenderConfig::default(),
             limits: LimitsTable::default(),
@@ -124,6 +128,14 @@ impl Config {
         }
         if let Some(class) = env("LLP_INGRESS_CLASS") {
             self.cluster.ingress.class = Some(class).filter(|c| !c.is_empty());
+        }
+        if let Some(origins) = env("LLP_CORS_ORIGINS") {
+            self.cors_origins = origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(database) = env("LLP_DATABASE") {
             self.records.database = PathBuf::from(database);

@@ -1,6 +1,6 @@
-//! The manifests in `deploy/`: they parse as the Kubernetes types they claim to be, and the
-//! Role grants exactly the calls the service makes in its namespace (the list below mirrors
-//! `cluster/`, `http/actions.rs`, `http/data.rs` and `http/capacity.rs`).
+//! The manifests in `deploy/`: they parse as the Kubernetes types they claim to be. That the
+//! Role grants exactly the calls the service makes is proven against the simulator enforcing
+//! it (`tests/api/rbac.rs`).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
@@ -8,39 +8,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 const MANIFESTS: &str = include_str!("../../../deploy/llp-k8s.yaml");
-
-/// (API group, resource, verb) of every call the service makes in the managed namespace.
-const CALLS: &[(&str, &str, &str)] = &[
-    ("apps", "statefulsets", "get"),
-    ("apps", "statefulsets", "list"),
-    ("apps", "statefulsets", "watch"),
-    ("apps", "statefulsets", "create"),
-    ("apps", "statefulsets", "patch"),
-    ("apps", "statefulsets", "delete"),
-    ("apps", "statefulsets/scale", "patch"),
-    ("", "pods", "list"),
-    ("", "pods", "watch"),
-    ("", "pods", "delete"),
-    ("", "pods/log", "get"),
-    ("", "persistentvolumeclaims", "list"),
-    ("", "persistentvolumeclaims", "watch"),
-    ("", "persistentvolumeclaims", "deletecollection"),
-    ("", "services", "list"),
-    ("", "services", "patch"),
-    ("", "services", "delete"),
-    ("", "services", "deletecollection"),
-    ("", "secrets", "get"),
-    ("", "secrets", "patch"),
-    ("", "secrets", "delete"),
-    ("", "configmaps", "get"),
-    ("", "configmaps", "patch"),
-    ("", "configmaps", "delete"),
-    ("networking.k8s.io", "ingresses", "list"),
-    ("networking.k8s.io", "ingresses", "patch"),
-    ("networking.k8s.io", "ingresses", "delete"),
-    ("networking.k8s.io", "ingresses", "deletecollection"),
-    ("", "events", "list"),
-];
+const ROUTE: &str = include_str!("../../../deploy/llp-route.yaml");
 
 fn documents() -> Vec<Value> {
     serde_saphyr::from_multiple(MANIFESTS).expect("the manifests are YAML")
@@ -103,27 +71,6 @@ fn every_manifest_parses_as_its_kind() {
 }
 
 #[test]
-fn the_role_grants_exactly_the_calls_the_service_makes() {
-    let role = of_kind("Role").remove(0);
-    assert_eq!(
-        role["metadata"]["namespace"], "services",
-        "limited to the managed namespace"
-    );
-    let granted = grants(&role["rules"]);
-    let wanted: BTreeSet<(String, String, String)> = CALLS
-        .iter()
-        .map(|(g, r, v)| ((*g).into(), (*r).into(), (*v).into()))
-        .collect();
-    assert_eq!(
-        granted,
-        wanted,
-        "missing: {:?}, extra: {:?}",
-        wanted.difference(&granted).collect::<Vec<_>>(),
-        granted.difference(&wanted).collect::<Vec<_>>()
-    );
-}
-
-#[test]
 fn nodes_are_only_read() {
     let granted = grants(&of_kind("ClusterRole").remove(0)["rules"]);
     assert_eq!(
@@ -143,4 +90,25 @@ fn the_config_in_the_manifest_is_valid() {
         llp_k8s::config::Config::load(Some(&file), |_| None).expect("the ConfigMap holds a valid configuration");
     assert_eq!(config.cluster.namespace, "services");
     assert_eq!(config.records.source, llp_k8s::config::SourceKind::Directus);
+}
+
+#[test]
+fn the_llp_route_sends_kubernetes_to_the_service_and_the_rest_to_directus() {
+    let ingress: k8s_openapi::api::networking::v1::Ingress =
+        serde_saphyr::from_str(ROUTE).expect("deploy/llp-route.yaml is an Ingress");
+    let rule = &ingress.spec.unwrap().rules.unwrap()[0];
+    let paths = &rule.http.as_ref().unwrap().paths;
+    let backend = |path: &str| {
+        let found = paths.iter().find(|p| p.path.as_deref() == Some(path)).unwrap();
+        found.backend.service.as_ref().unwrap().name.clone()
+    };
+    assert_eq!(backend("/kubernetes"), "llp-k8s");
+    assert_eq!(backend("/"), "directus");
+    let service = of_kind("Service").remove(0);
+    assert_eq!(service["metadata"]["name"], "llp-k8s");
+    assert_eq!(
+        ingress.metadata.namespace.as_deref(),
+        service["metadata"]["namespace"].as_str(),
+        "an Ingress reaches Services of its own namespace only"
+    );
 }

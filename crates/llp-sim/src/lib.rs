@@ -12,5 +12,6 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
+pub use api::rbac::Rbac;
 pub use controller::{ClusterSpec, NodeSpec, Timings};
 pub use server::{SimError, SimOptions, Simulator};

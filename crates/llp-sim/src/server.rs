@@ -26,6 +26,9 @@ pub struct SimOptions {
     pub cluster: ClusterSpec,
     /// Changes kept for resuming watches.
     pub history: usize,
+    /// Limit the token to these Role and ClusterRole rules (refusing the rest with 403, as
+    /// the API server does); `None` allows everything.
+    pub rbac: Option<crate::api::rbac::Rbac>,
 }
 
 impl Default for SimOptions {
@@ -36,6 +39,7 @@ impl Default for SimOptions {
             token: Some(uuid::Uuid::new_v4().simple().to_string()),
             cluster: ClusterSpec::default(),
             history: 10_000,
+            rbac: None,
         }
     }
 }
@@ -92,6 +96,7 @@ impl Simulator {
             logs: Arc::new(LogBook::default()),
             token: options.token.as_deref().map(Arc::from),
             requests: Arc::new(RequestLog::default()),
+            rbac: options.rbac.map(Arc::new),
         };
         let (shutdown, stop) = watch::channel(false);
         let acceptor = tls

@@ -19,6 +19,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
 
 async fn serve(config: Config) -> anyhow::Result<Outcome> {
     let (records, embedded) = record_source(&config.records)?;
+    let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
     // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
     let client = kube::Client::try_default()
         .await
@@ -39,7 +40,11 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         metrics: Arc::default(),
     };
     tracing::info!(listen = %config.listen, "llp-k8s serving");
-    axum::serve(listener, router(state))
+    let mut app = router(state);
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests, ending log streams");

@@ -3,6 +3,7 @@
 mod actions;
 pub mod auth;
 mod capacity;
+pub mod cors;
 mod data;
 mod deployments;
 pub mod error;

@@ -8,6 +8,7 @@ use super::{Identity, RecordError, RecordSource, Session, Token};
 use futures::future::BoxFuture;
 use llp_spec::{Record, RecordId};
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -18,20 +19,35 @@ pub struct EmbeddedStore {
     db: Arc<Mutex<Connection>>,
 }
 
-/// The fields a caller may set on a record.
+/// The fields a caller may set on a record: left out, a field keeps its value; `null`
+/// clears it (as in Directus, e.g. to stop exposing a deployment).
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordInput {
     /// Display title.
-    pub title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub title: Option<Option<String>>,
     /// The deployment YAML.
-    pub data: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub data: Option<Option<String>>,
     /// Container to expose.
-    pub exposed_service: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub exposed_service: Option<Option<String>>,
     /// Its port.
-    pub exposed_port: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub exposed_port: Option<Option<serde_json::Value>>,
     /// Host label.
-    pub exposed_hostname: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub exposed_hostname: Option<Option<String>>,
+}
+
+/// A field that is there, `null` or not (a missing one is `None` through `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 const SCHEMA: &str = "
@@ -145,11 +161,11 @@ impl EmbeddedStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     id,
-                    input.title,
-                    input.data,
-                    input.exposed_service,
-                    input.exposed_port.as_ref().map(ToString::to_string),
-                    input.exposed_hostname,
+                    input.title.clone().flatten(),
+                    input.data.clone().flatten(),
+                    input.exposed_service.clone().flatten(),
+                    input.exposed_port.clone().flatten().map(|p| p.to_string()),
+                    input.exposed_hostname.clone().flatten(),
                     caller.id
                 ],
             )
@@ -194,21 +210,22 @@ impl EmbeddedStore {
     /// Changes the given fields of a record `caller` may read.
     pub fn update(&self, caller: &Identity, id: &RecordId, input: &RecordInput) -> Result<Record, RecordError> {
         let current = self.get(caller, id)?;
+        let changed = |new: &Option<Option<String>>, old: Option<String>| new.clone().unwrap_or(old);
         let port = input
             .exposed_port
-            .as_ref()
-            .or(current.exposed_port.as_ref())
-            .map(ToString::to_string);
+            .clone()
+            .unwrap_or(current.exposed_port)
+            .map(|p| p.to_string());
         self.db()
             .execute(
                 "UPDATE deployments SET title = ?2, data = ?3, exposed_service = ?4, exposed_port = ?5, exposed_hostname = ?6 WHERE id = ?1",
                 params![
                     id.to_string(),
-                    input.title.as_ref().or(current.title.as_ref()),
-                    input.data.as_ref().or(current.data.as_ref()),
-                    input.exposed_service.as_ref().or(current.exposed_service.as_ref()),
+                    changed(&input.title, current.title),
+                    changed(&input.data, current.data),
+                    changed(&input.exposed_service, current.exposed_service),
                     port,
-                    input.exposed_hostname.as_ref().or(current.exposed_hostname.as_ref()),
+                    changed(&input.exposed_hostname, current.exposed_hostname),
                 ],
             )
             .map_err(failed)?;

@@ -52,17 +52,17 @@ pub fn app() -> TestApp {
 
 /// The app against a fresh simulator, its caches synced.
 pub async fn app_with_cluster() -> TestApp {
+    app_with_sim(SimOptions::default()).await
+}
+
+/// The app against a fresh simulator started with `options` (fast timings).
+pub async fn app_with_sim(options: SimOptions) -> TestApp {
     let mut app = app();
     let cluster = ClusterSpec {
         timings: Timings::fast(),
         ..ClusterSpec::default()
     };
-    let sim = Simulator::start(SimOptions {
-        cluster,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = Simulator::start(SimOptions { cluster, ..options }).await.unwrap();
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services")).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await

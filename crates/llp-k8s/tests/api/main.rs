@@ -9,3 +9,4 @@ mod helpers;
 mod items;
 #[path = "../support/llp_api.rs"]
 mod llp_api;
+mod rbac;

@@ -6,6 +6,7 @@ mod events_v1;
 mod logs;
 mod objects;
 pub mod path;
+pub mod rbac;
 mod scale;
 pub mod status;
 pub mod table;
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use path::ApiPath;
 use status::ApiError;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     /// Every request received, for tests that count API calls.
     pub requests: Arc<RequestLog>,
+    /// Rules the token is limited to; `None` allows everything.
+    pub rbac: Option<Arc<rbac::Rbac>>,
 }
 
 /// A count of requests and the most recent ones (`GET /api/v1/pods?watch=true`).
@@ -42,6 +45,10 @@ pub struct ApiState {
 pub struct RequestLog {
     count: AtomicU64,
     recent: Mutex<VecDeque<String>>,
+    /// (group, resource, verb) of every resource request, allowed or not.
+    used: Mutex<BTreeSet<(String, String, String)>>,
+    /// The refusals' messages (the first 100).
+    forbidden: Mutex<Vec<String>>,
 }
 
 impl RequestLog {
@@ -53,6 +60,33 @@ impl RequestLog {
     /// The most recent requests, oldest first.
     pub fn recent(&self) -> Vec<String> {
         self.recent.lock().expect("request log lock").iter().cloned().collect()
+    }
+
+    /// The distinct (API group, resource, verb) of the resource requests so far: what a Role
+    /// for this client must grant.
+    pub fn used(&self) -> BTreeSet<(String, String, String)> {
+        self.used.lock().expect("request log lock").clone()
+    }
+
+    /// The messages of the requests RBAC refused.
+    pub fn forbidden(&self) -> Vec<String> {
+        self.forbidden.lock().expect("request log lock").clone()
+    }
+
+    fn record_attributes(&self, attributes: &rbac::Attributes) {
+        let triple = (
+            attributes.group.clone(),
+            attributes.resource.clone(),
+            attributes.verb.to_owned(),
+        );
+        self.used.lock().expect("request log lock").insert(triple);
+    }
+
+    fn record_refusal(&self, message: &str) {
+        let mut forbidden = self.forbidden.lock().expect("request log lock");
+        if forbidden.len() < 100 {
+            forbidden.push(message.to_owned());
+        }
     }
 
     fn record(&self, method: &Method, uri: &Uri) {
@@ -93,6 +127,19 @@ async fn dispatch(
             .map(|list| axum::Json(list).into_response())
             .ok_or_else(|| ApiError::no_route(uri.path())),
         ApiPath::Resource(target) => {
+            let attributes = rbac::Attributes::of(
+                &method,
+                &target,
+                params.get("watch").is_some_and(|w| w == "true" || w == "1"),
+            );
+            state.requests.record_attributes(&attributes);
+            if let Some(rbac) = &state.rbac
+                && !rbac.allows(&attributes)
+            {
+                let message = attributes.forbidden_message(&rbac.user);
+                state.requests.record_refusal(&message);
+                return ApiError::forbidden(message).into_response();
+            }
             let request = objects::Request {
                 state: &state,
                 method: &method,

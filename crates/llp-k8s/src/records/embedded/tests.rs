@@ -28,8 +28,8 @@ fn fixture() -> Fixture {
 
 fn nginx() -> RecordInput {
     RecordInput {
-        title: Some("web".into()),
-        data: Some("containers: [{name: web, image: nginx}]".into()),
+        title: Some(Some("web".into())),
+        data: Some(Some("containers: [{name: web, image: nginx}]".into())),
         ..RecordInput::default()
     }
 }
@@ -95,13 +95,20 @@ fn updates_change_only_the_given_fields() {
             &f.alice,
             &id,
             &RecordInput {
-                exposed_port: Some(serde_json::json!(80)),
+                exposed_port: Some(Some(serde_json::json!(80))),
                 ..RecordInput::default()
             },
         )
         .unwrap();
     assert_eq!(changed.title.as_deref(), Some("web"));
     assert_eq!(changed.exposed_port, Some(serde_json::json!(80)));
+    let input: RecordInput = serde_json::from_str(r#"{"exposed_port": null}"#).unwrap();
+    let cleared = f.store.update(&f.alice, &id, &input).unwrap();
+    assert_eq!(
+        (cleared.exposed_port, cleared.title.as_deref()),
+        (None, Some("web")),
+        "null clears, absent keeps"
+    );
     f.store.delete(&f.alice, &id).unwrap();
     assert!(matches!(f.store.get(&f.alice, &id), Err(RecordError::NotFound)));
 }

@@ -1,0 +1,130 @@
+//! The Role and ClusterRole of `deploy/llp-k8s.yaml` against the simulator enforcing them:
+//! every route works under them (nothing refused), and they grant exactly the calls the
+//! service made (nothing unused).
+
+use crate::helpers::{app_with_sim, code};
+use axum::http::StatusCode;
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use llp_sim::{Rbac, SimOptions};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const MANIFESTS: &str = include_str!("../../../../deploy/llp-k8s.yaml");
+
+fn of_kind<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(MANIFESTS).unwrap();
+    let document = documents.into_iter().find(|d| d["kind"] == kind).unwrap();
+    serde_json::from_value(document).unwrap()
+}
+
+fn granted(role: &Role, nodes: &ClusterRole) -> BTreeSet<(String, String, String)> {
+    let mut granted = BTreeSet::new();
+    for rule in role.rules.iter().flatten().chain(nodes.rules.iter().flatten()) {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    granted.insert((group.clone(), resource.clone(), verb.clone()));
+                }
+            }
+        }
+    }
+    granted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manifests_role_is_exactly_what_every_route_needs() {
+    let role: Role = of_kind("Role");
+    let nodes: ClusterRole = of_kind("ClusterRole");
+    let rbac = Rbac::new("system:serviceaccount:llp-system:llp-k8s")
+        .role(&role)
+        .cluster_role(&nodes);
+    let app = app_with_sim(SimOptions {
+        rbac: Some(rbac),
+        ..SimOptions::default()
+    })
+    .await;
+    let alice = app.alice.clone();
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (app, alice) = (&app, alice.clone());
+        async move {
+            let (status, body) = app.call(method, &path, &alice, body).await;
+            assert!(status.is_success(), "{method} {path}: {status} {body}");
+            body
+        }
+    };
+
+    let web = "containers: [{name: web, image: nginx, ports: [{name: http, port: 80}], \
+               environment: [{name: KEY, fromSecret: key}, {name: MODE, fromConfig: mode}], \
+               volumeMounts: [{name: data, mountPath: /data}]}]\nvolumes: [{name: data, size: 1Gi}]";
+    let id = app
+        .create_record_with(
+            &alice,
+            json!({"title": "web", "data": web, "exposed_service": "web", "exposed_port": 80, "exposed_hostname": "rbac-web"}),
+        )
+        .await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    call("PUT", format!("{deployment}/secret"), Some(json!({"key": "s3cret"}))).await;
+    call("PUT", format!("{deployment}/config"), Some(json!({"mode": "fast"}))).await;
+    call("GET", format!("{deployment}/secret"), None).await;
+    call("GET", format!("{deployment}/config"), None).await;
+    call("PUT", deployment.clone(), None).await;
+
+    let pod = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let status = call("GET", deployment.clone(), None).await;
+            if status["pods"][0]["phase"] == "Running" {
+                return status["pods"][0]["name"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the pod runs");
+    call("GET", format!("{deployment}/logs/{pod}?timestamps=true"), None).await;
+    call("GET", format!("{deployment}/events/{pod}"), None).await;
+    call("PATCH", format!("{deployment}?scale=2"), None).await;
+    call("POST", format!("{deployment}/hooks/restart"), None).await;
+    call("DELETE", format!("{deployment}/pods/{pod}"), None).await;
+    call("GET", "/kubernetes/capacity".into(), None).await;
+
+    // No hostname, no ports and a second volume: the Ingress and the container's Service are
+    // pruned, and the StatefulSet recreated (its volume claim templates cannot change in place).
+    let changed = web
+        .replace("volumes: [", "volumes: [{name: scratch, size: 1Gi}, ")
+        .replace("ports: [{name: http, port: 80}], ", "");
+    assert_ne!(changed, web);
+    app.state
+        .embedded
+        .as_ref()
+        .unwrap()
+        .update(
+            &app.state.embedded.as_ref().unwrap().authenticate(&alice).unwrap(),
+            &llp_spec::RecordId::Text(id.clone()),
+            &llp_k8s::records::embedded::RecordInput {
+                data: Some(Some(changed)),
+                exposed_hostname: Some(None),
+                exposed_service: Some(None),
+                exposed_port: Some(None),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let (status, body) = app.call("PUT", &deployment, &alice, None).await;
+    assert!(status.is_success(), "{status} {body}");
+    call("DELETE", deployment.clone(), None).await;
+    let (status, body) = app.call("GET", &deployment, &alice, None).await;
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "NOT_FOUND"));
+
+    let sim = app.sim.as_ref().unwrap();
+    assert_eq!(sim.requests().forbidden(), Vec::<String>::new(), "nothing refused");
+    let used = sim.requests().used();
+    let granted = granted(&role, &nodes);
+    assert_eq!(
+        used,
+        granted,
+        "used but not granted: {:?}; granted but never used: {:?}",
+        used.difference(&granted).collect::<Vec<_>>(),
+        granted.difference(&used).collect::<Vec<_>>()
+    );
+}
