@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod calls;
 
 /// A cluster the service deploys to.
 #[derive(Clone)]

@@ -44,7 +44,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         .context("cannot start the cluster simulator")?;
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services"))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    let cluster = Cluster::start(kube::Client::try_from(config)?, "services");
+    let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
+    let client = llp_k8s::cluster::calls::counted_client(config, metrics.api_calls())?;
+    let cluster = Cluster::start(client, "services");
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
@@ -55,7 +57,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         limits: Arc::new(LimitsTable::default()),
         locks: Arc::default(),
         shutdown: stopping,
-        metrics: Arc::default(),
+        metrics,
     };
     println!("# Try (the walkthrough is in README.md):");
     println!(

@@ -21,8 +21,11 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     let (records, embedded) = record_source(&config.records)?;
     let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
     // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("cannot configure the Kubernetes client")?;
+    let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
+    let client = llp_k8s::cluster::calls::counted_client(kube_config, metrics.api_calls())
         .context("cannot configure the Kubernetes client")?;
     let cluster = Cluster::start(client, &config.cluster.namespace);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -37,7 +40,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         limits: Arc::new(config.limits),
         locks: Arc::default(),
         shutdown: stopping,
-        metrics: Arc::default(),
+        metrics,
     };
     tracing::info!(listen = %config.listen, "llp-k8s serving");
     let mut app = router(state);

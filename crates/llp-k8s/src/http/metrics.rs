@@ -1,7 +1,9 @@
 //! `GET /metrics` in the Prometheus text format: requests and their latency per route,
-//! method and status, and the size of each watch cache.
+//! method and status, Kubernetes API requests by verb and resource, and the size of each
+//! watch cache.
 
 use super::AppState;
+use crate::cluster::calls::ApiCalls;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
@@ -38,6 +40,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
     cache_objects: Family<CacheLabels, Gauge>,
+    api_calls: ApiCalls,
 }
 
 impl Default for Metrics {
@@ -48,6 +51,7 @@ impl Default for Metrics {
             Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
         });
         let cache_objects = Family::<CacheLabels, Gauge>::default();
+        let api_calls = ApiCalls::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -55,12 +59,25 @@ impl Default for Metrics {
         );
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
         registry.register("cache_objects", "Objects in each watch cache", cache_objects.clone());
+        registry.register(
+            "kube_api_requests",
+            "Kubernetes API requests by verb and resource (watches and lists of the caches included)",
+            api_calls.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             cache_objects,
+            api_calls,
         }
+    }
+}
+
+impl Metrics {
+    /// The counters of Kubernetes API requests, for [`counted_client`](crate::cluster::calls::counted_client).
+    pub fn api_calls(&self) -> ApiCalls {
+        self.api_calls.clone()
     }
 }
 

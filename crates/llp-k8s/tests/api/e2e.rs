@@ -232,4 +232,13 @@ async fn metrics_count_requests_by_route_and_status_and_cache_sizes() {
         text.contains(r#"llp_k8s_cache_objects{kind="statefulsets"} 1"#),
         "{text}"
     );
+    // The deploy applied its StatefulSet once; the caches list and watch.
+    assert!(
+        text.contains(r#"llp_k8s_kube_api_requests_total{verb="patch",resource="statefulsets"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"llp_k8s_kube_api_requests_total{verb="watch",resource="pods"}"#),
+        "{text}"
+    );
 }

@@ -67,7 +67,8 @@ pub async fn app_with_sim(options: SimOptions) -> TestApp {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
-    let cluster = Cluster::start(kube::Client::try_from(config).unwrap(), "services");
+    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls()).unwrap();
+    let cluster = Cluster::start(client, "services");
     cluster.caches.ready().await.unwrap();
     app.state.cluster = Some(cluster);
     app.sim = Some(sim);
