@@ -12,6 +12,7 @@ pub const VALIDATION_FAILED: &str = "VALIDATION_FAILED";
 
 /// Which rule a value broke; stable strings, reported as `extensions.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// The YAML could not be read at all (syntax, size, depth, several documents).
@@ -82,6 +83,7 @@ impl fmt::Display for FieldError {
 
 /// The Directus error body: `{"errors": [...]}`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// One entry per problem.
     pub errors: Vec<ErrorEntry>,
@@ -89,6 +91,7 @@ pub struct ErrorBody {
 
 /// One entry of [`ErrorBody`].
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEntry {
     /// The human-readable message, prefixed with the field path.
     pub message: String,
@@ -98,6 +101,7 @@ pub struct ErrorEntry {
 
 /// The `extensions` object of an [`ErrorEntry`].
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorExtensions {
     /// The Directus error code, e.g. `VALIDATION_FAILED`.
     pub code: &'static str,

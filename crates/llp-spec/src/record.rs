@@ -10,6 +10,7 @@ use std::fmt;
 
 /// A record id: Directus allows UUIDs (text) and integers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum RecordId {
     /// An integer id.
@@ -30,6 +31,7 @@ impl fmt::Display for RecordId {
 /// A record of the `deployments` collection, as the LLP API returns it. Fields this service
 /// does not use (dates, `user_updated`, …) are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     /// The record id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,31 +6,89 @@ use super::AppState;
 use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::ApiError;
+use super::openapi::{CommonErrors, DeploymentId, PodPath};
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch};
-use axum::{Json, Router};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use llp_spec::ErrorBody;
 use llp_spec::names::DEPLOYMENT_LABEL;
 use serde_json::json;
 use std::collections::HashMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/kubernetes/deployments/{id}", patch(scale).delete(remove))
-        .route("/kubernetes/deployments/{id}/hooks/restart", get(restart).post(restart))
-        .route("/kubernetes/deployments/{id}/pods/{pod}", delete(delete_pod))
-        .route("/kubernetes/deployments/{id}/logs/{pod}", get(logs))
-        .route("/kubernetes/deployments/{id}/events/{pod}", get(events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(scale, remove))
+        .routes(routes!(restart))
+        .routes(routes!(delete_pod))
+        .routes(routes!(logs))
+        .routes(routes!(events))
 }
 
+/// `?scale=N`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Only its documentation is used.
+struct ScaleQuery {
+    /// Replicas, 0–16 (or the group's maximum); 0 stops the pods and keeps the volumes.
+    scale: u32,
+}
+
+/// The query of the logs route (`true`/`false` flags).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)] // Only its documentation is used.
+struct LogQuery {
+    /// The container (the first one when left out).
+    container: Option<String>,
+    /// Only lines of the last N seconds (a positive integer).
+    since_seconds: Option<u32>,
+    /// Only the last N lines (a positive integer).
+    tail_lines: Option<u32>,
+    /// The previous run's log (after a crash).
+    previous: Option<bool>,
+    /// Prefix each line with its RFC 3339 time.
+    timestamps: Option<bool>,
+    /// Keep the response open and stream new lines.
+    follow: Option<bool>,
+}
+
+/// One event of a pod.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Only its documentation is used.
+struct PodEvent {
+    /// When it last happened (RFC 3339).
+    creation_timestamp: Option<String>,
+    /// What happened.
+    note: Option<String>,
+    /// `Scheduled`, `Pulling`, `BackOff`, `FailedScheduling`, …
+    reason: Option<String>,
+    /// `Normal` or `Warning`.
+    #[schema(rename = "type")]
+    type_: Option<String>,
+}
+
+/// Scale to `?scale=N` replicas (until the next deploy re-applies the YAML's `replicas`).
+#[utoipa::path(
+    patch,
+    path = "/kubernetes/deployments/{id}",
+    tag = "actions",
+    params(DeploymentId, ScaleQuery),
+    responses(
+        (status = 200, description = "`{\"replicas\": N}`", body = Object),
+        (status = 400, description = "`scale` missing or not an integer in range (`INVALID_PAYLOAD`)", body = ErrorBody),
+        CommonErrors
+    )
+)]
 async fn scale(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -63,6 +121,14 @@ async fn scale(
     Ok(Json(json!({"replicas": replicas})).into_response())
 }
 
+/// Rolling restart of every pod (the pod template's `kubectl.kubernetes.io/restartedAt`).
+#[utoipa::path(
+    method(get, post),
+    path = "/kubernetes/deployments/{id}/hooks/restart",
+    tag = "actions",
+    params(DeploymentId),
+    responses((status = 200, description = "`{\"restartedAt\": time}`: the pods restart one by one", body = Object), CommonErrors)
+)]
 async fn restart(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -79,6 +145,14 @@ async fn restart(
     Ok(Json(json!({"restartedAt": now})).into_response())
 }
 
+/// Delete every object of the deployment, volumes included (the record stays in the LLP).
+#[utoipa::path(
+    delete,
+    path = "/kubernetes/deployments/{id}",
+    tag = "actions",
+    params(DeploymentId),
+    responses((status = 200, description = "`{\"deleted\": id}`", body = Object), CommonErrors)
+)]
 async fn remove(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -131,6 +205,14 @@ where
     Ok(())
 }
 
+/// Delete one pod; the StatefulSet recreates it.
+#[utoipa::path(
+    delete,
+    path = "/kubernetes/deployments/{id}/pods/{pod}",
+    tag = "actions",
+    params(PodPath),
+    responses((status = 200, description = "`{\"deleted\": pod}`", body = Object), CommonErrors)
+)]
 async fn delete_pod(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -167,6 +249,18 @@ fn positive(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, 
         .transpose()
 }
 
+/// A pod's log as plain text; `follow=true` streams it.
+#[utoipa::path(
+    get,
+    path = "/kubernetes/deployments/{id}/logs/{pod}",
+    tag = "actions",
+    params(PodPath, LogQuery),
+    responses(
+        (status = 200, description = "The log", content_type = "text/plain", body = String),
+        (status = 400, description = "A bad query value, an unknown container, or no previous run", body = ErrorBody),
+        CommonErrors
+    )
+)]
 async fn logs(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -212,6 +306,14 @@ fn log_failed(error: kube::Error) -> ApiError {
     }
 }
 
+/// A pod's events, oldest first.
+#[utoipa::path(
+    get,
+    path = "/kubernetes/deployments/{id}/events/{pod}",
+    tag = "actions",
+    params(PodPath),
+    responses((status = 200, description = "The events", body = Vec<PodEvent>), CommonErrors)
+)]
 async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,

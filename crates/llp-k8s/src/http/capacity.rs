@@ -7,13 +7,14 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::CommonErrors;
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The GPU kinds and the names the LLP frontend shows for them.
 pub const GPU_NAMES: [(&str, &str); 4] = [
@@ -24,11 +25,21 @@ pub const GPU_NAMES: [(&str, &str); 4] = [
 ];
 
 /// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/kubernetes/capacity", get(capacity))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(capacity))
 }
 
-async fn capacity(State(state): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
+/// Per worker node, each GPU kind's allocatable count and how much is requested.
+#[utoipa::path(
+    get,
+    path = "/kubernetes/capacity",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "`[{node, gpus: {gpu-l: {resource, allocatable, requested, free}, …}}]`", body = Object),
+        CommonErrors
+    )
+)]
+async fn capacity(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
     let cluster = state.cluster.as_ref().ok_or(ApiError::Unavailable {
         dependency: "the cluster",
     })?;

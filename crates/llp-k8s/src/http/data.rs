@@ -6,29 +6,25 @@ use super::AppState;
 use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::{ApiError, Body};
+use super::openapi::{CommonErrors, DeploymentId};
 use crate::records::Session;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Patch, PatchParams};
+use llp_spec::ErrorBody;
 use llp_spec::names::{DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL, label_value};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/kubernetes/deployments/{id}/secret",
-            get(read_secret).put(write_secret),
-        )
-        .route(
-            "/kubernetes/deployments/{id}/config",
-            get(read_config).put(write_config),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(read_secret, write_secret))
+        .routes(routes!(read_config, write_config))
 }
 
 /// Key/value pairs from the body: a JSON object, or a JSON string holding a YAML mapping.
@@ -138,6 +134,19 @@ async fn read(state: AppState, caller: Session, id: String, store: Store) -> Res
     Ok(Json(pairs).into_response())
 }
 
+/// Replace the data `fromSecret` reads (a JSON object, or a YAML mapping as a JSON string).
+#[utoipa::path(
+    put,
+    path = "/kubernetes/deployments/{id}/secret",
+    tag = "data",
+    params(DeploymentId),
+    request_body(content = BTreeMap<String, String>, description = "Keys and values; values are stringified"),
+    responses(
+        (status = 200, description = "The stored pairs", body = BTreeMap<String, String>),
+        (status = 400, description = "Not an object, a nested value, or a bad key (`field` names it)", body = ErrorBody),
+        CommonErrors
+    )
+)]
 async fn write_secret(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -147,6 +156,14 @@ async fn write_secret(
     write(state, caller, id, &body, Store::Secret).await
 }
 
+/// The data `fromSecret` reads.
+#[utoipa::path(
+    get,
+    path = "/kubernetes/deployments/{id}/secret",
+    tag = "data",
+    params(DeploymentId),
+    responses((status = 200, description = "The pairs (empty when none)", body = BTreeMap<String, String>), CommonErrors)
+)]
 async fn read_secret(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -155,6 +172,19 @@ async fn read_secret(
     read(state, caller, id, Store::Secret).await
 }
 
+/// Replace the data `fromConfig` reads (a JSON object, or a YAML mapping as a JSON string).
+#[utoipa::path(
+    put,
+    path = "/kubernetes/deployments/{id}/config",
+    tag = "data",
+    params(DeploymentId),
+    request_body(content = BTreeMap<String, String>, description = "Keys and values; values are stringified"),
+    responses(
+        (status = 200, description = "The stored pairs", body = BTreeMap<String, String>),
+        (status = 400, description = "Not an object, a nested value, or a bad key (`field` names it)", body = ErrorBody),
+        CommonErrors
+    )
+)]
 async fn write_config(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -164,6 +194,14 @@ async fn write_config(
     write(state, caller, id, &body, Store::Config).await
 }
 
+/// The data `fromConfig` reads.
+#[utoipa::path(
+    get,
+    path = "/kubernetes/deployments/{id}/config",
+    tag = "data",
+    params(DeploymentId),
+    responses((status = 200, description = "The pairs (empty when none)", body = BTreeMap<String, String>), CommonErrors)
+)]
 async fn read_config(
     State(state): State<AppState>,
     Caller(caller): Caller,

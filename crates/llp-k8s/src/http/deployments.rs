@@ -5,22 +5,25 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
 use crate::records::Session;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router, routing::get};
 use llp_spec::names::{Names, label_value};
-use llp_spec::{Identity as Owner, Record, RecordId, render, validate_record};
+use llp_spec::status::DeploymentStatus;
+use llp_spec::{ErrorBody, Identity as Owner, Record, RecordId, render, validate_record};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// How long a deploy may wait for the cluster before answering 504.
 const CLUSTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/kubernetes/deployments/{id}", get(status).put(deploy))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status, deploy))
 }
 
 fn cluster(state: &AppState) -> Result<&Cluster, ApiError> {
@@ -82,6 +85,20 @@ async fn record(state: &AppState, caller: &Session, id: &str) -> Result<Record, 
     Ok(state.records.record(caller, id).await?)
 }
 
+/// Deploy the record: validate its YAML and `exposed_*`, then create or update its objects.
+#[utoipa::path(
+    put,
+    path = "/kubernetes/deployments/{id}",
+    tag = "deployments",
+    params(DeploymentId),
+    responses(
+        (status = 201, description = "First deploy: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
+        (status = 200, description = "Updated: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
+        (status = 400, description = "Invalid YAML or `exposed_*`: every problem, each with its `field` (`VALIDATION_FAILED`)", body = ErrorBody),
+        (status = 409, description = "`exposed_hostname` is used by another deployment (`CONFLICT`)", body = ErrorBody),
+        CommonErrors
+    )
+)]
 async fn deploy(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -150,6 +167,17 @@ async fn deploy(
     Ok((status, Json(deployment)).into_response())
 }
 
+/// The deployment's status, from the watch caches (costs the cluster nothing).
+#[utoipa::path(
+    get,
+    path = "/kubernetes/deployments/{id}",
+    tag = "deployments",
+    params(DeploymentId),
+    responses(
+        (status = 200, description = "Replicas, pods with their containers, volumes, URL", body = DeploymentStatus),
+        CommonErrors
+    )
+)]
 async fn status(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -4,20 +4,37 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body};
+use super::openapi::{CommonErrors, DeploymentId};
 use crate::records::RecordError;
 use crate::records::embedded::{EmbeddedStore, RecordInput};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router, routing::get};
 use llp_spec::RecordId;
+use llp_spec::{ErrorBody, Record};
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/items/deployments", get(list).post(create))
-        .route("/items/deployments/{id}", get(read).patch(update).delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+}
+
+/// `{"data": record}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its documentation is used.
+struct RecordData {
+    data: Record,
+}
+
+/// `{"data": [record, …]}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its documentation is used.
+struct RecordsData {
+    data: Vec<Record>,
 }
 
 /// Runs a record-store call off the async workers (SQLite blocks).
@@ -54,12 +71,22 @@ fn data(value: impl serde::Serialize) -> Response {
     Json(json!({"data": value})).into_response()
 }
 
+/// The caller's records (every record for admins).
+#[utoipa::path(get, path = "/items/deployments", tag = "records",
+    responses((status = 200, description = "The records", body = RecordsData), CommonErrors))]
 async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<Response, ApiError> {
     Ok(data(
         blocking(&state.embedded, move |s| s.list(&session.identity)).await?,
     ))
 }
 
+/// Create a record owned by the caller.
+#[utoipa::path(post, path = "/items/deployments", tag = "records", request_body = RecordInput,
+    responses(
+        (status = 200, description = "The new record", body = RecordData),
+        (status = 400, description = "Not a JSON object of the record's fields (`field` names an unknown one)", body = ErrorBody),
+        CommonErrors
+    ))]
 async fn create(
     State(state): State<AppState>,
     Caller(session): Caller,
@@ -71,6 +98,9 @@ async fn create(
     ))
 }
 
+/// One record.
+#[utoipa::path(get, path = "/items/deployments/{id}", tag = "records", params(DeploymentId),
+    responses((status = 200, description = "The record", body = RecordData), CommonErrors))]
 async fn read(
     State(state): State<AppState>,
     Caller(session): Caller,
@@ -81,6 +111,13 @@ async fn read(
     ))
 }
 
+/// Change some fields of a record (`null` clears one).
+#[utoipa::path(patch, path = "/items/deployments/{id}", tag = "records", params(DeploymentId), request_body = RecordInput,
+    responses(
+        (status = 200, description = "The changed record", body = RecordData),
+        (status = 400, description = "Not a JSON object of the record's fields", body = ErrorBody),
+        CommonErrors
+    ))]
 async fn update(
     State(state): State<AppState>,
     Caller(session): Caller,
@@ -96,6 +133,9 @@ async fn update(
     ))
 }
 
+/// Delete a record (its deployment, if any, stays: delete that first).
+#[utoipa::path(delete, path = "/items/deployments/{id}", tag = "records", params(DeploymentId),
+    responses((status = 204, description = "Deleted"), CommonErrors))]
 async fn remove(
     State(state): State<AppState>,
     Caller(session): Caller,

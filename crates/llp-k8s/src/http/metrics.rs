@@ -104,7 +104,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
-/// `GET /metrics`.
+/// Prometheus metrics (text format): requests and latency per route, Kubernetes API requests
+/// by verb, watch cache sizes.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(),
+    responses((status = 200, description = "The metrics", body = String, content_type = "application/openmetrics-text")))]
 pub async fn render(State(state): State<AppState>) -> Response {
     if let Some(cluster) = &state.cluster {
         let caches = &cluster.caches;

@@ -9,6 +9,8 @@ mod deployments;
 pub mod error;
 mod items;
 pub mod metrics;
+pub mod openapi;
+mod ops;
 
 use crate::cluster::Cluster;
 use crate::records::RecordSource;
@@ -17,6 +19,8 @@ use axum::Router;
 use axum::routing::get;
 use llp_spec::{LimitsTable, RenderConfig};
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -61,41 +65,36 @@ impl Locks {
     }
 }
 
-/// The service's routes.
+/// The service's routes, and `/openapi.json` generated from them.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics::render))
+    let (routes, openapi) = documented_routes(state.embedded.is_some()).split_for_parts();
+    // Serialised once: the document does not change while the service runs.
+    let document = axum::body::Bytes::from(openapi::finish(openapi).to_string());
+    routes
         .route(
-            "/schema/deployment.json",
-            get(|| async { axum::Json(llp_spec::deployment_schema()) }),
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+            }),
         )
-        .merge(if state.embedded.is_some() {
-            items::routes()
-        } else {
-            Router::new()
-        })
-        .merge(deployments::routes())
-        .merge(actions::routes())
-        .merge(data::routes())
-        .merge(capacity::routes())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 
-/// 200 once the watch caches are synced and the record source answers; 503 naming what is not.
-async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> Result<&'static str, error::ApiError> {
-    state.records.ping().await?;
-    let cluster = state.cluster.as_ref().ok_or(error::ApiError::Unavailable {
-        dependency: "the cluster",
-    })?;
-    let synced = tokio::time::timeout(std::time::Duration::from_millis(100), cluster.caches.ready()).await;
-    if !matches!(synced, Ok(Ok(()))) {
-        return Err(error::ApiError::Unavailable {
-            dependency: "the cluster's watch caches",
-        });
+/// Every route with its documentation; `/items/deployments` only with the embedded source
+/// (the real LLP API serves those itself).
+fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
+    let routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(ops::routes())
+        .merge(deployments::routes())
+        .merge(actions::routes())
+        .merge(data::routes())
+        .merge(capacity::routes());
+    if with_items {
+        routes.merge(items::routes())
+    } else {
+        routes
     }
-    Ok("ok")
 }

@@ -21,7 +21,7 @@ pub struct EmbeddedStore {
 
 /// The fields a caller may set on a record: left out, a field keeps its value; `null`
 /// clears it (as in Directus, e.g. to stop exposing a deployment).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordInput {
     /// Display title.

@@ -9,4 +9,5 @@ mod helpers;
 mod items;
 #[path = "../support/llp_api.rs"]
 mod llp_api;
+mod openapi;
 mod rbac;

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// `GET /kubernetes/deployments/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentStatus {
     /// Wanted replicas.
@@ -29,6 +30,7 @@ pub struct DeploymentStatus {
 
 /// One pod.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
     /// Pod name (for the logs, events and pod routes).
@@ -47,6 +49,7 @@ pub struct PodStatus {
 
 /// One container.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     /// Container name.
@@ -67,6 +70,7 @@ pub struct ContainerStatus {
 
 /// One volume claim.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeStatus {
     /// The volume's name in the spec.
