@@ -38,7 +38,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Only its documentation is used.
 struct ScaleQuery {
-    /// Replicas, 0–16 (or the group's maximum); 0 stops the pods and keeps the volumes.
+    /// Replicas, 0–16 (a group with a larger maximum may ask for more); 0 stops the pods and
+    /// keeps the volumes.
+    #[param(minimum = 0, maximum = 16)]
     scale: u32,
 }
 
@@ -50,8 +52,10 @@ struct LogQuery {
     /// The container (the first one when left out).
     container: Option<String>,
     /// Only lines of the last N seconds (a positive integer).
+    #[param(minimum = 1)]
     since_seconds: Option<u32>,
     /// Only the last N lines (a positive integer).
+    #[param(minimum = 1)]
     tail_lines: Option<u32>,
     /// The previous run's log (after a crash).
     previous: Option<bool>,

@@ -13,7 +13,29 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// One worker node.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NodeCapacity {
+    /// Node name.
+    node: String,
+    /// By short name: `gpu-l`, `gpu-m`, `gpu-s`, `gpu-xs`.
+    gpus: BTreeMap<String, GpuCapacity>,
+}
+
+/// One GPU kind on one node.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct GpuCapacity {
+    /// The extended resource, e.g. `nvidia.com/gpu`.
+    resource: String,
+    /// What the node offers.
+    allocatable: i64,
+    /// What the deployments' pods on it request.
+    requested: i64,
+    /// What is left.
+    free: i64,
+}
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The GPU kinds and the names the LLP frontend shows for them.
@@ -35,7 +57,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     path = "/kubernetes/capacity",
     tag = "cluster",
     responses(
-        (status = 200, description = "`[{node, gpus: {gpu-l: {resource, allocatable, requested, free}, …}}]`", body = Object),
+        (status = 200, description = "Each worker node's GPUs by short name (`gpu-l`, `gpu-m`, `gpu-s`, `gpu-xs`)", body = Vec<NodeCapacity>),
         CommonErrors
     )
 )]
@@ -55,24 +77,43 @@ async fn capacity(State(state): State<AppState>, _caller: Caller) -> Result<Resp
         .await
         .map_err(ApiError::cluster)?;
     let pods = cluster.caches.pods.state();
-    let body: Vec<Value> = nodes
+    let body: Vec<NodeCapacity> = nodes
         .items
         .iter()
         .map(|node| {
             let name = node.metadata.name.clone().unwrap_or_default();
-            let allocatable = node.status.as_ref().and_then(|s| s.allocatable.clone()).unwrap_or_default();
-            let mut gpus = Map::new();
+            let allocatable = node
+                .status
+                .as_ref()
+                .and_then(|s| s.allocatable.clone())
+                .unwrap_or_default();
+            let mut gpus = BTreeMap::new();
             for (resource, label) in GPU_NAMES {
                 let available: i64 = allocatable.get(resource).and_then(|q| q.0.parse().ok()).unwrap_or(0);
                 let requested: i64 = pods
                     .iter()
                     .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
                     .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
-                    .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource)?.0.parse::<i64>().ok())
+                    .filter_map(|c| {
+                        c.resources
+                            .as_ref()?
+                            .requests
+                            .as_ref()?
+                            .get(resource)?
+                            .0
+                            .parse::<i64>()
+                            .ok()
+                    })
                     .sum();
-                gpus.insert(label.to_owned(), json!({"resource": resource, "allocatable": available, "requested": requested, "free": (available - requested).max(0)}));
+                let gpu = GpuCapacity {
+                    resource: resource.to_owned(),
+                    allocatable: available,
+                    requested,
+                    free: (available - requested).max(0),
+                };
+                gpus.insert(label.to_owned(), gpu);
             }
-            json!({"node": name, "gpus": gpus})
+            NodeCapacity { node: name, gpus }
         })
         .collect();
     Ok(Json(body).into_response())

@@ -33,6 +33,8 @@ pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
         .map_err(|e| ApiError::bad_field("body", format!("must be a JSON object of keys and values: {e}")))?;
     let object = match value {
         Value::Object(map) => map,
+        // An empty YAML document is an empty mapping: no keys.
+        Value::String(yaml) if yaml.trim().is_empty() => serde_json::Map::new(),
         Value::String(yaml) => match serde_saphyr::from_str::<Value>(&yaml) {
             Ok(Value::Object(map)) => map,
             _ => {
@@ -140,7 +142,7 @@ async fn read(state: AppState, caller: Session, id: String, store: Store) -> Res
     path = "/kubernetes/deployments/{id}/secret",
     tag = "data",
     params(DeploymentId),
-    request_body(content = BTreeMap<String, String>, description = "Keys and values; values are stringified"),
+    request_body(content = ref("#/components/schemas/KeyValues"), description = "Keys and values; values are stringified"),
     responses(
         (status = 200, description = "The stored pairs", body = BTreeMap<String, String>),
         (status = 400, description = "Not an object, a nested value, or a bad key (`field` names it)", body = ErrorBody),
@@ -178,7 +180,7 @@ async fn read_secret(
     path = "/kubernetes/deployments/{id}/config",
     tag = "data",
     params(DeploymentId),
-    request_body(content = BTreeMap<String, String>, description = "Keys and values; values are stringified"),
+    request_body(content = ref("#/components/schemas/KeyValues"), description = "Keys and values; values are stringified"),
     responses(
         (status = 200, description = "The stored pairs", body = BTreeMap<String, String>),
         (status = 400, description = "Not an object, a nested value, or a bad key (`field` names it)", body = ErrorBody),
@@ -221,6 +223,7 @@ mod tests {
         assert_eq!(pairs["ON"], "true");
         assert_eq!(pairs["EMPTY"], "");
         let yaml = parse_pairs(br#""KEY: value\nN: 3\n""#).unwrap();
+        assert!(parse_pairs(b"\"\"").unwrap().is_empty());
         assert_eq!((yaml["KEY"].as_str(), yaml["N"].as_str()), ("value", "3"));
     }
 

@@ -56,6 +56,13 @@ async fn blocking<T: Send + 'static>(
 
 /// Reads the body as a record input, naming the field at fault.
 fn input(body: &[u8]) -> Result<RecordInput, ApiError> {
+    // serde would also read a struct from a JSON array (`[null, null]`): only objects count.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(ApiError::bad_field(
+            "body",
+            "the body must be a JSON object with title, data, exposed_service, exposed_port, exposed_hostname",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let field = e.to_string().split('`').nth(1).map(str::to_owned);
         ApiError::BadRequest {

@@ -127,6 +127,17 @@ pub fn finish(openapi: utoipa::openapi::OpenApi) -> Value {
         }
     }
     schemas["DeploymentSpec"] = spec;
+    // What `parse_pairs` accepts: an object of scalar values under Kubernetes data keys, or a
+    // YAML mapping of them as one JSON string.
+    schemas["KeyValues"] = serde_json::json!({
+        "description": "Keys and values for `fromSecret`/`fromConfig`; values are stringified",
+        "oneOf": [
+            {"type": "object",
+             "propertyNames": {"pattern": "^[-._a-zA-Z0-9]{1,253}$"},
+             "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+            {"type": "string", "description": "A YAML mapping of the same keys and values"}
+        ]
+    });
     // The schema's own references point into `$defs`; here they live in the components.
     let text = document
         .to_string()

@@ -47,7 +47,7 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 
 /// The JSON Schema (draft 2020-12) of the deployment YAML, for editors' autocompletion.
 #[utoipa::path(get, path = "/schema/deployment.json", tag = "operations", security(),
-    responses((status = 200, description = "The schema", body = ref("#/components/schemas/DeploymentSpec"))))]
+    responses((status = 200, description = "A JSON Schema document (the same as `DeploymentSpec` here)", body = Object)))]
 async fn schema() -> Json<serde_json::Value> {
     Json(llp_spec::deployment_schema())
 }

@@ -100,6 +100,28 @@ async fn a_malformed_body_is_400_naming_the_field() {
         .call("POST", "/items/deployments", &app.alice, Some(json!([1, 2])))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // serde reads structs from arrays too; a list of nulls must not create (or blank) a record.
+    let (status, body) = app
+        .call("POST", "/items/deployments", &app.alice, Some(json!([null, null])))
+        .await;
+    assert_eq!(
+        (status, &body["errors"][0]["extensions"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("body"))
+    );
+    let id = app.create_record(&app.alice).await;
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/items/deployments/{id}"),
+            &app.alice,
+            Some(json!([null, null])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, record) = app
+        .call("GET", &format!("/items/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(record["data"]["title"], "web", "unchanged");
 }
 
 #[tokio::test]
