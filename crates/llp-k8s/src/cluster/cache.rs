@@ -2,7 +2,8 @@
 //! that carry our `managed-by` label. Status requests read only these, so polling costs the
 //! Kubernetes API nothing.
 
-use futures::StreamExt;
+use super::index::LabelIndex;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::Api;
@@ -20,6 +21,10 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Volume claims.
     pub claims: Store<PersistentVolumeClaim>,
+    /// Pod names by deployment (`app` label).
+    pod_index: LabelIndex,
+    /// Claim names by deployment.
+    claim_index: LabelIndex,
     /// The namespace they watch.
     namespace: String,
 }
@@ -27,23 +32,38 @@ pub struct Caches {
 /// Starts the reflectors; they run until the runtime stops.
 pub fn start(client: &kube::Client, namespace: &str) -> Caches {
     let config = || watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+    let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
     Caches {
-        stateful_sets: reflect(Api::namespaced(client.clone(), namespace), config()),
-        pods: reflect(Api::namespaced(client.clone(), namespace), config()),
-        claims: reflect(Api::namespaced(client.clone(), namespace), config()),
+        stateful_sets: reflect(Api::namespaced(client.clone(), namespace), config(), None),
+        pods: reflect(
+            Api::namespaced(client.clone(), namespace),
+            config(),
+            Some(pod_index.clone()),
+        ),
+        claims: reflect(
+            Api::namespaced(client.clone(), namespace),
+            config(),
+            Some(claim_index.clone()),
+        ),
+        pod_index,
+        claim_index,
         namespace: namespace.to_owned(),
     }
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
+fn reflect<K>(api: Api<K>, config: watcher::Config, index: Option<LabelIndex>) -> Store<K>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
-        .applied_objects();
+    let events = watcher(api, config).map_ok(move |event| {
+        if let Some(index) = &index {
+            index.apply(&event);
+        }
+        event
+    });
+    let stream = reflector::reflector(writer, events).default_backoff().applied_objects();
     tokio::spawn(stream.for_each(|_| async {}));
     reader
 }
@@ -77,25 +97,29 @@ impl Caches {
         false
     }
 
-    /// The pods and claims of the deployment whose base name is `base`.
-    pub fn members(&self, base: &str) -> (Vec<Pod>, Vec<PersistentVolumeClaim>) {
-        let ours = |labels: &Option<std::collections::BTreeMap<String, String>>| {
-            labels.as_ref().and_then(|l| l.get(APP_LABEL)).map(String::as_str) == Some(base)
-        };
-        let pods = self
-            .pods
-            .state()
-            .iter()
-            .filter(|p| ours(&p.metadata.labels))
-            .map(|p| (**p).clone())
-            .collect();
-        let claims = self
-            .claims
-            .state()
-            .iter()
-            .filter(|c| ours(&c.metadata.labels))
-            .map(|c| (**c).clone())
-            .collect();
-        (pods, claims)
+    /// The pods and claims of the deployment whose base name is `base` (its `app` label).
+    pub fn members(&self, base: &str) -> (Vec<Arc<Pod>>, Vec<Arc<PersistentVolumeClaim>>) {
+        (
+            members(&self.pods, &self.pod_index, base, &self.namespace),
+            members(&self.claims, &self.claim_index, base, &self.namespace),
+        )
     }
+}
+
+/// The objects of `store` the index lists under `base`, still labelled so in the store (the
+/// index may run a step ahead of the store; the label check keeps the answer exact).
+fn members<K>(store: &Store<K>, index: &LabelIndex, base: &str, namespace: &str) -> Vec<Arc<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    index
+        .names(base)
+        .iter()
+        .filter_map(|name| store.get(&reflector::ObjectRef::new(name).within(namespace)))
+        .filter(|object| {
+            let labels = object.meta().labels.as_ref();
+            labels.and_then(|l| l.get(APP_LABEL)).map(String::as_str) == Some(base)
+        })
+        .collect()
 }

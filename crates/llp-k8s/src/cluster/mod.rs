@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cache;
 pub mod calls;
+pub mod index;
 
 /// A cluster the service deploys to.
 #[derive(Clone)]

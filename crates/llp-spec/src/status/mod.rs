@@ -7,6 +7,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod};
 use serde::Serialize;
+use std::borrow::Borrow;
 
 /// `GET /kubernetes/deployments/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,15 +90,15 @@ pub struct VolumeStatus {
 /// The status of the deployment whose StatefulSet, pods and claims these are.
 pub fn from_objects(
     sts: &StatefulSet,
-    pods: &[Pod],
-    claims: &[PersistentVolumeClaim],
+    pods: &[impl Borrow<Pod>],
+    claims: &[impl Borrow<PersistentVolumeClaim>],
     url: Option<String>,
 ) -> DeploymentStatus {
     let name = sts.metadata.name.clone().unwrap_or_default();
     let status = sts.status.clone().unwrap_or_default();
-    let mut pods: Vec<&Pod> = pods.iter().collect();
+    let mut pods: Vec<&Pod> = pods.iter().map(Borrow::borrow).collect();
     pods.sort_by_key(|p| ordinal(p.metadata.name.as_deref().unwrap_or_default(), &name));
-    let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().collect();
+    let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().map(Borrow::borrow).collect();
     claims.sort_by_key(|c| c.metadata.name.clone());
     DeploymentStatus {
         replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),

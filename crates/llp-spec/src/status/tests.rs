@@ -1,6 +1,8 @@
 use super::*;
 use serde_json::{Value, json};
 
+const NO_CLAIMS: &[PersistentVolumeClaim] = &[];
+
 fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
     serde_json::from_value(json!({
         "metadata": {"name": "sd-42"},
@@ -68,7 +70,7 @@ fn pods_are_listed_by_ordinal() {
         .iter()
         .map(|n| mk_pod(n, "Running", running()))
         .collect();
-    let names: Vec<String> = from_objects(&mk_sts(11, 3, 3), &pods, &[], None)
+    let names: Vec<String> = from_objects(&mk_sts(11, 3, 3), &pods, NO_CLAIMS, None)
         .pods
         .into_iter()
         .map(|p| p.name)
@@ -82,7 +84,7 @@ fn a_crash_loop_names_the_exit_code_and_the_previous_logs() {
     let status = from_objects(
         &mk_sts(1, 1, 0),
         &[mk_pod("sd-42-0", "Running", waiting("CrashLoopBackOff", last))],
-        &[],
+        NO_CLAIMS,
         None,
     );
     let c = only_container(&status);
@@ -100,7 +102,7 @@ fn an_oom_kill_names_the_memory_limit() {
     let status = from_objects(
         &mk_sts(1, 1, 0),
         &[mk_pod("sd-42-0", "Running", waiting("CrashLoopBackOff", last))],
-        &[],
+        NO_CLAIMS,
         None,
     );
     let message = only_container(&status).message.clone().unwrap();
@@ -115,7 +117,7 @@ fn an_image_that_cannot_be_pulled_is_named() {
     let status = from_objects(
         &mk_sts(1, 0, 0),
         &[mk_pod("sd-42-0", "Pending", waiting("ImagePullBackOff", json!({})))],
-        &[],
+        NO_CLAIMS,
         None,
     );
     assert!(
@@ -136,7 +138,7 @@ fn a_missing_secret_key_points_at_the_secret_route() {
             "Pending",
             waiting("CreateContainerConfigError", json!({})),
         )],
-        &[],
+        NO_CLAIMS,
         None,
     );
     let message = only_container(&status).message.clone().unwrap();
@@ -155,7 +157,7 @@ fn an_unschedulable_pod_says_which_resource_is_missing() {
             "message": "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: 1 Preemption is not helpful for scheduling, 3 No preemption victims found for incoming pod."}]},
     }))
     .unwrap();
-    let status = from_objects(&mk_sts(1, 0, 0), &[pod], &[], None);
+    let status = from_objects(&mk_sts(1, 0, 0), &[pod], NO_CLAIMS, None);
     let scheduling = status.pods[0].scheduling.clone().unwrap();
     assert!(
         scheduling.starts_with("waiting for a node with enough free nvidia.com/gpu"),
@@ -169,7 +171,7 @@ fn a_pod_being_deleted_is_terminating() {
     let mut pod = mk_pod("sd-42-0", "Running", running());
     pod.metadata.deletion_timestamp = Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
     assert_eq!(
-        from_objects(&mk_sts(1, 1, 1), &[pod], &[], None).pods[0].phase,
+        from_objects(&mk_sts(1, 1, 1), &[pod], NO_CLAIMS, None).pods[0].phase,
         "Terminating"
     );
 }
