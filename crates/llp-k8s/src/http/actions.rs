@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId, PodPath};
+use crate::records::Purpose;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -113,7 +114,7 @@ async fn scale(
                 format!("`{wanted}` is not a number of replicas from 0 to {max}"),
             )
         })?;
-    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     let sets: Api<StatefulSet> = target.cluster.api();
     sets.patch_scale(
         target.names.base(),
@@ -138,7 +139,7 @@ async fn restart(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch =
@@ -165,7 +166,7 @@ async fn remove(
     // Not while a deploy of the same record is applying.
     let lock = state.locks.deployment(&id);
     let _deleting = lock.lock().await;
-    let resolved = resolve(&state, &caller, &id).await?;
+    let resolved = resolve(&state, &caller, &id, Purpose::Act).await?;
     let target = resolved.deployed()?;
     let cluster = target.cluster;
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={}", target.label));
@@ -222,7 +223,7 @@ async fn delete_pod(
     Caller(caller): Caller,
     Path((id, pod)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     target.own_pod(&pod)?;
     target
         .cluster
@@ -280,7 +281,7 @@ async fn logs(
         follow: flag(&query, "follow")?,
         ..LogParams::default()
     };
-    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let target = resolve(&state, &caller, &id, Purpose::Look).await?.deployed()?;
     target.own_pod(&pod)?;
     let pods: Api<Pod> = target.cluster.api();
     let plain = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -323,7 +324,7 @@ async fn events(
     Caller(caller): Caller,
     Path((id, pod)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?.deployed()?;
+    let target = resolve(&state, &caller, &id, Purpose::Look).await?.deployed()?;
     target.own_pod(&pod)?;
     let events: Api<Event> = target.cluster.api();
     let mut list = events

@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::{ApiError, Body};
 use super::openapi::{CommonErrors, DeploymentId};
-use crate::records::Session;
+use crate::records::{Purpose, Session};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -90,7 +90,7 @@ enum Store {
 
 async fn write(state: AppState, caller: Session, id: String, body: &[u8], store: Store) -> Result<Response, ApiError> {
     let pairs = parse_pairs(body)?;
-    let target = resolve(&state, &caller, &id).await?;
+    let target = resolve(&state, &caller, &id, Purpose::Act).await?;
     let labels = labels(&id, target.record.user_created.as_deref().unwrap_or_default());
     let params = PatchParams::apply("llp-k8s").force();
     match store {
@@ -111,7 +111,7 @@ async fn write(state: AppState, caller: Session, id: String, body: &[u8], store:
 }
 
 async fn read(state: AppState, caller: Session, id: String, store: Store) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id).await?;
+    let target = resolve(&state, &caller, &id, Purpose::Act).await?;
     let pairs: BTreeMap<String, String> = match store {
         Store::Secret => target
             .cluster

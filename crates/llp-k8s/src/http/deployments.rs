@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
-use crate::records::Session;
+use crate::records::{Purpose, Session};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,8 +45,13 @@ pub struct Resolved<'a> {
 }
 
 /// Finds the record `id` for `caller` (404 when unknown or someone else's) and its names.
-pub async fn resolve<'a>(state: &'a AppState, caller: &Session, id: &str) -> Result<Resolved<'a>, ApiError> {
-    let record = record(state, caller, id).await?;
+pub async fn resolve<'a>(
+    state: &'a AppState,
+    caller: &Session,
+    id: &str,
+    purpose: Purpose,
+) -> Result<Resolved<'a>, ApiError> {
+    let record = state.records.record(caller, id, purpose).await?;
     let cluster = cluster(state)?;
     let record_id = record.id.clone().unwrap_or_else(|| RecordId::Text(id.to_owned()));
     let names = Names::new(&state.render.name_prefix, &record_id);
@@ -80,11 +85,6 @@ impl Resolved<'_> {
     }
 }
 
-/// The record `id`, if `caller` may read it.
-async fn record(state: &AppState, caller: &Session, id: &str) -> Result<Record, ApiError> {
-    Ok(state.records.record(caller, id).await?)
-}
-
 /// Deploy the record: validate its YAML and `exposed_*`, then create or update its objects.
 #[utoipa::path(
     put,
@@ -108,7 +108,7 @@ async fn deploy(
     // deploy applies the latest record and no mix of two is left behind.
     let lock = state.locks.deployment(&id);
     let _deploying = lock.lock().await;
-    let record = record(&state, &caller, &id).await?;
+    let record = state.records.record(&caller, &id, Purpose::Act).await?;
     let deployment =
         validate_record(&record, &state.limits.for_groups(&caller.identity.groups)).map_err(ApiError::Validation)?;
     let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
@@ -185,7 +185,7 @@ async fn status(
 ) -> Result<Response, ApiError> {
     let Resolved {
         record, names, cluster, ..
-    } = resolve(&state, &caller, &id).await?;
+    } = resolve(&state, &caller, &id, Purpose::Look).await?;
     let sts = cluster
         .caches
         .stateful_set(names.base())

@@ -6,8 +6,8 @@
 //! 503; a bad token is 401 and a record the LLP refuses is its 403 (Directus says the same for
 //! a record that does not exist, so ids cannot be probed).
 
-use super::identity_cache::IdentityCache;
-use super::{Identity, RecordError, RecordSource, Session, Token};
+use super::ttl_cache::TtlCache;
+use super::{Identity, Purpose, RecordError, RecordSource, Session, Token};
 use futures::future::BoxFuture;
 use llp_spec::Record;
 use reqwest::StatusCode;
@@ -39,6 +39,9 @@ pub struct DirectusConfig {
     pub timeout_seconds: u64,
     /// How long an identity (`/users/me`) is remembered per token; 0 asks every time.
     pub identity_cache_seconds: u64,
+    /// How long a record read for a status, log or event request is remembered per token and
+    /// id; 0 asks every time. Deploys, deletes and every other change always ask.
+    pub record_cache_seconds: u64,
     /// Optional token allowed to read users' roles and policies, for LLPs whose users may not
     /// read their own role. Without it, groups come from what the caller's token can read.
     pub identity_token: Option<String>,
@@ -53,6 +56,7 @@ impl Default for DirectusConfig {
             collection: "deployments".into(),
             timeout_seconds: 10,
             identity_cache_seconds: 30,
+            record_cache_seconds: 5,
             identity_token: None,
             groups: BTreeMap::from([("management".to_owned(), "management".to_owned())]),
         }
@@ -64,7 +68,16 @@ pub struct DirectusSource {
     http: reqwest::Client,
     base: String,
     config: DirectusConfig,
-    identities: IdentityCache,
+    /// Who holds a token. Every request needs it; without this a poll would cost the LLP
+    /// two requests (`/users/me` and the record). Only id, name and groups lag by up to the
+    /// TTL (a changed role changes limits late); access itself is decided by the record read.
+    identities: TtlCache<Identity>,
+    /// Records read to look (status, logs, events), by token and id. Polling is the bulk of
+    /// the traffic; a Directus answers a few hundred record reads a second, so each poll going
+    /// there would make the LLP API the limit (measured: 187 status requests/s uncached). The
+    /// price: a record taken away, or a token revoked, still shows its status for up to the
+    /// TTL. Changes (deploy, scale, delete, pods, secrets) always read afresh.
+    records: TtlCache<Record>,
 }
 
 /// A configuration that cannot work.
@@ -101,7 +114,8 @@ impl DirectusSource {
         Ok(Self {
             http,
             base,
-            identities: IdentityCache::new(Duration::from_secs(config.identity_cache_seconds)),
+            identities: TtlCache::new(Duration::from_secs(config.identity_cache_seconds)),
+            records: TtlCache::new(Duration::from_secs(config.record_cache_seconds)),
             config,
         })
     }
@@ -165,15 +179,28 @@ impl RecordSource for DirectusSource {
         })
     }
 
-    fn record<'a>(&'a self, session: &'a Session, id: &'a str) -> BoxFuture<'a, Result<Record, RecordError>> {
+    fn record<'a>(
+        &'a self,
+        session: &'a Session,
+        id: &'a str,
+        purpose: Purpose,
+    ) -> BoxFuture<'a, Result<Record, RecordError>> {
         Box::pin(async move {
             // Ids are UUIDs or integers; anything else cannot name a record, and must not be
             // pasted into a URL path (`../users`).
             if !is_plain_id(id) {
                 return Err(RecordError::NotFound);
             }
+            // The token is part of the question: one caller's answer never serves another.
+            let question = format!("{}\n{id}", session.token.expose());
+            if purpose == Purpose::Look
+                && let Some(record) = self.records.get(&question, Instant::now())
+            {
+                return Ok(record);
+            }
             let path = format!("/items/{}/{id}?fields={RECORD_FIELDS}", self.config.collection);
-            self.get(&path, session.token.expose())
+            let record: Record = self
+                .get(&path, session.token.expose())
                 .await
                 .map_err(|failure| match failure {
                     Failure::Status(StatusCode::UNAUTHORIZED, _) => RecordError::Unauthorized,
@@ -182,7 +209,9 @@ impl RecordSource for DirectusSource {
                     )),
                     Failure::Status(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST, _) => RecordError::NotFound,
                     other => other.into_error("/items"),
-                })
+                })?;
+            self.records.insert(&question, record.clone(), Instant::now());
+            Ok(record)
         })
     }
 

@@ -4,7 +4,7 @@
 //! far too much entropy for a slow hash to add anything). Non-admins see only the records
 //! they created, and a record of someone else reads exactly like a missing one.
 
-use super::{Identity, RecordError, RecordSource, Session, Token};
+use super::{Identity, Purpose, RecordError, RecordSource, Session, Token};
 use futures::future::BoxFuture;
 use llp_spec::{Record, RecordId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -268,7 +268,12 @@ impl RecordSource for EmbeddedStore {
         Box::pin(self.blocking(move |store| store.authenticate(&token)))
     }
 
-    fn record<'a>(&'a self, session: &'a Session, id: &'a str) -> BoxFuture<'a, Result<Record, RecordError>> {
+    fn record<'a>(
+        &'a self,
+        session: &'a Session,
+        id: &'a str,
+        _purpose: Purpose,
+    ) -> BoxFuture<'a, Result<Record, RecordError>> {
         let (caller, id) = (session.identity.clone(), RecordId::Text(id.to_owned()));
         Box::pin(self.blocking(move |store| store.get(&caller, &id)))
     }

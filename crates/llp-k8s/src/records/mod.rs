@@ -5,7 +5,7 @@
 
 pub mod directus;
 pub mod embedded;
-mod identity_cache;
+mod ttl_cache;
 
 use futures::future::BoxFuture;
 use llp_spec::Record;
@@ -71,11 +71,28 @@ pub trait RecordSource: Send + Sync {
     /// The user holding `token`.
     fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>>;
 
-    /// The record `id`, if the session may read it.
-    fn record<'a>(&'a self, session: &'a Session, id: &'a str) -> BoxFuture<'a, Result<Record, RecordError>>;
+    /// The record `id`, if the session may read it. For [`Purpose::Look`] a source may answer
+    /// from a short cache; for [`Purpose::Act`] it asks afresh.
+    fn record<'a>(
+        &'a self,
+        session: &'a Session,
+        id: &'a str,
+        purpose: Purpose,
+    ) -> BoxFuture<'a, Result<Record, RecordError>>;
 
     /// Whether the source answers (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>>;
+}
+
+/// What a record is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// To show something about the deployment (status, logs, events): polled often, and
+    /// harmless if a permission taken away a few seconds ago still lets it through.
+    Look,
+    /// To change the cluster or reveal stored data (deploy, scale, delete, secrets): the LLP
+    /// is asked every time.
+    Act,
 }
 
 /// Why a record source could not answer.

@@ -121,6 +121,33 @@ async fn an_edit_in_the_llp_is_what_the_next_deploy_applies() {
 }
 
 #[tokio::test]
+async fn a_record_taken_away_stops_changes_at_once_and_status_after_the_cache_ttl() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let app = app_with_cluster()
+        .await
+        .with_records(source(&api.url, |c| c.record_cache_seconds = 1));
+    let route = format!("/kubernetes/deployments/{id}");
+    assert_eq!(app.call("PUT", &route, &alice, None).await.0, StatusCode::CREATED);
+    assert_eq!(app.call("GET", &route, &alice, None).await.0, StatusCode::OK);
+
+    api.delete_record(&alice, &id).await;
+    for (method, path) in [
+        ("PUT", route.clone()),
+        ("PATCH", format!("{route}?scale=0")),
+        ("DELETE", route.clone()),
+    ] {
+        let (status, body) = app.call(method, &path, &alice, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} asks the LLP afresh: {body}");
+    }
+    // A status poll may be answered from the cache for up to its TTL, not longer.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _) = app.call("GET", &route, &alice, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn limits_follow_the_llp_role_through_the_group_mapping() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;

@@ -343,6 +343,17 @@ impl LlpApi {
         body["data"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Deletes a record as the holder of `token`.
+    pub async fn delete_record(&self, token: &str, id: &str) {
+        let response = client()
+            .delete(format!("{}/items/deployments/{id}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    }
+
     /// Changes a record as the holder of `token`.
     pub async fn update_record(&self, token: &str, id: &str, fields: Value) {
         let response = client()

@@ -1,12 +1,8 @@
-//! A short-lived memory of who holds which token.
-//!
-//! Every request needs the caller's identity; without a cache a status poll would cost the
-//! LLP API two requests (`/users/me` and the record) instead of one. Only the identity (id,
-//! name, groups) is remembered, never a record or an access decision: records are always read
-//! with the caller's token, so a revoked token or a record taken away stops working at once.
-//! What can lag by up to the TTL is a changed role, i.e. which group limits apply.
+//! A short-lived memory of answers of the LLP API, keyed by a SHA-256 of the question (which
+//! holds the caller's token: the map never holds a usable token, and one caller's entry can
+//! never answer another's question). What is cached for how long, and why, is said where the
+//! caches are made ([`super::directus`]).
 
-use super::Identity;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,18 +12,18 @@ use std::time::{Duration, Instant};
 /// (if still full) everything: a flood of new tokens costs lookups, never memory.
 const CAPACITY: usize = 10_000;
 
-/// Identities by token (SHA-256 of it: the map never holds a usable token), each for `ttl`.
-pub struct IdentityCache {
+/// Values by key, each for `ttl`.
+pub struct TtlCache<V> {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (V, Instant)>>,
 }
 
-fn key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+fn key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
-impl IdentityCache {
-    /// A cache keeping each identity for `ttl` (zero: no caching).
+impl<V: Clone> TtlCache<V> {
+    /// A cache keeping each value for `ttl` (zero: no caching).
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -35,19 +31,19 @@ impl IdentityCache {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Identity, Instant)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (V, Instant)>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The identity remembered for `token`, if still fresh.
-    pub fn get(&self, token: &str, now: Instant) -> Option<Identity> {
+    /// The value remembered for `question`, if still fresh.
+    pub fn get(&self, question: &str, now: Instant) -> Option<V> {
         let entries = self.entries();
-        let (identity, expires) = entries.get(&key(token))?;
-        (now < *expires).then(|| identity.clone())
+        let (value, expires) = entries.get(&key(question))?;
+        (now < *expires).then(|| value.clone())
     }
 
-    /// Remembers that `token` belongs to `identity`.
-    pub fn insert(&self, token: &str, identity: Identity, now: Instant) {
+    /// Remembers `value` as the answer to `question`.
+    pub fn insert(&self, question: &str, value: V, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
@@ -58,10 +54,10 @@ impl IdentityCache {
                 entries.clear();
             }
         }
-        entries.insert(key(token), (identity, now + self.ttl));
+        entries.insert(key(question), (value, now + self.ttl));
     }
 
-    /// How many tokens are remembered.
+    /// How many answers are remembered.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries().len()
@@ -71,6 +67,7 @@ impl IdentityCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Identity;
 
     fn someone(id: &str) -> Identity {
         Identity {
@@ -83,7 +80,7 @@ mod tests {
 
     #[test]
     fn an_identity_is_remembered_until_the_ttl_ends() {
-        let cache = IdentityCache::new(Duration::from_secs(30));
+        let cache = TtlCache::new(Duration::from_secs(30));
         let start = Instant::now();
         cache.insert("t1", someone("alice"), start);
         assert_eq!(cache.get("t1", start + Duration::from_secs(29)).unwrap().id, "alice");
@@ -93,14 +90,14 @@ mod tests {
 
     #[test]
     fn a_zero_ttl_remembers_nothing() {
-        let cache = IdentityCache::new(Duration::ZERO);
+        let cache = TtlCache::new(Duration::ZERO);
         cache.insert("t1", someone("alice"), Instant::now());
         assert_eq!(cache.len(), 0);
     }
 
     #[test]
     fn a_full_cache_never_grows_past_its_capacity() {
-        let cache = IdentityCache::new(Duration::from_secs(30));
+        let cache = TtlCache::new(Duration::from_secs(30));
         let now = Instant::now();
         for i in 0..CAPACITY + 10 {
             cache.insert(&format!("token-{i}"), someone("x"), now);
