@@ -78,6 +78,9 @@ pub struct DirectusSource {
     /// price: a record taken away, or a token revoked, still shows its status for up to the
     /// TTL. Changes (deploy, scale, delete, pods, secrets) always read afresh.
     records: TtlCache<Record>,
+    /// Reads of the LLP API in flight to fill `records`, by question: concurrent polls of one
+    /// record wait for one read instead of each sending its own.
+    filling: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A configuration that cannot work.
@@ -116,6 +119,7 @@ impl DirectusSource {
             base,
             identities: TtlCache::new(Duration::from_secs(config.identity_cache_seconds)),
             records: TtlCache::new(Duration::from_secs(config.record_cache_seconds)),
+            filling: std::sync::Mutex::default(),
             config,
         })
     }
@@ -142,6 +146,24 @@ impl DirectusSource {
         }
         let body: Data<T> = response.json().await.map_err(Failure::transport)?;
         Ok(body.data)
+    }
+
+    /// Reads record `id` with the session's token and remembers it under `question`.
+    async fn read_record(&self, session: &Session, id: &str, question: &str) -> Result<Record, RecordError> {
+        let path = format!("/items/{}/{id}?fields={RECORD_FIELDS}", self.config.collection);
+        let record: Record = self
+            .get(&path, session.token.expose())
+            .await
+            .map_err(|failure| match failure {
+                Failure::Status(StatusCode::UNAUTHORIZED, _) => RecordError::Unauthorized,
+                Failure::Status(StatusCode::FORBIDDEN, _) => RecordError::Forbidden(format!(
+                    "the LLP API does not let you read deployment `{id}` (it does not exist, or it is not yours)"
+                )),
+                Failure::Status(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST, _) => RecordError::NotFound,
+                other => other.into_error("/items"),
+            })?;
+        self.records.insert(question, record.clone(), Instant::now());
+        Ok(record)
     }
 
     async fn who(&self, token: &Token) -> Result<Identity, RecordError> {
@@ -193,25 +215,27 @@ impl RecordSource for DirectusSource {
             }
             // The token is part of the question: one caller's answer never serves another.
             let question = format!("{}\n{id}", session.token.expose());
-            if purpose == Purpose::Look
-                && let Some(record) = self.records.get(&question, Instant::now())
-            {
+            if purpose == Purpose::Act {
+                return self.read_record(session, id, &question).await;
+            }
+            if let Some(record) = self.records.get(&question, Instant::now()) {
                 return Ok(record);
             }
-            let path = format!("/items/{}/{id}?fields={RECORD_FIELDS}", self.config.collection);
-            let record: Record = self
-                .get(&path, session.token.expose())
-                .await
-                .map_err(|failure| match failure {
-                    Failure::Status(StatusCode::UNAUTHORIZED, _) => RecordError::Unauthorized,
-                    Failure::Status(StatusCode::FORBIDDEN, _) => RecordError::Forbidden(format!(
-                        "the LLP API does not let you read deployment `{id}` (it does not exist, or it is not yours)"
-                    )),
-                    Failure::Status(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST, _) => RecordError::NotFound,
-                    other => other.into_error("/items"),
-                })?;
-            self.records.insert(&question, record.clone(), Instant::now());
-            Ok(record)
+            let filling = {
+                let mut filling = self.filling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                filling.entry(question.clone()).or_default().clone()
+            };
+            let _turn = filling.lock().await;
+            // Whoever had the turn before may have filled the cache.
+            if let Some(record) = self.records.get(&question, Instant::now()) {
+                return Ok(record);
+            }
+            let read = self.read_record(session, id, &question).await;
+            self.filling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&question);
+            read
         })
     }
 
