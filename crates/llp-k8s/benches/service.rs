@@ -122,6 +122,11 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
 
 /// The Kubernetes API requests the service has made, from its `/metrics`.
 async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
+    counter(http, url, "llp_k8s_kube_api_requests_total{").await
+}
+
+/// The sum of a counter family of the service's `/metrics`.
+async fn counter(http: &reqwest::Client, url: &str, prefix: &str) -> u64 {
     let text = http
         .get(format!("{url}/metrics"))
         .send()
@@ -131,7 +136,7 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with("llp_k8s_kube_api_requests_total{"))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -241,6 +246,7 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
     let clients = env("BENCH_CLIENTS", 200);
     let seconds = env("BENCH_SECONDS", 20) as u64;
     let before = api_requests(&http, url).await;
+    let llp_before = counter(&http, url, "llp_k8s_llp_api_requests_total{").await;
     let stop_at = Instant::now() + Duration::from_secs(seconds);
     let peak = std::sync::Arc::new(std::sync::Mutex::new(0.0_f64));
     let sampler = {
@@ -303,7 +309,8 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         ms(latencies.last().copied().unwrap_or_default()),
         latencies.len()
     );
-    println!("[{source}] Kubernetes API requests during the polling: {during}");
+    let llp_during = counter(&http, url, "llp_k8s_llp_api_requests_total{").await - llp_before;
+    println!("[{source}] Kubernetes API requests during the polling: {during}; LLP API requests: {llp_during}");
     println!(
         "[{source}] service resident memory: {idle:.0} MiB idle before deploying, {settled:.0} MiB with {} deployments cached, {:.0} MiB peak under load",
         rest.len() + 1,

@@ -4,6 +4,7 @@ use super::Outcome;
 use anyhow::Context;
 use llp_k8s::cluster::Cluster;
 use llp_k8s::config::{Config, RecordsConfig, SourceKind};
+use llp_k8s::http::metrics::Metrics;
 use llp_k8s::http::{AppState, router};
 use llp_k8s::records::RecordSource;
 use llp_k8s::records::directus::DirectusSource;
@@ -18,13 +19,13 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<Outcome> {
-    let (records, embedded) = record_source(&config.records)?;
+    let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
+    let (records, embedded) = record_source(&config.records, &metrics)?;
     let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
     // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
     let kube_config = kube::Config::infer()
         .await
         .context("cannot configure the Kubernetes client")?;
-    let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
     let client = llp_k8s::cluster::calls::counted_client(kube_config, metrics.api_calls())
         .context("cannot configure the Kubernetes client")?;
     let cluster = Cluster::start(client, &config.cluster.namespace);
@@ -59,7 +60,10 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
 }
 
 /// The configured record source (and the embedded store, when it is the one).
-fn record_source(config: &RecordsConfig) -> anyhow::Result<(Arc<dyn RecordSource>, Option<EmbeddedStore>)> {
+fn record_source(
+    config: &RecordsConfig,
+    metrics: &Metrics,
+) -> anyhow::Result<(Arc<dyn RecordSource>, Option<EmbeddedStore>)> {
     Ok(match config.source {
         SourceKind::Embedded => {
             let store = EmbeddedStore::open(&config.database)
@@ -68,7 +72,8 @@ fn record_source(config: &RecordsConfig) -> anyhow::Result<(Arc<dyn RecordSource
         }
         SourceKind::Directus => {
             tracing::info!(url = %config.directus.url, "records from the LLP API");
-            (Arc::new(DirectusSource::new(config.directus.clone())?), None)
+            let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
+            (Arc::new(source), None)
         }
     })
 }

@@ -4,6 +4,7 @@
 
 use super::AppState;
 use crate::cluster::calls::ApiCalls;
+use crate::records::directus::LlpApiCalls;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
@@ -41,6 +42,7 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram>,
     cache_objects: Family<CacheLabels, Gauge>,
     api_calls: ApiCalls,
+    llp_api_calls: LlpApiCalls,
 }
 
 impl Default for Metrics {
@@ -52,6 +54,7 @@ impl Default for Metrics {
         });
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let api_calls = ApiCalls::default();
+        let llp_api_calls = LlpApiCalls::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -64,12 +67,18 @@ impl Default for Metrics {
             "Kubernetes API requests by verb and resource (watches and lists of the caches included)",
             api_calls.clone(),
         );
+        registry.register(
+            "llp_api_requests",
+            "Requests to the LLP API (directus record source) by endpoint and outcome",
+            llp_api_calls.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             cache_objects,
             api_calls,
+            llp_api_calls,
         }
     }
 }
@@ -78,6 +87,11 @@ impl Metrics {
     /// The counters of Kubernetes API requests, for [`counted_client`](crate::cluster::calls::counted_client).
     pub fn api_calls(&self) -> ApiCalls {
         self.api_calls.clone()
+    }
+
+    /// The counters of LLP API requests, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).
+    pub fn llp_api_calls(&self) -> LlpApiCalls {
+        self.llp_api_calls.clone()
     }
 }
 

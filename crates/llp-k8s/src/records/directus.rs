@@ -27,6 +27,19 @@ const USER_FIELDS: &str = "id,first_name,last_name,email,role.id,role.name,\
     policies.policy.id,policies.policy.name,policies.policy.admin_access,\
     role.policies.policy.id,role.policies.policy.name,role.policies.policy.admin_access";
 
+/// Labels of one request to the LLP API.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct LlpApiLabels {
+    /// `users/me`, `users/{id}`, `items`, `server/ping`.
+    pub endpoint: String,
+    /// The HTTP status, `timeout` or `unreachable`.
+    pub outcome: String,
+}
+
+/// Counters of requests to the LLP API, for `/metrics`.
+pub type LlpApiCalls =
+    prometheus_client::metrics::family::Family<LlpApiLabels, prometheus_client::metrics::counter::Counter>;
+
 /// How to reach the LLP API and map its roles to groups.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,6 +94,8 @@ pub struct DirectusSource {
     /// Reads of the LLP API in flight to fill `records`, by question: concurrent polls of one
     /// record wait for one read instead of each sending its own.
     filling: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests sent, by endpoint and outcome.
+    calls: LlpApiCalls,
 }
 
 /// A configuration that cannot work.
@@ -120,19 +135,42 @@ impl DirectusSource {
             identities: TtlCache::new(Duration::from_secs(config.identity_cache_seconds)),
             records: TtlCache::new(Duration::from_secs(config.record_cache_seconds)),
             filling: std::sync::Mutex::default(),
+            calls: LlpApiCalls::default(),
             config,
         })
     }
 
-    /// GET `path` with `token`; the body's `data` on 200, the mapped error otherwise.
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, Failure> {
-        let response = self
+    /// Counts requests in `calls` (the service's `/metrics` registers it).
+    pub fn counting(mut self, calls: LlpApiCalls) -> Self {
+        self.calls = calls;
+        self
+    }
+
+    fn count(&self, endpoint: &str, outcome: &Result<reqwest::Response, reqwest::Error>) {
+        let outcome = match outcome {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(error) if error.is_timeout() => "timeout".to_owned(),
+            Err(_) => "unreachable".to_owned(),
+        };
+        self.calls
+            .get_or_create(&LlpApiLabels {
+                endpoint: endpoint.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// GET `path` (counted as `endpoint`) with `token`; the body's `data` on 200, the mapped
+    /// error otherwise.
+    async fn get<T: serde::de::DeserializeOwned>(&self, endpoint: &str, path: &str, token: &str) -> Result<T, Failure> {
+        let sent = self
             .http
             .get(format!("{}{path}", self.base))
             .bearer_auth(token)
             .send()
-            .await
-            .map_err(Failure::transport)?;
+            .await;
+        self.count(endpoint, &sent);
+        let response = sent.map_err(Failure::transport)?;
         let status = response.status();
         if !status.is_success() {
             let message = response
@@ -151,31 +189,34 @@ impl DirectusSource {
     /// Reads record `id` with the session's token and remembers it under `question`.
     async fn read_record(&self, session: &Session, id: &str, question: &str) -> Result<Record, RecordError> {
         let path = format!("/items/{}/{id}?fields={RECORD_FIELDS}", self.config.collection);
-        let record: Record = self
-            .get(&path, session.token.expose())
-            .await
-            .map_err(|failure| match failure {
-                Failure::Status(StatusCode::UNAUTHORIZED, _) => RecordError::Unauthorized,
-                Failure::Status(StatusCode::FORBIDDEN, _) => RecordError::Forbidden(format!(
-                    "the LLP API does not let you read deployment `{id}` (it does not exist, or it is not yours)"
-                )),
-                Failure::Status(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST, _) => RecordError::NotFound,
-                other => other.into_error("/items"),
-            })?;
+        let record: Record =
+            self.get("items", &path, session.token.expose())
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Status(StatusCode::UNAUTHORIZED, _) => RecordError::Unauthorized,
+                    Failure::Status(StatusCode::FORBIDDEN, _) => RecordError::Forbidden(format!(
+                        "the LLP API does not let you read deployment `{id}` (it does not exist, or it is not yours)"
+                    )),
+                    Failure::Status(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST, _) => RecordError::NotFound,
+                    other => other.into_error("/items"),
+                })?;
         self.records.insert(question, record.clone(), Instant::now());
         Ok(record)
     }
 
     async fn who(&self, token: &Token) -> Result<Identity, RecordError> {
         let path = format!("/users/me?fields={USER_FIELDS}");
-        let me: DirectusUser = self.get(&path, token.expose()).await.map_err(|failure| match failure {
-            Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => RecordError::Unauthorized,
-            other => other.into_error("/users/me"),
-        })?;
+        let me: DirectusUser = self
+            .get("users/me", &path, token.expose())
+            .await
+            .map_err(|failure| match failure {
+                Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => RecordError::Unauthorized,
+                other => other.into_error("/users/me"),
+            })?;
         let roles = match &self.config.identity_token {
             Some(lookup) if !lookup.is_empty() => {
                 let path = format!("/users/{}?fields={USER_FIELDS}", me.id);
-                self.get::<DirectusUser>(&path, lookup)
+                self.get::<DirectusUser>("users/{id}", &path, lookup)
                     .await
                     .map_err(|failure| failure.into_error("/users/{id} (with identity_token)"))?
             }
@@ -241,12 +282,9 @@ impl RecordSource for DirectusSource {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async move {
-            let response = self
-                .http
-                .get(format!("{}/server/ping", self.base))
-                .send()
-                .await
-                .map_err(|e| Failure::transport(e).into_error("/server/ping"))?;
+            let sent = self.http.get(format!("{}/server/ping", self.base)).send().await;
+            self.count("server/ping", &sent);
+            let response = sent.map_err(|e| Failure::transport(e).into_error("/server/ping"))?;
             match response.status() {
                 status if status.is_success() => Ok(()),
                 status => Err(Failure::Status(status, String::new()).into_error("/server/ping")),

@@ -148,6 +148,39 @@ async fn a_record_taken_away_stops_changes_at_once_and_status_after_the_cache_tt
 }
 
 #[tokio::test]
+async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let mut app = app_with_cluster().await;
+    let counted = DirectusSource::new(DirectusConfig {
+        url: api.url.clone(),
+        ..DirectusConfig::default()
+    })
+    .unwrap()
+    .counting(app.state.metrics.llp_api_calls());
+    app = app.with_records(Arc::new(counted));
+    let route = format!("/kubernetes/deployments/{id}");
+    assert_eq!(app.call("PUT", &route, &alice, None).await.0, StatusCode::CREATED);
+    let polls = (0..20).map(|_| app.call("GET", &route, &alice, None));
+    for (status, body) in futures::future::join_all(polls).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, metrics) = app.raw("GET", "/metrics", "").await;
+    let count = |labels: &str| {
+        let line = format!("llp_k8s_llp_api_requests_total{{{labels}}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count(r#"endpoint="users/me",outcome="200""#), 1, "{metrics}");
+    // The deploy reads afresh; what it read also answers the twenty concurrent polls after it.
+    assert_eq!(count(r#"endpoint="items",outcome="200""#), 1, "{metrics}");
+}
+
+#[tokio::test]
 async fn limits_follow_the_llp_role_through_the_group_mapping() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;
