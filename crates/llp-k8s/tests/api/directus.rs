@@ -155,6 +155,7 @@ async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
     let mut app = app_with_cluster().await;
     let counted = DirectusSource::new(DirectusConfig {
         url: api.url.clone(),
+        record_cache_seconds: 1,
         ..DirectusConfig::default()
     })
     .unwrap()
@@ -162,12 +163,15 @@ async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
     app = app.with_records(Arc::new(counted));
     let route = format!("/kubernetes/deployments/{id}");
     assert_eq!(app.call("PUT", &route, &alice, None).await.0, StatusCode::CREATED);
-    let polls = (0..20).map(|_| app.call("GET", &route, &alice, None));
-    for (status, body) in futures::future::join_all(polls).await {
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    let poll_twenty_at_once = || async {
+        let polls = (0..20).map(|_| app.call("GET", &route, &alice, None));
+        for (status, body) in futures::future::join_all(polls).await {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    poll_twenty_at_once().await;
     let (_, metrics) = app.raw("GET", "/metrics", "").await;
-    let count = |labels: &str| {
+    let count = |metrics: &str, labels: &str| {
         let line = format!("llp_k8s_llp_api_requests_total{{{labels}}} ");
         metrics
             .lines()
@@ -175,9 +179,14 @@ async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    assert_eq!(count(r#"endpoint="users/me",outcome="200""#), 1, "{metrics}");
+    assert_eq!(count(&metrics, r#"endpoint="users/me",outcome="200""#), 1, "{metrics}");
     // The deploy reads afresh; what it read also answers the twenty concurrent polls after it.
-    assert_eq!(count(r#"endpoint="items",outcome="200""#), 1, "{metrics}");
+    assert_eq!(count(&metrics, r#"endpoint="items",outcome="200""#), 1, "{metrics}");
+    // Once it expired, twenty concurrent polls wait for one read between them.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    poll_twenty_at_once().await;
+    let (_, metrics) = app.raw("GET", "/metrics", "").await;
+    assert_eq!(count(&metrics, r#"endpoint="items",outcome="200""#), 2, "{metrics}");
 }
 
 #[tokio::test]
