@@ -96,7 +96,7 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
         .args(["serve", "--config"])
         .arg(&config)
         .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn")
+        .env("LLP_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
