@@ -174,6 +174,7 @@ mod tests {
         let config = Config::load(Some(path), no_env).expect("the example is valid");
         assert_eq!(config.cluster.namespace, "services");
         assert_eq!(config.limits.for_groups(&["management"]).max_cpu, 256);
+        assert_eq!(config.limits.default.gpus, llp_spec::GpuSet::ALL);
     }
 
     #[test]

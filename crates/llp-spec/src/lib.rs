@@ -19,7 +19,7 @@ pub mod status;
 pub mod validate;
 
 pub use error::{ErrorBody, FieldError, Rule};
-pub use limits::{Limits, LimitsTable};
+pub use limits::{GpuSet, Limits, LimitsTable};
 pub use names::Names;
 pub use parse::parse_yaml;
 pub use record::{Deployment, Exposure, Record, RecordId, validate_record};

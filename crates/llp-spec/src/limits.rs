@@ -4,6 +4,7 @@
 //! `management` may get larger maxima. A user in several groups gets, for each limit, the
 //! largest any of their groups allows. Admins are not exempt: they get their groups' limits.
 
+use crate::spec::Gpu;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,6 +24,49 @@ pub struct Limits {
     pub max_gpu_count: u32,
     /// Largest `replicas` (and `?scale=`).
     pub max_replicas: u32,
+    /// The GPU kinds (profiles) that may be asked for, e.g. only MIG slices for students.
+    pub gpus: GpuSet,
+}
+
+/// A set of GPU kinds; in configuration, a list of resource names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Vec<Gpu>", into = "Vec<Gpu>")]
+pub struct GpuSet(u8);
+
+impl GpuSet {
+    /// Every kind.
+    pub const ALL: GpuSet = GpuSet(0b1111);
+
+    fn bit(gpu: Gpu) -> u8 {
+        1 << Gpu::ALL.iter().position(|g| *g == gpu).unwrap_or(0)
+    }
+
+    /// Whether `gpu` is in the set.
+    pub fn contains(self, gpu: Gpu) -> bool {
+        self.0 & Self::bit(gpu) != 0
+    }
+
+    /// The kinds in either set.
+    pub fn union(self, other: GpuSet) -> GpuSet {
+        GpuSet(self.0 | other.0)
+    }
+
+    /// The kinds in the set, whole GPU first.
+    pub fn iter(self) -> impl Iterator<Item = Gpu> {
+        Gpu::ALL.into_iter().filter(move |g| self.contains(*g))
+    }
+}
+
+impl From<Vec<Gpu>> for GpuSet {
+    fn from(gpus: Vec<Gpu>) -> Self {
+        GpuSet(gpus.into_iter().fold(0, |set, gpu| set | GpuSet::bit(gpu)))
+    }
+}
+
+impl From<GpuSet> for Vec<Gpu> {
+    fn from(set: GpuSet) -> Self {
+        set.iter().collect()
+    }
 }
 
 impl Default for Limits {
@@ -34,6 +78,7 @@ impl Default for Limits {
             max_memory: 64.0,
             max_gpu_count: 2,
             max_replicas: 16,
+            gpus: GpuSet::ALL,
         }
     }
 }
@@ -49,6 +94,7 @@ impl Limits {
             max_memory: self.max_memory.max(other.max_memory),
             max_gpu_count: self.max_gpu_count.max(other.max_gpu_count),
             max_replicas: self.max_replicas.max(other.max_replicas),
+            gpus: self.gpus.union(other.gpus),
             ..self
         }
     }
@@ -120,5 +166,24 @@ mod tests {
             },
         );
         assert_eq!(table.for_groups(&["tiny"]).max_cpu, 32);
+    }
+
+    #[test]
+    fn gpu_profiles_are_a_list_of_resources_and_groups_add_to_them() {
+        let table: LimitsTable = serde_json::from_value(serde_json::json!({
+            "default": {"gpus": ["nvidia.com/mig-1g.10gb", "nvidia.com/mig-2g.20gb"]},
+            "groups": {"staff": {"gpus": ["nvidia.com/gpu"]}}
+        }))
+        .unwrap();
+        let students = table.for_groups::<&str>(&[]);
+        assert!(students.gpus.contains(Gpu::Mig1g10gb) && !students.gpus.contains(Gpu::Full));
+        let staff = table.for_groups(&["staff"]);
+        assert_eq!(
+            staff.gpus.iter().collect::<Vec<_>>(),
+            [Gpu::Full, Gpu::Mig2g20gb, Gpu::Mig1g10gb]
+        );
+        assert_eq!(Limits::default().gpus, GpuSet::ALL);
+        let wrong = serde_json::from_value::<Limits>(serde_json::json!({"gpus": ["nvidia.com/h100"]}));
+        assert!(wrong.unwrap_err().to_string().contains("nvidia.com/h100"));
     }
 }

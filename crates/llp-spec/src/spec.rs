@@ -202,6 +202,9 @@ impl Spec {
 }
 
 impl Gpu {
+    /// Every GPU kind, whole GPU first.
+    pub const ALL: [Gpu; 4] = [Gpu::Full, Gpu::Mig3g40gb, Gpu::Mig2g20gb, Gpu::Mig1g10gb];
+
     /// The Kubernetes extended resource name.
     pub fn resource_name(self) -> &'static str {
         match self {

@@ -299,6 +299,25 @@ fn a_group_with_larger_maxima_may_ask_for_more_but_not_beyond() {
     assert_problem(&container("cpu: 256"), "containers[0].cpu", Rule::OutOfRange);
 }
 
+#[test]
+fn a_gpu_kind_not_offered_to_the_user_names_the_ones_that_are() {
+    let mig_only = Limits {
+        gpus: vec![llp_spec::spec::Gpu::Mig1g10gb, llp_spec::spec::Gpu::Mig2g20gb].into(),
+        ..Limits::default()
+    };
+    let found = problems_with(&container("gpu: nvidia.com/gpu"), &mig_only);
+    assert_eq!(
+        found,
+        [(
+            "containers[0].gpu".to_owned(),
+            Rule::OutOfRange,
+            "`nvidia.com/gpu` is not offered to you: choose one of `nvidia.com/mig-2g.20gb`, `nvidia.com/mig-1g.10gb`."
+                .to_owned()
+        )]
+    );
+    validate_yaml(&container("gpu: nvidia.com/mig-1g.10gb"), &mig_only).unwrap();
+}
+
 fn record(yaml: &str, service: Option<&str>, port: Option<i64>, hostname: Option<&str>) -> Record {
     Record {
         data: Some(yaml.to_owned()),

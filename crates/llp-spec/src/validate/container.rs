@@ -148,6 +148,20 @@ fn check_gpu(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limits) 
     match (&raw.gpu, gpu) {
         (None, _) => Some(None),
         (Some(_), None) => None,
+        (Some(_), Some(gpu)) if !limits.gpus.contains(gpu) => {
+            let offered: Vec<String> = limits.gpus.iter().map(|g| format!("`{}`", g.resource_name())).collect();
+            let choose = if offered.is_empty() {
+                "no GPU is offered to you: remove `gpu` and `gpuCount`.".to_owned()
+            } else {
+                format!("choose one of {}.", offered.join(", "))
+            };
+            p.add(
+                join(path, "gpu"),
+                Rule::OutOfRange,
+                format!("`{}` is not offered to you: {choose}", gpu.resource_name()),
+            );
+            None
+        }
         (Some(_), Some(gpu)) => {
             let gpu_count = match (&raw.gpu_count, count) {
                 (None, _) => 1,
