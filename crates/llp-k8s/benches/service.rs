@@ -102,21 +102,8 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let http = llp_api::client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the service did not get ready: see {}",
-            dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ready = llp_api::answers_ok(&format!("{url}/readyz"), Duration::from_secs(30)).await;
+    assert!(ready, "the service did not get ready: see {}", dir.display());
     (Running(child), url)
 }
 

@@ -109,6 +109,21 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// Whether `url` answers 2xx within `patience` (asked every 50 ms).
+pub async fn answers_ok(url: &str, patience: Duration) -> bool {
+    let http = client();
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -170,21 +185,8 @@ async fn start() -> LlpApi {
     // Keep the write end open for the life of the process (never written to).
     let stdin = server.stdin.take().unwrap();
     std::mem::forget(stdin);
-    let http = client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{url}/server/ping")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "directus did not start: see {}",
-            run.display()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let started = answers_ok(&format!("{url}/server/ping"), Duration::from_secs(60)).await;
+    assert!(started, "directus did not start: see {}", run.display());
     let admin = Admin::login(&url).await;
     let roles = admin.schema().await;
     let admin_token = admin.static_token().await;
