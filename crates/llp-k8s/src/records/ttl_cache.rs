@@ -15,7 +15,25 @@ const CAPACITY: usize = 10_000;
 /// Values by key, each for `ttl`.
 pub struct TtlCache<V> {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (V, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Entry<V>>>,
+}
+
+struct Entry<V> {
+    value: V,
+    stored: Instant,
+    expires: Instant,
+}
+
+/// What the cache holds for a question.
+#[derive(Debug, PartialEq)]
+pub enum Lookup<V> {
+    /// A fresh answer.
+    Fresh(V),
+    /// An answer still valid but in the last quarter of its life: worth refreshing ahead,
+    /// so that a busy question never misses.
+    Aging(V),
+    /// Nothing, or only an expired answer.
+    Missing,
 }
 
 fn key(key: &str) -> [u8; 32] {
@@ -31,15 +49,29 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (V, Instant)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry<V>>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The value remembered for `question`, if still fresh.
     pub fn get(&self, question: &str, now: Instant) -> Option<V> {
+        match self.lookup(question, now) {
+            Lookup::Fresh(value) | Lookup::Aging(value) => Some(value),
+            Lookup::Missing => None,
+        }
+    }
+
+    /// The answer to `question` and how old it is.
+    pub fn lookup(&self, question: &str, now: Instant) -> Lookup<V> {
         let entries = self.entries();
-        let (value, expires) = entries.get(&key(question))?;
-        (now < *expires).then(|| value.clone())
+        match entries.get(&key(question)) {
+            Some(entry) if now >= entry.expires => Lookup::Missing,
+            Some(entry) if now - entry.stored >= (entry.expires - entry.stored).mul_f64(0.75) => {
+                Lookup::Aging(entry.value.clone())
+            }
+            Some(entry) => Lookup::Fresh(entry.value.clone()),
+            None => Lookup::Missing,
+        }
     }
 
     /// Remembers `value` as the answer to `question`.
@@ -49,7 +81,7 @@ impl<V: Clone> TtlCache<V> {
         }
         let mut entries = self.entries();
         if entries.len() >= CAPACITY {
-            entries.retain(|_, (_, expires)| now < *expires);
+            entries.retain(|_, entry| now < entry.expires);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
@@ -58,7 +90,14 @@ impl<V: Clone> TtlCache<V> {
         // Each entry lives 80–100 % of the TTL (by its key's hash), so entries filled at once
         // do not all expire at once and send the LLP API a burst of reads.
         let ttl = self.ttl.mul_f64(0.8 + 0.2 * f64::from(key[0]) / 255.0);
-        entries.insert(key, (value, now + ttl));
+        entries.insert(
+            key,
+            Entry {
+                value,
+                stored: now,
+                expires: now + ttl,
+            },
+        );
     }
 
     /// How many answers are remembered.
@@ -90,6 +129,17 @@ mod tests {
         assert_eq!(cache.get("t1", start + Duration::from_secs(23)).unwrap().id, "alice");
         assert_eq!(cache.get("t1", start + Duration::from_secs(30)), None);
         assert_eq!(cache.get("t2", start), None);
+    }
+
+    #[test]
+    fn an_answer_in_the_last_quarter_of_its_life_is_aging() {
+        let cache = TtlCache::new(Duration::from_secs(100));
+        let start = Instant::now();
+        cache.insert("q", 7, start);
+        assert_eq!(cache.lookup("q", start + Duration::from_secs(10)), Lookup::Fresh(7));
+        // Its life is 80 to 100 s; three quarters of that is 60 to 75 s.
+        assert_eq!(cache.lookup("q", start + Duration::from_secs(76)), Lookup::Aging(7));
+        assert_eq!(cache.lookup("q", start + Duration::from_secs(100)), Lookup::Missing);
     }
 
     #[test]

@@ -190,6 +190,55 @@ async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
 }
 
 #[tokio::test]
+async fn a_record_polled_late_in_its_cache_life_is_refreshed_ahead() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let mut app = app();
+    let counted = DirectusSource::new(DirectusConfig {
+        url: api.url.clone(),
+        record_cache_seconds: 8,
+        ..DirectusConfig::default()
+    })
+    .unwrap()
+    .counting(app.state.metrics.llp_api_calls());
+    app = app.with_records(Arc::new(counted));
+    // Polls read the record (here answered 503: no cluster; the read is what counts).
+    let route = format!("/kubernetes/deployments/{id}");
+    let poll = || app.call("GET", &route, &alice, None);
+    let reads = || async {
+        let (_, metrics) = app.raw("GET", "/metrics", "").await;
+        let line = r#"llp_k8s_llp_api_requests_total{endpoint="items",outcome="200"} "#;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or("0")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = std::time::Instant::now();
+    poll().await;
+    let after = before.elapsed();
+    assert_eq!(reads().await, 1);
+    // The entry lives 6.4 to 8 s and ages after three quarters of that (4.8 to 6 s): at 6.0 s
+    // after the read it is aging, whatever its life.
+    let at =
+        |seconds: f64| tokio::time::sleep(std::time::Duration::from_secs_f64(seconds).saturating_sub(before.elapsed()));
+    at(6.0 + after.as_secs_f64()).await;
+    assert!(
+        before.elapsed().as_secs_f64() < 6.4,
+        "the machine is too slow for this test's timing"
+    );
+    poll().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(reads().await, 2, "the aging poll started one read in the background");
+    // Past the first entry's life, polls are answered from the refreshed one.
+    at(8.1).await;
+    poll().await;
+    assert_eq!(reads().await, 2);
+}
+
+#[tokio::test]
 async fn limits_follow_the_llp_role_through_the_group_mapping() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;

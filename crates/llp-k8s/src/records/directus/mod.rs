@@ -1,0 +1,226 @@
+//! The `directus` record source: the real LLP API. Records and `/users/me` are read with the
+//! caller's own token, so the LLP's permissions decide who may read which record; the service
+//! needs no token of its own for that.
+//!
+//! Failures name "the LLP API": unreachable or a 5xx is 502, too slow is 504, rate-limited is
+//! 503; a bad token is 401 and a record the LLP refuses is its 403 (Directus says the same for
+//! a record that does not exist, so ids cannot be probed).
+
+mod client;
+mod record_reads;
+mod users;
+
+pub use client::{LlpApiCalls, LlpApiLabels};
+
+use super::ttl_cache::TtlCache;
+use super::{Identity, Purpose, RecordError, RecordSource, Session, Token};
+use client::{Failure, LlpApi};
+use futures::future::BoxFuture;
+use llp_spec::Record;
+use record_reads::RecordReads;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use users::{DirectusUser, USER_FIELDS, identity};
+
+/// What errors call this source.
+const NAME: &str = "the LLP API";
+
+/// How to reach the LLP API and map its roles to groups.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectusConfig {
+    /// Base URL of the LLP API (the Directus instance), e.g. `https://llp.example.org`.
+    pub url: String,
+    /// The collection holding deployment records.
+    pub collection: String,
+    /// How long one request to the LLP API may take before the caller gets 504.
+    pub timeout_seconds: u64,
+    /// How long an identity (`/users/me`) is remembered per token; 0 asks every time.
+    pub identity_cache_seconds: u64,
+    /// How long a record read for a status, log or event request is remembered per token and
+    /// id; 0 asks every time. Deploys, deletes and every other change always ask.
+    pub record_cache_seconds: u64,
+    /// Optional token allowed to read users' roles and policies, for LLPs whose users may not
+    /// read their own role. Without it, groups come from what the caller's token can read.
+    pub identity_token: Option<String>,
+    /// Role or policy (by name or id) → group, e.g. `management = "management"`.
+    pub groups: BTreeMap<String, String>,
+}
+
+impl Default for DirectusConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            collection: "deployments".into(),
+            timeout_seconds: 10,
+            identity_cache_seconds: 30,
+            record_cache_seconds: 5,
+            identity_token: None,
+            groups: BTreeMap::from([("management".to_owned(), "management".to_owned())]),
+        }
+    }
+}
+
+/// The LLP API as a record source.
+pub struct DirectusSource {
+    api: LlpApi,
+    config: DirectusConfig,
+    /// Who holds a token. Every request needs it; without this a poll would cost the LLP
+    /// two requests (`/users/me` and the record). Only id, name and groups lag by up to the
+    /// TTL (a changed role changes limits late); access itself is decided by the record read.
+    identities: TtlCache<Identity>,
+    /// Record reads, and the short cache of the ones made to look ([`record_reads`]).
+    records: RecordReads,
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectusConfigError {
+    /// The URL is missing or not http(s).
+    #[error("records.directus.url (LLP_URL): `{0}` is not an http:// or https:// URL of the LLP API")]
+    Url(String),
+    /// The collection name is not a plain name.
+    #[error("records.directus.collection: `{0}` is not a collection name (letters, digits, `_`, `-`)")]
+    Collection(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl DirectusSource {
+    /// A source reading the LLP API at `config.url`.
+    pub fn new(config: DirectusConfig) -> Result<Self, DirectusConfigError> {
+        let base = config.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) || base.len() <= "https://".len() {
+            return Err(DirectusConfigError::Url(config.url.clone()));
+        }
+        if !is_plain_id(&config.collection) {
+            return Err(DirectusConfigError::Collection(config.collection.clone()));
+        }
+        // kube-rs already brings rustls with ring; use it here too (installing twice is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
+            .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 5)))
+            .user_agent(concat!("llp-k8s/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let api = LlpApi {
+            http,
+            base: base.into(),
+            calls: LlpApiCalls::default(),
+        };
+        Ok(Self {
+            records: RecordReads::new(
+                api.clone(),
+                &config.collection,
+                Duration::from_secs(config.record_cache_seconds),
+            ),
+            api,
+            identities: TtlCache::new(Duration::from_secs(config.identity_cache_seconds)),
+            config,
+        })
+    }
+
+    /// Counts requests in `calls` (the service's `/metrics` registers it).
+    pub fn counting(mut self, calls: LlpApiCalls) -> Self {
+        self.records.api_mut().calls = calls.clone();
+        self.api.calls = calls;
+        self
+    }
+
+    async fn who(&self, token: &Token) -> Result<Identity, RecordError> {
+        let path = format!("/users/me?fields={USER_FIELDS}");
+        let me: DirectusUser =
+            self.api
+                .get("users/me", &path, token.expose())
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => RecordError::Unauthorized,
+                    other => other.into_error("/users/me"),
+                })?;
+        let roles = match &self.config.identity_token {
+            Some(lookup) if !lookup.is_empty() => {
+                let path = format!("/users/{}?fields={USER_FIELDS}", me.id);
+                self.api
+                    .get::<DirectusUser>("users/{id}", &path, lookup)
+                    .await
+                    .map_err(|failure| failure.into_error("/users/{id} (with identity_token)"))?
+            }
+            _ => me.clone(),
+        };
+        Ok(identity(&me, &roles, &self.config.groups))
+    }
+}
+
+impl RecordSource for DirectusSource {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
+        Box::pin(async move {
+            if let Some(identity) = self.identities.get(token.expose(), Instant::now()) {
+                return Ok(identity);
+            }
+            let identity = self.who(token).await?;
+            self.identities.insert(token.expose(), identity.clone(), Instant::now());
+            Ok(identity)
+        })
+    }
+
+    fn record<'a>(
+        &'a self,
+        session: &'a Session,
+        id: &'a str,
+        purpose: Purpose,
+    ) -> BoxFuture<'a, Result<Record, RecordError>> {
+        Box::pin(async move {
+            // Ids are UUIDs or integers; anything else cannot name a record, and must not be
+            // pasted into a URL path (`../users`).
+            if !is_plain_id(id) {
+                return Err(RecordError::NotFound);
+            }
+            match purpose {
+                Purpose::Act => self.records.read(session.token.expose(), id).await,
+                Purpose::Look => self.records.look(session.token.expose(), id).await,
+            }
+        })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(self.api.ping())
+    }
+}
+
+/// Letters, digits, `_` and `-`: what UUIDs, integers and collection names are made of.
+fn is_plain_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_could_change_the_url_are_refused() {
+        for id in ["../users/me", "a/b", "", "x?y", "%2e%2e", "a b"] {
+            assert!(!is_plain_id(id), "{id}");
+        }
+        for id in ["42", "4624b9ef-65db-4a77-97e5-fe64ea82ee8a", "my_record"] {
+            assert!(is_plain_id(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_is_not_http_is_a_configuration_error() {
+        for url in ["", "llp.example.org", "ftp://x", "https://"] {
+            let config = DirectusConfig {
+                url: url.into(),
+                ..DirectusConfig::default()
+            };
+            assert!(DirectusSource::new(config).is_err(), "{url}");
+        }
+    }
+}
