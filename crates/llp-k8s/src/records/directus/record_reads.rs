@@ -78,13 +78,16 @@ impl RecordReads {
         }
         let turn = self.turn(&question);
         let _turn = turn.lock().await;
+        // Removes the turn however this ends (also when the caller goes away mid-read).
+        let _done = TurnDone {
+            reads: self,
+            question: &question,
+        };
         // Whoever had the turn before may have filled the cache.
         if let Some(record) = self.cache.get(&question, Instant::now()) {
             return Ok(record);
         }
-        let read = self.read(token, id).await;
-        self.end_turn(&question);
-        read
+        self.read(token, id).await
     }
 
     fn turn(&self, question: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -106,11 +109,26 @@ impl RecordReads {
         };
         let (reads, token, id, question) = (self.clone(), token.to_owned(), id.to_owned(), question.to_owned());
         tokio::spawn(async move {
+            let _done = TurnDone {
+                reads: &reads,
+                question: &question,
+            };
             // A failed refresh changes nothing: the entry expires and the next poll reads.
             let _ = reads.read(&token, &id).await;
             drop(turn);
-            reads.end_turn(&question);
         });
+    }
+}
+
+/// Ends a question's turn when dropped.
+struct TurnDone<'a> {
+    reads: &'a RecordReads,
+    question: &'a str,
+}
+
+impl Drop for TurnDone<'_> {
+    fn drop(&mut self) {
+        self.reads.end_turn(self.question);
     }
 }
 
