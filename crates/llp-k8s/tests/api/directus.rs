@@ -206,20 +206,20 @@ async fn a_record_polled_late_in_its_cache_life_is_refreshed_ahead() {
     // Polls read the record (here answered 503: no cluster; the read is what counts).
     let route = format!("/kubernetes/deployments/{id}");
     let poll = || app.call("GET", &route, &alice, None);
+    // Reads of the record Directus answered, and the metrics that say so.
     let reads = || async {
         let (_, metrics) = app.raw("GET", "/metrics", "").await;
         let line = r#"llp_k8s_llp_api_requests_total{endpoint="items",outcome="200"} "#;
-        metrics
+        let sent = metrics
             .lines()
             .find_map(|l| l.strip_prefix(line))
-            .unwrap_or("0")
-            .parse::<u64>()
-            .unwrap()
+            .map_or(0, |n| n.parse::<u64>().unwrap());
+        (sent, metrics)
     };
     let before = std::time::Instant::now();
     poll().await;
     let after = before.elapsed();
-    assert_eq!(reads().await, 1);
+    assert_eq!(reads().await.0, 1);
     // The entry lives 6.4 to 8 s and ages after three quarters of that (4.8 to 6 s): at 6.0 s
     // after the read it is aging, whatever its life.
     let at =
@@ -231,16 +231,17 @@ async fn a_record_polled_late_in_its_cache_life_is_refreshed_ahead() {
     );
     poll().await;
     // The read runs in the background; a busy Directus (other tests) may take a while.
-    let mut read = reads().await;
-    while read < 2 && before.elapsed().as_secs_f64() < 8.0 {
+    let (mut sent, mut metrics) = reads().await;
+    while sent < 2 && before.elapsed().as_secs_f64() < 8.0 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        read = reads().await;
+        (sent, metrics) = reads().await;
     }
-    assert_eq!(read, 2, "the aging poll started one read in the background");
+    assert_eq!(sent, 2, "the aging poll started one read in the background: {metrics}");
     // Past the first entry's life, polls are answered from the refreshed one.
     at(8.1).await;
     poll().await;
-    assert_eq!(reads().await, 2);
+    let (sent, metrics) = reads().await;
+    assert_eq!(sent, 2, "{metrics}");
 }
 
 #[tokio::test]
@@ -351,4 +352,47 @@ async fn a_slow_llp_api_is_504_naming_it() {
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
         assert_names_the_llp_api(&body);
     }
+}
+
+#[tokio::test]
+async fn a_connection_dropped_before_answering_is_retried_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An LLP API whose first connection is closed unanswered (as a kept-alive connection the
+    // server shuts just when it is reused), and which answers every later one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0_u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if std::mem::take(&mut first) {
+                continue; // dropped: closed without an answer
+            }
+            let body = r#"{"data":{"id":"u1","first_name":"Ann"}}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    let calls = llp_k8s::records::directus::LlpApiCalls::default();
+    let source = DirectusSource::new(DirectusConfig {
+        url,
+        ..DirectusConfig::default()
+    })
+    .unwrap()
+    .counting(calls.clone());
+    let identity = source.authenticate(&Token::new("t")).await.unwrap();
+    assert_eq!(identity.name, "Ann");
+    let count = |outcome: &str| {
+        calls
+            .get_or_create(&llp_k8s::records::directus::LlpApiLabels {
+                endpoint: "users/me".into(),
+                outcome: outcome.into(),
+            })
+            .get()
+    };
+    assert_eq!((count("unreachable"), count("200")), (1, 1));
 }

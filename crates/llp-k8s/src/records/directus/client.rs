@@ -50,13 +50,15 @@ impl LlpApi {
         path: &str,
         token: &str,
     ) -> Result<T, Failure> {
-        let sent = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await;
+        let url = format!("{}{path}", self.base);
+        let mut sent = self.http.get(&url).bearer_auth(token).send().await;
         self.count(endpoint, &sent);
+        // A kept-alive connection the LLP API closed just as it was reused fails without the
+        // request having been served; a GET is safe to send once more.
+        if matches!(&sent, Err(e) if !e.is_timeout()) {
+            sent = self.http.get(&url).bearer_auth(token).send().await;
+            self.count(endpoint, &sent);
+        }
         let response = sent.map_err(Failure::transport)?;
         let status = response.status();
         if !status.is_success() {

@@ -104,6 +104,9 @@ impl DirectusSource {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds.max(1)))
             .connect_timeout(Duration::from_secs(config.timeout_seconds.clamp(1, 5)))
+            // Directus (Node.js) closes idle connections after 5 s; drop ours before that, so a
+            // request rarely meets a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("llp-k8s/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let api = LlpApi {
