@@ -78,17 +78,9 @@ fn start_simulator() -> (Running, String) {
     (Running(child), line.trim().to_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `llp-k8s serve` with `records` (a TOML `[records]` table) against the simulator.
 async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -> (Running, String) {
-    let port = free_port();
+    let port = llp_api::free_port();
     let config = dir.join("config.toml");
     std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{records}\n")).unwrap();
     let log = std::fs::File::create(dir.join("service.log")).unwrap();

@@ -124,7 +124,8 @@ pub async fn answers_ok(url: &str, patience: Duration) -> bool {
     false
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
