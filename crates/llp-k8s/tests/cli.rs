@@ -4,6 +4,9 @@ use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+#[path = "support/llp_api.rs"]
+mod llp_api;
+
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
 
 fn llp(args: &[&str]) -> Output {
@@ -383,6 +386,55 @@ fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
         ready.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
         "{ready:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_the_llp_api_as_record_source_acts_for_its_users_only() {
+    let api = llp_api::llp_api();
+    let alice = api.add_user("alice", llp_api::Role::Student).await;
+    let bob = api.add_user("bob", llp_api::Role::Student).await;
+    let id = api
+        .create_record(
+            &alice,
+            serde_json::json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"}),
+        )
+        .await;
+    let dir = tempdir();
+    let (mut sim, kubeconfig) = start_sim(&dir, &[]);
+    let port = llp_api::free_port();
+    // The documented example file, switched to the LLP API by the environment alone.
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LLP_RECORD_SOURCE", "directus")
+        .env("LLP_URL", &api.url)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let ready = llp_api::answers_ok(&format!("{url}/readyz"), std::time::Duration::from_secs(20)).await;
+    let http = llp_api::client();
+    let deployment = format!("{url}/kubernetes/deployments/{id}");
+    let put = |token: &str| http.put(&deployment).bearer_auth(token).send();
+    let (alices, bobs) = (put(&alice).await.unwrap().status(), put(&bob).await.unwrap().status());
+    let items = http
+        .get(format!("{url}/items/deployments"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    serve.kill().unwrap();
+    sim.kill().unwrap();
+    let _ = (serve.wait(), sim.wait());
+    assert!(ready, "serve did not get ready");
+    assert_eq!((alices.as_u16(), bobs.as_u16()), (201, 403));
+    assert_eq!(items.as_u16(), 404, "the LLP API serves the records itself");
 }
 
 /// Runs `llp-k8s sim` on a free port with `extra` flags; returns it and its kubeconfig once written.
