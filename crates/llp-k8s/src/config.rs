@@ -178,6 +178,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_states_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"));
+        let config = Config::load(Some(path), no_env).expect("the example is valid");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
     fn the_environment_wins_over_the_file() {
         let dir = std::env::temp_dir().join(format!("llp-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
