@@ -388,6 +388,19 @@ fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
     );
 }
 
+#[test]
+fn serve_with_the_llp_api_but_no_url_says_which_setting_is_missing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .arg("serve")
+        .env("LLP_RECORD_SOURCE", "directus")
+        .env("LLP_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("records.directus.url (LLP_URL)"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_the_llp_api_as_record_source_acts_for_its_users_only() {
     let api = llp_api::llp_api();
