@@ -1,6 +1,7 @@
 //! The service's configuration: one typed struct, read from a TOML file, then overridden by
 //! `LLP_…` environment variables (env wins). Unknown keys are errors, as in deployments.
 
+use crate::records::Token;
 use crate::records::directus::DirectusConfig;
 use llp_spec::{LimitsTable, RenderConfig};
 use serde::Deserialize;
@@ -154,7 +155,7 @@ impl Config {
         }
         text("LLP_URL", &mut self.records.directus.url);
         if let Some(token) = env("LLP_IDENTITY_TOKEN") {
-            self.records.directus.identity_token = Some(token).filter(|t| !t.is_empty());
+            self.records.directus.identity_token = Some(token).filter(|t| !t.is_empty()).map(Token::new);
         }
         Ok(())
     }
@@ -175,6 +176,14 @@ mod tests {
         assert_eq!(config.cluster.namespace, "services");
         assert_eq!(config.limits.for_groups(&["management"]).max_cpu, 256);
         assert_eq!(config.limits.default.gpus, llp_spec::GpuSet::ALL);
+    }
+
+    #[test]
+    fn a_configured_token_never_shows_in_a_printed_configuration() {
+        let env = |name: &str| (name == "LLP_IDENTITY_TOKEN").then(|| "s3cret-token".to_owned());
+        let config = Config::load(None, env).unwrap();
+        assert!(config.records.directus.identity_token.is_some());
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]

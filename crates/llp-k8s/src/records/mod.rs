@@ -31,8 +31,10 @@ impl Identity {
     }
 }
 
-/// A caller's bearer token. Its `Debug` hides it, so it never reaches a log.
-#[derive(Clone, PartialEq, Eq)]
+/// A bearer token (a caller's, or a configured one). Its `Debug` hides it, so it never
+/// reaches a log, also when a configuration is printed.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Token(String);
 
 impl Token {

@@ -277,7 +277,7 @@ async fn who_may_not_read_their_role_gets_groups_through_the_identity_token() {
     assert_eq!(identity.groups, Vec::<String>::new(), "Staff may not read their role");
     let lookup = source(&api.url, |c| {
         staff_is_management(c);
-        c.identity_token = Some(api.admin_token.clone());
+        c.identity_token = Some(Token::new(api.admin_token.clone()));
     });
     let identity = lookup.authenticate(&dave).await.unwrap();
     assert_eq!(identity.groups, ["management"]);

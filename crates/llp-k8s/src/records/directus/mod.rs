@@ -44,7 +44,7 @@ pub struct DirectusConfig {
     pub record_cache_seconds: u64,
     /// Optional token allowed to read users' roles and policies, for LLPs whose users may not
     /// read their own role. Without it, groups come from what the caller's token can read.
-    pub identity_token: Option<String>,
+    pub identity_token: Option<Token>,
     /// Role or policy (by name or id) → group, e.g. `management = "management"`.
     pub groups: BTreeMap<String, String>,
 }
@@ -144,10 +144,10 @@ impl DirectusSource {
                     other => other.into_error("/users/me"),
                 })?;
         let roles = match &self.config.identity_token {
-            Some(lookup) if !lookup.is_empty() => {
+            Some(lookup) if !lookup.expose().is_empty() => {
                 let path = format!("/users/{}?fields={USER_FIELDS}", me.id);
                 self.api
-                    .get::<DirectusUser>("users/{id}", &path, lookup)
+                    .get::<DirectusUser>("users/{id}", &path, lookup.expose())
                     .await
                     .map_err(|failure| failure.into_error("/users/{id} (with identity_token)"))?
             }
