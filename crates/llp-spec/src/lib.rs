@@ -3,7 +3,7 @@
 //!
 //! The pipeline: [`parse_yaml`] (text → [`raw::RawSpec`], with size and alias limits) →
 //! [`validate_spec`] / [`validate_record`] (→ [`Spec`] / [`Deployment`], or every problem as a
-//! [`FieldError`]) → [`render`] (→ [`Objects`]: StatefulSet, Services, Ingress).
+//! [`FieldError`]) → [`render()`] (→ [`Objects`]: StatefulSet, Services, Ingress).
 #![forbid(unsafe_code)]
 
 pub mod error;
