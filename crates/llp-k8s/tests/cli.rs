@@ -346,23 +346,9 @@ fn serve_reaches_the_cluster_of_the_kubeconfig_and_becomes_ready() {
     let dir = tempdir();
     let (mut sim, kubeconfig) = start_sim(&dir, &[]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
-        .args([
-            "serve",
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LLP_DATABASE", dir.join("serve.sqlite"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = llp_api::free_port();
+    let database = dir.join("serve.sqlite");
+    let mut serve = start_serve(&kubeconfig, port, &[("LLP_DATABASE", database.to_str().unwrap())]);
     let ready = loop {
         let answer = std::net::TcpStream::connect(("127.0.0.1", port))
             .ok()
@@ -416,19 +402,11 @@ async fn serve_with_the_llp_api_as_record_source_acts_for_its_users_only() {
     let (mut sim, kubeconfig) = start_sim(&dir, &[]);
     let port = llp_api::free_port();
     // The documented example file, switched to the LLP API by the environment alone.
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
-        .args([
-            "serve",
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("LLP_RECORD_SOURCE", "directus")
-        .env("LLP_URL", &api.url)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut serve = start_serve(
+        &kubeconfig,
+        port,
+        &[("LLP_RECORD_SOURCE", "directus"), ("LLP_URL", &api.url)],
+    );
     let url = format!("http://127.0.0.1:{port}");
     let ready = llp_api::answers_ok(&format!("{url}/readyz"), std::time::Duration::from_secs(20)).await;
     let http = llp_api::client();
@@ -448,6 +426,23 @@ async fn serve_with_the_llp_api_as_record_source_acts_for_its_users_only() {
     assert!(ready, "serve did not get ready");
     assert_eq!((alices.as_u16(), bobs.as_u16()), (201, 403));
     assert_eq!(items.as_u16(), 404, "the LLP API serves the records itself");
+}
+
+/// Runs `llp-k8s serve` with the documented example configuration against the cluster of
+/// `kubeconfig`, on `port`, with `env` overriding the file.
+fn start_serve(kubeconfig: &std::path::Path, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args([
+            "serve",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.example.toml"),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// Runs `llp-k8s sim` on a free port with `extra` flags; returns it and its kubeconfig once written.
