@@ -2,13 +2,12 @@
 
 use super::Outcome;
 use anyhow::Context;
-use llp_sim::controller::cluster::parse_gpus;
-use llp_sim::{ClusterSpec, NodeSpec, SimOptions, Simulator};
+use llp_sim::{ClusterSpec, SimOptions, Simulator};
 use std::net::SocketAddr;
 use std::path::Path;
 
 pub fn run(listen: SocketAddr, kubeconfig: &Path, nodes: Option<u32>, gpus: Option<&str>) -> anyhow::Result<Outcome> {
-    let cluster = match cluster(nodes, gpus) {
+    let cluster = match ClusterSpec::with_workers(nodes, gpus) {
         Ok(cluster) => cluster,
         Err(message) => {
             eprintln!("llp-k8s: {message}");
@@ -31,19 +30,4 @@ pub fn run(listen: SocketAddr, kubeconfig: &Path, nodes: Option<u32>, gpus: Opti
         sim.stop().await;
         Ok(Outcome::Success)
     })
-}
-
-/// The default cluster, or a control-plane node and `nodes` workers with `gpus` each.
-fn cluster(nodes: Option<u32>, gpus: Option<&str>) -> Result<ClusterSpec, String> {
-    let mut cluster = ClusterSpec::default();
-    if nodes.is_none() && gpus.is_none() {
-        return Ok(cluster);
-    }
-    let gpus = parse_gpus(gpus.unwrap_or("nvidia.com/gpu=2")).map_err(|e| format!("--gpus: {e}"))?;
-    let gpus: Vec<(&str, u32)> = gpus.iter().map(|(r, n)| (r.as_str(), *n)).collect();
-    let control_plane = cluster.nodes.remove(0);
-    cluster.nodes = std::iter::once(control_plane)
-        .chain((1..=nodes.unwrap_or(3)).map(|i| NodeSpec::worker(&format!("worker-{i}"), &gpus)))
-        .collect();
-    Ok(cluster)
 }

@@ -11,3 +11,5 @@ mod items;
 mod llp_api;
 mod openapi;
 mod rbac;
+#[path = "../support/testbed.rs"]
+mod testbed;

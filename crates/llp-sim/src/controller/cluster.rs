@@ -147,6 +147,25 @@ impl Default for ClusterSpec {
     }
 }
 
+impl ClusterSpec {
+    /// The default cluster, or a control-plane node and `workers` workers (default 3) with
+    /// `gpus` each (default `nvidia.com/gpu=2`): the `--nodes`/`--gpus` flags of `llp-k8s sim`
+    /// and `llp-testbed up`. The error names the flag.
+    pub fn with_workers(workers: Option<u32>, gpus: Option<&str>) -> Result<Self, String> {
+        let mut cluster = ClusterSpec::default();
+        if workers.is_none() && gpus.is_none() {
+            return Ok(cluster);
+        }
+        let gpus = parse_gpus(gpus.unwrap_or("nvidia.com/gpu=2")).map_err(|e| format!("--gpus: {e}"))?;
+        let gpus: Vec<(&str, u32)> = gpus.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+        let control_plane = cluster.nodes.remove(0);
+        cluster.nodes = std::iter::once(control_plane)
+            .chain((1..=workers.unwrap_or(3)).map(|i| NodeSpec::worker(&format!("worker-{i}"), &gpus)))
+            .collect();
+        Ok(cluster)
+    }
+}
+
 /// Parses `nvidia.com/gpu=2,nvidia.com/mig-1g.10gb=7` into resources and counts.
 pub fn parse_gpus(spec: &str) -> Result<Vec<(String, u32)>, String> {
     spec.split(',')

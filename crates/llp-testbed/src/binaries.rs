@@ -1,0 +1,187 @@
+//! The control plane's programs, built once from the pinned Go modules under `testbed/`
+//! (etcd and Kubernetes in `testbed/go`, kwok in `testbed/kwok`, whose pins differ) into
+//! `target/testbed/<stamp>/`. The stamp hashes the modules and the Go version, so a changed pin
+//! builds anew; a file lock keeps parallel test processes from building at the same time.
+
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The built programs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The folder holding etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+    pub dir: PathBuf,
+    /// The Kubernetes release they were built from, e.g. `v1.37.2`.
+    pub release: String,
+}
+
+impl Binaries {
+    /// The path of program `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Building failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A file of the Go modules or the build folder could not be read or written.
+    #[error("testbed build: {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The Go toolchain is missing.
+    #[error("testbed build: cannot run `go` ({0}); the real control plane is built with Go (see README)")]
+    NoGo(std::io::Error),
+    /// `go.mod` names no Kubernetes release.
+    #[error("testbed build: {} requires no k8s.io/kubernetes version", .0.display())]
+    NoRelease(PathBuf),
+    /// `go build` failed; its output is in the message.
+    #[error("testbed build: `go build` in {} failed:\n{output}", dir.display())]
+    Go { dir: PathBuf, output: String },
+}
+
+/// The folder of the Go modules (`<repository>/testbed`).
+pub fn modules_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testbed")
+}
+
+/// The folder build outputs go to (`<target>/testbed`).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("testbed"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/testbed"),
+    }
+}
+
+/// The programs, built first if this version of the modules has not been built yet.
+pub fn ensure_built() -> Result<Binaries, BuildError> {
+    let modules = modules_dir();
+    let release = release(&modules.join("go/go.mod"))?;
+    let root = target_dir();
+    std::fs::create_dir_all(&root).map_err(|source| io("create", &root, source))?;
+    let dir = root.join(stamp(&modules, &release)?);
+    let binaries = Binaries {
+        dir: dir.clone(),
+        release: release.clone(),
+    };
+    if dir.join("done").exists() {
+        return Ok(binaries);
+    }
+    let lock_path = root.join("build.lock");
+    let lock = File::create(&lock_path).map_err(|source| io("create", &lock_path, source))?;
+    lock.lock().map_err(|source| io("lock", &lock_path, source))?;
+    // Another process may have built it while this one waited for the lock.
+    if dir.join("done").exists() {
+        return Ok(binaries);
+    }
+    eprintln!(
+        "llp-testbed: building the Kubernetes control plane {release} and kwok into {} (first time only; about 20 minutes on 2 cores)",
+        dir.display()
+    );
+    let started = Instant::now();
+    std::fs::create_dir_all(&dir).map_err(|source| io("create", &dir, source))?;
+    let ldflags = version_ldflags(&release);
+    let kubernetes = [
+        "k8s.io/kubernetes/cmd/kube-apiserver",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kube-scheduler",
+        "./cmd/etcd",
+    ];
+    go_build(&modules.join("go"), &dir, &ldflags, &kubernetes)?;
+    go_build(&modules.join("kwok"), &dir, "-s -w", &["sigs.k8s.io/kwok/cmd/kwok"])?;
+    let done = dir.join("done");
+    std::fs::write(&done, format!("{release}\n")).map_err(|source| io("write", &done, source))?;
+    eprintln!("llp-testbed: built in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(binaries)
+}
+
+/// The Kubernetes release `go.mod` requires (`k8s.io/kubernetes v1.X.Y`).
+fn release(go_mod: &Path) -> Result<String, BuildError> {
+    let text = std::fs::read_to_string(go_mod).map_err(|source| io("read", go_mod, source))?;
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("k8s.io/kubernetes "))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
+        .find(|version| version.starts_with('v'))
+        .ok_or_else(|| BuildError::NoRelease(go_mod.to_owned()))
+}
+
+/// Stamps the release into the binaries, so that `/version` says `v1.X.Y` (kubectl and
+/// clients choose behaviour by it) instead of `v0.0.0-master`.
+fn version_ldflags(release: &str) -> String {
+    let mut parts = release.trim_start_matches('v').split('.');
+    let (major, minor) = (parts.next().unwrap_or("1"), parts.next().unwrap_or("0"));
+    let package = "k8s.io/component-base/version";
+    format!(
+        "-s -w -X {package}.gitVersion={release} -X {package}.gitMajor={major} -X {package}.gitMinor={minor} \
+         -X {package}.gitTreeState=clean -X {package}.buildDate=1970-01-01T00:00:00Z"
+    )
+}
+
+/// A hash of everything that decides the binaries: the modules' files and the Go version.
+fn stamp(modules: &Path, release: &str) -> Result<String, BuildError> {
+    let mut hash = Sha256::new();
+    for file in [
+        "go/go.mod",
+        "go/go.sum",
+        "go/cmd/etcd/main.go",
+        "kwok/go.mod",
+        "kwok/go.sum",
+    ] {
+        let path = modules.join(file);
+        hash.update(std::fs::read(&path).map_err(|source| io("read", &path, source))?);
+    }
+    let go = Command::new("go").arg("version").output().map_err(BuildError::NoGo)?;
+    hash.update(&go.stdout);
+    hash.update(version_ldflags(release));
+    let digest = hash.finalize();
+    Ok(format!(
+        "{release}-{}",
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+fn go_build(module: &Path, out: &Path, ldflags: &str, packages: &[&str]) -> Result<(), BuildError> {
+    let out_arg = format!("{}/", out.display());
+    let output = Command::new("go")
+        .current_dir(module)
+        .args([
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags",
+            ldflags,
+            "-o",
+            &out_arg,
+        ])
+        .args(packages)
+        // The module's own Go version decides; never switch toolchains behind the user's back.
+        .env(
+            "GOTOOLCHAIN",
+            std::env::var("GOTOOLCHAIN").unwrap_or_else(|_| "local".into()),
+        )
+        .output()
+        .map_err(BuildError::NoGo)?;
+    if !output.status.success() {
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        return Err(BuildError::Go {
+            dir: module.to_owned(),
+            output: text,
+        });
+    }
+    Ok(())
+}
+
+fn io(what: &'static str, path: &Path, source: std::io::Error) -> BuildError {
+    BuildError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,353 @@
+//! A real Kubernetes control plane for llp-k8s's tests and local trials: etcd,
+//! kube-apiserver, kube-controller-manager and kube-scheduler of the pinned upstream release,
+//! and kwok playing the kubelets of N worker nodes. The API server runs with RBAC,
+//! ServiceAccount token issuance and its default admission plugins, as a real cluster does.
+//!
+//! [`Testbed::up`] builds the programs once ([`binaries`]), makes fresh credentials ([`pki`]),
+//! starts the components ([`process`]), and creates the nodes, the default StorageClass and the
+//! namespaces ([`bootstrap`]); a small provisioner ([`provisioner`]) binds claims. Dropping the
+//! testbed, or the end of the process that started it, stops every component.
+#![forbid(unsafe_code)]
+
+pub mod binaries;
+pub mod bootstrap;
+pub mod kwok;
+pub mod pki;
+pub mod process;
+pub mod provisioner;
+
+use binaries::Binaries;
+use llp_sim::ClusterSpec;
+use pki::Pki;
+use process::Component;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The nodes and namespaces, as for the simulator (its control-plane node included).
+    pub cluster: ClusterSpec,
+    /// How long the components may take to become ready.
+    pub ready_within: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            cluster: ClusterSpec::default(),
+            ready_within: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Starting the testbed failed; the message says which step and shows the component's output.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Build(#[from] binaries::BuildError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Spawn(#[from] process::SpawnError),
+    #[error("testbed: {0}")]
+    Io(#[from] std::io::Error),
+    /// A component exited or did not become ready in time.
+    #[error("testbed: {component} {what}; its last output:\n{output}")]
+    NotReady {
+        component: &'static str,
+        what: String,
+        output: String,
+    },
+    /// Creating the cluster's first objects failed.
+    #[error("testbed: {step}: {source}")]
+    Bootstrap { step: String, source: kube::Error },
+}
+
+/// A running control plane.
+pub struct Testbed {
+    /// The API server's URL (`https://127.0.0.1:PORT`).
+    pub url: String,
+    /// The Kubernetes release, e.g. `v1.37.2`.
+    pub release: String,
+    /// PEM of the CA that signed the API server's certificate.
+    pub ca_pem: String,
+    /// A cluster-admin bearer token.
+    pub admin_token: String,
+    /// The folder of credentials, data and logs (removed on drop).
+    pub dir: PathBuf,
+    /// Components in start order; stopped in reverse.
+    components: Vec<Component>,
+    /// Runs the provisioner (and nothing else).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Testbed {
+    /// Builds (once) and starts a control plane with `options`, returning when it is ready:
+    /// nodes Ready and untainted, the default StorageClass in place, every namespace with its
+    /// default ServiceAccount. Blocking; callable from inside an async runtime.
+    pub fn up(options: Options) -> Result<Testbed, Error> {
+        std::thread::spawn(move || up_blocking(options))
+            .join()
+            .unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("the start-up thread panicked"))))
+    }
+
+    /// An admin kubeconfig (YAML) whose context uses `namespace`.
+    pub fn kubeconfig(&self, namespace: &str) -> String {
+        kubeconfig(&self.url, &self.ca_pem, &self.admin_token, namespace)
+    }
+
+    /// A kube client configuration for `token` (the admin's or a ServiceAccount's).
+    pub fn client_config(&self, token: &str, namespace: &str) -> kube::Config {
+        let mut config = kube::Config::new(self.url.parse().expect("the testbed URL is valid"));
+        config.root_cert = Some(vec![pem_to_der(&self.ca_pem)]);
+        config.auth_info.token = Some(token.to_owned().into());
+        config.default_namespace = namespace.to_owned();
+        config
+    }
+
+    /// The log file of a component (`etcd`, `kube-apiserver`, …), to read when a test fails.
+    pub fn log(&self, component: &str) -> Option<&Path> {
+        self.components
+            .iter()
+            .find(|c| c.name == component)
+            .map(|c| c.log.as_path())
+    }
+
+    /// Stops every component, newest first, and removes the folder.
+    pub fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        while let Some(mut component) = self.components.pop() {
+            component.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A kubeconfig (YAML) for `server` trusting `ca_pem` and sending `token`.
+pub fn kubeconfig(server: &str, ca_pem: &str, token: &str, namespace: &str) -> String {
+    llp_sim::kubeconfig::render(server, Some(ca_pem), token, namespace).replace("llp-sim", "llp-testbed")
+}
+
+fn up_blocking(options: Options) -> Result<Testbed, Error> {
+    let started = Instant::now();
+    let binaries = binaries::ensure_built()?;
+    let dir = fresh_dir()?;
+    let pki = pki::generate(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut testbed = Testbed {
+        url: String::new(),
+        release: binaries.release.clone(),
+        ca_pem: pki.ca_pem.clone(),
+        admin_token: pki.admin.token.clone(),
+        dir: dir.clone(),
+        components: Vec::new(),
+        runtime: None,
+    };
+    let deadline = started + options.ready_within;
+
+    let etcd = free_port()?;
+    testbed.components.push(start_etcd(&binaries, &dir, etcd)?);
+    wait_for_port(&mut testbed.components, "etcd", etcd, deadline)?;
+
+    let apiserver = free_port()?;
+    testbed.url = format!("https://127.0.0.1:{apiserver}");
+    testbed.components.push(Component::start(
+        "kube-apiserver",
+        &dir,
+        &binaries.path("kube-apiserver"),
+        &apiserver_args(&pki, etcd, apiserver),
+    )?);
+    let admin =
+        runtime.block_on(async { kube::Client::try_from(testbed.client_config(&testbed.admin_token, "default")) });
+    let admin = admin.map_err(|source| Error::Bootstrap {
+        step: "connect as admin".into(),
+        source,
+    })?;
+    runtime.block_on(bootstrap::wait_ready(&admin, &mut testbed.components, deadline))?;
+
+    let kwok_port = free_port()?;
+    start_components(&mut testbed, &binaries, &pki, kwok_port)?;
+    runtime.block_on(bootstrap::create_cluster(
+        &admin,
+        &options.cluster,
+        &binaries.release,
+        kwok_port,
+    ))?;
+    runtime.spawn(provisioner::run(admin.clone()));
+    runtime.block_on(bootstrap::wait_settled(
+        &admin,
+        &options.cluster,
+        &mut testbed.components,
+        deadline,
+    ))?;
+    testbed.runtime = Some(runtime);
+    eprintln!(
+        "llp-testbed: Kubernetes {} ready at {} in {:.1} s",
+        binaries.release,
+        testbed.url,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(testbed)
+}
+
+fn start_etcd(binaries: &Binaries, dir: &Path, port: u16) -> Result<Component, Error> {
+    let peer = free_port()?;
+    let client_url = format!("http://127.0.0.1:{port}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let args = [
+        "--name=testbed".to_owned(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=testbed={peer_url}"),
+        // A throwaway store: durability buys nothing and costs seconds per test run.
+        "--unsafe-no-fsync=true".to_owned(),
+        "--log-level=warn".to_owned(),
+    ];
+    Ok(Component::start("etcd", dir, &binaries.path("etcd"), &args)?)
+}
+
+fn apiserver_args(pki: &Pki, etcd: u16, port: u16) -> Vec<String> {
+    let p = |path: &Path| path.display().to_string();
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        // Nothing in-cluster calls the API through the `kubernetes` Service here, and its
+        // endpoint may not be a loopback address.
+        "--endpoint-reconciler-type=none".into(),
+        format!("--secure-port={port}"),
+        format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
+        format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
+        format!("--client-ca-file={}", p(&pki.ca_cert)),
+        format!("--token-auth-file={}", p(&pki.tokens)),
+        "--authorization-mode=Node,RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={}", p(&pki.service_account_public_key)),
+        format!("--service-account-signing-key-file={}", p(&pki.service_account_key)),
+        "--service-cluster-ip-range=10.96.0.0/16".into(),
+        // The default admission plugins plus NodeRestriction, as kubeadm sets them.
+        "--enable-admission-plugins=NodeRestriction".into(),
+        "--allow-privileged=true".into(),
+        format!("--kubelet-client-certificate={}", p(&pki.kubelet_client_cert)),
+        format!("--kubelet-client-key={}", p(&pki.kubelet_client_key)),
+        "--kubelet-preferred-address-types=InternalIP".into(),
+        "--profiling=false".into(),
+    ]
+}
+
+fn start_components(testbed: &mut Testbed, binaries: &Binaries, pki: &Pki, kwok_port: u16) -> Result<(), Error> {
+    let dir = testbed.dir.clone();
+    let write_kubeconfig = |name: &str, token: &str| -> Result<String, Error> {
+        let path = dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, kubeconfig(&testbed.url, &testbed.ca_pem, token, "default"))?;
+        Ok(format!("--kubeconfig={}", path.display()))
+    };
+    let controller_manager = vec![
+        write_kubeconfig("kube-controller-manager", &pki.controller_manager.token)?,
+        "--leader-elect=false".into(),
+        "--secure-port=0".into(),
+        // Each controller acts as its own ServiceAccount, with its own RBAC, as in kubeadm.
+        "--use-service-account-credentials=true".into(),
+        format!(
+            "--service-account-private-key-file={}",
+            pki.service_account_key.display()
+        ),
+        format!("--root-ca-file={}", pki.ca_cert.display()),
+    ];
+    let scheduler = vec![
+        write_kubeconfig("kube-scheduler", &pki.scheduler.token)?,
+        "--leader-elect=false".into(),
+        "--secure-port=0".into(),
+    ];
+    let kwok_dir = dir.join("kwok");
+    std::fs::create_dir_all(&kwok_dir)?;
+    kwok::write_logs(&kwok_dir)?;
+    let kwok_config = kwok_dir.join("kwok.yaml");
+    std::fs::write(&kwok_config, kwok::config(&kwok_dir))?;
+    let kwok = vec![
+        write_kubeconfig("kwok", &pki.kwok.token)?,
+        format!("--config={}", kwok_config.display()),
+        format!(
+            "--manage-nodes-with-annotation-selector={}=fake",
+            bootstrap::KWOK_ANNOTATION
+        ),
+        format!("--server-address=127.0.0.1:{kwok_port}"),
+        format!("--tls-cert-file={}", pki.kwok_cert.display()),
+        format!("--tls-private-key-file={}", pki.kwok_key.display()),
+        "--node-ip=127.0.0.1".into(),
+        "--cidr=10.244.0.0/16".into(),
+        "--node-lease-duration-seconds=40".into(),
+    ];
+    for (name, args) in [
+        ("kube-controller-manager", controller_manager),
+        ("kube-scheduler", scheduler),
+        ("kwok", kwok),
+    ] {
+        testbed
+            .components
+            .push(Component::start(name, &dir, &binaries.path(name), &args)?);
+    }
+    Ok(())
+}
+
+/// A port free now on 127.0.0.1 (the component binds it a moment later).
+fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_port(components: &mut [Component], name: &'static str, port: u16, deadline: Instant) -> Result<(), Error> {
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        bootstrap::check_running(components)?;
+        if Instant::now() > deadline {
+            let output = components
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.tail(30))
+                .unwrap_or_default();
+            return Err(Error::NotReady {
+                component: name,
+                what: format!("did not listen on port {port} in time"),
+                output,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A new folder for one testbed.
+fn fresh_dir() -> Result<PathBuf, Error> {
+    let dir = std::env::temp_dir().join(format!(
+        "llp-testbed-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap_or_default()
+}

@@ -1,0 +1,85 @@
+//! The control plane's processes. Each runs under a small shell that holds the read end of a
+//! pipe whose write end only this process has: when this process ends, however it ends (a
+//! finished test binary, a panic, a kill), the pipe closes and the shell stops its program, so
+//! no component outlives the test or the `up` command that started it.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+/// One running component.
+#[derive(Debug)]
+pub struct Component {
+    /// Its name (`etcd`, `kube-apiserver`, …).
+    pub name: &'static str,
+    /// Where its output goes.
+    pub log: PathBuf,
+    shell: Child,
+    pipe: Option<ChildStdin>,
+}
+
+/// Starting a component failed.
+#[derive(Debug, thiserror::Error)]
+#[error("testbed: cannot start {name}: {source}")]
+pub struct SpawnError {
+    name: &'static str,
+    source: std::io::Error,
+}
+
+// The program runs in the background with its output in the log; a watcher waits for our end
+// of the pipe to send a line or close, then stops it (SIGTERM, SIGKILL 3 s later: an API
+// server whose etcd is already gone never finishes its graceful stop). The shell exits when the
+// program does, with its status, so a component that dies is seen as stopped.
+const SUPERVISOR: &str = r#"log="$1"; shift; exec 3<&0
+"$@" >>"$log" 2>&1 </dev/null & p=$!
+{ read _ <&3; kill "$p" 2>/dev/null; sleep 3; kill -9 "$p" 2>/dev/null; } & w=$!
+wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s""#;
+
+impl Component {
+    /// Starts `program` with `args`, its output appended to `<dir>/<name>.log`.
+    pub fn start(name: &'static str, dir: &Path, program: &Path, args: &[String]) -> Result<Self, SpawnError> {
+        let log = dir.join(format!("{name}.log"));
+        File::create(&log).map_err(|source| SpawnError { name, source })?;
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("llp-testbed")
+            .arg(&log)
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| SpawnError { name, source })?;
+        let pipe = shell.stdin.take();
+        Ok(Self { name, log, shell, pipe })
+    }
+
+    /// The last `lines` lines of its output, to explain a failure.
+    pub fn tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Whether the program is still running (its supervising shell ends only after it).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.shell.try_wait(), Ok(None))
+    }
+
+    /// Stops the program (SIGTERM) and waits until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.write_all(b"stop\n");
+        }
+        let _ = self.shell.wait();
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
