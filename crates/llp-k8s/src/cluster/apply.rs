@@ -7,7 +7,7 @@ use super::Cluster;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use llp_spec::Objects;
 use llp_spec::names::DEPLOYMENT_LABEL;
 
@@ -98,9 +98,7 @@ pub async fn apply_objects(
     }
     let applied = match sets.patch(&name, &params, &Patch::Apply(stateful_set)).await {
         Ok(applied) => applied,
-        Err(kube::Error::Api(status))
-            if status.code == 422 && status.message.contains("Forbidden: updates to statefulset spec") =>
-        {
+        Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
             // Immutable fields changed: recreate. Pods go; claims stay (retention Retain).
             let fail = |source| ApplyError::Apply {
                 kind: "StatefulSet",
@@ -115,7 +113,10 @@ pub async fn apply_objects(
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
-            sets.create(&PostParams::default(), stateful_set).await.map_err(fail)?
+            // Created by server-side apply too, so that llp-k8s alone owns its fields: after a
+            // plain create the creator would co-own every field, and a container or variable
+            // later dropped from the YAML would stay.
+            sets.patch(&name, &params, &Patch::Apply(stateful_set)).await.map_err(fail)?
         }
         Err(source) => {
             return Err(ApplyError::Apply {
@@ -164,6 +165,16 @@ pub async fn apply_objects(
         created,
         generation: applied.metadata.generation.unwrap_or(1),
     })
+}
+
+/// Whether the API server refused a StatefulSet update because a field that cannot change did
+/// (its volume claim templates, for a new volume): Kubernetes 1.37 names each field ("field is
+/// immutable"); older releases answer with one "updates to statefulset spec" cause.
+fn immutable_field_changed(status: &kube::core::Status) -> bool {
+    let causes = status.details.iter().flat_map(|d| d.causes.iter());
+    status.code == 422
+        && (status.message.contains("Forbidden: updates to statefulset spec")
+            || causes.into_iter().any(|c| c.field.starts_with("spec.") && c.message.contains("field is immutable")))
 }
 
 /// Whether `host` is the host of an Ingress of another deployment than `deployment_label`.

@@ -132,13 +132,8 @@ async fn dispatch(
                 &target,
                 params.get("watch").is_some_and(|w| w == "true" || w == "1"),
             );
-            state.requests.record_attributes(&attributes);
-            if let Some(rbac) = &state.rbac
-                && !rbac.allows(&attributes)
-            {
-                let message = attributes.forbidden_message(&rbac.user);
-                state.requests.record_refusal(&message);
-                return ApiError::forbidden(message).into_response();
+            if let Err(refusal) = authorize(&state, &attributes) {
+                return refusal.into_response();
             }
             let request = objects::Request {
                 state: &state,
@@ -152,6 +147,19 @@ async fn dispatch(
         ApiPath::Unknown => Err(ApiError::no_route(uri.path())),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Records `attributes` and refuses them with the API server's 403 unless RBAC allows them.
+pub(crate) fn authorize(state: &ApiState, attributes: &rbac::Attributes) -> Result<(), ApiError> {
+    state.requests.record_attributes(attributes);
+    match &state.rbac {
+        Some(rbac) if !rbac.allows(attributes) => {
+            let message = attributes.forbidden_message(&rbac.user);
+            state.requests.record_refusal(&message);
+            Err(ApiError::forbidden(message))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {

@@ -224,6 +224,17 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
     let manager = request.param("fieldManager");
     let mut store = request.state.store.lock().expect("store lock");
     let existed = store.get(key).is_some();
+    if !existed && kind == PatchKind::Apply {
+        // A server-side apply that creates is authorized as a create too, as the API server does.
+        let create = super::rbac::Attributes {
+            verb: "create",
+            group: RESOURCES[key.resource].group.to_owned(),
+            resource: RESOURCES[key.resource].plural.to_owned(),
+            namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
+            name: Some(key.name.clone()),
+        };
+        super::authorize(request.state, &create)?;
+    }
     let patched = store.patch(key, kind, &body, manager, status_only)?;
     let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((code, Json(&*patched)).into_response())

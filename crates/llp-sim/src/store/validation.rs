@@ -1,19 +1,12 @@
 //! The API server's validation rules that clients of this simulator run into: StatefulSet
-//! pods must restart `Always`, and most of a StatefulSet's spec is immutable.
+//! pods must restart `Always`, and four fields of a StatefulSet's spec are immutable (as in
+//! Kubernetes 1.37's `ValidateStatefulSetUpdate`, one cause per field).
 
 use super::StoreError;
 use serde_json::Value;
 
-/// StatefulSet spec fields that may change after creation.
-const MUTABLE_STATEFULSET_FIELDS: [&str; 7] = [
-    "replicas",
-    "ordinals",
-    "template",
-    "updateStrategy",
-    "revisionHistoryLimit",
-    "persistentVolumeClaimRetentionPolicy",
-    "minReadySeconds",
-];
+/// StatefulSet spec fields that may not change after creation.
+const IMMUTABLE_STATEFULSET_FIELDS: [&str; 4] = ["selector", "volumeClaimTemplates", "serviceName", "podManagementPolicy"];
 
 /// Checks an object before it is stored; `old` is the stored version on update.
 pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Result<(), StoreError> {
@@ -29,18 +22,11 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
             ));
         }
         if let Some(old) = old {
-            let changed = |spec: &Value| -> Value {
-                let mut spec = spec.clone();
-                if let Some(map) = spec.as_object_mut() {
-                    map.retain(|k, _| !MUTABLE_STATEFULSET_FIELDS.contains(&k.as_str()));
+            for field in IMMUTABLE_STATEFULSET_FIELDS {
+                let value = &new["spec"][field];
+                if *value != old["spec"][field] {
+                    causes.push((format!("spec.{field}"), format!("Invalid value: {value}: field is immutable")));
                 }
-                spec
-            };
-            if changed(&new["spec"]) != changed(&old["spec"]) {
-                causes.push((
-                    "spec".into(),
-                    "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
-                ));
             }
         }
     }
