@@ -116,7 +116,9 @@ pub async fn apply_objects(
             // Created by server-side apply too, so that llp-k8s alone owns its fields: after a
             // plain create the creator would co-own every field, and a container or variable
             // later dropped from the YAML would stay.
-            sets.patch(&name, &params, &Patch::Apply(stateful_set)).await.map_err(fail)?
+            sets.patch(&name, &params, &Patch::Apply(stateful_set))
+                .await
+                .map_err(fail)?
         }
         Err(source) => {
             return Err(ApplyError::Apply {
@@ -174,7 +176,9 @@ fn immutable_field_changed(status: &kube::core::Status) -> bool {
     let causes = status.details.iter().flat_map(|d| d.causes.iter());
     status.code == 422
         && (status.message.contains("Forbidden: updates to statefulset spec")
-            || causes.into_iter().any(|c| c.field.starts_with("spec.") && c.message.contains("field is immutable")))
+            || causes
+                .into_iter()
+                .any(|c| c.field.starts_with("spec.") && c.message.contains("field is immutable")))
 }
 
 /// Whether `host` is the host of an Ingress of another deployment than `deployment_label`.

@@ -1,12 +1,12 @@
 //! The secret and config routes.
 
-use crate::helpers::app_with_cluster;
+use crate::helpers::app_on;
 use axum::http::StatusCode;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can() {
-    let app = app_with_cluster().await;
+crate::on_both_backends! {
+async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     for route in ["secret", "config"] {
         let uri = format!("/kubernetes/deployments/{id}/{route}");
@@ -52,4 +52,5 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can() {
             (StatusCode::BAD_REQUEST, Some("a/b"))
         );
     }
+}
 }

@@ -1,7 +1,7 @@
 //! `/kubernetes/deployments/{id}` against the simulator: deploy, status from the caches,
 //! isolation, bad input, pruning.
 
-use crate::helpers::{app, app_with_cluster, code};
+use crate::helpers::{app, app_on, app_with_cluster, code};
 use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Service;
@@ -18,9 +18,73 @@ async fn until_running(app: &crate::helpers::TestApp, id: &str) -> Value {
     .await
 }
 
+#[tokio::test]
+async fn without_a_cluster_deploys_are_503_naming_it() {
+    let app = app();
+    let id = app.create_record(&app.alice).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("the cluster"),
+        "{body}"
+    );
+}
+
+async fn until(app: &crate::helpers::TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (_, body) = app
+                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+                .await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the status reaches the state")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing() {
-    let app = app_with_cluster().await;
+async fn an_unreachable_cluster_is_503_naming_the_cluster() {
+    let mut app = app_with_cluster().await;
+    let id = app.create_record(&app.alice).await;
+    app.sim.take().unwrap().stop().await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the cluster failed while applying StatefulSet sd-"),
+        "{message}"
+    );
+}
+
+/// Alice's deployment of [`TWO_CONTAINERS`], deployed; returns its id.
+async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
+    let id = app
+        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
+        .await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id
+}
+
+crate::on_both_backends! {
+async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     let (status, spec) = app
         .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
@@ -39,25 +103,19 @@ async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing() {
     assert_eq!(body["replicas"], 1);
     assert_eq!(body["pods"][0]["name"], format!("sd-{id}-0"));
 
-    let requests = app.sim.as_ref().unwrap().requests();
-    let before = requests.count();
+    // The service's own count of its Kubernetes API requests (what /metrics reports).
+    let before = app.kube_api_requests().await;
     for _ in 0..20 {
         let (status, _) = app
             .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
             .await;
         assert_eq!(status, 200);
     }
-    assert_eq!(
-        requests.count(),
-        before,
-        "status is served from the watch caches: {:?}",
-        &requests.recent()[before as usize..]
-    );
+    assert_eq!(app.kube_api_requests().await, before, "status is served from the watch caches");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_user_cannot_deploy_or_read_a_deployment_and_cannot_tell_it_exists() {
-    let app = app_with_cluster().await;
+async fn another_user_cannot_deploy_or_read_a_deployment_and_cannot_tell_it_exists(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
         .await;
@@ -78,9 +136,8 @@ async fn another_user_cannot_deploy_or_read_a_deployment_and_cannot_tell_it_exis
     assert_eq!(status, StatusCode::OK, "admins act on all");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_spec_is_400_with_every_problem_and_creates_nothing() {
-    let app = app_with_cluster().await;
+async fn an_invalid_spec_is_400_with_every_problem_and_creates_nothing(backend) {
+    let app = app_on(backend).await;
     let body = json!({"data": "containers:\n  - {name: ../../etc, image: nginx, cpu: \"8\"}\n"});
     let id = app.create_record_with(&app.alice, body).await;
     let (status, body) = app
@@ -98,9 +155,8 @@ async fn an_invalid_spec_is_400_with_every_problem_and_creates_nothing() {
     assert!(sets.list(&ListParams::default()).await.unwrap().items.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_not_yet_deployed_is_404_saying_so() {
-    let app = app_with_cluster().await;
+async fn a_record_not_yet_deployed_is_404_saying_so(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     let (status, body) = app
         .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
@@ -115,26 +171,8 @@ async fn a_record_not_yet_deployed_is_404_saying_so() {
     );
 }
 
-#[tokio::test]
-async fn without_a_cluster_deploys_are_503_naming_it() {
-    let app = app();
-    let id = app.create_record(&app.alice).await;
-    let (status, body) = app
-        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
-    );
-    assert!(
-        body["errors"][0]["message"].as_str().unwrap().contains("the cluster"),
-        "{body}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removed_container_loses_its_service_on_the_next_deploy() {
-    let app = app_with_cluster().await;
+async fn a_removed_container_loses_its_service_on_the_next_deploy(backend) {
+    let app = app_on(backend).await;
     let id = deploy_two_containers(&app).await;
     let services: Api<Service> = app.cluster().api();
     let names = || async {
@@ -158,9 +196,8 @@ async fn a_removed_container_loses_its_service_on_the_next_deploy() {
     assert_eq!(names().await, [format!("sd-{id}-web")]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostname_in_use_by_another_deployment_is_409() {
-    let app = app_with_cluster().await;
+async fn a_hostname_in_use_by_another_deployment_is_409(backend) {
+    let app = app_on(backend).await;
     let exposed = json!({"data": "containers: [{name: web, image: nginx, ports: [{name: http, port: 80}]}]",
         "exposed_service": "web", "exposed_port": 80, "exposed_hostname": "shared"});
     let alice = app.create_record_with(&app.alice, exposed.clone()).await;
@@ -189,9 +226,8 @@ async fn a_hostname_in_use_by_another_deployment_is_409() {
     assert_eq!(status["url"], "https://shared.llp.example.org");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_deploys_of_one_record_create_it_once() {
-    let app = std::sync::Arc::new(app_with_cluster().await);
+async fn concurrent_deploys_of_one_record_create_it_once(backend) {
+    let app = std::sync::Arc::new(app_on(backend).await);
     let id = app
         .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
         .await;
@@ -224,9 +260,8 @@ async fn concurrent_deploys_of_one_record_create_it_once() {
     assert_eq!(services.list(&ListParams::default()).await.unwrap().items.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_shows_each_workers_gpus_and_what_is_requested() {
-    let app = app_with_cluster().await;
+async fn capacity_shows_each_workers_gpus_and_what_is_requested(backend) {
+    let app = app_on(backend).await;
     let gpu = json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/gpu, gpuCount: 2}]"});
     let id = app.create_record_with(&app.alice, gpu).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
@@ -266,9 +301,8 @@ async fn capacity_shows_each_workers_gpus_and_what_is_requested() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gpu_request_no_node_can_meet_says_why_in_the_status() {
-    let app = app_with_cluster().await;
+async fn a_gpu_request_no_node_can_meet_says_why_in_the_status(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record_with(&app.alice, json!({"data": "containers: [{name: big, image: trainer, gpu: nvidia.com/mig-3g.40gb, gpuCount: 2}]\nreplicas: 2"})).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
         .await;
@@ -285,44 +319,8 @@ async fn a_gpu_request_no_node_can_meet_says_why_in_the_status() {
     );
 }
 
-async fn until(app: &crate::helpers::TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let (_, body) = app
-                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-                .await;
-            if done(&body) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the status reaches the state")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_cluster_is_503_naming_the_cluster() {
-    let mut app = app_with_cluster().await;
-    let id = app.create_record(&app.alice).await;
-    app.sim.take().unwrap().stop().await;
-    let (status, body) = app
-        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
-    );
-    let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("the cluster failed while applying StatefulSet sd-"),
-        "{message}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spec_the_cluster_refuses_is_400_with_its_reason() {
-    let app = app_with_cluster().await;
+async fn a_spec_the_cluster_refuses_is_400_with_its_reason(backend) {
+    let app = app_on(backend).await;
     let never = json!({"data": "containers: [{name: job, image: trainer}]\nrestartPolicy: Never\n"});
     let id = app.create_record_with(&app.alice, never).await;
     let (status, body) = app
@@ -336,9 +334,8 @@ async fn a_spec_the_cluster_refuses_is_400_with_its_reason() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn yaml_that_does_not_parse_is_400_on_data() {
-    let app = app_with_cluster().await;
+async fn yaml_that_does_not_parse_is_400_on_data(backend) {
+    let app = app_on(backend).await;
     let id = app
         .create_record_with(&app.alice, json!({"data": "containers: [\n"}))
         .await;
@@ -350,9 +347,8 @@ async fn yaml_that_does_not_parse_is_400_on_data() {
     assert_eq!(body["errors"][0]["extensions"]["type"], "syntax");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
-    let app = app_with_cluster().await;
+async fn an_admin_may_deploy_scale_and_delete_anyones_deployment(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     assert_eq!(
         app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.admin, None)
@@ -392,9 +388,8 @@ async fn an_admin_may_deploy_scale_and_delete_anyones_deployment() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_deploy_repairs_a_half_applied_deployment() {
-    let app = app_with_cluster().await;
+async fn the_next_deploy_repairs_a_half_applied_deployment(backend) {
+    let app = app_on(backend).await;
     let id = deploy_two_containers(&app).await;
     // Leave the deployment as a deploy that failed half-way would: one Service missing.
     let services: Api<Service> = app.cluster().api();
@@ -417,15 +412,4 @@ async fn the_next_deploy_repairs_a_half_applied_deployment() {
     names.sort();
     assert_eq!(names, [format!("sd-{id}-api"), format!("sd-{id}-web")]);
 }
-
-/// Alice's deployment of [`TWO_CONTAINERS`], deployed; returns its id.
-async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
-    let id = app
-        .create_record_with(&app.alice, json!({"data": TWO_CONTAINERS}))
-        .await;
-    let (status, body) = app
-        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id
 }

@@ -1,6 +1,6 @@
 //! The seed's walkthrough over real HTTP: the service on port 0 in front of the simulator.
 
-use crate::helpers::app_with_cluster;
+use crate::helpers::app_on;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -29,10 +29,10 @@ impl Client {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_walkthrough_over_http() {
+crate::on_both_backends! {
+async fn the_seed_walkthrough_over_http(backend) {
     use reqwest::Method;
-    let app = app_with_cluster().await;
+    let app = app_on(backend).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, llp_k8s::http::router(app.state.clone())).into_future());
@@ -80,7 +80,7 @@ async fn the_seed_walkthrough_over_http() {
         )
         .await;
     assert_eq!(status, 200);
-    assert!(logs.contains("nginx started"), "{logs}");
+    assert!(logs.contains(&app.started_line("nginx", "nginx:latest")), "{logs}");
     let (status, events) = alice
         .json(Method::GET, &format!("/kubernetes/deployments/{id}/events/{pod}"), None)
         .await;
@@ -111,7 +111,7 @@ async fn the_seed_walkthrough_over_http() {
         .expect("a first chunk")
         .unwrap()
         .unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("nginx"), "{first:?}");
+    assert!(String::from_utf8_lossy(&first).contains(&app.started_line("nginx", "nginx:latest")), "{first:?}");
     drop(stream);
 
     assert_eq!(
@@ -150,9 +150,8 @@ async fn the_seed_walkthrough_over_http() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_ends_open_log_streams_and_readiness_reports_the_parts() {
-    let app = app_with_cluster().await;
+async fn shutdown_ends_open_log_streams_and_readiness_reports_the_parts(backend) {
+    let app = app_on(backend).await;
     let (status, _) = app.call("GET", "/readyz", "", None).await;
     assert_eq!(status, 200, "caches synced, record store answers");
     let (status, schema) = app.call("GET", "/schema/deployment.json", "", None).await;
@@ -191,12 +190,11 @@ async fn shutdown_ends_open_log_streams_and_readiness_reports_the_parts() {
         .expect("shutdown ends the stream")
         .unwrap()
         .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("web started"));
+    assert!(String::from_utf8_lossy(&body).contains(&app.started_line("web", "nginx")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_requests_by_route_and_status_and_cache_sizes() {
-    let app = app_with_cluster().await;
+async fn metrics_count_requests_by_route_and_status_and_cache_sizes(backend) {
+    let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
         .await;
@@ -241,4 +239,5 @@ async fn metrics_count_requests_by_route_and_status_and_cache_sizes() {
         text.contains(r#"llp_k8s_kube_api_requests_total{verb="watch",resource="pods"}"#),
         "{text}"
     );
+}
 }

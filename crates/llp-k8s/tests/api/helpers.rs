@@ -17,6 +17,8 @@ pub struct TestApp {
     /// Shuts the service down (ends log streams).
     pub stop: tokio::sync::watch::Sender<bool>,
     pub sim: Option<Simulator>,
+    /// The backend the cluster runs on.
+    pub backend: Backend,
     pub alice: String,
     pub bob: String,
     pub admin: String,
@@ -46,6 +48,7 @@ pub fn app() -> TestApp {
         bob,
         admin,
         sim: None,
+        backend: Backend::Sim,
         stop,
     }
 }
@@ -88,6 +91,7 @@ pub async fn app_with_testbed() -> TestApp {
         ..RenderConfig::default()
     });
     app.state.cluster = Some(cluster);
+    app.backend = Backend::Real;
     app
 }
 
@@ -149,6 +153,15 @@ impl TestApp {
         self.state.cluster.as_ref().expect("an app with a cluster")
     }
 
+    /// A line the logs of a started container hold: the simulator's containers say so by name
+    /// and image; kwok (no container runtime) serves one fixed log file for every container.
+    pub fn started_line(&self, container: &str, image: &str) -> String {
+        match self.backend {
+            Backend::Sim => format!("{container} started ({image})"),
+            Backend::Real => "llp-testbed: the container started".to_owned(),
+        }
+    }
+
     /// Sends a request as the holder of `token` (none when empty); returns status and JSON.
     pub async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
@@ -166,6 +179,17 @@ impl TestApp {
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// The Kubernetes API requests the service has made so far, as its `/metrics` counts them
+    /// (lists and watches of its caches included).
+    pub async fn kube_api_requests(&self) -> u64 {
+        let (status, text) = self.raw("GET", "/metrics", "").await;
+        assert_eq!(status, StatusCode::OK);
+        text.lines()
+            .filter(|l| l.starts_with("llp_k8s_kube_api_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// Sends a request and returns status and the body as text.

@@ -51,7 +51,12 @@ pub async fn service_account_in_fresh_namespace(prefix: &str) -> (String, kube::
         if document["metadata"]["namespace"].is_string() {
             document["metadata"]["namespace"] = json!(namespace);
         }
-        for subject in document["subjects"].as_array_mut().into_iter().flatten() {
+        for subject in document
+            .get_mut("subjects")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             subject["namespace"] = json!(namespace);
         }
         let kind = document["kind"].as_str().unwrap_or_default().to_owned();

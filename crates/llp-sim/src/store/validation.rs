@@ -6,7 +6,8 @@ use super::StoreError;
 use serde_json::Value;
 
 /// StatefulSet spec fields that may not change after creation.
-const IMMUTABLE_STATEFULSET_FIELDS: [&str; 4] = ["selector", "volumeClaimTemplates", "serviceName", "podManagementPolicy"];
+const IMMUTABLE_STATEFULSET_FIELDS: [&str; 4] =
+    ["selector", "volumeClaimTemplates", "serviceName", "podManagementPolicy"];
 
 /// Checks an object before it is stored; `old` is the stored version on update.
 pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Result<(), StoreError> {
@@ -25,7 +26,10 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
             for field in IMMUTABLE_STATEFULSET_FIELDS {
                 let value = &new["spec"][field];
                 if *value != old["spec"][field] {
-                    causes.push((format!("spec.{field}"), format!("Invalid value: {value}: field is immutable")));
+                    causes.push((
+                        format!("spec.{field}"),
+                        format!("Invalid value: {value}: field is immutable"),
+                    ));
                 }
             }
         }
