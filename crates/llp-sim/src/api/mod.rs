@@ -6,6 +6,7 @@ mod events_v1;
 mod logs;
 mod objects;
 pub mod path;
+pub mod protobuf;
 pub mod rbac;
 mod scale;
 pub mod status;

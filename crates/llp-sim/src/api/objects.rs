@@ -24,6 +24,13 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// The store, locked; with `?dryRun=All` its writes are checked but not kept.
+    pub fn store(&self) -> StoreGuard<'_> {
+        let mut store = self.state.store.lock().expect("store lock");
+        store.set_dry_run(self.param("dryRun") == Some("All"));
+        StoreGuard(store)
+    }
+
     fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
@@ -46,6 +53,9 @@ impl Request<'_> {
             .get(CONTENT_TYPE)
             .and_then(|c| c.to_str().ok())
             .unwrap_or("");
+        if content_type.starts_with(super::protobuf::CONTENT_TYPE) {
+            return super::protobuf::decode(self.body);
+        }
         if content_type.contains("yaml") {
             let text = std::str::from_utf8(self.body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             return serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid YAML body: {e}")));
@@ -63,10 +73,37 @@ impl Request<'_> {
     }
 }
 
+/// The locked store of one request; a dry run ends with it.
+pub struct StoreGuard<'a>(std::sync::MutexGuard<'a, crate::store::Store>);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = crate::store::Store;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set_dry_run(false);
+    }
+}
+
 /// Answers a request for a collection, an object or a subresource.
 pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, ApiError> {
-    if request.param("dryRun").is_some() {
-        return Err(ApiError::bad_request("dryRun is not supported by the simulator"));
+    match request.param("dryRun") {
+        None | Some("All") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dry run value: {other}; the only supported value is All"
+            )));
+        }
     }
     let rt = &RESOURCES[target.resource];
     if rt.namespaced && target.name.is_some() && target.namespace.is_none() {
@@ -192,23 +229,13 @@ fn create(request: &Request<'_>, target: &Target, namespace: &str) -> Result<Res
         m.remove("resourceVersion");
         m.remove("uid");
     }
-    let created = request
-        .state
-        .store
-        .lock()
-        .expect("store lock")
-        .create(target.resource, namespace, object)?;
+    let created = request.store().create(target.resource, namespace, object)?;
     Ok((StatusCode::CREATED, Json(&*created)).into_response())
 }
 
 fn update(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Response, ApiError> {
     let object = request.json_body()?;
-    let updated = request
-        .state
-        .store
-        .lock()
-        .expect("store lock")
-        .update(key, object, status_only)?;
+    let updated = request.store().update(key, object, status_only)?;
     Ok(Json(&*updated).into_response())
 }
 
@@ -222,7 +249,7 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
         .ok_or_else(|| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})")))?;
     let body = request.json_body()?;
     let manager = request.param("fieldManager");
-    let mut store = request.state.store.lock().expect("store lock");
+    let mut store = request.store();
     let existed = store.get(key).is_some();
     if !existed && kind == PatchKind::Apply {
         // A server-side apply that creates is authorized as a create too, as the API server does.
@@ -242,13 +269,8 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
 
 fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
     let propagation = propagation(request)?;
-    let deleted = request
-        .state
-        .store
-        .lock()
-        .expect("store lock")
-        .delete(key, propagation)?;
-    if RESOURCES[key.resource].kind == "Pod" {
+    let deleted = request.store().delete(key, propagation)?;
+    if RESOURCES[key.resource].kind == "Pod" && request.param("dryRun").is_none() {
         request.state.logs.remove_pod(&key.namespace, &key.name);
     }
     Ok(Json(json!({
@@ -262,7 +284,7 @@ fn delete_collection(request: &Request<'_>, target: &Target) -> Result<Response,
     let (labels, fields) = request.selectors(target.resource)?;
     let propagation = propagation(request)?;
     let rt = &RESOURCES[target.resource];
-    let mut store = request.state.store.lock().expect("store lock");
+    let mut store = request.store();
     let doomed = store.list(target.resource, target.namespace.as_deref(), &labels, &fields);
     let mut deleted = Vec::new();
     for object in doomed {

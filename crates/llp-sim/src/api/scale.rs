@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// GET, PUT or PATCH of `…/statefulsets/{name}/scale`.
 pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result<Response, ApiError> {
-    let mut store = request.state.store.lock().expect("store lock");
+    let mut store = request.store();
     let sts = store.get(key).ok_or_else(|| not_found(key))?;
     let replicas = match *method {
         Method::GET => return Ok(Json(to_scale(&sts)).into_response()),

@@ -16,6 +16,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// Its HTTP status.
+    pub fn code(&self) -> StatusCode {
+        self.code
+    }
+
     /// An error with `code`, `reason` and `message`.
     pub fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
         Self {

@@ -49,19 +49,30 @@ fn columns(kind: &str) -> Vec<(&'static str, &'static str)> {
             ("Name", "string"),
             ("Type", "string"),
             ("Cluster-IP", "string"),
-            ("Ports", "string"),
+            ("External-IP", "string"),
+            ("Port(s)", "string"),
             ("Age", "string"),
         ],
         "PersistentVolumeClaim" => {
             vec![
                 ("Name", "string"),
                 ("Status", "string"),
+                ("Volume", "string"),
                 ("Capacity", "string"),
                 ("Access Modes", "string"),
+                ("StorageClass", "string"),
+                ("VolumeAttributesClass", "string"),
                 ("Age", "string"),
             ]
         }
-        "Node" | "Namespace" => vec![("Name", "string"), ("Status", "string"), ("Age", "string")],
+        "Node" => vec![
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Roles", "string"),
+            ("Age", "string"),
+            ("Version", "string"),
+        ],
+        "Namespace" => vec![("Name", "string"), ("Status", "string"), ("Age", "string")],
         "Event" => vec![
             ("Last Seen", "string"),
             ("Type", "string"),
@@ -106,7 +117,21 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .unwrap_or_default();
             let ty = o["spec"]["type"].as_str().unwrap_or("ClusterIP");
             let ip = o["spec"]["clusterIP"].as_str().unwrap_or("<none>");
-            vec![name, json!(ty), json!(ip), json!(ports.join(",")), created]
+            let external = o["spec"]["externalIPs"]
+                .as_array()
+                .filter(|ips| !ips.is_empty())
+                .map_or_else(
+                    || "<none>".to_owned(),
+                    |ips| ips.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                );
+            vec![
+                name,
+                json!(ty),
+                json!(ip),
+                json!(external),
+                json!(ports.join(",")),
+                created,
+            ]
         }
         "PersistentVolumeClaim" => {
             let capacity = o["status"]["capacity"]["storage"].as_str().unwrap_or("");
@@ -114,11 +139,15 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 .as_array()
                 .map(|m| m.iter().filter_map(Value::as_str).map(short_access_mode).collect())
                 .unwrap_or_default();
+            let unset = |v: &Value| json!(v.as_str().unwrap_or("<unset>"));
             vec![
                 name,
                 json!(o["status"]["phase"].as_str().unwrap_or("Pending")),
+                json!(o["spec"]["volumeName"].as_str().unwrap_or("")),
                 json!(capacity),
                 json!(modes.join(",")),
+                unset(&o["spec"]["storageClassName"]),
+                unset(&o["spec"]["volumeAttributesClassName"]),
                 created,
             ]
         }
@@ -127,7 +156,29 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             let ready = o["status"]["conditions"]
                 .as_array()
                 .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
-            vec![name, json!(if ready { "Ready" } else { "NotReady" }), created]
+            // kubectl's ROLES: the `node-role.kubernetes.io/<role>` labels.
+            let roles: Vec<&str> = o["metadata"]["labels"]
+                .as_object()
+                .map(|labels| {
+                    labels
+                        .keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let roles = if roles.is_empty() {
+                "<none>".to_owned()
+            } else {
+                roles.join(",")
+            };
+            let version = o["status"]["nodeInfo"]["kubeletVersion"].as_str().unwrap_or("");
+            vec![
+                name,
+                json!(if ready { "Ready" } else { "NotReady" }),
+                json!(roles),
+                created,
+                json!(version),
+            ]
         }
         "Event" => {
             let seen = o["lastTimestamp"]

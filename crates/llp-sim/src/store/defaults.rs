@@ -9,8 +9,39 @@ pub fn apply(kind: &str, object: &mut Value) {
         "StatefulSet" => stateful_set(object),
         "Pod" => pod_spec(&mut object["spec"]),
         "Service" => service(object),
-        "PersistentVolumeClaim" => set_default(&mut object["spec"], "volumeMode", json!("Filesystem")),
+        "PersistentVolumeClaim" => claim(object),
+        "Namespace" => {
+            if !object["status"].is_object() {
+                object["status"] = json!({});
+            }
+            set_default(&mut object["status"], "phase", json!("Active"));
+        }
+        "Secret" => secret(object),
         _ => {}
+    }
+}
+
+/// The simulated cluster's default StorageClass, which claims without one get (the API
+/// server's DefaultStorageClass admission).
+pub const DEFAULT_STORAGE_CLASS: &str = "standard";
+
+fn claim(claim: &mut Value) {
+    set_default(&mut claim["spec"], "volumeMode", json!("Filesystem"));
+    set_default(&mut claim["spec"], "storageClassName", json!(DEFAULT_STORAGE_CLASS));
+}
+
+/// `stringData` is write-only: the API server folds it into `data` (base64), over `data`.
+fn secret(secret: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|s| s.remove("stringData")) else {
+        return;
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 
@@ -64,6 +95,7 @@ fn pod_spec(spec: &mut Value) {
                 "imagePullPolicy",
                 json!(if latest { "Always" } else { "IfNotPresent" }),
             );
+            set_default(container, "resources", json!({}));
             set_default(container, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(container, "terminationMessagePolicy", json!("File"));
             for port in container["ports"].as_array_mut().into_iter().flatten() {

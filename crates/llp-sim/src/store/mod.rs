@@ -147,6 +147,8 @@ pub struct Store {
     dependents: HashMap<String, std::collections::HashSet<ObjectKey>>,
     changes: Vec<broadcast::Sender<Arc<Change>>>,
     clock: fn() -> String,
+    /// Writes are checked, defaulted and answered, but not kept (`?dryRun=All`).
+    dry_run: bool,
 }
 
 /// The current time as Kubernetes writes it: `2024-04-17T09:05:33Z`.
@@ -169,6 +171,7 @@ impl Store {
             dependents: HashMap::new(),
             changes,
             clock: now,
+            dry_run: false,
         }
     }
 
@@ -225,6 +228,11 @@ impl Store {
             .range(start..)
             .take_while(|(k, _)| k.resource == resource)
             .count()
+    }
+
+    /// Whether writes are only checked (`?dryRun=All`), until set back.
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
     }
 
     /// Creates an object; fills in uid, resourceVersion, creationTimestamp and generation.
@@ -351,6 +359,9 @@ impl Store {
     /// Deletes an object and, unless orphaned, everything it owns (transitively).
     pub fn delete(&mut self, key: &ObjectKey, propagation: Propagation) -> Result<Arc<Value>, StoreError> {
         let old = self.existing(key)?;
+        if self.dry_run {
+            return Ok(old);
+        }
         self.objects.remove(key);
         self.unindex_owners(key, &old);
         self.applied.retain(|(k, _), _| k != key);
@@ -404,6 +415,9 @@ impl Store {
 
     /// Writes a changed object, stamping a new resourceVersion and publishing the change.
     fn commit(&mut self, key: ObjectKey, mut object: Value, event: EventType) -> Arc<Value> {
+        if self.dry_run {
+            return Arc::new(object);
+        }
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         let object = Arc::new(object);
@@ -517,7 +531,7 @@ impl Store {
     }
 
     fn remember_applied(&mut self, key: &ObjectKey, manager: Option<&str>, body: &Value) {
-        if let Some(manager) = manager {
+        if let Some(manager) = manager.filter(|_| !self.dry_run) {
             self.applied.insert((key.clone(), manager.to_owned()), body.clone());
         }
     }

@@ -239,3 +239,36 @@ fn a_write_that_changes_nothing_keeps_the_version() {
         .unwrap();
     assert_eq!(rv(&same), rv(&created));
 }
+
+#[test]
+fn a_dry_run_is_checked_and_answered_but_not_kept() {
+    let mut store = store_with_namespace();
+    let before = store.revision();
+    store.set_dry_run(true);
+    let answered = store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    assert_eq!(answered["metadata"]["name"], "p");
+    assert!(
+        store.create(ids::pods(), "nowhere", pod("q", json!({}))).is_err(),
+        "still validated"
+    );
+    store.set_dry_run(false);
+    assert_eq!(store.revision(), before);
+    assert!(store.get(&ObjectKey::new(ids::pods(), "ns", "p")).is_none());
+
+    store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    store.set_dry_run(true);
+    store
+        .delete(&ObjectKey::new(ids::pods(), "ns", "p"), Propagation::Background)
+        .unwrap();
+    store.set_dry_run(false);
+    assert!(store.get(&ObjectKey::new(ids::pods(), "ns", "p")).is_some());
+}
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let mut store = store_with_namespace();
+    let secret = json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "abc"}});
+    let created = store.create(ids::secrets(), "ns", secret).unwrap();
+    assert_eq!(created["data"], json!({"a": "eA==", "b": "YWJj"}));
+    assert!(created.get("stringData").is_none());
+}
