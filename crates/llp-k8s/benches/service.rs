@@ -7,7 +7,9 @@
 //! BENCH_CLIENTS clients poll their deployments' status for BENCH_SECONDS seconds, and prints
 //! requests per second, latency percentiles, the Kubernetes API requests the service made
 //! (from its own `/metrics`), the time and API requests of one deploy, and the service's
-//! resident memory idle and under load. BENCH_SOURCES picks the sources (`embedded,directus`).
+//! resident memory idle and under load. BENCH_SOURCES picks the sources (`embedded,directus`);
+//! BENCH_CLUSTER the cluster: `simulator` (default) or `kubernetes`, the real control plane of
+//! llp-testbed (kube-apiserver, controllers, scheduler, kwok nodes; started in this process).
 
 #[path = "../tests/support/llp_api.rs"]
 mod llp_api;
@@ -64,6 +66,47 @@ async fn serve_simulator() {
     println!("{}", path.display());
     let _ = tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin())).await;
     sim.stop().await;
+}
+
+/// The cluster the service runs against, kept alive while it is held.
+enum Cluster {
+    Simulator(#[allow(dead_code)] Running),
+    Kubernetes(#[allow(dead_code)] llp_testbed::Testbed),
+}
+
+/// BENCH_CLUSTER's cluster and the path of its kubeconfig.
+fn start_cluster() -> (Cluster, String) {
+    match std::env::var("BENCH_CLUSTER").as_deref() {
+        Err(_) | Ok("simulator") => {
+            let (sim, kubeconfig) = start_simulator();
+            (Cluster::Simulator(sim), kubeconfig)
+        }
+        Ok("kubernetes") => {
+            let mut cluster = llp_sim::ClusterSpec::default();
+            for node in &mut cluster.nodes {
+                node.cpu = 10_000;
+                node.memory_gi = 100_000;
+                node.pods = 10_000;
+            }
+            let testbed = llp_testbed::Testbed::up(llp_testbed::Options {
+                cluster,
+                ..llp_testbed::Options::default()
+            })
+            .expect("the real control plane starts");
+            let path = testbed.dir.join("bench.kubeconfig");
+            std::fs::write(&path, testbed.kubeconfig("services")).unwrap();
+            (Cluster::Kubernetes(testbed), path.display().to_string())
+        }
+        Ok(other) => panic!("BENCH_CLUSTER: `simulator` or `kubernetes`, not `{other}`"),
+    }
+}
+
+/// The label figures are printed under: the record source, and the cluster when it is real.
+fn label(source: &str) -> String {
+    match std::env::var("BENCH_CLUSTER").as_deref() {
+        Ok("kubernetes") => format!("{source} on kubernetes"),
+        _ => source.to_owned(),
+    }
 }
 
 fn start_simulator() -> (Running, String) {
@@ -302,7 +345,7 @@ fn deployments_per_user() -> usize {
 }
 
 async fn embedded(dir: &std::path::Path) {
-    let (_sim, kubeconfig) = start_simulator();
+    let (_cluster, kubeconfig) = start_cluster();
     let db = dir.join("records.sqlite");
     let tokens: Vec<String> = (0..USERS)
         .map(|i| {
@@ -336,12 +379,12 @@ async fn embedded(dir: &std::path::Path) {
         }
         owners.push(Owner { token, records: ids });
     }
-    measure("embedded", service.0.id(), &url, &owners).await;
+    measure(&label("embedded"), service.0.id(), &url, &owners).await;
 }
 
 async fn directus(dir: &std::path::Path) {
     let api = llp_api::llp_api();
-    let (_sim, kubeconfig) = start_simulator();
+    let (_cluster, kubeconfig) = start_cluster();
     let mut owners = Vec::new();
     for i in 0..USERS {
         let token = api.add_user(&format!("user{i}"), llp_api::Role::Student).await;
@@ -359,7 +402,7 @@ async fn directus(dir: &std::path::Path) {
         api.url
     );
     let (service, url) = start_service(dir, &kubeconfig, &records).await;
-    measure("directus", service.0.id(), &url, &owners).await;
+    measure(&label("directus"), service.0.id(), &url, &owners).await;
 }
 
 #[tokio::main]

@@ -54,3 +54,71 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
     }
 }
 }
+
+/// The kubelet's CreateContainerConfigError for a key not set yet, as the status explains it.
+/// Simulator only: kwok, the real control plane's kubelet here, starts containers without
+/// resolving their environment (README, known limits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_from_secret_key_not_set_yet_says_which_key_and_route_until_it_is_set() {
+    let app = crate::helpers::app_with_cluster().await;
+    let data = "containers: [{name: web, image: nginx, environment: [{name: TOKEN, fromSecret: token}]}]";
+    let id = app.create_record_with(&app.alice, json!({"data": data})).await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    assert_eq!(
+        app.call("PUT", &deployment, &app.alice, None).await.0,
+        StatusCode::CREATED
+    );
+    let waiting =
+        |status: &serde_json::Value| status["pods"][0]["containers"][0]["reason"] == "CreateContainerConfigError";
+    let status = poll(&app, &deployment, waiting).await;
+    let message = status["pods"][0]["containers"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("cannot start: no secret is set for this deployment yet"),
+        "{message}"
+    );
+
+    app.call(
+        "PUT",
+        &format!("{deployment}/secret"),
+        &app.alice,
+        Some(json!({"other": "x"})),
+    )
+    .await;
+    let status = poll(&app, &deployment, |s| {
+        s["pods"][0]["containers"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`token`"))
+    })
+    .await;
+    assert_eq!(
+        status["pods"][0]["containers"][0]["message"],
+        "cannot start: the secret key `token` (used by `fromSecret: token`) is not set; set it with PUT /kubernetes/deployments/{id}/secret"
+    );
+
+    app.call(
+        "PUT",
+        &format!("{deployment}/secret"),
+        &app.alice,
+        Some(json!({"token": "t0k3n"})),
+    )
+    .await;
+    poll(&app, &deployment, |s| s["pods"][0]["containers"][0]["ready"] == true).await;
+}
+
+async fn poll(
+    app: &crate::helpers::TestApp,
+    uri: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let (_, body) = app.call("GET", uri, &app.alice, None).await;
+            if done(&body) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the status reaches the state")
+}

@@ -24,6 +24,8 @@ pub struct NodeSpec {
     pub cpu: u32,
     /// Allocatable memory in GiB.
     pub memory_gi: u32,
+    /// How many pods it may run (a kubelet's `maxPods`, 110 by default).
+    pub pods: u32,
     /// Allocatable extended resources (GPUs), by resource name.
     pub gpus: BTreeMap<String, u32>,
 }
@@ -39,14 +41,14 @@ impl NodeSpec {
             ]),
             cpu: 64,
             memory_gi: 256,
+            pods: 110,
             gpus: gpus.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect(),
         }
     }
 
     /// The Node object.
     pub fn to_object(&self) -> Value {
-        let mut allocatable =
-            json!({"cpu": self.cpu.to_string(), "memory": format!("{}Gi", self.memory_gi), "pods": "110"});
+        let mut allocatable = json!({"cpu": self.cpu.to_string(), "memory": format!("{}Gi", self.memory_gi), "pods": self.pods.to_string()});
         for (resource, count) in &self.gpus {
             allocatable[resource] = json!(count.to_string());
         }

@@ -9,6 +9,7 @@ use super::cluster::{ClusterSpec, Timings};
 use super::events::Severity;
 use crate::store::now as timestamp;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// How an image behaves, from the markers in its reference.
@@ -55,6 +56,10 @@ enum State {
     },
     PullBackOff {
         reason: &'static str,
+    },
+    /// An environment variable's Secret or ConfigMap key is missing; retried each step.
+    ConfigError {
+        message: String,
     },
 }
 
@@ -142,8 +147,9 @@ impl PodRun {
         }
     }
 
-    /// Advances the pod to `now`.
-    pub fn step(&mut self, now: Instant, timings: &Timings) -> Vec<Effect> {
+    /// Advances the pod to `now`; `config_errors` holds, by container, why its environment
+    /// cannot be made now (a missing Secret or ConfigMap key, in the kubelet's words).
+    pub fn step(&mut self, now: Instant, timings: &Timings, config_errors: &HashMap<String, String>) -> Vec<Effect> {
         let mut effects = Vec::new();
         if self.init_finished.is_none() {
             for (name, image) in &self.init {
@@ -167,7 +173,8 @@ impl PodRun {
             }
         }
         for c in &mut self.containers {
-            step_container(c, now, timings, self.pull, &mut effects);
+            let config_error = config_errors.get(&c.name);
+            step_container(c, now, timings, self.pull, config_error, &mut effects);
         }
         effects
     }
@@ -232,8 +239,33 @@ fn event(severity: Severity, reason: &str, message: String) -> Effect {
     }
 }
 
-fn step_container(c: &mut ContainerRun, now: Instant, timings: &Timings, pull: Duration, effects: &mut Vec<Effect>) {
+fn step_container(
+    c: &mut ContainerRun,
+    now: Instant,
+    timings: &Timings,
+    pull: Duration,
+    config_error: Option<&String>,
+    effects: &mut Vec<Effect>,
+) {
     match c.state.clone() {
+        State::ConfigError { message } => match config_error {
+            None => {
+                c.state = State::Creating { until: now };
+                step_container(c, now, timings, pull, None, effects);
+            }
+            Some(now_missing) if *now_missing != message => {
+                effects.push(event(Severity::Warning, "Failed", format!("Error: {now_missing}")));
+                c.state = State::ConfigError {
+                    message: now_missing.clone(),
+                };
+            }
+            Some(_) => {}
+        },
+        State::Creating { until } if now >= until && config_error.is_some() => {
+            let message = config_error.cloned().unwrap_or_default();
+            effects.push(event(Severity::Warning, "Failed", format!("Error: {message}")));
+            c.state = State::ConfigError { message };
+        }
         State::Creating { until } if now >= until => {
             if c.behaviour == Behaviour::PullError {
                 let message = format!(
@@ -327,7 +359,7 @@ fn step_container(c: &mut ContainerRun, now: Instant, timings: &Timings, pull: D
         }
         State::BackOff { until } if now >= until => {
             c.state = State::Creating { until: now };
-            step_container(c, now, timings, pull, effects);
+            step_container(c, now, timings, pull, config_error, effects);
         }
         _ => {}
     }
@@ -345,6 +377,9 @@ fn container_status(c: &ContainerRun) -> Value {
             "message": format!("Back-off pulling image \"{}\": not found", c.image),
         }}),
         State::Running { started_at, .. } => json!({"running": {"startedAt": started_at}}),
+        State::ConfigError { message } => {
+            json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}})
+        }
     };
     let mut status = json!({
         "name": c.name,
@@ -381,7 +416,7 @@ mod tests {
         let mut run = PodRun::new(&pod(image), &cluster, start);
         let mut effects = Vec::new();
         for ms in steps {
-            effects.extend(run.step(start + Duration::from_millis(*ms), &cluster.timings));
+            effects.extend(run.step(start + Duration::from_millis(*ms), &cluster.timings, &HashMap::new()));
         }
         (run, effects)
     }
@@ -432,5 +467,37 @@ mod tests {
         let (run, _) = run("registry/no-such-image:1", &[0, 60]);
         assert_eq!(waiting_reason(&run), "ImagePullBackOff");
         assert!(!run.ready());
+    }
+
+    #[test]
+    fn a_missing_config_key_holds_the_container_until_it_is_set() {
+        let cluster = ClusterSpec {
+            timings: Timings::fast(),
+            ..ClusterSpec::default()
+        };
+        let start = Instant::now();
+        let mut run = PodRun::new(&pod("nginx"), &cluster, start);
+        let missing = HashMap::from([(
+            "app".to_owned(),
+            "couldn't find key mode in ConfigMap ns/sd-1".to_owned(),
+        )]);
+        let later = |ms| start + Duration::from_millis(ms);
+        let effects = run.step(later(1_000), &cluster.timings, &missing);
+        let status = run.status("ip");
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "CreateContainerConfigError"
+        );
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["waiting"]["message"],
+            missing["app"]
+        );
+        assert!(
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Event { reason, .. } if reason == "Failed"))
+        );
+        run.step(later(1_100), &cluster.timings, &HashMap::new());
+        assert!(run.ready(), "starts once the key is there");
     }
 }

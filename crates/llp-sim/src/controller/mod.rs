@@ -3,6 +3,7 @@
 //! only interface, as in a real cluster, so clients see every step through the API.
 
 pub mod cluster;
+mod config_refs;
 pub mod events;
 mod housekeeping;
 pub mod kubelet;
@@ -223,7 +224,8 @@ impl Controller {
             .runs
             .entry(uid.clone())
             .or_insert_with(|| PodRun::new(pod, &self.cluster, now));
-        let effects = run.step(now, &self.cluster.timings);
+        let config_errors = config_refs::config_errors(store, pod);
+        let effects = run.step(now, &self.cluster.timings, &config_errors);
         let changed = fresh || effects.iter().any(|e| !matches!(e, Effect::Log { .. }));
         if changed {
             let next_pod_ip = &mut self.next_pod_ip;

@@ -213,12 +213,40 @@ fn explain_waiting(
             ),
             None => format!("keeps crashing ({} restarts so far)", c.restart_count),
         },
-        "CreateContainerConfigError" => format!(
-            "cannot start: {}; a `fromSecret` or `fromConfig` key is probably missing, set it with the secret or config route",
-            detail.unwrap_or("its configuration is incomplete")
-        ),
+        "CreateContainerConfigError" => config_error_message(detail.unwrap_or_default()),
         _ => detail?.to_owned(),
     })
+}
+
+/// A kubelet's "couldn't find key K in Secret ns/name" or "secret \"name\" not found", as a
+/// student reads it: which key is missing, and the route that sets it.
+fn config_error_message(detail: &str) -> String {
+    let route = |kind: &str| {
+        if kind.eq_ignore_ascii_case("secret") {
+            ("fromSecret", "secret")
+        } else {
+            ("fromConfig", "config")
+        }
+    };
+    if let Some(rest) = detail.strip_prefix("couldn't find key ") {
+        let mut words = rest.split_whitespace();
+        let (key, kind) = (words.next().unwrap_or_default(), words.nth(1).unwrap_or_default());
+        let (variable, path) = route(kind);
+        return format!(
+            "cannot start: the {path} key `{key}` (used by `{variable}: {key}`) is not set; set it with PUT /kubernetes/deployments/{{id}}/{path}"
+        );
+    }
+    for kind in ["secret", "configmap"] {
+        if detail.starts_with(&format!("{kind} \"")) && detail.ends_with("not found") {
+            let (variable, path) = route(kind);
+            return format!(
+                "cannot start: no {path} is set for this deployment yet, but its `{variable}` variables need one; set their keys with PUT /kubernetes/deployments/{{id}}/{path}"
+            );
+        }
+    }
+    format!(
+        "cannot start: {detail}; a `fromSecret` or `fromConfig` key is probably missing, set it with the secret or config route"
+    )
 }
 
 fn oom_message(limit: Option<&str>) -> String {

@@ -129,22 +129,37 @@ fn an_image_that_cannot_be_pulled_is_named() {
     );
 }
 
-#[test]
-fn a_missing_secret_key_points_at_the_secret_route() {
+fn config_error(kubelet_says: &str) -> String {
+    let mut container = waiting("CreateContainerConfigError", json!({}));
+    container["state"]["waiting"]["message"] = json!(kubelet_says);
     let status = from_objects(
         &mk_sts(1, 0, 0),
-        &[mk_pod(
-            "sd-42-0",
-            "Pending",
-            waiting("CreateContainerConfigError", json!({})),
-        )],
+        &[mk_pod("sd-42-0", "Pending", container)],
         NO_CLAIMS,
         None,
     );
-    let message = only_container(&status).message.clone().unwrap();
+    only_container(&status).message.clone().unwrap()
+}
+
+#[test]
+fn a_missing_secret_or_config_key_is_named_with_the_route_that_sets_it() {
+    assert_eq!(
+        config_error("couldn't find key token in Secret services/sd-42"),
+        "cannot start: the secret key `token` (used by `fromSecret: token`) is not set; set it with PUT /kubernetes/deployments/{id}/secret"
+    );
+    assert_eq!(
+        config_error("couldn't find key mode in ConfigMap services/sd-42"),
+        "cannot start: the config key `mode` (used by `fromConfig: mode`) is not set; set it with PUT /kubernetes/deployments/{id}/config"
+    );
     assert!(
-        message.contains("detail from the kubelet") && message.contains("`fromSecret`"),
-        "{message}"
+        config_error("secret \"sd-42\" not found")
+            .starts_with("cannot start: no secret is set for this deployment yet")
+    );
+    assert!(config_error("configmap \"sd-42\" not found").contains("PUT /kubernetes/deployments/{id}/config"));
+    let other = config_error("detail from the kubelet");
+    assert!(
+        other.contains("detail from the kubelet") && other.contains("`fromSecret`"),
+        "{other}"
     );
 }
 
