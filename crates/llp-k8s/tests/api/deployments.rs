@@ -83,6 +83,23 @@ async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
 }
 
 crate::on_both_backends! {
+async fn the_longest_names_validation_allows_deploy_and_run(backend) {
+    let app = app_on(backend).await;
+    let long = "abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwxyz-012345678";
+    let data = format!(
+        "containers: [{{name: {long}, image: nginx, ports: [{{name: abcdefghijklmno, port: 80}}], volumeMounts: [{{name: {long}, mountPath: /d}}]}}]\nvolumes: [{{name: {long}, size: 1Gi}}]"
+    );
+    let title = "Ein sehr langer Titel".repeat(5);
+    let id = app.create_record_with(&app.alice, json!({"title": title, "data": data})).await;
+    let (status, body) = app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let status = until(&app, &id, |s| {
+        s["pods"][0]["containers"][0]["ready"] == true && s["volumes"][0]["phase"] == "Bound"
+    })
+    .await;
+    assert_eq!(status["volumes"][0]["capacity"], "1Gi");
+}
+
 async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing(backend) {
     let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;

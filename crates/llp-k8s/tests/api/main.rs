@@ -1,6 +1,7 @@
 //! The HTTP service, request by request (`router().oneshot(…)`), always with two users.
 
 mod actions;
+mod admission;
 mod data;
 mod deployments;
 mod directus;
