@@ -81,6 +81,8 @@ pub struct Testbed {
     components: Vec<Component>,
     /// Runs the provisioner (and nothing else).
     runtime: Option<tokio::runtime::Runtime>,
+    /// Removes `dir` when the process ends without dropping the testbed.
+    _cleanup: process::RemoveOnExit,
 }
 
 impl Testbed {
@@ -139,8 +141,9 @@ pub fn kubeconfig(server: &str, ca_pem: &str, token: &str, namespace: &str) -> S
 }
 
 fn up_blocking(options: Options) -> Result<Testbed, Error> {
-    let started = Instant::now();
     let binaries = binaries::ensure_built()?;
+    // The first build takes minutes; the time to get ready counts from here.
+    let started = Instant::now();
     let dir = fresh_dir()?;
     let pki = pki::generate(&dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +158,7 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         dir: dir.clone(),
         components: Vec::new(),
         runtime: None,
+        _cleanup: process::RemoveOnExit::arrange(&dir)?,
     };
     let deadline = started + options.ready_within;
 

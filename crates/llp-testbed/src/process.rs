@@ -83,3 +83,29 @@ impl Drop for Component {
         self.stop();
     }
 }
+
+/// Removes a folder once this process ends, however it ends (a testbed shared by a test
+/// binary lives in a static and is never dropped): a shell waits for our end of a pipe to
+/// close, gives the components time to stop, and removes it.
+#[derive(Debug)]
+pub struct RemoveOnExit {
+    _shell: Child,
+    _pipe: Option<ChildStdin>,
+}
+
+impl RemoveOnExit {
+    /// Arranges for `dir` to be removed when this process ends.
+    pub fn arrange(dir: &Path) -> Result<Self, SpawnError> {
+        let name = "cleanup";
+        let mut shell = Command::new("sh")
+            .args(["-c", r#"read _; sleep 4; rm -rf "$1""#, "llp-testbed-cleanup"])
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| SpawnError { name, source })?;
+        let pipe = shell.stdin.take();
+        Ok(Self { _shell: shell, _pipe: pipe })
+    }
+}
