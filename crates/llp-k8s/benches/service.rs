@@ -71,7 +71,7 @@ async fn serve_simulator() {
 /// The cluster the service runs against, kept alive while it is held.
 enum Cluster {
     Simulator(#[allow(dead_code)] Running),
-    Kubernetes(#[allow(dead_code)] llp_testbed::Testbed),
+    Kubernetes(#[allow(dead_code)] Box<llp_testbed::Testbed>),
 }
 
 /// BENCH_CLUSTER's cluster and the path of its kubeconfig.
@@ -95,7 +95,7 @@ fn start_cluster() -> (Cluster, String) {
             .expect("the real control plane starts");
             let path = testbed.dir.join("bench.kubeconfig");
             std::fs::write(&path, testbed.kubeconfig("services")).unwrap();
-            (Cluster::Kubernetes(testbed), path.display().to_string())
+            (Cluster::Kubernetes(Box::new(testbed)), path.display().to_string())
         }
         Ok(other) => panic!("BENCH_CLUSTER: `simulator` or `kubernetes`, not `{other}`"),
     }

@@ -106,6 +106,9 @@ impl RemoveOnExit {
             .spawn()
             .map_err(|source| SpawnError { name, source })?;
         let pipe = shell.stdin.take();
-        Ok(Self { _shell: shell, _pipe: pipe })
+        Ok(Self {
+            _shell: shell,
+            _pipe: pipe,
+        })
     }
 }

@@ -97,6 +97,38 @@ impl Caches {
         false
     }
 
+    /// Waits (up to `within`) until nothing of the deployment `base` is still being deleted: no
+    /// claim being deleted (a new StatefulSet's pods would take such a claim, kept by
+    /// `kubernetes.io/pvc-protection` while an old pod still uses it, and hang with it), and no
+    /// pod terminating while its StatefulSet is gone. Returns the names still terminating when
+    /// time runs out.
+    pub async fn wait_deleted(&self, base: &str, within: std::time::Duration) -> Result<(), Vec<String>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (pods, claims) = self.members(base);
+            let orphaned = self
+                .stateful_set(base)
+                .is_none_or(|s| s.metadata.deletion_timestamp.is_some());
+            let terminating: Vec<String> = claims
+                .iter()
+                .filter(|c| c.metadata.deletion_timestamp.is_some())
+                .map(|c| format!("claim {}", c.metadata.name.as_deref().unwrap_or_default()))
+                .chain(
+                    pods.iter()
+                        .filter(|p| orphaned && p.metadata.deletion_timestamp.is_some())
+                        .map(|p| format!("pod {}", p.metadata.name.as_deref().unwrap_or_default())),
+                )
+                .collect();
+            if terminating.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(terminating);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The pods and claims of the deployment whose base name is `base` (its `app` label).
     pub fn members(&self, base: &str) -> (Vec<Arc<Pod>>, Vec<Arc<PersistentVolumeClaim>>) {
         (

@@ -21,6 +21,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 /// How long a deploy may wait for the cluster before answering 504.
 const CLUSTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long a deploy waits for the previous deployment's pods and claims to finish
+/// terminating before it answers 409 (a real pod's grace period is 30 s by default).
+const DELETION_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status, deploy))
@@ -148,6 +152,14 @@ async fn deploy(
         }
         None => None,
     };
+    let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
+    // Right after a DELETE the old pods terminate and keep their claims: wait a little for
+    // them to go, so the new pods get fresh volumes, or tell the caller to retry.
+    cluster
+        .caches
+        .wait_deleted(&base, DELETION_WAIT)
+        .await
+        .map_err(|objects| ApiError::StillDeleting { objects })?;
     let applying = apply_objects(cluster, &objects, &label);
     let applied = tokio::time::timeout(CLUSTER_TIMEOUT, applying)
         .await
@@ -155,7 +167,6 @@ async fn deploy(
             dependency: "the cluster",
         })?
         .map_err(apply_failed)?;
-    let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
     if !cluster.caches.observe(&base, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
     }

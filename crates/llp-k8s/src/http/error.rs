@@ -44,6 +44,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// The request conflicts with another deployment (409), e.g. a hostname in use.
     Conflict { field: String, message: String },
+    /// The deployment's previous objects are still being deleted (409, with Retry-After).
+    StillDeleting { objects: Vec<String> },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
     /// A dependency could not be reached or answered badly (502).
@@ -119,6 +121,19 @@ impl IntoResponse for ApiError {
                 let mut body = ErrorBody::single("CONFLICT", message);
                 body.errors[0].extensions.field = Some(field);
                 (StatusCode::CONFLICT, body)
+            }
+            ApiError::StillDeleting { objects } => {
+                let message = format!(
+                    "the previous deployment is still being deleted ({}); retry in a few seconds.",
+                    objects.join(", ")
+                );
+                let body = ErrorBody::single("CONFLICT", message);
+                let mut response = (StatusCode::CONFLICT, Json(body)).into_response();
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+                return response;
             }
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -268,4 +268,32 @@ async fn delete_removes_every_object_of_the_deployment_and_only_for_the_owner(ba
         .await;
     assert_eq!(status, StatusCode::OK, "bob's deployment is untouched");
 }
+
+async fn a_deploy_right_after_delete_runs_with_fresh_volumes(backend) {
+    let app = app_on(backend).await;
+    let id = app.create_record_with(&app.alice, json!({"data": WITH_VOLUME})).await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    assert_eq!(app.call("PUT", &deployment, &app.alice, None).await.0, StatusCode::CREATED);
+    let bound = |s: &Value| {
+        s["pods"][0]["phase"] == "Running" && s["pods"][0]["containers"][0]["ready"] == true && s["volumes"][0]["phase"] == "Bound"
+    };
+    wait_for(&app, &id, &app.alice, bound).await;
+    let claims: Api<PersistentVolumeClaim> = app.cluster().api();
+    let claim_uids = || async {
+        let mine = ListParams::default().labels(&format!("llp.kitegg.de/deployment={id}"));
+        let list = claims.list(&mine).await.unwrap().items;
+        list.into_iter().map(|c| c.metadata.uid.unwrap()).collect::<Vec<_>>()
+    };
+    let old_uids = claim_uids().await;
+    assert_eq!(old_uids.len(), 1);
+
+    assert_eq!(app.call("DELETE", &deployment, &app.alice, None).await.0, StatusCode::OK);
+    // At once: the old pod is still terminating and holds its claim (pvc-protection).
+    let (status, body) = app.call("PUT", &deployment, &app.alice, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    wait_for(&app, &id, &app.alice, bound).await;
+    let new_uids = claim_uids().await;
+    assert_eq!(new_uids.len(), 1);
+    assert_ne!(new_uids, old_uids, "a fresh volume, not the deleted one");
+}
 }

@@ -36,7 +36,7 @@ pub struct DeploymentStatus {
 pub struct PodStatus {
     /// Pod name (for the logs, events and pod routes).
     pub name: String,
-    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`, or `Terminating`.
     pub phase: String,
     /// The app containers.
     pub containers: Vec<ContainerStatus>,
@@ -78,7 +78,7 @@ pub struct VolumeStatus {
     pub name: String,
     /// The claim (one per volume and pod).
     pub claim: String,
-    /// `Pending`, `Bound`, `Lost`.
+    /// `Pending`, `Bound`, `Lost`, or `Terminating` while it is being deleted.
     pub phase: String,
     /// Size once bound, e.g. `1Gi`.
     pub capacity: Option<String>,
@@ -295,7 +295,12 @@ fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
     VolumeStatus {
         name: volume,
         claim: claim_name,
-        phase: status.phase.unwrap_or_else(|| "Pending".into()),
+        // As kubectl shows it: a claim being deleted is Terminating, whatever its phase.
+        phase: if claim.metadata.deletion_timestamp.is_some() {
+            "Terminating".into()
+        } else {
+            status.phase.unwrap_or_else(|| "Pending".into())
+        },
         capacity: status.capacity.and_then(|c| c.get("storage").map(|q| q.0.clone())),
         access: access.and_then(|modes| modes.into_iter().next()),
     }

@@ -190,3 +190,11 @@ fn a_pod_being_deleted_is_terminating() {
         "Terminating"
     );
 }
+
+#[test]
+fn a_claim_being_deleted_is_terminating() {
+    let mut claim = mk_claim("data-sd-42-0", "Bound");
+    claim.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+    let status = from_objects(&mk_sts(1, 0, 0), &[] as &[Pod], &[claim], None);
+    assert_eq!(status.volumes[0].phase, "Terminating");
+}
