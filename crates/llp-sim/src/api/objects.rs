@@ -269,7 +269,16 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
 
 fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
     let propagation = propagation(request)?;
-    let deleted = request.store().delete(key, propagation)?;
+    let (deleted, remains) = {
+        let mut store = request.store();
+        let deleted = store.delete(key, propagation)?;
+        (deleted, store.get(key).is_some())
+    };
+    if remains {
+        // Still there (terminating, or waiting for finalizers): the API server answers with
+        // the object, as kubectl's `-o` then prints it.
+        return Ok(Json(&*deleted).into_response());
+    }
     if RESOURCES[key.resource].kind == "Pod" && request.param("dryRun").is_none() {
         request.state.logs.remove_pod(&key.namespace, &key.name);
     }

@@ -78,6 +78,9 @@ pub struct Timings {
     pub backoff: Duration,
     /// Between the log lines a running container writes.
     pub log_every: Duration,
+    /// From a pod's deletion until its containers have stopped and it is gone (it shows
+    /// Terminating meanwhile).
+    pub terminate: Duration,
 }
 
 impl Default for Timings {
@@ -88,6 +91,7 @@ impl Default for Timings {
             crash_after: Duration::from_secs(2),
             backoff: Duration::from_secs(2),
             log_every: Duration::from_secs(5),
+            terminate: Duration::from_secs(1),
         }
     }
 }
@@ -101,6 +105,7 @@ impl Timings {
             crash_after: Duration::from_millis(100),
             backoff: Duration::from_millis(100),
             log_every: Duration::from_millis(200),
+            terminate: Duration::from_millis(100),
         }
     }
 }

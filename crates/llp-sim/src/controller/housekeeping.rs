@@ -1,10 +1,12 @@
-//! The small controllers: claims bind at once to a volume of the requested size, and Services
-//! get a cluster IP.
+//! The small controllers: claims bind at once to a volume of the requested size, Services
+//! get a cluster IP, a claim being deleted goes once no pod uses it (pvc-protection), and an
+//! owner deleted in the foreground goes once its dependents are gone.
 
 use crate::resources::ids;
+use crate::store::defaults::PVC_PROTECTION;
 use crate::store::patch::PatchKind;
 use crate::store::selector::{FieldSelector, LabelSelector};
-use crate::store::{ObjectKey, Store};
+use crate::store::{FOREGROUND, ObjectKey, Store};
 use serde_json::json;
 
 /// Binds every pending claim.
@@ -61,5 +63,55 @@ pub fn assign_cluster_ips(store: &mut Store, next: &mut u32) {
         );
         let patch = json!({"spec": {"clusterIP": ip, "clusterIPs": [ip], "type": service["spec"]["type"].as_str().unwrap_or("ClusterIP")}});
         let _ = store.patch(&key, PatchKind::Merge, &patch, None, false);
+    }
+}
+
+/// Releases claims being deleted that no pod uses any more (the pvc-protection controller).
+pub fn release_unused_claims(store: &mut Store) {
+    let everything = (LabelSelector::default(), FieldSelector::default());
+    let claims = store.list(ids::claims(), None, &everything.0, &everything.1);
+    let doomed: Vec<_> = claims
+        .iter()
+        .filter(|c| c["metadata"]["deletionTimestamp"].is_string())
+        .collect();
+    if doomed.is_empty() {
+        return;
+    }
+    let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+    for claim in doomed {
+        let (namespace, name) = (
+            claim["metadata"]["namespace"].as_str().unwrap_or_default(),
+            claim["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let in_use = pods.iter().any(|pod| {
+            pod["metadata"]["namespace"] == namespace
+                && pod["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["persistentVolumeClaim"]["claimName"] == name)
+        });
+        if !in_use {
+            let _ = store.remove_finalizer(&ObjectKey::new(ids::claims(), namespace, name), PVC_PROTECTION);
+        }
+    }
+}
+
+/// Removes StatefulSets deleted in the foreground once they own nothing (the garbage collector).
+pub fn finish_foreground_deletions(store: &mut Store) {
+    let everything = (LabelSelector::default(), FieldSelector::default());
+    for sts in store.list(ids::stateful_sets(), None, &everything.0, &everything.1) {
+        let waiting = sts["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == FOREGROUND));
+        let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
+        if waiting && sts["metadata"]["deletionTimestamp"].is_string() && !store.has_dependents(uid) {
+            let key = ObjectKey::new(
+                ids::stateful_sets(),
+                sts["metadata"]["namespace"].as_str().unwrap_or_default(),
+                sts["metadata"]["name"].as_str().unwrap_or_default(),
+            );
+            let _ = store.remove_finalizer(&key, FOREGROUND);
+        }
     }
 }

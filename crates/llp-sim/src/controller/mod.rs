@@ -66,6 +66,8 @@ pub struct Controller {
     pod_ips: HashMap<String, String>,
     unschedulable_reported: HashMap<String, Instant>,
     sts_fingerprints: HashMap<String, Vec<String>>,
+    /// Pods being deleted, by uid: since when their containers are being stopped.
+    terminating: HashMap<String, Instant>,
 }
 
 impl Controller {
@@ -81,6 +83,7 @@ impl Controller {
             pod_ips: HashMap::new(),
             unschedulable_reported: HashMap::new(),
             sts_fingerprints: HashMap::new(),
+            terminating: HashMap::new(),
         }
     }
 
@@ -125,7 +128,15 @@ impl Controller {
                 bound.push(placed);
             }
         }
+        self.stop_terminating_pods(&mut store, &pods, now);
+        housekeeping::release_unused_claims(&mut store);
+        housekeeping::finish_foreground_deletions(&mut store);
+        let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
         let existing: HashSet<&str> = pods.iter().filter_map(|p| p["metadata"]["uid"].as_str()).collect();
+        bound.retain(|p| {
+            p["metadata"]["uid"].as_str().is_some_and(|uid| existing.contains(uid))
+                && !p["metadata"]["deletionTimestamp"].is_string()
+        });
         let gone: Vec<String> = self
             .runs
             .keys()
@@ -133,19 +144,39 @@ impl Controller {
             .cloned()
             .collect();
         for uid in gone {
-            if let (Some(run), Some(pod)) = (self.runs.remove(&uid), self.last_seen.remove(&uid)) {
-                for container in run.container_names() {
-                    let message = format!("Stopping container {container}");
-                    self.recorder
-                        .record(&mut store, &pod, Severity::Normal, "Killing", &message, "kubelet");
-                }
+            self.runs.remove(&uid);
+            if let Some(pod) = self.last_seen.remove(&uid) {
+                let key = key_of(ids::pods(), &pod);
+                state.logs.remove_pod(&key.namespace, &key.name);
             }
         }
+        self.terminating.retain(|uid, _| existing.contains(uid.as_str()));
         self.pod_ips.retain(|uid, _| existing.contains(uid.as_str()));
         self.unschedulable_reported
             .retain(|uid, _| existing.contains(uid.as_str()));
         for pod in &bound {
             self.run_pod(&mut store, &state.logs, pod, now);
+        }
+    }
+
+    /// The kubelet's part of a graceful deletion: the containers of a pod being deleted are
+    /// stopped (Killing events), and after [`Timings::terminate`] the pod is removed.
+    fn stop_terminating_pods(&mut self, store: &mut Store, pods: &[Arc<Value>], now: Instant) {
+        for pod in pods.iter().filter(|p| p["metadata"]["deletionTimestamp"].is_string()) {
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+            if !self.terminating.contains_key(&uid) {
+                if let Some(run) = self.runs.get(&uid) {
+                    for container in run.container_names() {
+                        let message = format!("Stopping container {container}");
+                        self.recorder
+                            .record(store, pod, Severity::Normal, "Killing", &message, "kubelet");
+                    }
+                }
+                self.terminating.insert(uid.clone(), now);
+            }
+            if now >= self.terminating[&uid] + self.cluster.timings.terminate {
+                let _ = store.remove(&key_of(ids::pods(), pod));
+            }
         }
     }
 

@@ -29,6 +29,12 @@ pub fn reconcile(store: &mut Store, sts: &Value, pods: &[Arc<Value>], recorder: 
         .filter_map(|p| Some((ordinal(p["metadata"]["name"].as_str()?, name)?, p.clone())))
         .collect();
 
+    // A StatefulSet being deleted makes nothing new; while one of its pods terminates it
+    // waits (OrderedReady), as the real controller does.
+    if meta["deletionTimestamp"].is_string() || pods.iter().any(|p| p["metadata"]["deletionTimestamp"].is_string()) {
+        update_status(store, sts, pods, namespace, name, &revision);
+        return;
+    }
     for ordinal in 0..replicas {
         ensure_claims(store, sts, namespace, name, ordinal);
     }

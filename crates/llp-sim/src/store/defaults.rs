@@ -21,6 +21,21 @@ pub fn apply(kind: &str, object: &mut Value) {
     }
 }
 
+/// The finalizer that keeps a claim while a pod uses it (StorageObjectInUseProtection).
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
+/// What admission adds to a new object only: claims get the pvc-protection finalizer.
+pub fn admit_new(kind: &str, object: &mut Value) {
+    if kind == "PersistentVolumeClaim" {
+        let finalizers = &mut object["metadata"]["finalizers"];
+        match finalizers.as_array_mut() {
+            Some(list) if !list.iter().any(|f| f == PVC_PROTECTION) => list.push(json!(PVC_PROTECTION)),
+            Some(_) => {}
+            None => *finalizers = json!([PVC_PROTECTION]),
+        }
+    }
+}
+
 /// The simulated cluster's default StorageClass, which claims without one get (the API
 /// server's DefaultStorageClass admission).
 pub const DEFAULT_STORAGE_CLASS: &str = "standard";

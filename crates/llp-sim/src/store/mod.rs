@@ -130,7 +130,7 @@ pub enum Propagation {
     /// Delete dependents too (the default for most kinds).
     #[default]
     Background,
-    /// Same as background here: dependents are deleted at once.
+    /// The owner stays (finalizer `foregroundDeletion`) until its dependents are gone.
     Foreground,
     /// Keep dependents, removing their owner reference.
     Orphan,
@@ -266,6 +266,7 @@ impl Store {
         meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         meta["creationTimestamp"] = json!((self.clock)());
         defaults::apply(rt.kind, &mut object);
+        defaults::admit_new(rt.kind, &mut object);
         validation::validate(rt.kind, &name, &object, None)?;
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
@@ -295,6 +296,9 @@ impl Store {
             return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
         }
         validation::validate(RESOURCES[key.resource].kind, &key.name, &merged, Some(&old))?;
+        if finalized(&merged) {
+            return self.remove(key);
+        }
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }
 
@@ -342,6 +346,9 @@ impl Store {
         if merged == *old {
             return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
         }
+        if finalized(&merged) {
+            return self.remove(key);
+        }
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }
 
@@ -356,8 +363,46 @@ impl Store {
         Ok(self.commit(key.clone(), new, EventType::Modified))
     }
 
-    /// Deletes an object and, unless orphaned, everything it owns (transitively).
+    /// Deletes an object as the API server does. An object that must wind down first is only
+    /// marked (`deletionTimestamp`, a MODIFIED event) and returned: a scheduled, running pod
+    /// (its kubelet stops it, then [`Store::remove`]s it), an object with finalizers (gone when
+    /// the last is removed), and an owner deleted in the foreground (finalizer
+    /// `foregroundDeletion` until its dependents are gone). Anything else is removed at once.
+    /// Unless orphaned, what the object owns is deleted too.
     pub fn delete(&mut self, key: &ObjectKey, propagation: Propagation) -> Result<Arc<Value>, StoreError> {
+        let old = self.existing(key)?;
+        if self.dry_run || old["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(old);
+        }
+        let uid = old["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        let foreground = propagation == Propagation::Foreground && self.dependents.contains_key(&uid);
+        let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if graceful(&old) || has_finalizers || foreground {
+            let mut marked = (*old).clone();
+            marked["metadata"]["deletionTimestamp"] = json!((self.clock)());
+            if graceful(&old) {
+                let grace = old["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+                marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            if foreground {
+                let finalizers = &mut marked["metadata"]["finalizers"];
+                match finalizers.as_array_mut() {
+                    Some(list) => list.push(json!(FOREGROUND)),
+                    None => *finalizers = json!([FOREGROUND]),
+                }
+            }
+            let marked = self.commit(key.clone(), marked, EventType::Modified);
+            self.collect_dependents(&uid, propagation);
+            return Ok(marked);
+        }
+        let deleted = self.remove(key)?;
+        self.collect_dependents(&uid, propagation);
+        Ok(deleted)
+    }
+
+    /// Removes an object now (what follows a finished graceful deletion or the last
+    /// finalizer), publishing DELETED.
+    pub fn remove(&mut self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
         let old = self.existing(key)?;
         if self.dry_run {
             return Ok(old);
@@ -376,10 +421,29 @@ impl Store {
             object: deleted.clone(),
             line: Default::default(),
         });
-        if let Some(uid) = old["metadata"]["uid"].as_str() {
-            self.collect_dependents(uid, propagation);
-        }
         Ok(deleted)
+    }
+
+    /// Removes `finalizer` from an object; an object being deleted goes with its last one.
+    pub fn remove_finalizer(&mut self, key: &ObjectKey, finalizer: &str) -> Result<(), StoreError> {
+        let old = self.existing(key)?;
+        let mut new = (*old).clone();
+        let Some(list) = new["metadata"]["finalizers"].as_array_mut() else {
+            return Ok(());
+        };
+        list.retain(|f| f != finalizer);
+        let empty = list.is_empty();
+        if empty && new["metadata"]["deletionTimestamp"].is_string() && !graceful(&new) {
+            self.remove(key)?;
+        } else if new != *old {
+            self.commit(key.clone(), new, EventType::Modified);
+        }
+        Ok(())
+    }
+
+    /// Whether anything still names `uid` as its owner.
+    pub fn has_dependents(&self, uid: &str) -> bool {
+        self.dependents.get(uid).is_some_and(|d| !d.is_empty())
     }
 
     fn collect_dependents(&mut self, owner_uid: &str, propagation: Propagation) {
@@ -466,6 +530,8 @@ impl Store {
             "creationTimestamp",
             "resourceVersion",
             "generation",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             match old["metadata"].get(field) {
                 Some(value) => new["metadata"][field] = value.clone(),
@@ -567,6 +633,23 @@ pub fn resource_name(rt: &ResourceType) -> String {
 }
 
 /// The uids of an object's owners.
+/// The finalizer of an owner deleted in the foreground.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// Whether a write left an object being deleted without finalizers: then it goes.
+fn finalized(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"].is_string()
+        && object["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+        && !graceful(object)
+}
+
+/// Whether deleting `object` waits for a kubelet: a pod bound to a node that has not finished.
+fn graceful(object: &Value) -> bool {
+    object["kind"] == "Pod"
+        && object["spec"]["nodeName"].is_string()
+        && !matches!(object["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+}
+
 fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
     object["metadata"]["ownerReferences"]
         .as_array()

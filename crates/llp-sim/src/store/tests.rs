@@ -272,3 +272,37 @@ fn secret_string_data_is_folded_into_data() {
     assert_eq!(created["data"], json!({"a": "eA==", "b": "YWJj"}));
     assert!(created.get("stringData").is_none());
 }
+
+#[test]
+fn a_running_pod_is_only_marked_terminating_until_its_kubelet_removes_it() {
+    let mut store = store_with_namespace();
+    let mut running = pod("p", json!({}));
+    running["spec"]["nodeName"] = json!("worker-1");
+    store.create(ids::pods(), "ns", running).unwrap();
+    let key = ObjectKey::new(ids::pods(), "ns", "p");
+    let marked = store.delete(&key, Propagation::Background).unwrap();
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert!(store.get(&key).is_some(), "still there, Terminating");
+    store.remove(&key).unwrap();
+    assert!(store.get(&key).is_none());
+    // A pod no node runs goes at once.
+    store.create(ids::pods(), "ns", pod("q", json!({}))).unwrap();
+    store
+        .delete(&ObjectKey::new(ids::pods(), "ns", "q"), Propagation::Background)
+        .unwrap();
+    assert!(store.get(&ObjectKey::new(ids::pods(), "ns", "q")).is_none());
+}
+
+#[test]
+fn a_claim_is_protected_until_its_finalizer_goes() {
+    let mut store = store_with_namespace();
+    let claim = json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let created = store.create(ids::claims(), "ns", claim).unwrap();
+    assert_eq!(created["metadata"]["finalizers"], json!([defaults::PVC_PROTECTION]));
+    let key = ObjectKey::new(ids::claims(), "ns", "c");
+    store.delete(&key, Propagation::Background).unwrap();
+    assert!(store.get(&key).unwrap()["metadata"]["deletionTimestamp"].is_string());
+    store.remove_finalizer(&key, defaults::PVC_PROTECTION).unwrap();
+    assert!(store.get(&key).is_none(), "gone with its last finalizer");
+}
