@@ -282,3 +282,33 @@ async fn every_kubectl_version_on_the_machine_reads_nodes_and_pods() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_table_rows_as_pods_change() {
+    let t = TestSim::start().await;
+    let file = t.write("w.yaml", &manifest("watched", "nginx:1.27", 1));
+    let mut command = std::process::Command::new("timeout");
+    command
+        .args(["4", "kubectl", "--cache-dir"])
+        .arg(t.kubeconfig.with_extension("watch-cache"))
+        .args(["get", "pods", "-w"])
+        .env("KUBECONFIG", &t.kubeconfig);
+    let watching = tokio::task::spawn_blocking(move || command.output().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    t.kubectl_ok(&["apply", "--validate=false", "-f", &file]).await;
+    let out = watching.await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("watched-0"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.iter().all(|r| r.len() == 5),
+        "every row has the table's five columns:\n{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r[2] == "Running"),
+        "the pod is seen Running:\n{text}"
+    );
+}

@@ -30,12 +30,14 @@ struct Filter {
     namespace: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Each event's object is a one-row Table (`kubectl get -w` asks so), not the object.
+    table: bool,
 }
 
 impl Filter {
     /// The watch line of a change, serialized once and shared unless it must be translated.
     fn line(&self, change: &Change) -> Bytes {
-        if self.presented == self.resource {
+        if self.presented == self.resource && !self.table {
             change.watch_line()
         } else {
             line(&self.event(change.event.as_str(), &change.object))
@@ -43,7 +45,21 @@ impl Filter {
     }
 
     fn event(&self, kind: &str, object: &Value) -> Value {
-        json!({"type": kind, "object": events_v1::present(self.presented, object)})
+        let object = events_v1::present(self.presented, object);
+        if !self.table {
+            return json!({"type": kind, "object": object});
+        }
+        let revision = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or(0);
+        let table = super::table::render(
+            RESOURCES[self.presented].kind,
+            &[Arc::new(object)],
+            revision,
+            jiff::Timestamp::now(),
+        );
+        json!({"type": kind, "object": table})
     }
 
     fn matches(&self, resource: usize, object: &Value) -> bool {
@@ -66,6 +82,11 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
         namespace: target.namespace.clone(),
         labels,
         fields,
+        table: request
+            .headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(super::table::wants_table),
     };
     let bookmarks = request.params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let initial_events_end = request.params.get("sendInitialEvents").is_some_and(|v| v == "true");
