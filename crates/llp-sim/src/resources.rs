@@ -218,6 +218,16 @@ pub static RESOURCES: &[ResourceType] = &[
         short_names: &["ing"],
         subresources: &[STATUS],
     },
+    ResourceType {
+        group: "",
+        version: "v1",
+        plural: "resourcequotas",
+        singular: "resourcequota",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short_names: &["quota"],
+        subresources: &[STATUS],
+    },
 ];
 
 /// The kind served at `group`/`version`/`plural`.
@@ -256,4 +266,5 @@ pub mod ids {
     id!(events, "", "events");
     id!(stateful_sets, "apps", "statefulsets");
     id!(ingresses, "networking.k8s.io", "ingresses");
+    id!(resource_quotas, "", "resourcequotas");
 }

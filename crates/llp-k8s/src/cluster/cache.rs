@@ -1,11 +1,12 @@
 //! Watch caches of the managed namespace: reflectors over the StatefulSets, pods and claims
-//! that carry our `managed-by` label. Status requests read only these, so polling costs the
-//! Kubernetes API nothing.
+//! that carry our `managed-by` label, and over the StatefulSet controller's `FailedCreate`
+//! events (the only trace of pods that admission refused). Status requests read only these,
+//! so polling costs the Kubernetes API nothing.
 
 use super::index::LabelIndex;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +22,8 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Volume claims.
     pub claims: Store<PersistentVolumeClaim>,
+    /// The StatefulSet controller's `FailedCreate` events.
+    pub failed_creates: Store<Event>,
     /// Pod names by deployment (`app` label).
     pod_index: LabelIndex,
     /// Claim names by deployment.
@@ -44,6 +47,11 @@ pub fn start(client: &kube::Client, namespace: &str) -> Caches {
             Api::namespaced(client.clone(), namespace),
             config(),
             Some(claim_index.clone()),
+        ),
+        failed_creates: reflect(
+            Api::namespaced(client.clone(), namespace),
+            watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
+            None,
         ),
         pod_index,
         claim_index,
@@ -73,7 +81,19 @@ impl Caches {
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.stateful_sets.wait_until_ready().await?;
         self.pods.wait_until_ready().await?;
-        self.claims.wait_until_ready().await
+        self.claims.wait_until_ready().await?;
+        self.failed_creates.wait_until_ready().await
+    }
+
+    /// The message of the latest `FailedCreate` event of StatefulSet `name`.
+    pub fn failed_create(&self, name: &str) -> Option<String> {
+        let latest = self
+            .failed_creates
+            .state()
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .max_by_key(|e| event_time(e))?;
+        latest.message.clone()
     }
 
     /// The StatefulSet named `name`.
@@ -154,4 +174,16 @@ where
             labels.and_then(|l| l.get(APP_LABEL)).map(String::as_str) == Some(base)
         })
         .collect()
+}
+
+/// When an event last happened: `lastTimestamp`, else `eventTime` (events.k8s.io writers),
+/// else its creation, as seconds since the epoch.
+fn event_time(event: &Event) -> i64 {
+    event
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .or_else(|| event.event_time.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()))
+        .unwrap_or(0)
 }

@@ -209,7 +209,9 @@ async fn status(
             state.render.ingress.domain
         )
     });
-    Ok(Json(llp_spec::status::from_objects(&sts, &pods, &claims, url)).into_response())
+    let refused = cluster.caches.failed_create(names.base());
+    let status = llp_spec::status::from_objects(&sts, &pods, &claims, url).with_refused_pods(refused.as_deref());
+    Ok(Json(status).into_response())
 }
 
 /// A deploy stopped at one object: the cluster refusing it as invalid is the user's 400

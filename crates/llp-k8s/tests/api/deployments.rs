@@ -83,6 +83,26 @@ async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
 }
 
 crate::on_both_backends! {
+async fn pods_the_cluster_refuses_to_create_are_explained_in_the_status(backend) {
+    let app = app_on(backend).await;
+    let quota: k8s_openapi::api::core::v1::ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})).unwrap();
+    Api::namespaced(app.admin_client(), &app.cluster().namespace)
+        .create(&Default::default(), &quota)
+        .await
+        .unwrap();
+    let id = app.create_record(&app.alice).await;
+    let (status, body) = app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let status = until(&app, &id, |s| s["problem"].is_string()).await;
+    assert_eq!(status["pods"], json!([]));
+    let problem = status["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("the cluster refuses to create this deployment's pods: ") && problem.contains("exceeded quota: no-pods"),
+        "{problem}"
+    );
+}
+
 async fn the_longest_names_validation_allows_deploy_and_run(backend) {
     let app = app_on(backend).await;
     let long = "abcdefghijklmnopqrstuvwxyz-abcdefghijklmnopqrstuvwxyz-012345678";

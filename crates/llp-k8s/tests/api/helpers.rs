@@ -153,6 +153,15 @@ impl TestApp {
         self.state.cluster.as_ref().expect("an app with a cluster")
     }
 
+    /// A client that may do what the service may not (create a ResourceQuota, say): the
+    /// simulator's token is unrestricted; on Kubernetes, the testbed's admin.
+    pub fn admin_client(&self) -> kube::Client {
+        match self.backend {
+            Backend::Sim => self.cluster().client.clone(),
+            Backend::Real => crate::testbed::admin(),
+        }
+    }
+
     /// A line the logs of a started container hold: the simulator's containers say so by name
     /// and image; kwok (no container runtime) serves one fixed log file for every container.
     pub fn started_line(&self, container: &str, image: &str) -> String {

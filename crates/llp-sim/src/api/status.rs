@@ -109,6 +109,7 @@ impl From<StoreError> for ApiError {
                 })).collect::<Vec<_>>()}),
             ),
             StoreError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest", Value::Null),
+            StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", Value::Null),
             StoreError::Gone { .. } => (StatusCode::GONE, "Expired", Value::Null),
         };
         Self {

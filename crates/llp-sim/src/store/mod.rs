@@ -119,6 +119,9 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// Admission refused the object (a ResourceQuota, say).
+    #[error("{0}")]
+    Forbidden(String),
     /// The requested resourceVersion is older than the kept history.
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
@@ -268,6 +271,9 @@ impl Store {
         defaults::apply(rt.kind, &mut object);
         defaults::admit_new(rt.kind, &mut object);
         validation::validate(rt.kind, &name, &object, None)?;
+        if rt.kind == "Pod" {
+            self.admit_pod_quota(namespace, &name)?;
+        }
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
         }
@@ -437,6 +443,36 @@ impl Store {
             self.remove(key)?;
         } else if new != *old {
             self.commit(key.clone(), new, EventType::Modified);
+        }
+        Ok(())
+    }
+
+    /// The ResourceQuota admission plugin, for the `pods` count: a new pod beyond a quota's
+    /// `spec.hard.pods` is refused with the API server's words.
+    fn admit_pod_quota(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let none = (selector::LabelSelector::default(), selector::FieldSelector::default());
+        let quotas = self.list(
+            crate::resources::ids::resource_quotas(),
+            Some(namespace),
+            &none.0,
+            &none.1,
+        );
+        if quotas.is_empty() {
+            return Ok(());
+        }
+        let used = self
+            .list(crate::resources::ids::pods(), Some(namespace), &none.0, &none.1)
+            .len();
+        for quota in quotas {
+            let limit = quota["spec"]["hard"]["pods"]
+                .as_str()
+                .and_then(|p| p.parse::<usize>().ok());
+            if let Some(limit) = limit.filter(|limit| used + 1 > *limit) {
+                let quota_name = quota["metadata"]["name"].as_str().unwrap_or_default();
+                return Err(StoreError::Forbidden(format!(
+                    "pods \"{name}\" is forbidden: exceeded quota: {quota_name}, requested: pods=1, used: pods={used}, limited: pods={limit}"
+                )));
+            }
         }
         Ok(())
     }

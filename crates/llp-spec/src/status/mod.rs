@@ -27,6 +27,23 @@ pub struct DeploymentStatus {
     /// Where the deployment is reachable, when it has a hostname.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Why pods are missing, when the cluster refuses to create them (a quota, a policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl DeploymentStatus {
+    /// Adds why pods are missing: the StatefulSet controller's latest `FailedCreate` message,
+    /// while fewer pods exist than wanted (the only trace of a pod admission refused).
+    pub fn with_refused_pods(mut self, failed_create: Option<&str>) -> Self {
+        if let Some(message) = failed_create.filter(|_| (self.pods.len() as i32) < self.replicas) {
+            let reason = message.split(" failed error: ").nth(1).unwrap_or(message);
+            self.problem = Some(format!(
+                "the cluster refuses to create this deployment's pods: {reason}. Ask an administrator, or lower replicas or resources."
+            ));
+        }
+        self
+    }
 }
 
 /// One pod.
@@ -107,6 +124,7 @@ pub fn from_objects(
         pods: pods.into_iter().map(pod_status).collect(),
         volumes: claims.into_iter().map(|c| volume_status(c, &name)).collect(),
         url,
+        problem: None,
     }
 }
 

@@ -198,3 +198,18 @@ fn a_claim_being_deleted_is_terminating() {
     let status = from_objects(&mk_sts(1, 0, 0), &[] as &[Pod], &[claim], None);
     assert_eq!(status.volumes[0].phase, "Terminating");
 }
+
+#[test]
+fn pods_the_cluster_refuses_to_create_are_explained_while_they_are_missing() {
+    let event = "create Pod sd-42-0 in StatefulSet sd-42 failed error: pods \"sd-42-0\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0";
+    let status = from_objects(&mk_sts(1, 0, 0), &[] as &[Pod], NO_CLAIMS, None).with_refused_pods(Some(event));
+    assert_eq!(
+        status.problem.as_deref(),
+        Some(
+            "the cluster refuses to create this deployment's pods: pods \"sd-42-0\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0. Ask an administrator, or lower replicas or resources."
+        )
+    );
+    let running = mk_pod("sd-42-0", "Running", waiting("ContainerCreating", json!({})));
+    let status = from_objects(&mk_sts(1, 0, 0), &[running], NO_CLAIMS, None).with_refused_pods(Some(event));
+    assert_eq!(status.problem, None, "an old refusal says nothing once the pods exist");
+}
