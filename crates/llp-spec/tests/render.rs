@@ -243,3 +243,23 @@ fn config_shapes_the_objects() {
     assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
     assert!(spec.tls.is_none());
 }
+
+#[test]
+fn only_pods_asking_for_a_gpu_tolerate_the_gpu_taint() {
+    let tolerations = |yaml: &str| {
+        let objects = render_record(&record(yaml));
+        objects.stateful_set.spec.unwrap().template.spec.unwrap().tolerations
+    };
+    assert_eq!(tolerations("containers: [{name: a, image: b}]"), None);
+    let gpu =
+        tolerations("containers: [{name: a, image: b}, {name: t, image: c, gpu: nvidia.com/mig-1g.10gb}]").unwrap();
+    assert_eq!(gpu.len(), 1);
+    assert_eq!(
+        (
+            gpu[0].key.as_deref(),
+            gpu[0].operator.as_deref(),
+            gpu[0].effect.as_deref()
+        ),
+        (Some("nvidia.com/gpu"), Some("Exists"), Some("NoSchedule"))
+    );
+}

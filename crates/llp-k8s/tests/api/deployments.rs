@@ -83,6 +83,34 @@ async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
 }
 
 crate::on_both_backends! {
+async fn gpu_pods_tolerate_the_gpu_nodes_taint_as_configured(backend) {
+    let mut app = app_on(backend).await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(app.admin_client());
+    let taint = |taints: Value| json!({"spec": {"taints": taints}});
+    let gpu_taint = json!([{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]);
+    for node in ["worker-1", "worker-3"] {
+        nodes.patch(node, &Default::default(), &kube::api::Patch::Merge(taint(gpu_taint.clone()))).await.unwrap();
+    }
+    let gpu = json!({"data": "containers: [{name: train, image: trainer, cpu: 1, memory: 1, gpu: nvidia.com/gpu}]"});
+    let id = app.create_record_with(&app.alice, gpu.clone()).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await;
+    until(&app, &id, |s| s["pods"][0]["phase"] == "Running").await;
+
+    // Without the toleration in the configuration, the tainted GPU nodes refuse the pod.
+    app.state.render = std::sync::Arc::new(llp_spec::RenderConfig {
+        gpu_tolerations: Vec::new(),
+        ..(*app.state.render).clone()
+    });
+    let id = app.create_record_with(&app.alice, gpu).await;
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await;
+    let status = until(&app, &id, |s| s["pods"][0]["scheduling"].is_string()).await;
+    let why = status["pods"][0]["scheduling"].as_str().unwrap();
+    for node in ["worker-1", "worker-3"] {
+        nodes.patch(node, &Default::default(), &kube::api::Patch::Merge(taint(json!(null)))).await.unwrap();
+    }
+    assert!(why.contains("untolerated taint"), "{why}");
+}
+
 async fn pods_the_cluster_refuses_to_create_are_explained_in_the_status(backend) {
     let app = app_on(backend).await;
     let quota: k8s_openapi::api::core::v1::ResourceQuota =

@@ -58,11 +58,16 @@ pub fn place(pod: &Value, nodes: &[Arc<Value>], usage: &Usage) -> Placement {
     let selector = pod["spec"]["nodeSelector"].as_object();
     let mut mismatched = 0;
     let mut insufficient: BTreeMap<String, usize> = BTreeMap::new();
+    let mut tainted: BTreeMap<String, usize> = BTreeMap::new();
     for node in nodes {
         let name = node["metadata"]["name"].as_str().unwrap_or_default();
         let labels = &node["metadata"]["labels"];
         if !selector.into_iter().flatten().all(|(k, v)| labels[k] == *v) {
             mismatched += 1;
+            continue;
+        }
+        if let Some(taint) = untolerated_taint(pod, node) {
+            *tainted.entry(taint).or_insert(0) += 1;
             continue;
         }
         let nothing = BTreeMap::new();
@@ -85,14 +90,54 @@ pub fn place(pod: &Value, nodes: &[Arc<Value>], usage: &Usage) -> Placement {
             *insufficient.entry(resource.clone()).or_insert(0) += 1;
         }
     }
-    Placement::Unschedulable(message(nodes.len(), mismatched, &insufficient))
+    Placement::Unschedulable(message(nodes.len(), mismatched, &tainted, &insufficient))
+}
+
+/// The first NoSchedule/NoExecute taint of `node` that no toleration of `pod` matches, as
+/// the scheduler prints it (`{nvidia.com/gpu: }`).
+fn untolerated_taint(pod: &Value, node: &Value) -> Option<String> {
+    let tolerations = pod["spec"]["tolerations"].as_array();
+    node["spec"]["taints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|taint| {
+            let effect = taint["effect"].as_str().unwrap_or_default();
+            if !matches!(effect, "NoSchedule" | "NoExecute") {
+                return None;
+            }
+            let tolerated = tolerations.into_iter().flatten().any(|t| {
+                let key_matches = t["key"].as_str().is_none_or(str::is_empty) && t["operator"] == "Exists"
+                    || t["key"] == taint["key"]
+                        && (t["operator"] == "Exists"
+                            || t["value"].as_str().unwrap_or_default() == taint["value"].as_str().unwrap_or_default());
+                key_matches && t["effect"].as_str().is_none_or(|e| e.is_empty() || e == effect)
+            });
+            (!tolerated).then(|| {
+                format!(
+                    "{{{}: {}}}",
+                    taint["key"].as_str().unwrap_or_default(),
+                    taint["value"].as_str().unwrap_or_default()
+                )
+            })
+        })
 }
 
 /// `0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu. preemption: …`
-fn message(total: usize, mismatched: usize, insufficient: &BTreeMap<String, usize>) -> String {
+fn message(
+    total: usize,
+    mismatched: usize,
+    tainted: &BTreeMap<String, usize>,
+    insufficient: &BTreeMap<String, usize>,
+) -> String {
     let mut reasons: Vec<String> = insufficient
         .iter()
         .map(|(r, n)| format!("{n} Insufficient {r}"))
+        .chain(
+            tainted
+                .iter()
+                .map(|(t, n)| format!("{n} node(s) had untolerated taint {t}")),
+        )
         .collect();
     if mismatched > 0 {
         reasons.push(format!(
@@ -101,10 +146,11 @@ fn message(total: usize, mismatched: usize, insufficient: &BTreeMap<String, usiz
     }
     reasons.sort();
     let mut preemption = Vec::new();
-    if mismatched > 0 {
-        preemption.push(format!("{mismatched} Preemption is not helpful for scheduling"));
+    let unhelpful = mismatched + tainted.values().sum::<usize>();
+    if unhelpful > 0 {
+        preemption.push(format!("{unhelpful} Preemption is not helpful for scheduling"));
     }
-    let starved = total - mismatched;
+    let starved = total - unhelpful;
     if starved > 0 {
         preemption.push(format!("{starved} No preemption victims found for incoming pod"));
     }

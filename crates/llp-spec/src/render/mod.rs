@@ -12,7 +12,7 @@ mod statefulset;
 use crate::names::{Names, labels};
 use crate::record::{Deployment, RecordId};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, Toleration};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +29,9 @@ pub struct RenderConfig {
     pub image_pull_policy: String,
     /// Node selector of the pods.
     pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of pods that ask for a GPU (GPU nodes are often tainted so that only GPU
+    /// work lands there).
+    pub gpu_tolerations: Vec<Toleration>,
     /// Storage class of the volume claims; the cluster's default when unset.
     pub storage_class: Option<String>,
     /// Drop every Linux capability of every container.
@@ -58,6 +61,13 @@ impl Default for RenderConfig {
             name_prefix: "sd-".into(),
             image_pull_policy: "Always".into(),
             node_selector: BTreeMap::from([("node-role.kubernetes.io/worker".into(), "worker".into())]),
+            // The taint the NVIDIA GPU operator documents for GPU nodes.
+            gpu_tolerations: vec![Toleration {
+                key: Some("nvidia.com/gpu".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Default::default()
+            }],
             storage_class: None,
             drop_all_capabilities: true,
             ingress: IngressConfig::default(),

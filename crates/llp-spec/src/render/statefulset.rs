@@ -54,6 +54,15 @@ fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplateSpec {
             init_containers: non_empty(spec.init_containers.iter().map(|c| render_container(c, ctx))),
             restart_policy: Some(spec.restart_policy.as_str().to_owned()),
             node_selector: (!ctx.config.node_selector.is_empty()).then(|| ctx.config.node_selector.clone()),
+            tolerations: non_empty(
+                spec.containers
+                    .iter()
+                    .chain(&spec.init_containers)
+                    .any(|c| c.gpu.is_some())
+                    .then(|| ctx.config.gpu_tolerations.clone())
+                    .into_iter()
+                    .flatten(),
+            ),
             enable_service_links: Some(false),
             // Users' pods do not talk to the Kubernetes API.
             automount_service_account_token: Some(false),
