@@ -327,22 +327,11 @@ async fn events(
     let target = resolve(&state, &caller, &id, Purpose::Look).await?.deployed()?;
     target.own_pod(&pod)?;
     let events: Api<Event> = target.cluster.api();
-    let mut list = events
+    let list = events
         .list(&ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}")))
         .await
         .map_err(ApiError::cluster)?
         .items;
-    let time = |e: &Event| {
-        e.last_timestamp.clone().or(e.first_timestamp.clone()).map(|t| t.0).or(e
-            .metadata
-            .creation_timestamp
-            .clone()
-            .map(|t| t.0))
-    };
-    list.sort_by_key(time);
-    let body: Vec<_> = list
-        .iter()
-        .map(|e| json!({"creationTimestamp": time(e), "note": e.message, "reason": e.reason, "type": e.type_}))
-        .collect();
+    let body = llp_spec::status::events::from_events(&list);
     Ok(Json(body).into_response())
 }

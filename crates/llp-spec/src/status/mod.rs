@@ -4,6 +4,8 @@
 //! Beyond the seed's fields it says what a student needs to act: why a container waits or
 //! died, in plain words, and why a pod is not scheduled.
 
+pub mod events;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod};
 use serde::Serialize;
