@@ -83,6 +83,32 @@ async fn deploy_two_containers(app: &crate::helpers::TestApp) -> String {
 }
 
 crate::on_both_backends! {
+async fn what_the_yaml_drops_is_gone_from_the_cluster_also_after_a_recreate(backend) {
+    let app = app_on(backend).await;
+    let full = "containers:\n  - {name: web, image: nginx, environment: [{name: A, value: '1'}, {name: B, value: '2'}], gpu: nvidia.com/mig-1g.10gb}\n  - {name: side, image: busybox}\n";
+    let id = app.create_record_with(&app.alice, json!({"data": full})).await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    assert_eq!(app.call("PUT", &deployment, &app.alice, None).await.0, StatusCode::CREATED);
+    // A new volume changes the claim templates: the StatefulSet is recreated.
+    let recreated = format!("{full}volumes: [{{name: data, size: 1Gi}}]\n");
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(json!({"data": recreated}))).await;
+    let (status, body) = app.call("PUT", &deployment, &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Then the YAML drops a container, a variable and the GPU.
+    let smaller = "containers:\n  - {name: web, image: nginx, environment: [{name: A, value: '1'}]}\nvolumes: [{name: data, size: 1Gi}]\n";
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(json!({"data": smaller}))).await;
+    let (status, body) = app.call("PUT", &deployment, &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sts = app.cluster().api::<StatefulSet>().get(&format!("sd-{id}")).await.unwrap();
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let names: Vec<_> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["web"], "the dropped container is gone");
+    let env: Vec<_> = pod.containers[0].env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert_eq!(env, ["A"], "the dropped variable is gone");
+    let limits = pod.containers[0].resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert!(!limits.contains_key("nvidia.com/mig-1g.10gb"), "the dropped GPU limit is gone: {limits:?}");
+}
+
 async fn gpu_pods_tolerate_the_gpu_nodes_taint_as_configured(backend) {
     let mut app = app_on(backend).await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(app.admin_client());
