@@ -296,4 +296,19 @@ async fn a_deploy_right_after_delete_runs_with_fresh_volumes(backend) {
     assert_eq!(new_uids.len(), 1);
     assert_ne!(new_uids, old_uids, "a fresh volume, not the deleted one");
 }
+
+async fn a_crashing_container_is_explained_and_its_previous_run_logged(backend) {
+    let app = app_on(backend).await;
+    let id = app.create_record_with(&app.alice, json!({"data": "containers: [{name: app, image: example/crash:1}]"})).await;
+    assert_eq!(app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await.0, StatusCode::CREATED);
+    let status = wait_for(&app, &id, &app.alice, |s| s["pods"][0]["containers"][0]["reason"] == "CrashLoopBackOff").await;
+    let message = status["pods"][0]["containers"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("keeps crashing: its last run exited with code 1"), "{message}");
+    let pod = status["pods"][0]["name"].as_str().unwrap();
+    let (code, text) = app.raw("GET", &format!("/kubernetes/deployments/{id}/logs/{pod}?previous=true"), &app.alice).await;
+    assert_eq!(code, StatusCode::OK, "{text}");
+    assert!(text.contains(app.previous_line()), "{text}");
+    let (code, _) = app.raw("GET", &format!("/kubernetes/deployments/{id}/logs/{pod}?previous=true"), &app.bob).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "not bob's");
+}
 }

@@ -171,6 +171,14 @@ impl TestApp {
         }
     }
 
+    /// A line the previous run's log of a crashed container holds.
+    pub fn previous_line(&self) -> &'static str {
+        match self.backend {
+            Backend::Sim => "fatal error, exiting with code 1",
+            Backend::Real => "llp-testbed: the previous run of the container exited",
+        }
+    }
+
     /// Sends a request as the holder of `token` (none when empty); returns status and JSON.
     pub async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
