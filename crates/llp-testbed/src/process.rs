@@ -41,19 +41,9 @@ impl Component {
     pub fn start(name: &'static str, dir: &Path, program: &Path, args: &[String]) -> Result<Self, SpawnError> {
         let log = dir.join(format!("{name}.log"));
         File::create(&log).map_err(|source| SpawnError { name, source })?;
-        let mut shell = Command::new("sh")
-            .arg("-c")
-            .arg(SUPERVISOR)
-            .arg("llp-testbed")
-            .arg(&log)
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| SpawnError { name, source })?;
-        let pipe = shell.stdin.take();
+        let mut shell_args = vec![log.clone().into_os_string(), program.into()];
+        shell_args.extend(args.iter().map(Into::into));
+        let (shell, pipe) = shell_with_pipe(name, SUPERVISOR, &shell_args)?;
         Ok(Self { name, log, shell, pipe })
     }
 
@@ -96,19 +86,28 @@ pub struct RemoveOnExit {
 impl RemoveOnExit {
     /// Arranges for `dir` to be removed when this process ends.
     pub fn arrange(dir: &Path) -> Result<Self, SpawnError> {
-        let name = "cleanup";
-        let mut shell = Command::new("sh")
-            .args(["-c", r#"read _; sleep 4; rm -rf "$1""#, "llp-testbed-cleanup"])
-            .arg(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|source| SpawnError { name, source })?;
-        let pipe = shell.stdin.take();
+        let (shell, pipe) = shell_with_pipe("cleanup", r#"read _; sleep 4; rm -rf "$1""#, &[dir.into()])?;
         Ok(Self {
             _shell: shell,
             _pipe: pipe,
         })
     }
+}
+
+/// `sh -c script` with `args` as `$1…`, its stdin a pipe whose write end only we hold.
+fn shell_with_pipe(
+    name: &'static str,
+    script: &str,
+    args: &[std::ffi::OsString],
+) -> Result<(Child, Option<ChildStdin>), SpawnError> {
+    let mut shell = Command::new("sh")
+        .args(["-c", script, "llp-testbed"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| SpawnError { name, source })?;
+    let pipe = shell.stdin.take();
+    Ok((shell, pipe))
 }
