@@ -83,6 +83,10 @@ pub struct Testbed {
     runtime: Option<tokio::runtime::Runtime>,
     /// Removes `dir` when the process ends without dropping the testbed.
     _cleanup: process::RemoveOnExit,
+    /// etcd's client port.
+    etcd_port: u16,
+    /// How kube-apiserver was started, to start it again.
+    apiserver: (PathBuf, Vec<String>),
 }
 
 impl Testbed {
@@ -115,6 +119,60 @@ impl Testbed {
             .iter()
             .find(|c| c.name == component)
             .map(|c| c.log.as_path())
+    }
+
+    /// Compacts etcd's history up to its current revision, as the API server does every five
+    /// minutes: a watch resumed from an older resourceVersion then gets 410 Gone.
+    pub fn compact_etcd(&self) -> Result<u64, Error> {
+        let etcd = format!("http://127.0.0.1:{}", self.etcd_port);
+        let post = |path: &str, body: &str| -> Result<serde_json::Value, Error> {
+            let out = std::process::Command::new("curl")
+                .args(["-sf", "-X", "POST", &format!("{etcd}{path}"), "-d", body])
+                .output()?;
+            serde_json::from_slice(&out.stdout)
+                .map_err(|e| Error::Io(std::io::Error::other(format!("etcd {path}: {e}"))))
+        };
+        let range = post("/v3/kv/range", r#"{"key": "AA=="}"#)?;
+        let revision: u64 = range["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        post(
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision": "{revision}", "physical": true}}"#),
+        )?;
+        Ok(revision)
+    }
+
+    /// Stops kube-apiserver and starts it again on the same port and storage, returning when
+    /// it is ready: every client's watch breaks and is resumed from where it was.
+    pub fn restart_apiserver(&mut self) -> Result<(), Error> {
+        let index = self
+            .components
+            .iter()
+            .position(|c| c.name == "kube-apiserver")
+            .expect("an API server");
+        self.components[index].stop();
+        let (program, args) = &self.apiserver;
+        self.components[index] = Component::start("kube-apiserver", &self.dir, program, args)?;
+        let config = self.client_config(&self.admin_token, "default");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let components = &mut self.components;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime.block_on(async {
+                        let admin = kube::Client::try_from(config).map_err(|source| Error::Bootstrap {
+                            step: "connect as admin".into(),
+                            source,
+                        })?;
+                        bootstrap::wait_ready(&admin, components, deadline).await
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("the restart thread panicked"))))
+        })
     }
 
     /// Stops every component, newest first, and removes the folder.
@@ -159,6 +217,8 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         components: Vec::new(),
         runtime: None,
         _cleanup: process::RemoveOnExit::arrange(&dir)?,
+        etcd_port: 0,
+        apiserver: (binaries.path("kube-apiserver"), Vec::new()),
     };
     let deadline = started + options.ready_within;
 
@@ -168,11 +228,13 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
 
     let apiserver = free_port()?;
     testbed.url = format!("https://127.0.0.1:{apiserver}");
+    testbed.etcd_port = etcd;
+    testbed.apiserver.1 = apiserver_args(&pki, etcd, apiserver);
     testbed.components.push(Component::start(
         "kube-apiserver",
         &dir,
-        &binaries.path("kube-apiserver"),
-        &apiserver_args(&pki, etcd, apiserver),
+        &testbed.apiserver.0,
+        &testbed.apiserver.1,
     )?);
     let admin =
         runtime.block_on(async { kube::Client::try_from(testbed.client_config(&testbed.admin_token, "default")) });

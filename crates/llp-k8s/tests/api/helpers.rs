@@ -81,8 +81,13 @@ pub async fn app_with_sim(options: SimOptions) -> TestApp {
 /// The app against the shared real control plane (llp-testbed), in a namespace of its own,
 /// acting as the manifest's ServiceAccount (real RBAC), its caches synced.
 pub async fn app_with_testbed() -> TestApp {
+    app_with_testbed_of(crate::testbed::shared()).await
+}
+
+/// The same on `testbed` (one a test has to itself, to restart its API server, say).
+pub async fn app_with_testbed_of(testbed: &llp_testbed::Testbed) -> TestApp {
     let mut app = app();
-    let (namespace, config) = crate::testbed::service_account_in_fresh_namespace("t").await;
+    let (namespace, config) = crate::testbed::service_account_in_fresh_namespace_of(testbed, "t").await;
     let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls()).unwrap();
     let cluster = Cluster::start(client, &namespace);
     cluster.caches.ready().await.unwrap();

@@ -14,3 +14,4 @@ mod openapi;
 mod rbac;
 #[path = "../support/testbed.rs"]
 mod testbed;
+mod watches;

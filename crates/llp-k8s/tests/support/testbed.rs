@@ -24,15 +24,23 @@ pub fn shared() -> &'static Testbed {
 
 /// An admin client of the shared control plane.
 pub fn admin() -> kube::Client {
-    let testbed = shared();
+    admin_of(shared())
+}
+
+/// An admin client of `testbed`.
+pub fn admin_of(testbed: &Testbed) -> kube::Client {
     kube::Client::try_from(testbed.client_config(&testbed.admin_token, "default")).unwrap()
 }
 
 /// A fresh namespace with the manifest's ServiceAccount, Role and bindings applied to it, and
-/// a kube configuration that acts as that ServiceAccount.
+/// a kube configuration that acts as that ServiceAccount, on the shared control plane.
 pub async fn service_account_in_fresh_namespace(prefix: &str) -> (String, kube::Config) {
-    let testbed = shared();
-    let admin = admin();
+    service_account_in_fresh_namespace_of(shared(), prefix).await
+}
+
+/// The same on `testbed`.
+pub async fn service_account_in_fresh_namespace_of(testbed: &Testbed, prefix: &str) -> (String, kube::Config) {
+    let admin = admin_of(testbed);
     let namespace = format!(
         "{prefix}-{}",
         uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap()
