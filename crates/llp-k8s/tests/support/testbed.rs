@@ -32,13 +32,8 @@ pub fn admin_of(testbed: &Testbed) -> kube::Client {
     kube::Client::try_from(testbed.client_config(&testbed.admin_token, "default")).unwrap()
 }
 
-/// A fresh namespace with the manifest's ServiceAccount, Role and bindings applied to it, and
-/// a kube configuration that acts as that ServiceAccount, on the shared control plane.
-pub async fn service_account_in_fresh_namespace(prefix: &str) -> (String, kube::Config) {
-    service_account_in_fresh_namespace_of(shared(), prefix).await
-}
-
-/// The same on `testbed`.
+/// A fresh namespace of `testbed` with the manifest's ServiceAccount, Role and bindings
+/// applied to it, and a kube configuration that acts as that ServiceAccount.
 pub async fn service_account_in_fresh_namespace_of(testbed: &Testbed, prefix: &str) -> (String, kube::Config) {
     let admin = admin_of(testbed);
     let namespace = format!(
