@@ -268,6 +268,7 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
     let clients = env("BENCH_CLIENTS", 200);
     let seconds = env("BENCH_SECONDS", 20) as u64;
     let before = api_requests(&http, url).await;
+    let watches_before = counter(&http, url, "llp_k8s_kube_api_requests_total{verb=\"watch\"").await;
     let llp_before = counter(&http, url, "llp_k8s_llp_api_requests_total{").await;
     let stop_at = Instant::now() + Duration::from_secs(seconds);
     let peak = std::sync::Arc::new(std::sync::Mutex::new(0.0_f64));
@@ -332,7 +333,11 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         latencies.len()
     );
     let llp_during = counter(&http, url, "llp_k8s_llp_api_requests_total{").await - llp_before;
-    println!("[{source}] Kubernetes API requests during the polling: {during}; LLP API requests: {llp_during}");
+    let watches = counter(&http, url, "llp_k8s_kube_api_requests_total{verb=\"watch\"").await - watches_before;
+    println!(
+        "[{source}] Kubernetes API requests during the polling: {during} ({watches} of them the caches' watches renewed, {} others); LLP API requests: {llp_during}",
+        during - watches
+    );
     println!(
         "[{source}] service resident memory: {idle:.0} MiB idle before deploying, {settled:.0} MiB with {} deployments cached, {:.0} MiB peak under load",
         rest.len() + 1,
