@@ -123,7 +123,8 @@ async fn scale(
     )
     .await
     .map_err(ApiError::cluster)?;
-    Ok(Json(json!({"replicas": replicas})).into_response())
+    // `success` as the extension answered (docs/compatibility.md).
+    Ok(Json(json!({"replicas": replicas, "success": true})).into_response())
 }
 
 /// Rolling restart of every pod (the pod template's `kubectl.kubernetes.io/restartedAt`).
@@ -147,7 +148,7 @@ async fn restart(
     sets.patch(target.names.base(), &PatchParams::default(), &Patch::Merge(patch))
         .await
         .map_err(ApiError::cluster)?;
-    Ok(Json(json!({"restartedAt": now})).into_response())
+    Ok(Json(json!({"restartedAt": now, "success": true})).into_response())
 }
 
 /// Delete every object of the deployment, volumes included (the record stays in the LLP).

@@ -1,6 +1,9 @@
 //! `PUT`/`GET /kubernetes/deployments/{id}/secret` and `/config`: the key/value data that
 //! `fromSecret` and `fromConfig` read, kept in the deployment's Secret and ConfigMap.
 //! The body is a JSON object or a YAML mapping (as a JSON string); values are stringified.
+//! The Directus extension this service replaces took and gave the same wrapped in the
+//! Directus envelope (`{"data": …}`); both forms are accepted and GET answers in the envelope
+//! (docs/compatibility.md).
 
 use super::AppState;
 use super::auth::Caller;
@@ -31,7 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_field("body", format!("must be a JSON object of keys and values: {e}")))?;
-    let object = match value {
+    let object = match unwrap_envelope(value) {
         Value::Object(map) => map,
         // An empty YAML document is an empty mapping: no keys.
         Value::String(yaml) if yaml.trim().is_empty() => serde_json::Map::new(),
@@ -69,6 +72,23 @@ pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
             Ok((key, text))
         })
         .collect()
+}
+
+/// The extension's `{"data": {…}}` or `{"data": "<YAML mapping>"}`: the pairs inside. A
+/// lone key `data` whose value is plain text (not a mapping) stays a key of that name.
+fn unwrap_envelope(value: Value) -> Value {
+    let Value::Object(map) = &value else { return value };
+    let [(key, inner)] = map.iter().collect::<Vec<_>>()[..] else {
+        return value;
+    };
+    let wrapped = match inner {
+        Value::Object(_) => true,
+        Value::String(text) => {
+            text.trim().is_empty() || matches!(serde_saphyr::from_str::<Value>(text), Ok(Value::Object(_)))
+        }
+        _ => false,
+    };
+    if key == "data" && wrapped { inner.clone() } else { value }
 }
 
 fn labels(id: &str, owner: &str) -> BTreeMap<String, String> {
@@ -133,7 +153,8 @@ async fn read(state: AppState, caller: Session, id: String, store: Store) -> Res
             .and_then(|c| c.data)
             .unwrap_or_default(),
     };
-    Ok(Json(pairs).into_response())
+    // The Directus envelope, as the extension answered.
+    Ok(Json(json!({"data": pairs})).into_response())
 }
 
 /// Replace the data `fromSecret` reads (a JSON object, or a YAML mapping as a JSON string).
@@ -164,7 +185,7 @@ async fn write_secret(
     path = "/kubernetes/deployments/{id}/secret",
     tag = "data",
     params(DeploymentId),
-    responses((status = 200, description = "The pairs (empty when none)", body = BTreeMap<String, String>), CommonErrors)
+    responses((status = 200, description = "`{\"data\": {key: value}}` (empty when none), the Directus envelope", body = Object), CommonErrors)
 )]
 async fn read_secret(
     State(state): State<AppState>,
@@ -202,7 +223,7 @@ async fn write_config(
     path = "/kubernetes/deployments/{id}/config",
     tag = "data",
     params(DeploymentId),
-    responses((status = 200, description = "The pairs (empty when none)", body = BTreeMap<String, String>), CommonErrors)
+    responses((status = 200, description = "`{\"data\": {key: value}}` (empty when none), the Directus envelope", body = Object), CommonErrors)
 )]
 async fn read_config(
     State(state): State<AppState>,
@@ -233,5 +254,21 @@ mod tests {
         assert!(parse_pairs(br#"{"a": {"b": 1}}"#).is_err());
         assert!(parse_pairs(br#"[1, 2]"#).is_err());
         assert!(parse_pairs(br#""just text""#).is_err());
+    }
+
+    #[test]
+    fn the_extensions_envelope_is_unwrapped_and_a_plain_data_key_kept() {
+        let object = parse_pairs(br#"{"data": {"A": "x", "N": 1}}"#).unwrap();
+        assert_eq!((object["A"].as_str(), object["N"].as_str()), ("x", "1"));
+        let yaml = parse_pairs(br#"{"data": "A: x\n"}"#).unwrap();
+        assert_eq!(yaml["A"], "x");
+        assert!(parse_pairs(br#"{"data": ""}"#).unwrap().is_empty());
+        let plain = parse_pairs(br#"{"data": "just text"}"#).unwrap();
+        assert_eq!(plain["data"], "just text");
+        let two = parse_pairs(br#"{"data": {"A": "x"}, "B": "y"}"#);
+        assert!(
+            two.is_err(),
+            "data with other keys is a key like any other, and nested values are refused"
+        );
     }
 }

@@ -85,7 +85,7 @@ async fn scale_takes_a_whole_number_within_the_limit_and_only_from_the_owner(bac
             None,
         )
         .await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"replicas": 2})));
+    assert_eq!((status, body), (StatusCode::OK, json!({"replicas": 2, "success": true})));
     wait_for(&app, &alice, &app.alice, |s| {
         s["pods"].as_array().is_some_and(|p| p.len() == 2)
     })
@@ -116,7 +116,7 @@ async fn restart_sets_the_restart_annotation_for_the_owner_only(backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = app
+    let (status, body) = app
         .call(
             "POST",
             &format!("/kubernetes/deployments/{alice}/hooks/restart"),
@@ -125,6 +125,8 @@ async fn restart_sets_the_restart_annotation_for_the_owner_only(backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["success"], true, "as the extension answered: {body}");
+    assert!(body["restartedAt"].is_string(), "{body}");
     let sets: Api<StatefulSet> = app.cluster().api();
     let sts = sets.get(&format!("sd-{alice}")).await.unwrap();
     let annotations = sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap();

@@ -22,7 +22,7 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
         let (status, data) = app.call("GET", &uri, &app.alice, None).await;
         assert_eq!(
             (status, data),
-            (StatusCode::OK, json!({"API_KEY": "s3cret", "PORT": "8080"})),
+            (StatusCode::OK, json!({"data": {"API_KEY": "s3cret", "PORT": "8080"}})),
             "{route}"
         );
         let yaml = app
@@ -32,7 +32,7 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
         let (_, data) = app.call("GET", &uri, &app.alice, None).await;
         assert_eq!(
             data,
-            json!({"API_KEY": "rotated"}),
+            json!({"data": {"API_KEY": "rotated"}}),
             "{route}: a PUT replaces the whole data"
         );
 
@@ -46,6 +46,12 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
             StatusCode::NOT_FOUND,
             "{route}"
         );
+        // The extension's envelope, object or YAML: the same pairs (docs/compatibility.md).
+        for body in [json!({"data": {"API_KEY": "wrapped"}}), json!({"data": "API_KEY: wrapped\n"})] {
+            assert_eq!(app.call("PUT", &uri, &app.alice, Some(body)).await.0, StatusCode::OK);
+            let (_, data) = app.call("GET", &uri, &app.alice, None).await;
+            assert_eq!(data, json!({"data": {"API_KEY": "wrapped"}}), "{route}");
+        }
         let (status, body) = app.call("PUT", &uri, &app.alice, Some(json!({"a/b": "x"}))).await;
         assert_eq!(
             (status, body["errors"][0]["extensions"]["field"].as_str()),

@@ -192,6 +192,7 @@ async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing(backend) {
 
     let body = until_running(&app, &id).await;
     assert_eq!(body["replicas"], 1);
+    assert_eq!(body["pods"][0]["initContainers"], json!([]), "always there, as the extension answered");
     assert_eq!(body["pods"][0]["name"], format!("sd-{id}-0"));
 
     // The service's own count of its Kubernetes API requests (what /metrics reports).

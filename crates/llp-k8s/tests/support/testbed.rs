@@ -17,9 +17,21 @@ const MANIFESTS: &str = include_str!("../../../../deploy/llp-k8s.yaml");
 pub fn shared() -> &'static Testbed {
     static TESTBED: OnceLock<Result<Testbed, String>> = OnceLock::new();
     TESTBED
-        .get_or_init(|| Testbed::up(Options::default()).map_err(|e| e.to_string()))
+        .get_or_init(|| Testbed::up(roomy()).map_err(|e| e.to_string()))
         .as_ref()
         .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"))
+}
+
+/// The simulator's nodes, with room for every pod the tests of a process leave running
+/// (their namespaces stay until the process ends; a default pod asks for 4 cores).
+fn roomy() -> Options {
+    let mut options = Options::default();
+    for node in &mut options.cluster.nodes {
+        node.cpu = 4_096;
+        node.memory_gi = 16_384;
+        node.pods = 1_000;
+    }
+    options
 }
 
 /// An admin client of the shared control plane.

@@ -59,8 +59,7 @@ pub struct PodStatus {
     pub phase: String,
     /// The app containers.
     pub containers: Vec<ContainerStatus>,
-    /// The init containers, when the pod has any.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The init containers (an empty list when the pod has none, as the extension answered).
     pub init_containers: Vec<ContainerStatus>,
     /// Why the pod is not placed on a node yet, in plain words.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,7 @@ fn a_running_deployment_has_the_seeds_shape() {
     assert_eq!(json["currentReplicas"], 1);
     assert_eq!(
         json["pods"][0],
-        json!({"name": "sd-42-0", "phase": "Running", "containers": [{"name": "app", "ready": true, "started": true, "restartCount": 0}]})
+        json!({"name": "sd-42-0", "phase": "Running", "containers": [{"name": "app", "ready": true, "started": true, "restartCount": 0}], "initContainers": []})
     );
     assert_eq!(
         json["volumes"][0],
