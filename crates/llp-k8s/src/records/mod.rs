@@ -5,6 +5,7 @@
 
 pub mod directus;
 pub mod embedded;
+mod single_flight;
 mod ttl_cache;
 
 use futures::future::BoxFuture;

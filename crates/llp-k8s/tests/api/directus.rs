@@ -396,3 +396,41 @@ async fn a_connection_dropped_before_answering_is_retried_once() {
     };
     assert_eq!((count("unreachable"), count("200")), (1, 1));
 }
+
+#[tokio::test]
+async fn an_expired_identity_costs_one_read_however_many_polls_ask_at_once() {
+    let api = llp_api();
+    let alice = api.add_user("alice", Role::Student).await;
+    let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
+    let mut app = app();
+    let counted = DirectusSource::new(DirectusConfig {
+        url: api.url.clone(),
+        identity_cache_seconds: 1,
+        record_cache_seconds: 60,
+        ..DirectusConfig::default()
+    })
+    .unwrap()
+    .counting(app.state.metrics.llp_api_calls());
+    app = app.with_records(Arc::new(counted));
+    // Polls (answered 503 here: no cluster; who the caller is, is what counts).
+    let route = format!("/kubernetes/deployments/{id}");
+    let poll_twenty_at_once = || futures::future::join_all((0..20).map(|_| app.call("GET", &route, &alice, None)));
+    let identity_reads = || async {
+        let (_, metrics) = app.raw("GET", "/metrics", "").await;
+        let line = r#"llp_k8s_llp_api_requests_total{endpoint="users/me",outcome="200"} "#;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    poll_twenty_at_once().await;
+    assert_eq!(identity_reads().await, 1);
+    // Past the identity's life (0.8 to 1 s), twenty polls at once wait for one read.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    poll_twenty_at_once().await;
+    assert_eq!(
+        identity_reads().await,
+        2,
+        "single flight: one /users/me for twenty polls"
+    );
+}

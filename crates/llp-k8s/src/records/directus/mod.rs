@@ -12,7 +12,7 @@ mod users;
 
 pub use client::{LlpApiCalls, LlpApiLabels};
 
-use super::ttl_cache::TtlCache;
+use super::single_flight::SingleFlight;
 use super::{Identity, Purpose, RecordError, RecordSource, Session, Token};
 use client::{Failure, LlpApi};
 use futures::future::BoxFuture;
@@ -21,7 +21,8 @@ use record_reads::RecordReads;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use users::{DirectusUser, USER_FIELDS, identity};
 
 /// What errors call this source.
@@ -66,11 +67,13 @@ impl Default for DirectusConfig {
 /// The LLP API as a record source.
 pub struct DirectusSource {
     api: LlpApi,
-    config: DirectusConfig,
+    config: Arc<DirectusConfig>,
     /// Who holds a token. Every request needs it; without this a poll would cost the LLP
     /// two requests (`/users/me` and the record). Only id, name and groups lag by up to the
     /// TTL (a changed role changes limits late); access itself is decided by the record read.
-    identities: TtlCache<Identity>,
+    /// Single flight with refresh-ahead, so an identity expiring under load costs one read
+    /// and makes no poll wait.
+    identities: SingleFlight<Identity>,
     /// Record reads, and the short cache of the ones made to look ([`record_reads`]).
     records: RecordReads,
 }
@@ -121,8 +124,8 @@ impl DirectusSource {
                 Duration::from_secs(config.record_cache_seconds),
             ),
             api,
-            identities: TtlCache::new(Duration::from_secs(config.identity_cache_seconds)),
-            config,
+            identities: SingleFlight::new(Duration::from_secs(config.identity_cache_seconds)),
+            config: Arc::new(config),
         })
     }
 
@@ -132,29 +135,29 @@ impl DirectusSource {
         self.api.calls = calls;
         self
     }
+}
 
-    async fn who(&self, token: &Token) -> Result<Identity, RecordError> {
-        let path = format!("/users/me?fields={USER_FIELDS}");
-        let me: DirectusUser =
-            self.api
-                .get("users/me", &path, token.expose())
+/// Who holds `token`: `/users/me`, and the user's role and policies (read with
+/// `identity_token` when configured), mapped to groups.
+async fn who(api: &LlpApi, config: &DirectusConfig, token: &str) -> Result<Identity, RecordError> {
+    let path = format!("/users/me?fields={USER_FIELDS}");
+    let me: DirectusUser = api
+        .get("users/me", &path, token)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => RecordError::Unauthorized,
+            other => other.into_error("/users/me"),
+        })?;
+    let roles = match &config.identity_token {
+        Some(lookup) if !lookup.expose().is_empty() => {
+            let path = format!("/users/{}?fields={USER_FIELDS}", me.id);
+            api.get::<DirectusUser>("users/{id}", &path, lookup.expose())
                 .await
-                .map_err(|failure| match failure {
-                    Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => RecordError::Unauthorized,
-                    other => other.into_error("/users/me"),
-                })?;
-        let roles = match &self.config.identity_token {
-            Some(lookup) if !lookup.expose().is_empty() => {
-                let path = format!("/users/{}?fields={USER_FIELDS}", me.id);
-                self.api
-                    .get::<DirectusUser>("users/{id}", &path, lookup.expose())
-                    .await
-                    .map_err(|failure| failure.into_error("/users/{id} (with identity_token)"))?
-            }
-            _ => me.clone(),
-        };
-        Ok(identity(&me, &roles, &self.config.groups))
-    }
+                .map_err(|failure| failure.into_error("/users/{id} (with identity_token)"))?
+        }
+        _ => me.clone(),
+    };
+    Ok(identity(&me, &roles, &config.groups))
 }
 
 impl RecordSource for DirectusSource {
@@ -164,12 +167,10 @@ impl RecordSource for DirectusSource {
 
     fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
         Box::pin(async move {
-            if let Some(identity) = self.identities.get(token.expose(), Instant::now()) {
-                return Ok(identity);
-            }
-            let identity = self.who(token).await?;
-            self.identities.insert(token.expose(), identity.clone(), Instant::now());
-            Ok(identity)
+            let (api, config, owned) = (self.api.clone(), self.config.clone(), token.expose().to_owned());
+            self.identities
+                .get(token.expose(), move || async move { who(&api, &config, &owned).await })
+                .await
         })
     }
 
