@@ -20,6 +20,20 @@ fn source(url: &str, tweak: impl FnOnce(&mut DirectusConfig)) -> Arc<dyn RecordS
 
 const WEB: &str = "containers: [{name: web, image: nginx}]";
 
+/// `app` with the directus source at `url`, configured by `tweak`, its LLP API requests
+/// counted in the app's `/metrics`.
+fn counted(app: TestApp, url: &str, tweak: impl FnOnce(&mut DirectusConfig)) -> TestApp {
+    let mut config = DirectusConfig {
+        url: url.to_owned(),
+        ..DirectusConfig::default()
+    };
+    tweak(&mut config);
+    let source = DirectusSource::new(config)
+        .unwrap()
+        .counting(app.state.metrics.llp_api_calls());
+    app.with_records(Arc::new(source))
+}
+
 async fn deployed_app() -> TestApp {
     app_with_cluster().await.with_records(source(&llp_api().url, |_| {}))
 }
@@ -152,15 +166,9 @@ async fn polls_of_one_record_cost_the_llp_api_one_read_per_cache_ttl() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;
     let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
-    let mut app = app_with_cluster().await;
-    let counted = DirectusSource::new(DirectusConfig {
-        url: api.url.clone(),
-        record_cache_seconds: 1,
-        ..DirectusConfig::default()
-    })
-    .unwrap()
-    .counting(app.state.metrics.llp_api_calls());
-    app = app.with_records(Arc::new(counted));
+    let app = counted(app_with_cluster().await, &api.url, |c| {
+        c.record_cache_seconds = 1;
+    });
     let route = format!("/kubernetes/deployments/{id}");
     assert_eq!(app.call("PUT", &route, &alice, None).await.0, StatusCode::CREATED);
     let poll_twenty_at_once = || async {
@@ -194,15 +202,9 @@ async fn a_record_polled_late_in_its_cache_life_is_refreshed_ahead() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;
     let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
-    let mut app = app();
-    let counted = DirectusSource::new(DirectusConfig {
-        url: api.url.clone(),
-        record_cache_seconds: 8,
-        ..DirectusConfig::default()
-    })
-    .unwrap()
-    .counting(app.state.metrics.llp_api_calls());
-    app = app.with_records(Arc::new(counted));
+    let app = counted(app(), &api.url, |c| {
+        c.record_cache_seconds = 8;
+    });
     // Polls read the record (here answered 503: no cluster; the read is what counts).
     let route = format!("/kubernetes/deployments/{id}");
     let poll = || app.call("GET", &route, &alice, None);
@@ -402,16 +404,10 @@ async fn an_expired_identity_costs_one_read_however_many_polls_ask_at_once() {
     let api = llp_api();
     let alice = api.add_user("alice", Role::Student).await;
     let id = api.create_record(&alice, json!({"title": "web", "data": WEB})).await;
-    let mut app = app();
-    let counted = DirectusSource::new(DirectusConfig {
-        url: api.url.clone(),
-        identity_cache_seconds: 1,
-        record_cache_seconds: 60,
-        ..DirectusConfig::default()
-    })
-    .unwrap()
-    .counting(app.state.metrics.llp_api_calls());
-    app = app.with_records(Arc::new(counted));
+    let app = counted(app(), &api.url, |c| {
+        c.identity_cache_seconds = 1;
+        c.record_cache_seconds = 60;
+    });
     // Polls (answered 503 here: no cluster; who the caller is, is what counts).
     let route = format!("/kubernetes/deployments/{id}");
     let poll_twenty_at_once = || futures::future::join_all((0..20).map(|_| app.call("GET", &route, &alice, None)));
