@@ -30,19 +30,7 @@ async fn two_deployments(app: &TestApp) -> (String, String, String) {
 
 /// Polls the status of `id` as the holder of `token` until `done`.
 async fn wait_for(app: &TestApp, id: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let (_, body) = app
-                .call("GET", &format!("/kubernetes/deployments/{id}"), token, None)
-                .await;
-            if done(&body) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the deployment reaches the state")
+    app.status_until(id, token, done).await
 }
 
 crate::on_both_backends! {

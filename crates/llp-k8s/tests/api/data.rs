@@ -76,7 +76,7 @@ async fn a_from_secret_key_not_set_yet_says_which_key_and_route_until_it_is_set(
     );
     let waiting =
         |status: &serde_json::Value| status["pods"][0]["containers"][0]["reason"] == "CreateContainerConfigError";
-    let status = poll(&app, &deployment, waiting).await;
+    let status = app.status_until(&id, &app.alice, waiting).await;
     let message = status["pods"][0]["containers"][0]["message"].as_str().unwrap();
     assert!(
         message.starts_with("cannot start: no secret is set for this deployment yet"),
@@ -90,12 +90,13 @@ async fn a_from_secret_key_not_set_yet_says_which_key_and_route_until_it_is_set(
         Some(json!({"other": "x"})),
     )
     .await;
-    let status = poll(&app, &deployment, |s| {
-        s["pods"][0]["containers"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("`token`"))
-    })
-    .await;
+    let status = app
+        .status_until(&id, &app.alice, |s| {
+            s["pods"][0]["containers"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("`token`"))
+        })
+        .await;
     assert_eq!(
         status["pods"][0]["containers"][0]["message"],
         "cannot start: the secret key `token` (used by `fromSecret: token`) is not set; set it with PUT /kubernetes/deployments/{id}/secret"
@@ -108,23 +109,6 @@ async fn a_from_secret_key_not_set_yet_says_which_key_and_route_until_it_is_set(
         Some(json!({"token": "t0k3n"})),
     )
     .await;
-    poll(&app, &deployment, |s| s["pods"][0]["containers"][0]["ready"] == true).await;
-}
-
-async fn poll(
-    app: &crate::helpers::TestApp,
-    uri: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        loop {
-            let (_, body) = app.call("GET", uri, &app.alice, None).await;
-            if done(&body) {
-                return body;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the status reaches the state")
+    app.status_until(&id, &app.alice, |s| s["pods"][0]["containers"][0]["ready"] == true)
+        .await;
 }

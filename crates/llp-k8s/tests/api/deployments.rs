@@ -36,19 +36,7 @@ async fn without_a_cluster_deploys_are_503_naming_it() {
 }
 
 async fn until(app: &crate::helpers::TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let (_, body) = app
-                .call("GET", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-                .await;
-            if done(&body) {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the status reaches the state")
+    app.status_until(id, &app.alice, done).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,6 +184,23 @@ impl TestApp {
         }
     }
 
+    /// Polls the status of deployment `id` as the holder of `token` until `done` holds (at
+    /// most 20 s), and returns that status.
+    pub async fn status_until(&self, id: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let uri = format!("/kubernetes/deployments/{id}");
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            loop {
+                let (_, body) = self.call("GET", &uri, token, None).await;
+                if done(&body) {
+                    return body;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the deployment's status reaches the state")
+    }
+
     /// Sends a request as the holder of `token` (none when empty); returns status and JSON.
     pub async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
