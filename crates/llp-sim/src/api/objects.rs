@@ -28,7 +28,26 @@ impl Request<'_> {
     pub fn store(&self) -> StoreGuard<'_> {
         let mut store = self.state.store.lock().expect("store lock");
         store.set_dry_run(self.param("dryRun") == Some("All"));
+        store.set_author(self.author());
         StoreGuard(store)
+    }
+
+    /// Who writes: the field manager, named by the request or by its User-Agent's product
+    /// (`kubectl/v1.33.0 (linux/amd64) …` writes as `kubectl`), as the API server names it.
+    pub fn author(&self) -> crate::store::Author {
+        let user_agent = self
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| a.split('/').next())
+            .filter(|product| !product.is_empty())
+            .map(str::to_owned);
+        crate::store::Author {
+            field_manager: self.param("fieldManager").map(str::to_owned),
+            user_agent: Some(user_agent.unwrap_or_else(|| "unknown".into())),
+            force: self.flag("force"),
+            subresource: None,
+        }
     }
 
     fn param(&self, name: &str) -> Option<&str> {
@@ -92,6 +111,7 @@ impl std::ops::DerefMut for StoreGuard<'_> {
 impl Drop for StoreGuard<'_> {
     fn drop(&mut self) {
         self.0.set_dry_run(false);
+        self.0.set_author(crate::store::Author::default());
     }
 }
 
@@ -248,7 +268,6 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
     let kind = PatchKind::from_content_type(content_type)
         .ok_or_else(|| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type})")))?;
     let body = request.json_body()?;
-    let manager = request.param("fieldManager");
     let mut store = request.store();
     let existed = store.get(key).is_some();
     if !existed && kind == PatchKind::Apply {
@@ -262,7 +281,7 @@ fn patch(request: &Request<'_>, key: &ObjectKey, status_only: bool) -> Result<Re
         };
         super::authorize(request.state, &create)?;
     }
-    let patched = store.patch(key, kind, &body, manager, status_only)?;
+    let patched = store.patch(key, kind, &body, status_only)?;
     let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((code, Json(&*patched)).into_response())
 }

@@ -37,13 +37,11 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
     let replicas = replicas
         .filter(|r| *r >= 0)
         .ok_or_else(|| ApiError::bad_request("spec.replicas must be a non-negative integer"))?;
-    let updated = store.patch(
-        key,
-        PatchKind::Merge,
-        &json!({"spec": {"replicas": replicas}}),
-        None,
-        false,
-    )?;
+    store.set_author(crate::store::Author {
+        subresource: Some("scale"),
+        ..request.author()
+    });
+    let updated = store.patch(key, PatchKind::Merge, &json!({"spec": {"replicas": replicas}}), false)?;
     Ok(Json(to_scale(&updated)).into_response())
 }
 

@@ -108,6 +108,17 @@ impl From<StoreError> for ApiError {
                     "reason": "FieldValueInvalid", "message": message, "field": field,
                 })).collect::<Vec<_>>()}),
             ),
+            StoreError::ApplyConflict {
+                conflicts, api_version, ..
+            } => (
+                StatusCode::CONFLICT,
+                "Conflict",
+                json!({"causes": conflicts.iter().map(|c| json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with \"{}\" using {api_version}", c.manager),
+                    "field": c.field,
+                })).collect::<Vec<_>>()}),
+            ),
             StoreError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest", Value::Null),
             StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", Value::Null),
             StoreError::Gone { .. } => (StatusCode::GONE, "Expired", Value::Null),

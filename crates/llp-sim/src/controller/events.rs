@@ -52,7 +52,6 @@ impl Recorder {
                     &key,
                     PatchKind::Merge,
                     &json!({"count": count, "lastTimestamp": time}),
-                    None,
                     false,
                 );
                 return;

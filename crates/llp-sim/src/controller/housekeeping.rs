@@ -25,13 +25,7 @@ pub fn bind_claims(store: &mut Store) {
             meta["name"].as_str().unwrap_or_default(),
         );
         let volume = format!("pvc-{}", meta["uid"].as_str().unwrap_or_default());
-        let _ = store.patch(
-            &key,
-            PatchKind::Merge,
-            &json!({"spec": {"volumeName": volume}}),
-            None,
-            false,
-        );
+        let _ = store.patch(&key, PatchKind::Merge, &json!({"spec": {"volumeName": volume}}), false);
         let status = json!({
             "phase": "Bound",
             "accessModes": claim["spec"]["accessModes"],
@@ -62,7 +56,7 @@ pub fn assign_cluster_ips(store: &mut Store, next: &mut u32) {
             meta["name"].as_str().unwrap_or_default(),
         );
         let patch = json!({"spec": {"clusterIP": ip, "clusterIPs": [ip], "type": service["spec"]["type"].as_str().unwrap_or("ClusterIP")}});
-        let _ = store.patch(&key, PatchKind::Merge, &patch, None, false);
+        let _ = store.patch(&key, PatchKind::Merge, &patch, false);
     }
 }
 

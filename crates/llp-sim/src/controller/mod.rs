@@ -197,13 +197,7 @@ impl Controller {
         match scheduler::place(pod, nodes, usage) {
             Placement::Node(node) => {
                 let placed = store
-                    .patch(
-                        &key,
-                        PatchKind::Merge,
-                        &json!({"spec": {"nodeName": node}}),
-                        None,
-                        false,
-                    )
+                    .patch(&key, PatchKind::Merge, &json!({"spec": {"nodeName": node}}), false)
                     .ok()?;
                 scheduler::add(usage, &node, &placed);
                 let message = format!("Successfully assigned {}/{} to {node}", key.namespace, key.name);

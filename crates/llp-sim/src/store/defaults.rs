@@ -60,6 +60,11 @@ fn secret(secret: &mut Value) {
     }
 }
 
+/// The items of a list field, if set (indexing would add a `null` field where there is none).
+fn items_mut<'a>(object: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    object.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten()
+}
+
 fn set_default(object: &mut Value, key: &str, value: Value) {
     if object.is_object() && object.get(key).is_none_or(Value::is_null) {
         object[key] = value;
@@ -85,7 +90,7 @@ fn stateful_set(sts: &mut Value) {
         json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
     );
     pod_spec(&mut spec["template"]["spec"]);
-    for claim in spec["volumeClaimTemplates"].as_array_mut().into_iter().flatten() {
+    for claim in items_mut(spec, "volumeClaimTemplates") {
         claim["apiVersion"] = json!("v1");
         claim["kind"] = json!("PersistentVolumeClaim");
         set_default(&mut claim["spec"], "volumeMode", json!("Filesystem"));
@@ -102,7 +107,7 @@ fn pod_spec(spec: &mut Value) {
     set_default(spec, "terminationGracePeriodSeconds", json!(30));
     set_default(spec, "securityContext", json!({}));
     for key in ["containers", "initContainers"] {
-        for container in spec[key].as_array_mut().into_iter().flatten() {
+        for container in items_mut(spec, key) {
             let image = container["image"].as_str().unwrap_or_default();
             let latest = image.ends_with(":latest") || !image.rsplit('/').next().unwrap_or_default().contains(':');
             set_default(
@@ -113,7 +118,7 @@ fn pod_spec(spec: &mut Value) {
             set_default(container, "resources", json!({}));
             set_default(container, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(container, "terminationMessagePolicy", json!("File"));
-            for port in container["ports"].as_array_mut().into_iter().flatten() {
+            for port in items_mut(container, "ports") {
                 set_default(port, "protocol", json!("TCP"));
             }
         }
@@ -127,7 +132,7 @@ fn service(svc: &mut Value) {
     }
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
-    for port in spec["ports"].as_array_mut().into_iter().flatten() {
+    for port in items_mut(spec, "ports") {
         set_default(port, "protocol", json!("TCP"));
         let number = port["port"].clone();
         set_default(port, "targetPort", number);

@@ -9,6 +9,7 @@
 //! can resume from a resourceVersion, or learn that it is too old (`410 Gone`).
 
 pub mod defaults;
+pub mod managed;
 pub mod patch;
 pub mod selector;
 pub mod validation;
@@ -122,6 +123,14 @@ pub enum StoreError {
     /// Admission refused the object (a ResourceQuota, say).
     #[error("{0}")]
     Forbidden(String),
+    /// A server-side apply would change fields other managers own.
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        conflicts: Vec<managed::Conflict>,
+        /// The version the apply was made in, which the messages name.
+        api_version: String,
+    },
     /// The requested resourceVersion is older than the kept history.
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
@@ -139,19 +148,42 @@ pub enum Propagation {
     Orphan,
 }
 
+/// Who writes, for field ownership (`managedFields`); the API layer sets it per request.
+#[derive(Debug, Clone, Default)]
+pub struct Author {
+    /// `?fieldManager=`; server-side apply needs it.
+    pub field_manager: Option<String>,
+    /// The User-Agent's product (`kubectl`), the manager of other writes without one.
+    pub user_agent: Option<String>,
+    /// `?force=true`: an apply takes fields from other managers instead of conflicting.
+    pub force: bool,
+    /// `scale` for writes through that subresource.
+    pub subresource: Option<&'static str>,
+}
+
+impl Author {
+    /// The manager writes are recorded for; the simulator's own controllers without a request.
+    fn manager(&self) -> &str {
+        self.field_manager
+            .as_deref()
+            .or(self.user_agent.as_deref())
+            .unwrap_or("kube-controller-manager")
+    }
+}
+
 /// The objects and their history.
 pub struct Store {
     objects: BTreeMap<ObjectKey, Arc<Value>>,
     revision: u64,
     history: Vec<VecDeque<Arc<Change>>>,
     history_limit: usize,
-    applied: HashMap<(ObjectKey, String), Value>,
     /// Owner uid → the objects that name it in their ownerReferences (garbage collection).
     dependents: HashMap<String, std::collections::HashSet<ObjectKey>>,
     changes: Vec<broadcast::Sender<Arc<Change>>>,
     clock: fn() -> String,
     /// Writes are checked, defaulted and answered, but not kept (`?dryRun=All`).
     dry_run: bool,
+    author: Author,
 }
 
 /// The current time as Kubernetes writes it: `2024-04-17T09:05:33Z`.
@@ -170,11 +202,11 @@ impl Store {
             revision: 1,
             history: RESOURCES.iter().map(|_| VecDeque::new()).collect(),
             history_limit,
-            applied: HashMap::new(),
             dependents: HashMap::new(),
             changes,
             clock: now,
             dry_run: false,
+            author: Author::default(),
         }
     }
 
@@ -238,12 +270,34 @@ impl Store {
         self.dry_run = dry_run;
     }
 
+    /// Who the next writes are by, until set back (to the default: the simulator's controllers).
+    pub fn set_author(&mut self, author: Author) {
+        self.author = author;
+    }
+
+    fn ownership_writer<'a>(&'a self, api_version: &'a str, time: &'a str) -> managed::Writer<'a> {
+        managed::Writer {
+            manager: self.author.manager(),
+            subresource: self.author.subresource,
+            api_version,
+            time,
+        }
+    }
+
     /// Creates an object; fills in uid, resourceVersion, creationTimestamp and generation.
-    pub fn create(
+    /// Its author owns every field, defaults included.
+    pub fn create(&mut self, resource: ResourceId, namespace: &str, object: Value) -> Result<Arc<Value>, StoreError> {
+        self.create_owned(resource, namespace, object, None)
+    }
+
+    /// [`Store::create`]; with `applied`, a server-side apply that creates: its manager owns
+    /// the applied fields only.
+    fn create_owned(
         &mut self,
         resource: ResourceId,
         namespace: &str,
         mut object: Value,
+        applied: Option<&Value>,
     ) -> Result<Arc<Value>, StoreError> {
         let rt = &RESOURCES[resource];
         let name = self.name_for(&mut object)?;
@@ -268,6 +322,9 @@ impl Store {
         }
         meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         meta["creationTimestamp"] = json!((self.clock)());
+        if let Some(m) = meta.as_object_mut() {
+            m.remove("managedFields");
+        }
         defaults::apply(rt.kind, &mut object);
         defaults::admit_new(rt.kind, &mut object);
         validation::validate(rt.kind, &name, &object, None)?;
@@ -277,6 +334,16 @@ impl Store {
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
         }
+        let (api_version, time) = (rt.api_version(), (self.clock)());
+        let writer = self.ownership_writer(&api_version, &time);
+        let mut entries = Vec::new();
+        match applied {
+            Some(applied) => {
+                let _ = managed::apply(&Value::Null, applied, &mut entries, writer, true);
+            }
+            None => managed::record_update(&mut entries, writer, None, &object),
+        }
+        managed::set_entries(&mut object, &entries);
         Ok(self.commit(key, object, EventType::Added))
     }
 
@@ -297,7 +364,10 @@ impl Store {
                 key.name
             )));
         }
-        let merged = self.carry_over(key, &old, object, status_only);
+        let mut merged = self.carry_over(key, &old, object, status_only);
+        if !status_only {
+            self.record_update(key, &old, &mut merged);
+        }
         if merged == *old {
             return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
         }
@@ -308,20 +378,40 @@ impl Store {
         Ok(self.commit(key.clone(), merged, EventType::Modified))
     }
 
-    /// Patches an object; for server-side apply, creates it when missing.
+    /// The author of an update owns what it changed (unless the write sets `managedFields`
+    /// itself, as a migration of ownership does).
+    fn record_update(&self, key: &ObjectKey, old: &Value, new: &mut Value) {
+        if new["metadata"]["managedFields"] != old["metadata"]["managedFields"] {
+            return;
+        }
+        let (api_version, time) = (RESOURCES[key.resource].api_version(), (self.clock)());
+        let mut entries = managed::entries_of(old);
+        managed::record_update(&mut entries, self.ownership_writer(&api_version, &time), Some(old), new);
+        managed::set_entries(new, &entries);
+    }
+
+    /// Patches an object; for server-side apply (by the author's field manager), creates it
+    /// when missing.
     pub fn patch(
         &mut self,
         key: &ObjectKey,
         kind: PatchKind,
         body: &Value,
-        manager: Option<&str>,
         status_only: bool,
     ) -> Result<Arc<Value>, StoreError> {
+        let mut body = body.clone();
+        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+        let body = &body;
+        if kind == PatchKind::Apply && self.author.field_manager.is_none() {
+            return Err(StoreError::BadRequest(
+                "PATCH with apply requires a fieldManager".into(),
+            ));
+        }
         let Some(old) = self.objects.get(key).cloned() else {
             if kind == PatchKind::Apply {
-                let created = self.create(key.resource, &key.namespace, body.clone())?;
-                self.remember_applied(key, manager, body);
-                return Ok(created);
+                return self.create_owned(key.resource, &key.namespace, body.clone(), Some(body));
             }
             return Err(self.not_found(key));
         };
@@ -331,10 +421,17 @@ impl Store {
             PatchKind::Strategic => patch::strategic_merge(&mut patched, body),
             PatchKind::Json => patch::json_patch(&mut patched, body).map_err(StoreError::BadRequest)?,
             PatchKind::Apply => {
-                let manager =
-                    manager.ok_or_else(|| StoreError::BadRequest("PATCH with apply requires a fieldManager".into()))?;
-                let previous = self.applied.get(&(key.clone(), manager.to_owned()));
-                patched = patch::apply(&old, body, previous);
+                let (api_version, time) = (RESOURCES[key.resource].api_version(), (self.clock)());
+                let mut entries = managed::entries_of(&old);
+                let writer = self.ownership_writer(&api_version, &time);
+                patched = managed::apply(&old, body, &mut entries, writer, self.author.force).map_err(|conflicts| {
+                    StoreError::ApplyConflict {
+                        message: managed::conflict_message(&conflicts, &api_version),
+                        conflicts,
+                        api_version: api_version.clone(),
+                    }
+                })?;
+                managed::set_entries(&mut patched, &entries);
             }
         }
         let rv_in_patch = patched["metadata"]["resourceVersion"].as_str().map(str::to_owned);
@@ -342,12 +439,12 @@ impl Store {
         if rv_in_patch.as_deref().is_some_and(|rv| rv != current) {
             return Err(self.conflict(key));
         }
-        let merged = self.carry_over(key, &old, patched, status_only);
+        let mut merged = self.carry_over(key, &old, patched, status_only);
+        if kind != PatchKind::Apply && !status_only {
+            self.record_update(key, &old, &mut merged);
+        }
         if merged != *old {
             validation::validate(RESOURCES[key.resource].kind, &key.name, &merged, Some(&old))?;
-        }
-        if kind == PatchKind::Apply {
-            self.remember_applied(key, manager, body);
         }
         if merged == *old {
             return Ok(old); // a no-op write keeps the resourceVersion, as the API server does
@@ -415,7 +512,6 @@ impl Store {
         }
         self.objects.remove(key);
         self.unindex_owners(key, &old);
-        self.applied.retain(|(k, _), _| k != key);
         self.revision += 1;
         let mut deleted = (*old).clone();
         deleted["metadata"]["resourceVersion"] = json!(self.revision.to_string());
@@ -578,6 +674,12 @@ impl Store {
                 }
             }
         }
+        // Writes that leave `managedFields` out keep the object's (as the API server does).
+        if new["metadata"]["managedFields"].as_array().is_none_or(Vec::is_empty)
+            && let Some(fields) = old["metadata"].get("managedFields")
+        {
+            new["metadata"]["managedFields"] = fields.clone();
+        }
         if rt.has_status() {
             match old.get("status") {
                 Some(status) => new["status"] = status.clone(),
@@ -630,12 +732,6 @@ impl Store {
             });
         }
         Ok(())
-    }
-
-    fn remember_applied(&mut self, key: &ObjectKey, manager: Option<&str>, body: &Value) {
-        if let Some(manager) = manager.filter(|_| !self.dry_run) {
-            self.applied.insert((key.clone(), manager.to_owned()), body.clone());
-        }
     }
 
     fn existing(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {

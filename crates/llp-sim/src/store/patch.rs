@@ -1,7 +1,7 @@
 //! The patch types clients send: JSON merge (RFC 7386), JSON patch (RFC 6902), strategic merge
-//! (kubectl's, with list merge keys) and server-side apply.
+//! (kubectl's, with list merge keys); server-side apply is field ownership's ([`super::managed`]).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// How a PATCH body is to be applied, from its Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +44,10 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// Lists without one (`volumeClaimTemplates`, `args`, …) are replaced whole.
 fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "volumeMounts"
-        | "imagePullSecrets" => Some("name"),
+        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => {
+            Some("name")
+        }
+        "volumeMounts" => Some("mountPath"),
         "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => Some("containerPort"),
         "ports" => Some("port"),
         "ownerReferences" => Some("uid"),
@@ -120,51 +117,6 @@ fn strip_directives(value: &Value) -> Value {
     }
 }
 
-/// Server-side apply for one field manager: fields the manager applied before but not now
-/// are removed, then the applied configuration is merged in (maps recursively, lists and
-/// scalars replaced). Fields set by others and not applied stay.
-pub fn apply(live: &Value, applied: &Value, previously_applied: Option<&Value>) -> Value {
-    let mut result = live.clone();
-    if let Some(previous) = previously_applied {
-        remove_dropped(&mut result, previous, applied);
-    }
-    merge_applied(&mut result, applied);
-    result
-}
-
-fn remove_dropped(live: &mut Value, previous: &Value, applied: &Value) {
-    let (Value::Object(live), Value::Object(previous)) = (live, previous) else {
-        return;
-    };
-    let empty = Map::new();
-    let applied = applied.as_object().unwrap_or(&empty);
-    for (key, old) in previous {
-        match (applied.get(key), live.get_mut(key)) {
-            (None, _) => {
-                live.remove(key);
-            }
-            (Some(new @ Value::Object(_)), Some(child)) if old.is_object() => remove_dropped(child, old, new),
-            _ => {}
-        }
-    }
-}
-
-fn merge_applied(live: &mut Value, applied: &Value) {
-    match (live, applied) {
-        (Value::Object(live), Value::Object(applied)) => {
-            for (key, value) in applied {
-                match live.get_mut(key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge_applied(existing, value),
-                    _ => {
-                        live.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (live, applied) => *live = applied.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,18 +151,6 @@ mod tests {
             "now"
         );
         assert_eq!(sts["spec"]["template"]["metadata"]["labels"]["app"], "x");
-    }
-
-    #[test]
-    fn apply_removes_what_the_manager_no_longer_applies() {
-        let before = json!({"spec": {"resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}, "other": 1}});
-        let now = json!({"spec": {"resources": {"limits": {"cpu": "2"}}}});
-        let mut live = before.clone();
-        live["status"] = json!({"phase": "Running"});
-        let result = apply(&live, &now, Some(&before));
-        assert_eq!(result["spec"]["resources"]["limits"], json!({"cpu": "2"}));
-        assert!(result["spec"].get("other").is_none());
-        assert_eq!(result["status"]["phase"], "Running", "fields of others stay");
     }
 
     #[test]

@@ -85,13 +85,12 @@ fn generation_counts_spec_changes_only() {
             &key,
             PatchKind::Merge,
             &json!({"metadata": {"labels": {"x": "y"}}}),
-            None,
             false,
         )
         .unwrap();
     assert_eq!(labelled["metadata"]["generation"], 1);
     let scaled = store
-        .patch(&key, PatchKind::Merge, &json!({"spec": {"replicas": 3}}), None, false)
+        .patch(&key, PatchKind::Merge, &json!({"spec": {"replicas": 3}}), false)
         .unwrap();
     assert_eq!(scaled["metadata"]["generation"], 2);
 }
@@ -102,13 +101,7 @@ fn status_is_written_only_through_its_subresource() {
     store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
     let key = ObjectKey::new(ids::pods(), "ns", "p");
     let main = store
-        .patch(
-            &key,
-            PatchKind::Merge,
-            &json!({"status": {"phase": "Running"}}),
-            None,
-            false,
-        )
+        .patch(&key, PatchKind::Merge, &json!({"status": {"phase": "Running"}}), false)
         .unwrap();
     assert!(main.get("status").is_none(), "the main resource ignores status");
     let status = store
@@ -116,7 +109,6 @@ fn status_is_written_only_through_its_subresource() {
             &key,
             PatchKind::Merge,
             &json!({"status": {"phase": "Running"}, "spec": {"x": 1}}),
-            None,
             true,
         )
         .unwrap();
@@ -215,11 +207,13 @@ fn server_side_apply_creates_then_prunes_what_is_no_longer_applied() {
     let key = ObjectKey::new(ids::config_maps(), "ns", "cm");
     let first =
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "1", "b": "2"}});
-    store.patch(&key, PatchKind::Apply, &first, Some("llp"), false).unwrap();
+    store.set_author(Author {
+        field_manager: Some("llp".into()),
+        ..Author::default()
+    });
+    store.patch(&key, PatchKind::Apply, &first, false).unwrap();
     let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "3"}});
-    let applied = store
-        .patch(&key, PatchKind::Apply, &second, Some("llp"), false)
-        .unwrap();
+    let applied = store.patch(&key, PatchKind::Apply, &second, false).unwrap();
     assert_eq!(applied["data"], json!({"a": "3"}));
 }
 
@@ -233,7 +227,6 @@ fn a_write_that_changes_nothing_keeps_the_version() {
             &key,
             PatchKind::Merge,
             &json!({"metadata": {"labels": {"a": "1"}}}),
-            None,
             false,
         )
         .unwrap();
@@ -305,4 +298,43 @@ fn a_claim_is_protected_until_its_finalizer_goes() {
     assert!(store.get(&key).unwrap()["metadata"]["deletionTimestamp"].is_string());
     store.remove_finalizer(&key, defaults::PVC_PROTECTION).unwrap();
     assert!(store.get(&key).is_none(), "gone with its last finalizer");
+}
+
+#[test]
+fn a_field_set_by_a_plain_create_survives_an_apply_that_drops_it_and_conflicts_when_changed() {
+    let mut store = store_with_namespace();
+    store.set_author(Author {
+        user_agent: Some("kubectl".into()),
+        ..Author::default()
+    });
+    let cm = json!({"metadata": {"name": "cm"}, "data": {"a": "1", "b": "2"}});
+    let created = store.create(ids::config_maps(), "ns", cm).unwrap();
+    assert_eq!(created["metadata"]["managedFields"][0]["manager"], "kubectl");
+    let key = ObjectKey::new(ids::config_maps(), "ns", "cm");
+    store.set_author(Author {
+        field_manager: Some("llp".into()),
+        ..Author::default()
+    });
+    let applied = store
+        .patch(
+            &key,
+            PatchKind::Apply,
+            &json!({"metadata": {"name": "cm"}, "data": {"a": "1"}}),
+            false,
+        )
+        .unwrap();
+    assert_eq!(applied["data"], json!({"a": "1", "b": "2"}), "`b` is kubectl's too");
+    let changed = json!({"metadata": {"name": "cm"}, "data": {"a": "9"}});
+    let conflict = store.patch(&key, PatchKind::Apply, &changed, false).unwrap_err();
+    assert_eq!(
+        conflict.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl\" using v1: .data.a"
+    );
+    store.set_author(Author {
+        field_manager: Some("llp".into()),
+        force: true,
+        ..Author::default()
+    });
+    let forced = store.patch(&key, PatchKind::Apply, &changed, false).unwrap();
+    assert_eq!(forced["data"]["a"], "9");
 }
