@@ -81,6 +81,8 @@ pub struct Timings {
     /// From a pod's deletion until its containers have stopped and it is gone (it shows
     /// Terminating meanwhile).
     pub terminate: Duration,
+    /// How long an Event lives after its last write (kube-apiserver's `--event-ttl`).
+    pub event_ttl: Duration,
 }
 
 impl Default for Timings {
@@ -92,6 +94,7 @@ impl Default for Timings {
             backoff: Duration::from_secs(2),
             log_every: Duration::from_secs(5),
             terminate: Duration::from_secs(1),
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -106,6 +109,7 @@ impl Timings {
             backoff: Duration::from_millis(100),
             log_every: Duration::from_millis(200),
             terminate: Duration::from_millis(100),
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }

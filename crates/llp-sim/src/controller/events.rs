@@ -15,7 +15,7 @@ pub struct Recorder {
     counter: u64,
 }
 
-/// Events kept at most; the oldest go first. A real cluster expires them after an hour;
+/// Events kept at most; the oldest go first. Besides the hour they live (`Timings::event_ttl`),
 /// a cap keeps the simulator's memory flat under the benchmark's 8,000 pods.
 pub const MAX_EVENTS: usize = 10_000;
 

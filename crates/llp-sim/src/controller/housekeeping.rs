@@ -1,6 +1,6 @@
 //! The small controllers: claims bind at once to a volume of the requested size, Services
 //! get a cluster IP, a claim being deleted goes once no pod uses it (pvc-protection), and an
-//! owner deleted in the foreground goes once its dependents are gone.
+//! owner deleted in the foreground goes once its dependents are gone, and Events expire.
 
 use crate::resources::ids;
 use crate::store::defaults::PVC_PROTECTION;
@@ -107,5 +107,79 @@ pub fn finish_foreground_deletions(store: &mut Store) {
             );
             let _ = store.remove_finalizer(&key, FOREGROUND);
         }
+    }
+}
+
+/// Removes Events whose last write is older than `ttl` at `now`, as the API server's event
+/// TTL does (an update renews it). The last write is the latest of the timestamps either
+/// event shape carries.
+pub fn expire_events(store: &mut Store, ttl: std::time::Duration, now: jiff::Timestamp) {
+    let events = store.list(
+        ids::events(),
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    let ttl = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
+    for event in events {
+        let written = [
+            &event["metadata"]["creationTimestamp"],
+            &event["lastTimestamp"],
+            &event["eventTime"],
+            &event["series"]["lastObservedTime"],
+        ]
+        .into_iter()
+        .filter_map(|t| t.as_str()?.parse::<jiff::Timestamp>().ok())
+        .max();
+        if written.is_some_and(|written| now.duration_since(written) > ttl) {
+            let meta = &event["metadata"];
+            let key = ObjectKey::new(
+                ids::events(),
+                meta["namespace"].as_str().unwrap_or_default(),
+                meta["name"].as_str().unwrap_or_default(),
+            );
+            let _ = store.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn events_expire_an_hour_after_their_last_write() {
+        let mut store = Store::new(100);
+        store.set_clock(|| "2026-01-01T10:00:00Z".into());
+        store
+            .create(ids::namespaces(), "", json!({"metadata": {"name": "ns"}}))
+            .unwrap();
+        let core = json!({"metadata": {"name": "core"}, "involvedObject": {"name": "p"}, "reason": "Pulled",
+            "firstTimestamp": "2026-01-01T10:00:00Z", "lastTimestamp": "2026-01-01T10:30:00Z"});
+        let series = json!({"metadata": {"name": "series"}, "involvedObject": {"name": "p"}, "reason": "FailedScheduling",
+            "eventTime": "2026-01-01T10:00:00.000000Z", "series": {"count": 3, "lastObservedTime": "2026-01-01T10:45:00.000000Z"}});
+        store.create(ids::events(), "ns", core).unwrap();
+        store.create(ids::events(), "ns", series).unwrap();
+        let names = |store: &Store| -> Vec<String> {
+            store
+                .list(
+                    ids::events(),
+                    None,
+                    &LabelSelector::default(),
+                    &FieldSelector::default(),
+                )
+                .iter()
+                .map(|e| e["metadata"]["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let hour = Duration::from_secs(3600);
+        let at = |time: &str| time.parse::<jiff::Timestamp>().unwrap();
+        expire_events(&mut store, hour, at("2026-01-01T11:30:00Z"));
+        assert_eq!(names(&store), ["core", "series"], "both written within the hour");
+        expire_events(&mut store, hour, at("2026-01-01T11:30:01Z"));
+        assert_eq!(names(&store), ["series"], "the core event was last written at 10:30");
+        expire_events(&mut store, hour, at("2026-01-01T11:45:01Z"));
+        assert!(names(&store).is_empty(), "the series was last observed at 10:45");
     }
 }

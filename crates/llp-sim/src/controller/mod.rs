@@ -68,6 +68,8 @@ pub struct Controller {
     sts_fingerprints: HashMap<String, Vec<String>>,
     /// Pods being deleted, by uid: since when their containers are being stopped.
     terminating: HashMap<String, Instant>,
+    /// When expired Events were last removed.
+    events_expired: Option<Instant>,
 }
 
 impl Controller {
@@ -84,6 +86,7 @@ impl Controller {
             unschedulable_reported: HashMap::new(),
             sts_fingerprints: HashMap::new(),
             terminating: HashMap::new(),
+            events_expired: None,
         }
     }
 
@@ -131,6 +134,15 @@ impl Controller {
         self.stop_terminating_pods(&mut store, &pods, now);
         housekeeping::release_unused_claims(&mut store);
         housekeeping::finish_foreground_deletions(&mut store);
+        // A scan of every Event: every few seconds (a tenth of the TTL in tests), not each pass.
+        let ttl = self.cluster.timings.event_ttl;
+        if self
+            .events_expired
+            .is_none_or(|last| now.duration_since(last) >= (ttl / 10).min(Duration::from_secs(10)))
+        {
+            housekeeping::expire_events(&mut store, ttl, jiff::Timestamp::now());
+            self.events_expired = Some(now);
+        }
         let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
         let existing: HashSet<&str> = pods.iter().filter_map(|p| p["metadata"]["uid"].as_str()).collect();
         bound.retain(|p| {

@@ -270,6 +270,11 @@ impl Store {
         self.dry_run = dry_run;
     }
 
+    /// The clock that stamps creation, deletion and ownership times (tests fix it).
+    pub fn set_clock(&mut self, clock: fn() -> String) {
+        self.clock = clock;
+    }
+
     /// Who the next writes are by, until set back (to the default: the simulator's controllers).
     pub fn set_author(&mut self, author: Author) {
         self.author = author;
