@@ -13,6 +13,7 @@ pub mod parse;
 pub mod raw;
 pub mod record;
 pub mod render;
+pub mod reservations;
 pub mod schema;
 pub mod spec;
 pub mod status;

@@ -156,7 +156,7 @@ pub enum Command {
 }
 
 /// The GPU resources of the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize, JsonSchema)]
 #[schemars(rename = "Gpu")]
 pub enum GpuName {
     /// A whole GPU.
