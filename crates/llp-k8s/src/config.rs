@@ -24,6 +24,8 @@ pub struct Config {
     pub cluster: RenderConfig,
     /// Defaults and maxima for everyone, and larger maxima per group.
     pub limits: LimitsTable,
+    /// GPU reservations (SPEC section 10).
+    pub reservations: crate::reservations::ReservationSettings,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             records: RecordsConfig::default(),
             cluster: RenderConfig::default(),
             limits: LimitsTable::default(),
+            reservations: crate::reservations::ReservationSettings::default(),
         }
     }
 }

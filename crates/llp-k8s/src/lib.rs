@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod records;
+pub mod reservations;

@@ -111,6 +111,10 @@ pub struct ErrorExtensions {
     /// The broken rule, when the error is a validation problem.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub rule: Option<Rule>,
+    /// The translation key the LLP frontend shows for this error, as the extension it was
+    /// written against sent it (`api_errors.not_enough_resources`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 impl ErrorBody {
@@ -124,6 +128,7 @@ impl ErrorBody {
                     code: VALIDATION_FAILED,
                     field: Some(p.field.clone()),
                     rule: Some(p.rule),
+                    reason: None,
                 },
             })
             .collect();
@@ -139,6 +144,7 @@ impl ErrorBody {
                     code,
                     field: None,
                     rule: None,
+                    reason: None,
                 },
             }],
         }

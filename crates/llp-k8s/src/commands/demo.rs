@@ -58,6 +58,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         locks: Arc::default(),
         shutdown: stopping,
         metrics,
+        reservations: Arc::default(),
     };
     println!("# Try (the walkthrough is in README.md):");
     println!(

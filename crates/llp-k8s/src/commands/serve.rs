@@ -42,6 +42,10 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         locks: Arc::default(),
         shutdown: stopping,
         metrics,
+        reservations: Arc::new(llp_k8s::reservations::ReservationPolicy {
+            settings: config.reservations,
+            clock: Default::default(),
+        }),
     };
     tracing::info!(listen = %config.listen, "llp-k8s serving");
     let mut app = router(state);

@@ -115,6 +115,18 @@ async fn scale(
             )
         })?;
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
+    // Scaling down never starts a pod; scaling up needs the GPUs booked.
+    let current = target
+        .cluster
+        .caches
+        .stateful_set(target.names.base())
+        .and_then(|s| s.spec.as_ref()?.replicas)
+        .unwrap_or(0);
+    if replicas > current {
+        target
+            .admit_gpus(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
+            .await?;
+    }
     let sets: Api<StatefulSet> = target.cluster.api();
     sets.patch_scale(
         target.names.base(),
@@ -141,6 +153,7 @@ async fn restart(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
+    target.admit_gpus(&state, &caller, None).await?;
     let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch =
@@ -226,6 +239,8 @@ async fn delete_pod(
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     target.own_pod(&pod)?;
+    // The StatefulSet starts the pod again.
+    target.admit_gpus(&state, &caller, None).await?;
     target
         .cluster
         .api::<Pod>()

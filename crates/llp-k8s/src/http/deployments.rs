@@ -5,6 +5,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::gpu_admission;
 use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
@@ -78,6 +79,22 @@ impl Resolved<'_> {
         Ok(self)
     }
 
+    /// Checks that the GPU reservations active now cover `replicas` pods of the deployed
+    /// StatefulSet (its current replicas when `None`): what scale, restart and pod delete
+    /// need before they start GPU pods.
+    pub async fn admit_gpus(&self, state: &AppState, caller: &Session, replicas: Option<u32>) -> Result<(), ApiError> {
+        let Some(sts) = self.cluster.caches.stateful_set(self.names.base()) else {
+            return Ok(());
+        };
+        let current = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let replicas = replicas.unwrap_or(u32::try_from(current).unwrap_or(0));
+        let id = self.record.id.as_ref().map(ToString::to_string).unwrap_or_default();
+        let owner = self.record.user_created.as_deref().unwrap_or(&caller.identity.id);
+        let per_pod = crate::reservations::per_pod(&sts);
+        gpu_admission::check(state, self.cluster, caller, &id, owner, per_pod, replicas).await?;
+        Ok(())
+    }
+
     /// Checks that `pod` is one of this deployment's pods (404 otherwise, whoever owns it).
     pub fn own_pod(&self, pod: &str) -> Result<(), ApiError> {
         let (pods, _) = self.cluster.caches.members(self.names.base());
@@ -99,6 +116,7 @@ impl Resolved<'_> {
         (status = 201, description = "First deploy: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
         (status = 200, description = "Updated: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
         (status = 400, description = "Invalid YAML or `exposed_*`: every problem, each with its `field` (`VALIDATION_FAILED`)", body = ErrorBody),
+        (status = 400, description = "GPUs not covered by reservations active now (`NOT_ENOUGH_RESOURCES`, `reason` `api_errors.not_enough_resources`): the shortfall per profile", body = ErrorBody),
         (status = 409, description = "`exposed_hostname` is used by another deployment (`CONFLICT`)", body = ErrorBody),
         CommonErrors
     )
@@ -130,6 +148,18 @@ async fn deploy(
     );
     let cluster = cluster(&state)?;
     let label = label_value(&record_id.to_string());
+    let per_pod = crate::reservations::per_pod(&objects.stateful_set);
+    let replicas = deployment.spec.replicas;
+    gpu_admission::check(
+        &state,
+        cluster,
+        &caller,
+        &record_id.to_string(),
+        &owner,
+        per_pod,
+        replicas,
+    )
+    .await?;
     let failed = |error: &dyn std::fmt::Display| {
         tracing::error!(%error, "deploy failed");
         ApiError::Unavailable {

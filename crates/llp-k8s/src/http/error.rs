@@ -54,6 +54,8 @@ pub enum ApiError {
     PartlyApplied { object: String },
     /// A dependency did not answer in time (504).
     Timeout { dependency: &'static str },
+    /// The GPU reservations active now do not cover the change (400).
+    NotEnoughResources(llp_spec::reservations::Shortfall),
 }
 
 impl ApiError {
@@ -81,6 +83,10 @@ impl From<RecordError> for ApiError {
             RecordError::NotFound => ApiError::NotFound("deployment not found".into()),
             RecordError::Forbidden(message) => ApiError::Forbidden(message),
             RecordError::Invalid(message) => ApiError::BadRequest { field: None, message },
+            RecordError::InvalidField { field, message } => ApiError::BadRequest {
+                message: format!("{field}: {message}"),
+                field: Some(field),
+            },
             RecordError::Unavailable { source_name, detail } => {
                 tracing::error!(%detail, "{source_name} failed");
                 ApiError::Unavailable {
@@ -140,6 +146,12 @@ impl IntoResponse for ApiError {
                 ErrorBody::single("PAYLOAD_TOO_LARGE", "The body is too large: at most 2 MB are accepted."),
             ),
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
+            ApiError::NotEnoughResources(shortfall) => {
+                let mut body = ErrorBody::single("NOT_ENOUGH_RESOURCES", shortfall.to_string());
+                // The key the LLP frontend translates (docs/compatibility.md).
+                body.errors[0].extensions.reason = Some("api_errors.not_enough_resources");
+                (StatusCode::BAD_REQUEST, body)
+            }
             ApiError::PartlyApplied { object } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorBody::single(

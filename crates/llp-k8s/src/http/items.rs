@@ -38,7 +38,7 @@ struct RecordsData {
 }
 
 /// Runs a record-store call off the async workers (SQLite blocks).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     store: &Option<EmbeddedStore>,
     call: impl FnOnce(&EmbeddedStore) -> Result<T, RecordError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -74,7 +74,7 @@ fn input(body: &[u8]) -> Result<RecordInput, ApiError> {
     })
 }
 
-fn data(value: impl serde::Serialize) -> Response {
+pub(super) fn data(value: impl serde::Serialize) -> Response {
     Json(json!({"data": value})).into_response()
 }
 

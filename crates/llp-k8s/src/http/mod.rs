@@ -7,10 +7,12 @@ pub mod cors;
 mod data;
 mod deployments;
 pub mod error;
+mod gpu_admission;
 mod items;
 pub mod metrics;
 pub mod openapi;
 mod ops;
+mod reservation_items;
 
 use crate::cluster::Cluster;
 use crate::records::RecordSource;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Whether GPU reservations are enforced, and the clock they are judged by.
+    pub reservations: Arc<crate::reservations::ReservationPolicy>,
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
@@ -93,7 +97,7 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
         .merge(data::routes())
         .merge(capacity::routes());
     if with_items {
-        routes.merge(items::routes())
+        routes.merge(items::routes()).merge(reservation_items::routes())
     } else {
         routes
     }

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "data", description = "Key/value data for `fromSecret` and `fromConfig`"),
         (name = "cluster", description = "What the cluster offers"),
         (name = "records", description = "The embedded record source (Directus item API shape); only without a real LLP API"),
+        (name = "reservations", description = "GPU bookings of the embedded record source (Directus item API shape): admins write, users read their own"),
         (name = "operations", description = "Health, readiness, metrics, schemas")
     )
 )]

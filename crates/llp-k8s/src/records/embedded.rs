@@ -95,6 +95,7 @@ impl EmbeddedStore {
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
             .map_err(failed)?;
         db.execute_batch(SCHEMA).map_err(failed)?;
+        db.execute_batch(reservations::SCHEMA).map_err(failed)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -278,6 +279,17 @@ impl RecordSource for EmbeddedStore {
         Box::pin(self.blocking(move |store| store.get(&caller, &id)))
     }
 
+    fn reservations<'a>(
+        &'a self,
+        _session: &'a Session,
+        owner: &'a str,
+        deployments: &'a [String],
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        let (owner, deployments) = (owner.to_owned(), deployments.to_vec());
+        Box::pin(self.blocking(move |store| store.reservations_covering(&owner, &deployments, now)))
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(self.blocking(EmbeddedStore::ping))
     }
@@ -295,6 +307,9 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         user_created: row.get(6)?,
     })
 }
+
+mod reservations;
+pub use reservations::{ReservationInput, UserRef};
 
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,16 @@ pub trait RecordSource: Send + Sync {
         purpose: Purpose,
     ) -> BoxFuture<'a, Result<Record, RecordError>>;
 
+    /// The GPU reservations not ended at `now` that may cover a deployment of `owner`: those
+    /// naming one of `deployments`, and `owner`'s own (SPEC section 10).
+    fn reservations<'a>(
+        &'a self,
+        session: &'a Session,
+        owner: &'a str,
+        deployments: &'a [String],
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
+
     /// Whether the source answers (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>>;
 }
@@ -115,6 +125,9 @@ pub enum RecordError {
     /// The request is not valid (a field of the wrong type, …).
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is not valid.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
     /// The record source is there but failed (a database error): 503.
     #[error("{source_name} failed: {detail}")]
     Unavailable { source_name: &'static str, detail: String },

@@ -41,6 +41,7 @@ pub fn app() -> TestApp {
         locks: Arc::default(),
         shutdown: stopping,
         metrics: Arc::default(),
+        reservations: Arc::default(),
     };
     TestApp {
         state,

@@ -8,9 +8,11 @@
 
 mod client;
 mod record_reads;
+mod reservations;
 mod users;
 
 pub use client::{LlpApiCalls, LlpApiLabels};
+pub use reservations::ReservationsConfig;
 
 use super::single_flight::SingleFlight;
 use super::{Identity, Purpose, RecordError, RecordSource, Session, Token};
@@ -19,6 +21,7 @@ use futures::future::BoxFuture;
 use llp_spec::Record;
 use record_reads::RecordReads;
 use reqwest::StatusCode;
+use reservations::ReservationReads;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,6 +51,8 @@ pub struct DirectusConfig {
     pub identity_token: Option<Token>,
     /// Role or policy (by name or id) → group, e.g. `management = "management"`.
     pub groups: BTreeMap<String, String>,
+    /// The LLP's GPU reservations (SPEC section 10).
+    pub reservations: ReservationsConfig,
 }
 
 impl Default for DirectusConfig {
@@ -60,6 +65,7 @@ impl Default for DirectusConfig {
             record_cache_seconds: 5,
             identity_token: None,
             groups: BTreeMap::from([("management".to_owned(), "management".to_owned())]),
+            reservations: ReservationsConfig::default(),
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct DirectusSource {
     identities: SingleFlight<Identity>,
     /// Record reads, and the short cache of the ones made to look ([`record_reads`]).
     records: RecordReads,
+    /// GPU reservation reads.
+    reservations: ReservationReads,
 }
 
 /// A configuration that cannot work.
@@ -87,6 +95,9 @@ pub enum DirectusConfigError {
     /// The collection name is not a plain name.
     #[error("records.directus.collection: `{0}` is not a collection name (letters, digits, `_`, `-`)")]
     Collection(String),
+    /// A name of the reservations collection or its fields is not a plain name.
+    #[error("records.directus.reservations: `{0}` is not a collection or field name (letters, digits, `_`, `-`)")]
+    ReservationName(String),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -101,6 +112,9 @@ impl DirectusSource {
         }
         if !is_plain_id(&config.collection) {
             return Err(DirectusConfigError::Collection(config.collection.clone()));
+        }
+        if let Some(bad) = config.reservations.names().into_iter().find(|n| !is_plain_id(n)) {
+            return Err(DirectusConfigError::ReservationName(bad.to_owned()));
         }
         // kube-rs already brings rustls with ring; use it here too (installing twice is a no-op).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -124,6 +138,7 @@ impl DirectusSource {
                 Duration::from_secs(config.record_cache_seconds),
             ),
             api,
+            reservations: ReservationReads::new(config.reservations.clone()),
             identities: SingleFlight::new(Duration::from_secs(config.identity_cache_seconds)),
             config: Arc::new(config),
         })
@@ -191,6 +206,19 @@ impl RecordSource for DirectusSource {
                 Purpose::Look => self.records.look(session.token.expose(), id).await,
             }
         })
+    }
+
+    fn reservations<'a>(
+        &'a self,
+        session: &'a Session,
+        owner: &'a str,
+        deployments: &'a [String],
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        Box::pin(
+            self.reservations
+                .read(&self.api, session.token.expose(), owner, deployments, now),
+        )
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {

@@ -128,3 +128,147 @@ fn the_database_keeps_users_and_records_across_opens() {
     assert_eq!(store.authenticate(&token).unwrap(), alice);
     assert!(store.get(&alice, &id).is_ok());
 }
+
+mod reservations {
+    use super::*;
+    use crate::records::embedded::{ReservationInput, UserRef};
+
+    fn booking(users: &[&Identity], gpus: &[&str]) -> ReservationInput {
+        ReservationInput {
+            gpus: Some(gpus.iter().map(|g| (*g).to_owned()).collect()),
+            start: Some("2026-11-27T10:00:00Z".into()),
+            end: Some("2026-11-27T18:00:00Z".into()),
+            deployment: None,
+            users: Some(users.iter().map(|u| UserRef::Id(u.id.clone())).collect()),
+        }
+    }
+
+    fn field_of(error: RecordError) -> String {
+        match error {
+            RecordError::InvalidField { field, .. } => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn admins_book_and_users_read_only_their_own() {
+        let f = fixture();
+        let booked = f
+            .store
+            .add_reservation(&f.admin, &booking(&[&f.alice], &["gpu-xs"]))
+            .unwrap();
+        assert_eq!(booked.users, [f.alice.id.clone()]);
+        assert!(matches!(
+            f.store.add_reservation(&f.alice, &booking(&[&f.alice], &["gpu-l"])),
+            Err(RecordError::Forbidden(_))
+        ));
+        assert_eq!(f.store.reservations(&f.alice).unwrap().len(), 1);
+        assert!(f.store.reservations(&f.bob).unwrap().is_empty());
+        assert!(matches!(
+            f.store.reservation(&f.bob, &booked.id),
+            Err(RecordError::NotFound)
+        ));
+        assert!(matches!(
+            f.store.remove_reservation(&f.alice, &booked.id),
+            Err(RecordError::Forbidden(_))
+        ));
+        f.store.remove_reservation(&f.admin, &booked.id).unwrap();
+        assert!(f.store.reservations(&f.admin).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_bookings_name_the_field_at_fault() {
+        let f = fixture();
+        let mut unknown_slug = booking(&[&f.alice], &["gpu-xs", "gpu-xl"]);
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &unknown_slug).unwrap_err()),
+            "gpus[1]"
+        );
+        unknown_slug.gpus = Some(Vec::new());
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &unknown_slug).unwrap_err()),
+            "gpus"
+        );
+        let mut backwards = booking(&[&f.alice], &["gpu-xs"]);
+        backwards.end = Some("2026-11-27T09:00:00Z".into());
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &backwards).unwrap_err()),
+            "end"
+        );
+        let mut nobody = booking(&[&f.alice], &["gpu-xs"]);
+        nobody.users = Some(vec![UserRef::Junction {
+            directus_users_id: "no-such-user".into(),
+        }]);
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &nobody).unwrap_err()),
+            "users[0]"
+        );
+        let mut nowhere = booking(&[&f.alice], &["gpu-xs"]);
+        nowhere.deployment = Some(Some("no-such-record".into()));
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &nowhere).unwrap_err()),
+            "deployment"
+        );
+        let mut not_a_time = booking(&[&f.alice], &["gpu-xs"]);
+        not_a_time.start = Some("tomorrow".into());
+        assert_eq!(
+            field_of(f.store.add_reservation(&f.admin, &not_a_time).unwrap_err()),
+            "start"
+        );
+        assert!(
+            f.store.reservations(&f.admin).unwrap().is_empty(),
+            "nothing half-written"
+        );
+    }
+
+    #[test]
+    fn an_edit_is_checked_whole_and_leaves_the_booking_as_it_was_when_refused() {
+        let f = fixture();
+        let booked = f
+            .store
+            .add_reservation(&f.admin, &booking(&[&f.alice], &["gpu-xs"]))
+            .unwrap();
+        let ends_too_early = ReservationInput {
+            end: Some("2026-11-27T09:00:00Z".into()),
+            ..ReservationInput::default()
+        };
+        let error = f
+            .store
+            .update_reservation(&f.admin, &booked.id, &ends_too_early)
+            .unwrap_err();
+        assert_eq!(field_of(error), "end");
+        assert_eq!(f.store.reservation(&f.admin, &booked.id).unwrap(), booked);
+        let moved = ReservationInput {
+            users: Some(vec![UserRef::Id(f.bob.id.clone())]),
+            ..ReservationInput::default()
+        };
+        let changed = f.store.update_reservation(&f.admin, &booked.id, &moved).unwrap();
+        assert_eq!((changed.users, changed.gpus), (vec![f.bob.id.clone()], booked.gpus));
+    }
+
+    #[test]
+    fn admission_reads_the_owners_and_the_deployments_open_bookings() {
+        let f = fixture();
+        let record = f.store.create(&f.bob, &nginx()).unwrap();
+        let record_id = record.id.unwrap().to_string();
+        f.store
+            .add_reservation(&f.admin, &booking(&[&f.alice], &["gpu-xs"]))
+            .unwrap();
+        let mut for_record = booking(&[&f.admin], &["gpu-l"]);
+        for_record.deployment = Some(Some(record_id.clone()));
+        f.store.add_reservation(&f.admin, &for_record).unwrap();
+        let now = "2026-11-27T12:00:00Z".parse().unwrap();
+        let alices = f.store.reservations_covering(&f.alice.id, &[], now).unwrap();
+        assert_eq!(alices.len(), 1);
+        let bobs = f.store.reservations_covering(&f.bob.id, &[record_id], now).unwrap();
+        assert_eq!(bobs.len(), 1, "the one naming bob's deployment");
+        let later = "2026-11-27T18:00:00Z".parse().unwrap();
+        assert!(
+            f.store
+                .reservations_covering(&f.alice.id, &[], later)
+                .unwrap()
+                .is_empty(),
+            "ended ones are left out"
+        );
+    }
+}

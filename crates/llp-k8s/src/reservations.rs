@@ -1,0 +1,104 @@
+//! GPU reservations (SPEC section 10) on the service's side: whether they are enforced, the
+//! clock bookings are judged by, and what an owner's deployments hold now (read from the
+//! watch caches, so admission costs the cluster nothing).
+
+use crate::cluster::cache::Caches;
+use jiff::Timestamp;
+use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, label_value};
+use llp_spec::reservations::{GpuCounts, Holding, pod_gpus, times};
+use serde::Deserialize;
+use std::sync::{Arc, Mutex};
+
+/// `[reservations]` of the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReservationSettings {
+    /// Whether a change that starts GPU pods needs a reservation active now.
+    pub enforce: bool,
+}
+
+impl Default for ReservationSettings {
+    fn default() -> Self {
+        Self { enforce: true }
+    }
+}
+
+/// The time bookings are judged by: the system's, or one a test sets.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<Mutex<Timestamp>>>);
+
+impl Clock {
+    /// A clock that stands at `at` until [`Clock::set`].
+    pub fn manual(at: Timestamp) -> Self {
+        Self(Some(Arc::new(Mutex::new(at))))
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        match &self.0 {
+            Some(manual) => *manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            None => Timestamp::now(),
+        }
+    }
+
+    /// Moves a manual clock to `at` (a system clock ignores it).
+    pub fn set(&self, at: Timestamp) {
+        if let Some(manual) = &self.0 {
+            *manual.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(manual)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
+
+/// Whether and by which clock reservations are enforced.
+#[derive(Debug, Clone, Default)]
+pub struct ReservationPolicy {
+    /// The configuration.
+    pub settings: ReservationSettings,
+    /// The clock.
+    pub clock: Clock,
+}
+
+/// The GPUs one pod of the StatefulSet holds, from its pod template.
+pub fn per_pod(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> GpuCounts {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(pod_gpus)
+        .unwrap_or_default()
+}
+
+/// What `owner`'s deployments hold now: each StatefulSet's GPUs per pod × its replicas.
+/// Deployments are named by their `deployment` label, which is the record id for the UUIDs
+/// and integers records have.
+pub fn holdings(caches: &Caches, owner: &str) -> Vec<Holding> {
+    let owner = label_value(owner);
+    caches
+        .stateful_sets
+        .state()
+        .iter()
+        .filter(|sts| sts.metadata.deletion_timestamp.is_none())
+        .filter_map(|sts| {
+            let labels = sts.metadata.labels.as_ref()?;
+            if labels.get(OWNER_LABEL) != Some(&owner) {
+                return None;
+            }
+            let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let gpus = times(&per_pod(sts), u32::try_from(replicas).unwrap_or(0));
+            Some(Holding {
+                deployment: labels.get(DEPLOYMENT_LABEL)?.clone(),
+                gpus,
+            })
+        })
+        .filter(|h| !h.gpus.is_empty())
+        .collect()
+}
