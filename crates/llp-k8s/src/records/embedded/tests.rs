@@ -157,7 +157,7 @@ mod reservations {
             .store
             .add_reservation(&f.admin, &booking(&[&f.alice], &["gpu-xs"]))
             .unwrap();
-        assert_eq!(booked.users, [f.alice.id.clone()]);
+        assert_eq!(booked.users, vec![f.alice.id.clone()]);
         assert!(matches!(
             f.store.add_reservation(&f.alice, &booking(&[&f.alice], &["gpu-l"])),
             Err(RecordError::Forbidden(_))
