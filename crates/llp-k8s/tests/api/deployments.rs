@@ -74,6 +74,7 @@ crate::on_both_backends! {
 async fn what_the_yaml_drops_is_gone_from_the_cluster_also_after_a_recreate(backend) {
     let app = app_on(backend).await;
     let full = "containers:\n  - {name: web, image: nginx, environment: [{name: A, value: '1'}, {name: B, value: '2'}], gpu: nvidia.com/mig-1g.10gb}\n  - {name: side, image: busybox}\n";
+    app.book_today(&app.alice, &["gpu-xs"]).await;
     let id = app.create_record_with(&app.alice, json!({"data": full})).await;
     let deployment = format!("/kubernetes/deployments/{id}");
     assert_eq!(app.call("PUT", &deployment, &app.alice, None).await.0, StatusCode::CREATED);
@@ -105,6 +106,7 @@ async fn gpu_pods_tolerate_the_gpu_nodes_taint_as_configured(backend) {
     for node in ["worker-1", "worker-3"] {
         nodes.patch(node, &Default::default(), &kube::api::Patch::Merge(taint(gpu_taint.clone()))).await.unwrap();
     }
+    app.book_today(&app.alice, &["gpu-l", "gpu-l"]).await;
     let gpu = json!({"data": "containers: [{name: train, image: trainer, cpu: 1, memory: 1, gpu: nvidia.com/gpu}]"});
     let id = app.create_record_with(&app.alice, gpu.clone()).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None).await;
@@ -342,6 +344,7 @@ async fn concurrent_deploys_of_one_record_create_it_once(backend) {
 
 async fn capacity_shows_each_workers_gpus_and_what_is_requested(backend) {
     let app = app_on(backend).await;
+    app.book_today(&app.alice, &["gpu-l", "gpu-l"]).await;
     let gpu = json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/gpu, gpuCount: 2}]"});
     let id = app.create_record_with(&app.alice, gpu).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
@@ -383,6 +386,7 @@ async fn capacity_shows_each_workers_gpus_and_what_is_requested(backend) {
 
 async fn a_gpu_request_no_node_can_meet_says_why_in_the_status(backend) {
     let app = app_on(backend).await;
+    app.book_today(&app.alice, &["gpu-m"; 4]).await;
     let id = app.create_record_with(&app.alice, json!({"data": "containers: [{name: big, image: trainer, gpu: nvidia.com/mig-3g.40gb, gpuCount: 2}]\nreplicas: 2"})).await;
     app.call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
         .await;

@@ -261,6 +261,33 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{json}");
         json["data"]["id"].as_str().unwrap().to_owned()
     }
+
+    /// The user id of the holder of `token`.
+    pub fn user_id(&self, token: &str) -> String {
+        self.state.embedded.as_ref().unwrap().authenticate(token).unwrap().id
+    }
+
+    /// Books `gpus` (slugs) for the holder of `token` from `start` to `end` (RFC 3339), for
+    /// `deployment` when given, as the admin; returns the booking's id.
+    pub async fn book(&self, token: &str, gpus: &[&str], deployment: Option<&str>, start: &str, end: &str) -> String {
+        let body = serde_json::json!({
+            "gpus": gpus, "start": start, "end": end, "deployment": deployment, "users": [self.user_id(token)],
+        });
+        let (status, json) = self
+            .call("POST", "/items/gpu_reservations", &self.admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        json["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Books `gpus` for the holder of `token`, for any of their deployments, from a day ago
+    /// for a day ahead (the system clock, which the service judges by unless a test sets it).
+    pub async fn book_today(&self, token: &str, gpus: &[&str]) -> String {
+        let now = jiff::Timestamp::now();
+        let day = jiff::SignedDuration::from_hours(24);
+        self.book(token, gpus, None, &(now - day).to_string(), &(now + day).to_string())
+            .await
+    }
 }
 
 /// The Directus error code of a body.

@@ -12,6 +12,7 @@ mod items;
 mod llp_api;
 mod openapi;
 mod rbac;
+mod reservations;
 #[path = "../support/testbed.rs"]
 mod testbed;
 mod watches;

@@ -37,6 +37,11 @@ const ITEM_ROUTES: &[(&str, &str)] = &[
     ("get", "/items/deployments/{id}"),
     ("patch", "/items/deployments/{id}"),
     ("delete", "/items/deployments/{id}"),
+    ("get", "/items/gpu_reservations"),
+    ("post", "/items/gpu_reservations"),
+    ("get", "/items/gpu_reservations/{id}"),
+    ("patch", "/items/gpu_reservations/{id}"),
+    ("delete", "/items/gpu_reservations/{id}"),
 ];
 
 fn operations(document: &Value) -> BTreeSet<(String, String)> {

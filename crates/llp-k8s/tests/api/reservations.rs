@@ -1,0 +1,335 @@
+//! GPU reservations (SPEC section 10): admission of deploys, scale, restart and pod delete
+//! against the bookings active now, judged by a clock the tests set; the embedded bookings
+//! under `/items/gpu_reservations`, always with two users.
+
+use crate::helpers::{TestApp, app, app_with_cluster, code};
+use axum::http::StatusCode;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use llp_k8s::reservations::{Clock, ReservationPolicy, ReservationSettings};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// One gpu-xs per pod.
+const SMALL_GPU: &str = "containers: [{name: train, image: trainer, cpu: 1, memory: 1, gpu: nvidia.com/mig-1g.10gb}]";
+
+fn at(time: &str) -> jiff::Timestamp {
+    time.parse().unwrap()
+}
+
+/// The app on a simulator, its reservations judged at 27 Nov 12:00 UTC until the test moves
+/// the clock; returns the clock.
+async fn app_at_noon() -> (TestApp, Clock) {
+    let mut app = app_with_cluster().await;
+    let clock = Clock::manual(at("2026-11-27T12:00:00Z"));
+    app.state.reservations = Arc::new(ReservationPolicy {
+        settings: ReservationSettings::default(),
+        clock: clock.clone(),
+    });
+    (app, clock)
+}
+
+async fn deploy(app: &TestApp, token: &str, id: &str) -> (StatusCode, Value) {
+    app.call("PUT", &format!("/kubernetes/deployments/{id}"), token, None)
+        .await
+}
+
+async fn scale(app: &TestApp, path: &str, n: u32) -> (StatusCode, Value) {
+    app.call("PATCH", &format!("{path}?scale={n}"), &app.alice, None).await
+}
+
+fn assert_short(answer: &(StatusCode, Value), says: &str) {
+    let (status, body) = answer;
+    assert_eq!(
+        (*status, code(body)),
+        (StatusCode::BAD_REQUEST, "NOT_ENOUGH_RESOURCES"),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["reason"],
+        "api_errors.not_enough_resources"
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(says), "`{message}` should say `{says}`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_deploy_needs_a_booking_of_its_owner_and_the_refusal_names_the_shortfall() {
+    let (app, _) = app_at_noon().await;
+    let alices = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    assert_short(
+        &deploy(&app, &app.alice, &alices).await,
+        "needs 1 × nvidia.com/mig-1g.10gb (gpu-xs) for 1 replica; your reservations active now cover 0",
+    );
+    let sets = app.cluster().api::<StatefulSet>();
+    assert!(
+        sets.get_opt(&format!("sd-{alices}")).await.unwrap().is_none(),
+        "nothing was created"
+    );
+
+    app.book(
+        &app.alice,
+        &["gpu-xs"],
+        None,
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T18:00:00Z",
+    )
+    .await;
+    assert_eq!(deploy(&app, &app.alice, &alices).await.0, StatusCode::CREATED);
+    // Bob has no booking: alice's does not cover his deployment.
+    let bobs = app.create_record_with(&app.bob, json!({"data": SMALL_GPU})).await;
+    assert_short(&deploy(&app, &app.bob, &bobs).await, "cover 0");
+    // Without a GPU, nobody needs one.
+    let web = app.create_record(&app.bob).await;
+    assert_eq!(deploy(&app, &app.bob, &web).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_up_restart_and_pod_delete_need_the_booking_while_scale_down_and_delete_never_do() {
+    let (app, clock) = app_at_noon().await;
+    app.book(
+        &app.alice,
+        &["gpu-xs", "gpu-xs"],
+        None,
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T18:00:00Z",
+    )
+    .await;
+    let id = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    let path = format!("/kubernetes/deployments/{id}");
+    assert_eq!(deploy(&app, &app.alice, &id).await.0, StatusCode::CREATED);
+    assert_eq!(scale(&app, &path, 2).await.0, StatusCode::OK, "2 × 1 of 2 booked");
+    assert_short(
+        &scale(&app, &path, 3).await,
+        "needs 3 × nvidia.com/mig-1g.10gb (gpu-xs) for 3 replicas; your reservations active now cover 2 (until 27 Nov 18:00 UTC)",
+    );
+    assert_eq!(scale(&app, &path, 1).await.0, StatusCode::OK, "down");
+    let status = app
+        .status_until(&id, &app.alice, |s| s["pods"][0]["phase"] == "Running")
+        .await;
+    let pod = status["pods"][0]["name"].as_str().unwrap().to_owned();
+
+    clock.set(at("2026-11-27T18:00:00Z")); // the booking has ended
+    assert_short(
+        &app.call("POST", &format!("{path}/hooks/restart"), &app.alice, None)
+            .await,
+        "cover 0",
+    );
+    assert_short(
+        &app.call("DELETE", &format!("{path}/pods/{pod}"), &app.alice, None)
+            .await,
+        "cover 0",
+    );
+    assert_short(&deploy(&app, &app.alice, &id).await, "cover 0");
+    assert_eq!(
+        scale(&app, &path, 0).await.0,
+        StatusCode::OK,
+        "stopping never needs a booking"
+    );
+    assert_short(&scale(&app, &path, 1).await, "cover 0");
+    assert_eq!(app.call("DELETE", &path, &app.alice, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_naming_the_deployment_counts_and_one_naming_another_does_not() {
+    let (app, _) = app_at_noon().await;
+    let first = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    let second = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    app.book(
+        &app.alice,
+        &["gpu-xs"],
+        Some(&first),
+        "2026-11-27T11:00:00Z",
+        "2026-11-27T13:00:00Z",
+    )
+    .await;
+    assert_short(&deploy(&app, &app.alice, &second).await, "cover 0");
+    assert_eq!(deploy(&app, &app.alice, &first).await.0, StatusCode::CREATED);
+    // Two bookings add up; gpuCount and replicas multiply.
+    let big = format!(
+        "{}\nreplicas: 2",
+        SMALL_GPU.replace(
+            "gpu: nvidia.com/mig-1g.10gb",
+            "gpu: nvidia.com/mig-1g.10gb, gpuCount: 2"
+        )
+    );
+    app.call(
+        "PATCH",
+        &format!("/items/deployments/{second}"),
+        &app.alice,
+        Some(json!({"data": big})),
+    )
+    .await;
+    app.book(
+        &app.alice,
+        &["gpu-xs"; 3],
+        Some(&second),
+        "2026-11-27T11:00:00Z",
+        "2026-11-27T13:00:00Z",
+    )
+    .await;
+    assert_short(
+        &deploy(&app, &app.alice, &second).await,
+        "needs 4 × nvidia.com/mig-1g.10gb (gpu-xs) for 2 replicas; your reservations active now cover 3",
+    );
+    app.book(
+        &app.alice,
+        &["gpu-xs"],
+        Some(&second),
+        "2026-11-27T12:00:00Z",
+        "2026-11-27T12:30:00Z",
+    )
+    .await;
+    assert_eq!(deploy(&app, &app.alice, &second).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_bookings_without_a_deployment_are_one_budget_for_all_their_deployments() {
+    let (app, _) = app_at_noon().await;
+    app.book(
+        &app.alice,
+        &["gpu-xs"],
+        None,
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T18:00:00Z",
+    )
+    .await;
+    let first = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    let second = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    assert_eq!(deploy(&app, &app.alice, &first).await.0, StatusCode::CREATED);
+    assert_short(
+        &deploy(&app, &app.alice, &second).await,
+        "cover 0 (1 booked, 1 held by your other deployments)",
+    );
+    // Re-deploying the first one does not count its own GPUs twice.
+    assert_eq!(deploy(&app, &app.alice, &first).await.0, StatusCode::OK);
+    // Once the first one stops, the second may use the booking.
+    let scaled = app
+        .call(
+            "PATCH",
+            &format!("/kubernetes/deployments/{first}?scale=0"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(scaled.0, StatusCode::OK);
+    let sets = app.cluster().api::<StatefulSet>();
+    let name = format!("sd-{first}");
+    for _ in 0..100 {
+        let cached = app.cluster().caches.stateful_set(&name);
+        if cached.and_then(|s| s.spec.as_ref()?.replicas) == Some(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sets.get(&name).await.unwrap().spec.unwrap().replicas, Some(0));
+    assert_eq!(deploy(&app, &app.alice, &second).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_enforcement_off_a_gpu_deploy_needs_no_booking() {
+    let (mut app, _) = app_at_noon().await;
+    app.state.reservations = Arc::new(ReservationPolicy {
+        settings: ReservationSettings { enforce: false },
+        clock: Clock::default(),
+    });
+    let id = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    assert_eq!(deploy(&app, &app.alice, &id).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn admins_book_gpus_and_each_user_reads_only_their_own_bookings() {
+    let app = app();
+    let booked = app
+        .book(
+            &app.alice,
+            &["gpu-xs", "gpu-l"],
+            None,
+            "2026-11-27T10:00:00Z",
+            "2026-11-27T18:00:00Z",
+        )
+        .await;
+    let (status, mine) = app.call("GET", "/items/gpu_reservations", &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mine["data"][0]["gpus"], json!(["gpu-xs", "gpu-l"]));
+    assert_eq!(mine["data"][0]["users"], json!([app.user_id(&app.alice)]));
+    assert_eq!(mine["data"][0]["end"], "2026-11-27T18:00:00Z");
+    let (_, bobs) = app.call("GET", "/items/gpu_reservations", &app.bob, None).await;
+    assert_eq!(bobs["data"], json!([]));
+    let one = format!("/items/gpu_reservations/{booked}");
+    assert_eq!(app.call("GET", &one, &app.bob, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.call("GET", &one, &app.alice, None).await.0, StatusCode::OK);
+    // Users do not book, change or cancel.
+    let body = json!({"gpus": ["gpu-l"], "start": "2026-11-27T10:00:00Z", "end": "2026-11-28T10:00:00Z", "users": [app.user_id(&app.alice)]});
+    let (status, refused) = app
+        .call("POST", "/items/gpu_reservations", &app.alice, Some(body))
+        .await;
+    assert_eq!((status, code(&refused)), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+    assert_eq!(
+        app.call("PATCH", &one, &app.alice, Some(json!({"end": "2027-01-01T00:00:00Z"})))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.call("DELETE", &one, &app.bob, None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.call("DELETE", &one, &app.admin, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.call("GET", &one, &app.alice, None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_bad_booking_is_a_400_naming_its_field() {
+    let app = app();
+    let alice = app.user_id(&app.alice);
+    let good =
+        json!({"gpus": ["gpu-xs"], "start": "2026-11-27T10:00:00Z", "end": "2026-11-27T18:00:00Z", "users": [alice]});
+    let with = |key: &str, value: Value| {
+        let mut body = good.clone();
+        body[key] = value;
+        body
+    };
+    for (body, field, says) in [
+        (with("end", json!("2026-11-27T09:00:00Z")), "end", "before it starts"),
+        (
+            with("gpus", json!(["gpu-xl"])),
+            "gpus[0]",
+            "use gpu-l, gpu-m, gpu-s or gpu-xs",
+        ),
+        (with("start", json!("noon")), "start", "RFC 3339"),
+        (with("users", json!(["nobody"])), "users[0]", "no user"),
+        (
+            with("deployment", json!("no-such-record")),
+            "deployment",
+            "no deployment record",
+        ),
+        (with("rooms", json!(1)), "rooms", "unknown field"),
+    ] {
+        let (status, error) = app
+            .call("POST", "/items/gpu_reservations", &app.admin, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert_eq!(error["errors"][0]["extensions"]["field"], field, "{error}");
+        let message = error["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    let (_, all) = app.call("GET", "/items/gpu_reservations", &app.admin, None).await;
+    assert_eq!(all["data"], json!([]), "nothing was booked");
+    // An edit that would end the booking before it starts is refused too.
+    let (_, booked) = app
+        .call("POST", "/items/gpu_reservations", &app.admin, Some(good))
+        .await;
+    let one = format!("/items/gpu_reservations/{}", booked["data"]["id"].as_str().unwrap());
+    let (status, error) = app
+        .call(
+            "PATCH",
+            &one,
+            &app.admin,
+            Some(json!({"start": "2026-11-28T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error["errors"][0]["extensions"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("end"))
+    );
+}
