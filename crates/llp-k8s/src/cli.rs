@@ -64,6 +64,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Book GPUs in the embedded record source (SPEC section 10).
+    Reservations {
+        #[command(subcommand)]
+        command: ReservationsCommand,
+    },
     /// Run the Kubernetes API simulator alone and write a kubeconfig for kubectl.
     Sim {
         /// Address to listen on (port 0 picks a free port).
@@ -94,6 +99,46 @@ pub enum UsersCommand {
         /// The user may act on every deployment.
         #[arg(long)]
         admin: bool,
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
+    },
+}
+
+/// `llp-k8s reservations …`.
+#[derive(Debug, Subcommand)]
+pub enum ReservationsCommand {
+    /// Book GPUs for users (and optionally one deployment) for a time window.
+    Add {
+        /// Who it is for, by name or id (repeatable).
+        #[arg(long = "user", value_name = "USER", required = true)]
+        users: Vec<String>,
+        /// Profile slugs, one per GPU: `gpu-l`, `gpu-m`, `gpu-s`, `gpu-xs` (comma list).
+        #[arg(long, value_name = "SLUGS", value_delimiter = ',', required = true)]
+        gpus: Vec<String>,
+        /// Start (RFC 3339); default: now.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+        /// End (RFC 3339), exclusive.
+        #[arg(long, value_name = "TIME")]
+        end: String,
+        /// The deployment record it is for; default: any deployment of its users.
+        #[arg(long, value_name = "ID")]
+        deployment: Option<String>,
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
+    },
+    /// List every booking.
+    List {
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
+    },
+    /// Cancel a booking.
+    Remove {
+        /// The booking's id.
+        id: String,
         /// The embedded database.
         #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
         db: PathBuf,

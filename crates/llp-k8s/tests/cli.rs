@@ -469,3 +469,131 @@ fn start_sim(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, std
     std::thread::sleep(std::time::Duration::from_millis(100));
     (child, kubeconfig)
 }
+
+#[test]
+fn reservations_add_list_and_remove_book_gpus_in_the_embedded_file() {
+    let dir = tempdir();
+    let db = dir.join("bookings.sqlite");
+    let db = db.to_str().unwrap();
+    assert!(llp(&["users", "add", "alice", "--db", db]).status.success());
+    let add = |extra: &[&str]| {
+        let mut args = vec!["reservations", "add", "--db", db];
+        args.extend_from_slice(extra);
+        llp(&args)
+    };
+    let booked = add(&[
+        "--user",
+        "alice",
+        "--gpus",
+        "gpu-xs,gpu-xs",
+        "--end",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert_eq!(booked.status.code(), Some(0), "{}", stderr(&booked));
+    let id = String::from_utf8(booked.stdout).unwrap().trim().to_owned();
+    let list = llp(&["reservations", "list", "--db", db]);
+    let text = String::from_utf8(list.stdout).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{id}\t")))
+        .expect("the booking is listed");
+    assert!(row.contains("gpu-xs,gpu-xs") && row.ends_with("alice"), "{row}");
+
+    // Mistakes name what is wrong; nothing is booked.
+    let nobody = add(&["--user", "carol", "--gpus", "gpu-xs", "--end", "2099-01-01T00:00:00Z"]);
+    assert_ne!(nobody.status.code(), Some(0));
+    assert!(
+        stderr(&nobody).contains("no user has the name or id `carol`"),
+        "{}",
+        stderr(&nobody)
+    );
+    let backwards = add(&[
+        "--user",
+        "alice",
+        "--gpus",
+        "gpu-xs",
+        "--start",
+        "2099-01-02T00:00:00Z",
+        "--end",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert!(
+        stderr(&backwards).contains("before it starts"),
+        "{}",
+        stderr(&backwards)
+    );
+    let slug = add(&["--user", "alice", "--gpus", "a100", "--end", "2099-01-01T00:00:00Z"]);
+    assert!(
+        stderr(&slug).contains("`a100` is not a GPU profile"),
+        "{}",
+        stderr(&slug)
+    );
+
+    let removed = llp(&["reservations", "remove", &id, "--db", db]);
+    assert_eq!(removed.status.code(), Some(0), "{}", stderr(&removed));
+    let list = llp(&["reservations", "list", "--db", db]);
+    assert_eq!(
+        String::from_utf8(list.stdout).unwrap().lines().count(),
+        1,
+        "only the header is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lacks() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vars = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        let (name, value) = line.trim_start_matches("export ").split_once('=').unwrap();
+        vars.insert(name.to_owned(), value.to_owned());
+    }
+    // The hints come once the service is about to answer.
+    while !lines.next().unwrap().unwrap().contains("gpu-xs") {}
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let url = &vars["LLP_URL"];
+    let gpu = serde_json::json!({"title": "training", "data": "containers: [{name: train, image: pytorch/pytorch, gpu: nvidia.com/mig-1g.10gb}]"});
+    let mut answers = Vec::new();
+    for user in ["ALICE_TOKEN", "BOB_TOKEN"] {
+        let token = &vars[user];
+        let record: Value = http
+            .post(format!("{url}/items/deployments"))
+            .bearer_auth(token)
+            .json(&gpu)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = record["data"]["id"].as_str().unwrap();
+        let deployed = http
+            .put(format!("{url}/kubernetes/deployments/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        answers.push((deployed.status().as_u16(), deployed.json::<Value>().await.unwrap()));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(answers[0].0, 201, "{}", answers[0].1);
+    assert_eq!(answers[1].0, 400, "{}", answers[1].1);
+    assert_eq!(answers[1].1["errors"][0]["extensions"]["code"], "NOT_ENOUGH_RESOURCES");
+    assert!(
+        answers[1].1["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs 1 × nvidia.com/mig-1g.10gb (gpu-xs) for 1 replica; your reservations active now cover 0"),
+        "{}",
+        answers[1].1
+    );
+}

@@ -5,7 +5,7 @@ use super::Outcome;
 use anyhow::Context;
 use llp_k8s::cluster::Cluster;
 use llp_k8s::http::{AppState, router};
-use llp_k8s::records::embedded::EmbeddedStore;
+use llp_k8s::records::embedded::{EmbeddedStore, ReservationInput, UserRef};
 use llp_sim::{SimOptions, Simulator};
 use llp_spec::{LimitsTable, RenderConfig};
 use std::net::SocketAddr;
@@ -30,9 +30,20 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         }
     };
     let records = EmbeddedStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
-    let (_, alice) = records.add_user("alice", &[], false)?;
+    let (alice_user, alice) = records.add_user("alice", &[], false)?;
     let (_, bob) = records.add_user("bob", &[], false)?;
-    let (_, admin) = records.add_user("admin", &[], true)?;
+    let (admin_user, admin) = records.add_user("admin", &[], true)?;
+    // Alice has booked one gpu-xs for the next day, so the walkthrough's GPU deploy works for
+    // her and bob's is refused with the shortfall (SPEC section 10).
+    let now = jiff::Timestamp::now();
+    let booking = ReservationInput {
+        gpus: Some(vec!["gpu-xs".into()]),
+        start: Some(now.to_string()),
+        end: Some((now + jiff::SignedDuration::from_hours(24)).to_string()),
+        deployment: None,
+        users: Some(vec![UserRef::Id(alice_user.id)]),
+    };
+    records.add_reservation(&admin_user, &booking)?;
     let url = format!("http://{}", listener.local_addr()?);
     println!("export LLP_URL={url}");
     println!("export ALICE_TOKEN={alice}");
@@ -66,6 +77,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     );
     println!(r#"curl -s -X PUT -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
     println!(r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" $LLP_URL/kubernetes/deployments/$ID"#);
+    println!(
+        "# alice has booked one gpu-xs (nvidia.com/mig-1g.10gb) for a day: her GPU deploys work, bob's are refused"
+    );
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod render;
+mod reservations;
 mod serve;
 mod sim;
 mod users;
@@ -56,6 +57,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             gpus,
         } => sim::run(listen, &kubeconfig, nodes, gpus.as_deref()),
         Command::Users { command } => users::run(command),
+        Command::Reservations { command } => reservations::run(command),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&llp_spec::deployment_schema())?);
             Ok(Outcome::Success)

@@ -132,6 +132,39 @@ impl EmbeddedStore {
         ))
     }
 
+    /// The user with id `name_or_id`, else the one user named so.
+    pub fn find_user(&self, name_or_id: &str) -> Result<Identity, RecordError> {
+        let db = self.db();
+        let mut query = db
+            .prepare("SELECT id, name, groups, admin FROM users WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC")
+            .map_err(failed)?;
+        let found: Vec<Identity> = query
+            .query_map([name_or_id], |row| {
+                let groups: String = row.get(2)?;
+                Ok(Identity {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    groups: serde_json::from_str(&groups).unwrap_or_default(),
+                    admin: row.get(3)?,
+                })
+            })
+            .map_err(failed)?
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
+        match found.as_slice() {
+            [] => Err(RecordError::InvalidField {
+                field: "user".into(),
+                message: format!("no user has the name or id `{name_or_id}`"),
+            }),
+            [only, ..] if only.id == name_or_id => Ok(only.clone()),
+            [only] => Ok(only.clone()),
+            _ => Err(RecordError::InvalidField {
+                field: "user".into(),
+                message: format!("several users are named `{name_or_id}`: give the id"),
+            }),
+        }
+    }
+
     /// The user holding `token`.
     pub fn authenticate(&self, token: &str) -> Result<Identity, RecordError> {
         self.db()
