@@ -160,6 +160,9 @@ impl Config {
         if let Some(token) = env("LLP_IDENTITY_TOKEN") {
             self.records.directus.identity_token = Some(token).filter(|t| !t.is_empty()).map(Token::new);
         }
+        if let Some(token) = env("LLP_SERVICE_TOKEN") {
+            self.records.directus.service_token = Some(token).filter(|t| !t.is_empty()).map(Token::new);
+        }
         Ok(())
     }
 }
@@ -183,9 +186,14 @@ mod tests {
 
     #[test]
     fn a_configured_token_never_shows_in_a_printed_configuration() {
-        let env = |name: &str| (name == "LLP_IDENTITY_TOKEN").then(|| "s3cret-token".to_owned());
+        let env = |name: &str| {
+            ["LLP_IDENTITY_TOKEN", "LLP_SERVICE_TOKEN"]
+                .contains(&name)
+                .then(|| "s3cret-token".to_owned())
+        };
         let config = Config::load(None, env).unwrap();
         assert!(config.records.directus.identity_token.is_some());
+        assert!(config.records.directus.service_token.is_some());
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 

@@ -323,6 +323,14 @@ impl RecordSource for EmbeddedStore {
         Box::pin(self.blocking(move |store| store.reservations_covering(&owner, &deployments, now)))
     }
 
+    fn open_reservations<'a>(
+        &'a self,
+        _fallback: Option<&'a Token>,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        Box::pin(self.blocking(move |store| store.open_reservations(now)))
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(self.blocking(EmbeddedStore::ping))
     }

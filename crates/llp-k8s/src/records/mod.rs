@@ -93,6 +93,15 @@ pub trait RecordSource: Send + Sync {
         now: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
 
+    /// Every reservation not ended at `now`, as the service itself reads them: the `directus`
+    /// source reads with its configured service token, or else with `fallback` (what that
+    /// token's holder may see), and fails naming the setting when it has neither.
+    fn open_reservations<'a>(
+        &'a self,
+        fallback: Option<&'a Token>,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
+
     /// Whether the source answers (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>>;
 }

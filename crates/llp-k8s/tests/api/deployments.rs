@@ -382,6 +382,16 @@ async fn capacity_shows_each_workers_gpus_and_what_is_requested(backend) {
         app.call("GET", "/kubernetes/capacity", "", None).await.0,
         StatusCode::UNAUTHORIZED
     );
+    // Per profile over the workers, with what the bookings active now reserve (alice's two);
+    // bob sees the same figures, not whose they are.
+    let (status, profiles) = app.call("GET", "/kubernetes/capacity/profiles", &app.bob, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let allocatable: i64 = capacity.as_array().unwrap().iter().map(|n| n["gpus"]["gpu-l"]["allocatable"].as_i64().unwrap()).sum();
+    assert_eq!(
+        profiles["gpu-l"],
+        json!({"resource": "nvidia.com/gpu", "allocatable": allocatable, "requested": 2, "free": allocatable - 2, "reserved": 2})
+    );
+    assert_eq!(profiles["gpu-xs"]["reserved"], 0);
 }
 
 async fn a_gpu_request_no_node_can_meet_says_why_in_the_status(backend) {

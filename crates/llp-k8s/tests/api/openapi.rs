@@ -29,6 +29,7 @@ const SERVICE_ROUTES: &[(&str, &str)] = &[
     ("get", "/kubernetes/deployments/{id}/config"),
     ("put", "/kubernetes/deployments/{id}/config"),
     ("get", "/kubernetes/capacity"),
+    ("get", "/kubernetes/capacity/profiles"),
 ];
 
 const ITEM_ROUTES: &[(&str, &str)] = &[

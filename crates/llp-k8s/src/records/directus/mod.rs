@@ -51,6 +51,10 @@ pub struct DirectusConfig {
     pub identity_token: Option<Token>,
     /// Role or policy (by name or id) → group, e.g. `management = "management"`.
     pub groups: BTreeMap<String, String>,
+    /// Optional token of the service itself, that may read every GPU reservation: the
+    /// reconciler that stops GPU pods when a booking ends needs it, and `/kubernetes/capacity`
+    /// counts every booking with it (without it, those the caller may read).
+    pub service_token: Option<Token>,
     /// The LLP's GPU reservations (SPEC section 10).
     pub reservations: ReservationsConfig,
 }
@@ -65,6 +69,7 @@ impl Default for DirectusConfig {
             record_cache_seconds: 5,
             identity_token: None,
             groups: BTreeMap::from([("management".to_owned(), "management".to_owned())]),
+            service_token: None,
             reservations: ReservationsConfig::default(),
         }
     }
@@ -217,8 +222,28 @@ impl RecordSource for DirectusSource {
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
         Box::pin(
             self.reservations
-                .read(&self.api, session.token.expose(), owner, deployments, now),
+                .read(&self.api, session.token.expose(), Some(owner), deployments, now),
         )
+    }
+
+    fn open_reservations<'a>(
+        &'a self,
+        fallback: Option<&'a Token>,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        Box::pin(async move {
+            let token = self
+                .config
+                .service_token
+                .as_ref()
+                .filter(|t| !t.expose().is_empty())
+                .or(fallback)
+                .ok_or_else(|| RecordError::Unavailable {
+                    source_name: NAME,
+                    detail: "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: the service cannot read GPU reservations on its own".into(),
+                })?;
+            self.reservations.read(&self.api, token.expose(), None, &[], now).await
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {

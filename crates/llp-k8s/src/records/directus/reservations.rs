@@ -77,18 +77,21 @@ impl ReservationReads {
         }
     }
 
-    /// The path of the read: bookings not ended at `now`, naming one of `deployments` or
-    /// among whose users `owner` is.
-    fn path(&self, owner: &str, deployments: &[String], now: Timestamp) -> String {
+    /// The path of the read: bookings not ended at `now`; with `owner`, only those naming one
+    /// of `deployments` or among whose users `owner` is.
+    fn path(&self, owner: Option<&str>, deployments: &[String], now: Timestamp) -> String {
         let c = &self.config;
-        let mut either = vec![json!({ &c.users_field: { &c.junction_user_field: { "_eq": owner } } })];
-        if !deployments.is_empty() {
-            either.push(json!({ &c.deployment_field: { "_in": deployments } }));
-        }
-        let filter = json!({"_and": [
-            { &c.end_field: { "_gt": now.to_string() } },
-            { "_or": either },
-        ]});
+        let open = json!({ &c.end_field: { "_gt": now.to_string() } });
+        let filter = match owner {
+            Some(owner) => {
+                let mut either = vec![json!({ &c.users_field: { &c.junction_user_field: { "_eq": owner } } })];
+                if !deployments.is_empty() {
+                    either.push(json!({ &c.deployment_field: { "_in": deployments } }));
+                }
+                json!({"_and": [open, { "_or": either }]})
+            }
+            None => open,
+        };
         let fields = format!(
             "id,{},{},{},{},{}.{}",
             c.gpus_field, c.start_field, c.end_field, c.deployment_field, c.users_field, c.junction_user_field
@@ -102,12 +105,13 @@ impl ReservationReads {
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 
-    /// The bookings that may cover `deployments` of `owner`, read with `token`.
+    /// The bookings not ended at `now` that `token` may read; with `owner`, only those that
+    /// may cover `deployments` of `owner`.
     pub(super) async fn read(
         &self,
         api: &LlpApi,
         token: &str,
-        owner: &str,
+        owner: Option<&str>,
         deployments: &[String],
         now: Timestamp,
     ) -> Result<Vec<Reservation>, RecordError> {
@@ -247,7 +251,7 @@ mod tests {
     #[test]
     fn the_read_asks_for_open_bookings_of_the_owner_or_the_deployments() {
         let reads = ReservationReads::new(ReservationsConfig::default());
-        let path = reads.path("u1", &["d1".into()], "2026-11-27T12:00:00Z".parse().unwrap());
+        let path = reads.path(Some("u1"), &["d1".into()], "2026-11-27T12:00:00Z".parse().unwrap());
         let query: Vec<(String, String)> = reqwest::Url::parse(&format!("http://x{path}"))
             .unwrap()
             .query_pairs()

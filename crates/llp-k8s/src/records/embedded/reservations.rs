@@ -252,6 +252,11 @@ impl EmbeddedStore {
             .collect())
     }
 
+    /// Every booking not ended at `now`.
+    pub fn open_reservations(&self, now: Timestamp) -> Result<Vec<Reservation>, RecordError> {
+        self.query_reservations("WHERE r.ends_at > ?1", params![now.to_string()])
+    }
+
     /// The bookings not ended at `now` that name one of `deployments` or are `owner`'s.
     pub fn reservations_covering(
         &self,
@@ -259,8 +264,8 @@ impl EmbeddedStore {
         deployments: &[String],
         now: Timestamp,
     ) -> Result<Vec<Reservation>, RecordError> {
-        let open = self.query_reservations("WHERE r.ends_at > ?1", params![now.to_string()])?;
-        Ok(open
+        Ok(self
+            .open_reservations(now)?
             .into_iter()
             .filter(|r| {
                 r.users.iter().any(|u| u == owner) || r.deployment.as_ref().is_some_and(|d| deployments.contains(d))
