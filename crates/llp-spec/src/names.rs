@@ -28,6 +28,12 @@ pub const DEPLOYMENT_LABEL: &str = "llp.kitegg.de/deployment";
 pub const OWNER_LABEL: &str = "llp.kitegg.de/owner";
 /// Label holding the base name; the StatefulSet and Services select pods by it.
 pub const APP_LABEL: &str = "app";
+/// Annotation of a running GPU StatefulSet: when the bookings covering it end (RFC 3339);
+/// the reservation reconciler keeps it current.
+pub const RESERVATION_ENDS_ANNOTATION: &str = "llp.kitegg.de/reservation-ends";
+/// Annotation of a StatefulSet the reservation reconciler scaled to 0: when its booking ended
+/// (RFC 3339). Removed when it is deployed or scaled up again.
+pub const STOPPED_ANNOTATION: &str = "llp.kitegg.de/stopped-reservation-ended";
 
 /// The names of one deployment's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]

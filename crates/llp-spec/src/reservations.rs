@@ -271,5 +271,63 @@ pub fn admit(
     Ok(needed.keys().flat_map(|gpu| counted_for(*gpu).map(|r| r.end)).min())
 }
 
+/// A deployment whose pods hold GPUs now.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its record id.
+    pub deployment: String,
+    /// Its owner.
+    pub owner: String,
+    /// GPUs of one pod.
+    pub per_pod: GpuCounts,
+    /// Pods.
+    pub replicas: u32,
+}
+
+/// Whether a running deployment is still covered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Covered, until when the bookings used last.
+    Covered(Admitted),
+    /// No longer covered: it is to stop.
+    Uncovered(Shortfall),
+}
+
+/// Reviews running deployments against the bookings at `now`, in the order given (oldest
+/// first): when an owner's shared budget shrinks, the deployments started first keep it and
+/// the later ones stop.
+pub fn review(running: &[Running], reservations: &[Reservation], now: Timestamp) -> Vec<Verdict> {
+    let mut kept: Vec<(String, Holding)> = Vec::new();
+    running
+        .iter()
+        .map(|r| {
+            let others: Vec<Holding> = kept
+                .iter()
+                .filter(|(owner, _)| *owner == r.owner)
+                .map(|(_, h)| h.clone())
+                .collect();
+            let demand = Demand {
+                deployment: &r.deployment,
+                owner: &r.owner,
+                per_pod: r.per_pod.clone(),
+                replicas: r.replicas,
+            };
+            match admit(&demand, reservations, &others, now) {
+                Ok(until) => {
+                    kept.push((
+                        r.owner.clone(),
+                        Holding {
+                            deployment: r.deployment.clone(),
+                            gpus: times(&r.per_pod, r.replicas),
+                        },
+                    ));
+                    Verdict::Covered(until)
+                }
+                Err(short) => Verdict::Uncovered(short),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

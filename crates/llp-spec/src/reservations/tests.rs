@@ -238,3 +238,47 @@ fn a_pod_holds_its_containers_gpus_or_an_init_containers_if_more() {
     .unwrap();
     assert_eq!(pod_gpus(&pod), GpuCounts::from([(Full, 3), (Mig1g10gb, 2)]));
 }
+
+fn running(deployment: &str, gpus: u32) -> Running {
+    Running {
+        deployment: deployment.into(),
+        owner: "alice".into(),
+        per_pod: GpuCounts::from([(Mig1g10gb, gpus)]),
+        replicas: 1,
+    }
+}
+
+#[test]
+fn a_review_stops_what_no_booking_covers_any_more() {
+    let booked = [alices_budget()];
+    let verdicts = review(&[running("d1", 1)], &booked, at("2026-11-27T17:59:59Z"));
+    assert_eq!(verdicts, [Verdict::Covered(Some(at("2026-11-27T18:00:00Z")))]);
+    let verdicts = review(&[running("d1", 1)], &booked, at("2026-11-27T18:00:00Z"));
+    assert!(
+        matches!(verdicts[0], Verdict::Uncovered(_)),
+        "stopped at the end instant"
+    );
+}
+
+#[test]
+fn when_a_shared_budget_shrinks_the_deployments_started_first_keep_it() {
+    let booked = [booking(
+        "b",
+        &[Mig1g10gb, Mig1g10gb],
+        "2026-11-27T00:00:00Z",
+        "2026-11-28T00:00:00Z",
+        None,
+        &["alice"],
+    )];
+    let three = [running("old", 1), running("mid", 1), running("new", 1)];
+    let verdicts = review(&three, &booked, at(NOW));
+    assert!(matches!(verdicts[0], Verdict::Covered(_)));
+    assert!(matches!(verdicts[1], Verdict::Covered(_)));
+    assert!(matches!(verdicts[2], Verdict::Uncovered(_)));
+    // Another owner's deployment is judged on their own bookings.
+    let bobs = Running {
+        owner: "bob".into(),
+        ..running("bobs", 1)
+    };
+    assert!(matches!(review(&[bobs], &booked, at(NOW))[0], Verdict::Uncovered(_)));
+}

@@ -32,6 +32,14 @@ pub struct DeploymentStatus {
     /// Why pods are missing, when the cluster refuses to create them (a quota, a policy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// While GPU pods run: when the GPU reservations covering them end (RFC 3339); they are
+    /// stopped then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_ends: Option<String>,
+    /// Why the deployment was stopped, when its GPU reservation ended: `stopped: reservation
+    /// ended at …`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl DeploymentStatus {
@@ -118,14 +126,28 @@ pub fn from_objects(
     pods.sort_by_key(|p| ordinal(p.metadata.name.as_deref().unwrap_or_default(), &name));
     let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().map(Borrow::borrow).collect();
     claims.sort_by_key(|c| c.metadata.name.clone());
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let annotation = |name: &str| sts.metadata.annotations.as_ref()?.get(name).cloned();
+    let stopped = annotation(crate::names::STOPPED_ANNOTATION)
+        .filter(|_| replicas == 0)
+        .map(|ended| {
+            let at = ended
+                .parse::<jiff::Timestamp>()
+                .map_or(ended, crate::reservations::readable);
+            format!(
+                "stopped: reservation ended at {at}; the volumes are kept. Book GPUs, then scale up or deploy again."
+            )
+        });
     DeploymentStatus {
-        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        replicas,
         current_replicas: status.current_replicas.unwrap_or(0),
         ready_replicas: status.ready_replicas.unwrap_or(0),
         pods: pods.into_iter().map(pod_status).collect(),
         volumes: claims.into_iter().map(|c| volume_status(c, &name)).collect(),
         url,
         problem: None,
+        reservation_ends: annotation(crate::names::RESERVATION_ENDS_ANNOTATION).filter(|_| replicas > 0),
+        stopped,
     }
 }
 

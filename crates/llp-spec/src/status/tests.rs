@@ -213,3 +213,35 @@ fn pods_the_cluster_refuses_to_create_are_explained_while_they_are_missing() {
     let status = from_objects(&mk_sts(1, 0, 0), &[running], NO_CLAIMS, None).with_refused_pods(Some(event));
     assert_eq!(status.problem, None, "an old refusal says nothing once the pods exist");
 }
+
+#[test]
+fn the_reservation_notes_show_while_they_apply() {
+    let annotated = |replicas: i32| {
+        let mut sts = mk_sts(replicas, replicas, replicas);
+        sts.metadata.annotations = Some(
+            [
+                (
+                    crate::names::RESERVATION_ENDS_ANNOTATION.to_owned(),
+                    "2026-11-27T18:00:00Z".to_owned(),
+                ),
+                (
+                    crate::names::STOPPED_ANNOTATION.to_owned(),
+                    "2026-11-27T18:00:00Z".to_owned(),
+                ),
+            ]
+            .into(),
+        );
+        from_objects(&sts, &[] as &[Pod], NO_CLAIMS, None)
+    };
+    let running = annotated(1);
+    assert_eq!(running.reservation_ends.as_deref(), Some("2026-11-27T18:00:00Z"));
+    assert_eq!(running.stopped, None, "scaled up again: no longer stopped");
+    let stopped = annotated(0);
+    assert_eq!(stopped.reservation_ends, None);
+    assert_eq!(
+        stopped.stopped.as_deref(),
+        Some(
+            "stopped: reservation ended at 27 Nov 18:00 UTC; the volumes are kept. Book GPUs, then scale up or deploy again."
+        )
+    );
+}
