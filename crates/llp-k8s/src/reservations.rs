@@ -9,17 +9,26 @@ use llp_spec::reservations::{GpuCounts, Holding, pod_gpus, times};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 
+pub mod reconciler;
+
 /// `[reservations]` of the configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReservationSettings {
-    /// Whether a change that starts GPU pods needs a reservation active now.
+    /// Whether a change that starts GPU pods needs a reservation active now, and GPU pods stop
+    /// when their bookings end.
     pub enforce: bool,
+    /// How often the reconciler reviews running GPU deployments (a stop comes at most this
+    /// long after a booking's end; its lease lasts three times as long).
+    pub check_seconds: u64,
 }
 
 impl Default for ReservationSettings {
     fn default() -> Self {
-        Self { enforce: true }
+        Self {
+            enforce: true,
+            check_seconds: 10,
+        }
     }
 }
 
@@ -101,4 +110,30 @@ pub fn holdings(caches: &Caches, owner: &str) -> Vec<Holding> {
         })
         .filter(|h| !h.gpus.is_empty())
         .collect()
+}
+
+/// A name for this instance in the reconciler's lease: the host (the pod's name in a cluster)
+/// and a random suffix, unique across restarts.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "llp-k8s".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
+/// Starts the reconciler for a service's state, when it has a cluster and enforces bookings.
+pub fn spawn_reconciler(
+    state: &crate::http::AppState,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let cluster = state.cluster.clone()?;
+    if !state.reservations.settings.enforce {
+        return None;
+    }
+    let reconciler = reconciler::Reconciler::new(
+        state.records.clone(),
+        cluster,
+        state.reservations.clone(),
+        &instance_name(),
+    );
+    Some(tokio::spawn(reconciler.run(shutdown)))
 }

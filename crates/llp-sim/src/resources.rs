@@ -228,6 +228,16 @@ pub static RESOURCES: &[ResourceType] = &[
         short_names: &["quota"],
         subresources: &[STATUS],
     },
+    ResourceType {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[],
+    },
 ];
 
 /// The kind served at `group`/`version`/`plural`.

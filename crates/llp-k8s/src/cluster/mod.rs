@@ -4,6 +4,7 @@ pub mod apply;
 pub mod cache;
 pub mod calls;
 pub mod index;
+pub mod lease;
 
 /// A cluster the service deploys to.
 #[derive(Clone)]

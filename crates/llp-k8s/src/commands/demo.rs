@@ -71,6 +71,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         metrics,
         reservations: Arc::default(),
     };
+    let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
     println!("# Try (the walkthrough is in README.md):");
     println!(
         r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" -H 'Content-Type: application/json' $LLP_URL/items/deployments -d '{{"title":"web","data":"containers: [{{name: web, image: nginx, ports: [{{name: http, port: 80}}]}}]"}}'"#
@@ -88,6 +89,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         })
         .await
         .context("the service stopped")?;
+    if let Some(reconciling) = reconciling {
+        let _ = reconciling.await;
+    }
     sim.stop().await;
     let _ = std::fs::remove_dir_all(&temp);
     Ok(Outcome::Success)

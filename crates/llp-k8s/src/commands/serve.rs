@@ -47,6 +47,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             clock: Default::default(),
         }),
     };
+    let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
     tracing::info!(listen = %config.listen, "llp-k8s serving");
     let mut app = router(state);
     if let Some(cors) = cors {
@@ -60,6 +61,9 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         })
         .await
         .context("the service stopped")?;
+    if let Some(reconciling) = reconciling {
+        let _ = reconciling.await; // it gives its lease up
+    }
     Ok(Outcome::Success)
 }
 

@@ -135,6 +135,9 @@ async fn scale(
     )
     .await
     .map_err(ApiError::cluster)?;
+    if replicas > 0 {
+        super::deployments::clear_stopped(target.cluster, target.names.base()).await?;
+    }
     // `success` as the extension answered (docs/compatibility.md).
     Ok(Json(json!({"replicas": replicas, "success": true})).into_response())
 }

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use llp_spec::names::{Names, label_value};
+use llp_spec::names::{Names, STOPPED_ANNOTATION, label_value};
 use llp_spec::status::DeploymentStatus;
 use llp_spec::{ErrorBody, Identity as Owner, Record, RecordId, render, validate_record};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -197,6 +197,7 @@ async fn deploy(
             dependency: "the cluster",
         })?
         .map_err(apply_failed)?;
+    clear_stopped(cluster, &base).await?;
     if !cluster.caches.observe(&base, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
     }
@@ -242,6 +243,30 @@ async fn status(
     let refused = cluster.caches.failed_create(names.base());
     let status = llp_spec::status::from_objects(&sts, &pods, &claims, url).with_refused_pods(refused.as_deref());
     Ok(Json(status).into_response())
+}
+
+/// Removes the note that the reservation reconciler stopped the deployment, once it runs
+/// again (deployed, or scaled up). Costs nothing when there is none.
+pub async fn clear_stopped(cluster: &Cluster, name: &str) -> Result<(), ApiError> {
+    let stopped = cluster.caches.stateful_set(name).is_some_and(|s| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(STOPPED_ANNOTATION))
+    });
+    if stopped {
+        let patch = serde_json::json!({"metadata": {"annotations": {STOPPED_ANNOTATION: null}}});
+        let params = kube::api::PatchParams {
+            field_manager: Some("llp-k8s-reservations".into()),
+            ..Default::default()
+        };
+        cluster
+            .api::<k8s_openapi::api::apps::v1::StatefulSet>()
+            .patch(name, &params, &kube::api::Patch::Merge(patch))
+            .await
+            .map_err(ApiError::cluster)?;
+    }
+    Ok(())
 }
 
 /// A deploy stopped at one object: the cluster refusing it as invalid is the user's 400

@@ -107,6 +107,37 @@ async fn exercise_every_route(app: &TestApp) {
     call("DELETE", format!("{deployment}/pods/{pod}"), None).await;
     call("GET", "/kubernetes/capacity".into(), None).await;
 
+    // The GPU reservation reconciler: a GPU deployment whose booking is cancelled is stopped
+    // (its lease taken, then renewed; the StatefulSet patched; an Event recorded).
+    let booking = app.book_today(&alice, &["gpu-xs"]).await;
+    let gpu = app
+        .create_record_with(
+            &alice,
+            json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/mig-1g.10gb}]"}),
+        )
+        .await;
+    call("PUT", format!("/kubernetes/deployments/{gpu}"), None).await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/items/gpu_reservations/{booking}"),
+            &app.admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let reconciler = llp_k8s::reservations::reconciler::Reconciler::new(
+        app.state.records.clone(),
+        app.cluster().clone(),
+        app.state.reservations.clone(),
+        "rbac-test",
+    );
+    let first = reconciler.round().await.expect("the reconciler works under the Role");
+    assert_eq!(first.expect("it holds the lease").stopped, [format!("sd-{gpu}")]);
+    app.status_until(&gpu, &alice, |s| s["stopped"].is_string()).await;
+    let second = reconciler.round().await.expect("and renews its lease");
+    assert_eq!(second.expect("it still holds the lease").stopped, Vec::<String>::new());
+
     // No hostname, no ports and a second volume: the Ingress and the container's Service are
     // pruned, and the StatefulSet recreated (its volume claim templates cannot change in place).
     let changed = web

@@ -5,6 +5,7 @@
 use crate::helpers::{TestApp, app, app_with_cluster, code};
 use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use llp_k8s::reservations::reconciler::{Pass, Reconciler};
 use llp_k8s::reservations::{Clock, ReservationPolicy, ReservationSettings};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -229,7 +230,10 @@ async fn the_owners_bookings_without_a_deployment_are_one_budget_for_all_their_d
 async fn with_enforcement_off_a_gpu_deploy_needs_no_booking() {
     let (mut app, _) = app_at_noon().await;
     app.state.reservations = Arc::new(ReservationPolicy {
-        settings: ReservationSettings { enforce: false },
+        settings: ReservationSettings {
+            enforce: false,
+            ..ReservationSettings::default()
+        },
         clock: Clock::default(),
     });
     let id = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
@@ -332,4 +336,108 @@ async fn a_bad_booking_is_a_400_naming_its_field() {
         (status, error["errors"][0]["extensions"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("end"))
     );
+}
+
+/// The reconciler of `app`'s service instance, named `holder`.
+fn reconciler(app: &TestApp, holder: &str) -> Reconciler {
+    Reconciler::new(
+        app.state.records.clone(),
+        app.cluster().clone(),
+        app.state.reservations.clone(),
+        holder,
+    )
+}
+
+/// Waits until the service's cache shows StatefulSet `name` with `replicas`.
+async fn cached_replicas(app: &TestApp, name: &str, replicas: i32) {
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while app
+            .cluster()
+            .caches
+            .stateful_set(name)
+            .and_then(|s| s.spec.as_ref()?.replicas)
+            != Some(replicas)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the cache catches up");
+}
+
+crate::on_both_backends! {
+async fn at_the_end_of_its_booking_a_gpu_deployment_stops_keeping_its_volumes(backend) {
+    let mut app = crate::helpers::app_on(backend).await;
+    let clock = Clock::manual(at("2026-11-27T12:00:00Z"));
+    app.state.reservations = Arc::new(ReservationPolicy { settings: ReservationSettings::default(), clock: clock.clone() });
+    app.book(&app.alice, &["gpu-xs"], None, "2026-11-27T10:00:00Z", "2026-11-27T18:00:00Z").await;
+    let training = format!("{SMALL_GPU}\nvolumes: [{{name: data, size: 1Gi}}]").replace("memory: 1}", "memory: 1, volumeMounts: [{name: data, mountPath: /data}]}");
+    let id = app.create_record_with(&app.alice, json!({"data": training})).await;
+    let web = app.create_record(&app.alice).await;
+    assert_eq!(deploy(&app, &app.alice, &id).await.0, StatusCode::CREATED);
+    assert_eq!(deploy(&app, &app.alice, &web).await.0, StatusCode::CREATED);
+    let name = format!("sd-{id}");
+    let reconciler = reconciler(&app, "instance-a");
+
+    // While the booking lasts: kept, and the status says until when.
+    let pass = reconciler.round().await.unwrap().expect("the only instance leads");
+    assert_eq!((pass.stopped.len(), pass.annotated.clone()), (0, vec![name.clone()]));
+    let status = app.status_until(&id, &app.alice, |s| s["reservationEnds"].is_string()).await;
+    assert_eq!(status["reservationEnds"], "2026-11-27T18:00:00Z");
+    assert_eq!(reconciler.round().await.unwrap(), Some(Pass::default()), "nothing to change");
+
+    // At the end instant: scaled to 0, an Event says why, the claim stays, the web app runs on.
+    clock.set(at("2026-11-27T18:00:00Z"));
+    let pass = reconciler.round().await.unwrap().unwrap();
+    assert_eq!(pass.stopped, [name.clone()]);
+    let sets = app.cluster().api::<StatefulSet>();
+    assert_eq!(sets.get(&name).await.unwrap().spec.unwrap().replicas, Some(0));
+    assert_eq!(sets.get(&format!("sd-{web}")).await.unwrap().spec.unwrap().replicas, Some(1), "no GPU, not touched");
+    let status = app.status_until(&id, &app.alice, |s| s["stopped"].is_string()).await;
+    assert_eq!(
+        status["stopped"],
+        "stopped: reservation ended at 27 Nov 18:00 UTC; the volumes are kept. Book GPUs, then scale up or deploy again."
+    );
+    assert!(status.get("reservationEnds").is_none());
+    assert_eq!(status["volumes"].as_array().unwrap().len(), 1, "the claim is kept: {status}");
+    let events = app
+        .cluster()
+        .api::<k8s_openapi::api::core::v1::Event>()
+        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name},reason=ReservationEnded")))
+        .await
+        .unwrap();
+    let message = events.items[0].message.clone().unwrap();
+    assert!(message.starts_with("Stopped (scaled to 0, volumes kept): the GPU reservation ended at 27 Nov 18:00 UTC; 1 × gpu-xs no longer covered"), "{message}");
+    cached_replicas(&app, &name, 0).await;
+    assert_eq!(reconciler.round().await.unwrap(), Some(Pass::default()), "stopped once");
+
+    // A new booking, and the owner scales up again: the note goes.
+    app.book(&app.alice, &["gpu-xs"], None, "2026-11-27T18:00:00Z", "2026-11-27T20:00:00Z").await;
+    let (status, body) = app.call("PATCH", &format!("/kubernetes/deployments/{id}?scale=1"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let status = app.status_until(&id, &app.alice, |s| s["replicas"] == 1 && s.get("stopped").is_none()).await;
+    assert!(status.get("stopped").is_none(), "{status}");
+}
+
+async fn one_instance_at_a_time_holds_the_reconcilers_lease(backend) {
+    let app = crate::helpers::app_on(backend).await;
+    let lock = |holder: &str| {
+        llp_k8s::cluster::lease::LeaseLock::new(app.cluster().api(), "llp-k8s-reservations", holder, std::time::Duration::from_secs(30))
+    };
+    let (a, b) = (lock("instance-a"), lock("instance-b"));
+    let now = jiff::Timestamp::now();
+    let later = |seconds: i64| now + jiff::SignedDuration::from_secs(seconds);
+    assert!(a.try_hold(now).await.unwrap(), "the first takes it");
+    assert!(!b.try_hold(now).await.unwrap(), "the second waits");
+    assert!(a.try_hold(later(20)).await.unwrap(), "the holder renews");
+    assert!(!b.try_hold(later(49)).await.unwrap(), "renewed 20 s in, it lasts until 50 s");
+    assert!(b.try_hold(later(50)).await.unwrap(), "expired: the second takes over");
+    assert!(!a.try_hold(later(51)).await.unwrap(), "the first lost it");
+    b.release().await.unwrap();
+    assert!(a.try_hold(later(52)).await.unwrap(), "released: taken at once");
+    // Two reconcilers of two instances: only the lease holder reviews.
+    let first = reconciler(&app, "instance-a");
+    let second = reconciler(&app, "instance-b");
+    assert!(first.round().await.unwrap().is_some() ^ second.round().await.unwrap().is_some(), "exactly one reviewed");
+}
 }

@@ -1,0 +1,270 @@
+//! The end of a booking (SPEC section 10): one reconciler, elected through a Lease when several
+//! replicas of the service run, reviews the running GPU deployments every few seconds against
+//! the bookings (read with the service's own token) and scales the ones no booking covers any
+//! more to 0, volumes kept, with an Event saying why. It keeps the time their bookings end in
+//! an annotation, so that status polls can show it without a read.
+
+use super::ReservationPolicy;
+use crate::cluster::Cluster;
+use crate::cluster::lease::LeaseLock;
+use crate::records::RecordSource;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, RESERVATION_ENDS_ANNOTATION, STOPPED_ANNOTATION};
+use llp_spec::reservations::{Running, Verdict, readable, review, times};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The name of the Lease that elects the reconciler, in the managed namespace.
+pub const LEASE_NAME: &str = "llp-k8s-reservations";
+
+/// The field manager of the reconciler's writes.
+const MANAGER: &str = "llp-k8s-reservations";
+
+/// Every cluster call of a pass gets this long.
+const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why a pass did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The bookings could not be read.
+    #[error("cannot read the GPU reservations: {0}")]
+    Records(#[from] crate::records::RecordError),
+    /// A cluster call failed.
+    #[error("the cluster failed while {doing}: {source}")]
+    Cluster { doing: String, source: kube::Error },
+    /// A cluster call took too long.
+    #[error("the cluster did not answer in time while {0}")]
+    Timeout(String),
+}
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Pass {
+    /// StatefulSets scaled to 0.
+    pub stopped: Vec<String>,
+    /// StatefulSets whose `reservation-ends` annotation changed.
+    pub annotated: Vec<String>,
+}
+
+/// The reconciler of one service instance.
+pub struct Reconciler {
+    records: Arc<dyn RecordSource>,
+    cluster: Cluster,
+    policy: Arc<ReservationPolicy>,
+    lease: LeaseLock,
+}
+
+async fn call<T>(
+    doing: impl Into<String>,
+    request: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ReconcileError> {
+    let doing = doing.into();
+    match tokio::time::timeout(CALL_DEADLINE, request).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(ReconcileError::Cluster { doing, source }),
+        Err(_) => Err(ReconcileError::Timeout(doing)),
+    }
+}
+
+impl Reconciler {
+    /// A reconciler that elects itself as `holder` (unique per instance).
+    pub fn new(records: Arc<dyn RecordSource>, cluster: Cluster, policy: Arc<ReservationPolicy>, holder: &str) -> Self {
+        let every = Duration::from_secs(policy.settings.check_seconds.max(1));
+        let lease = LeaseLock::new(cluster.api(), LEASE_NAME, holder, every * 3);
+        Self {
+            records,
+            cluster,
+            policy,
+            lease,
+        }
+    }
+
+    /// Reviews every `check_seconds` while this instance holds the lease, until `shutdown`
+    /// turns true; then gives the lease up.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        if !self.policy.settings.enforce {
+            return;
+        }
+        let every = Duration::from_secs(self.policy.settings.check_seconds.max(1));
+        let mut last_problem: Option<String> = None;
+        loop {
+            let problem = self.round().await.err().map(|e| e.to_string());
+            // Logged when it changes, not every few seconds.
+            if problem != last_problem {
+                match &problem {
+                    Some(problem) => tracing::error!(%problem, "the GPU reservation reconciler failed"),
+                    None if last_problem.is_some() => tracing::info!("the GPU reservation reconciler works again"),
+                    None => {}
+                }
+                last_problem = problem;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        if let Err(error) = self.lease.release().await {
+            tracing::warn!(%error, "could not give up the reservation reconciler's lease");
+        }
+    }
+
+    /// One round: takes or renews the lease (on the wall clock), and reviews when this
+    /// instance holds it; `None` when another instance does.
+    pub async fn round(&self) -> Result<Option<Pass>, ReconcileError> {
+        if !call("renewing the lease", self.lease.try_hold(Timestamp::now())).await? {
+            return Ok(None);
+        }
+        self.reconcile().await.map(Some)
+    }
+
+    /// One review at the policy's clock: stops what no booking covers, keeps the
+    /// `reservation-ends` annotations current.
+    pub async fn reconcile(&self) -> Result<Pass, ReconcileError> {
+        let mut pass = Pass::default();
+        if !self.policy.settings.enforce {
+            return Ok(pass);
+        }
+        let now = self.policy.clock.now();
+        let bookings = self.records.open_reservations(None, now).await?;
+        let mut sets: Vec<Arc<StatefulSet>> = self
+            .cluster
+            .caches
+            .stateful_sets
+            .state()
+            .into_iter()
+            .filter(|s| s.metadata.deletion_timestamp.is_none() && replicas(s) > 0)
+            .filter(|s| !super::per_pod(s).is_empty())
+            .collect();
+        // Oldest first: they keep a shrinking shared budget.
+        sets.sort_by_key(|s| {
+            (
+                s.metadata.creation_timestamp.clone().map(|t| t.0),
+                s.metadata.name.clone(),
+            )
+        });
+        let running: Vec<Running> = sets
+            .iter()
+            .map(|s| {
+                let label = |name: &str| {
+                    s.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(name))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                Running {
+                    deployment: label(DEPLOYMENT_LABEL),
+                    owner: label(OWNER_LABEL),
+                    per_pod: super::per_pod(s),
+                    replicas: replicas(s),
+                }
+            })
+            .collect();
+        for ((sts, verdict), running) in sets.iter().zip(review(&running, &bookings, now)).zip(&running) {
+            let name = sts.metadata.name.clone().unwrap_or_default();
+            let noted = annotation(sts, RESERVATION_ENDS_ANNOTATION);
+            match verdict {
+                Verdict::Covered(until) => {
+                    let until = until.map(|t| t.to_string());
+                    if noted != until {
+                        let patch = json!({"metadata": {"annotations": {RESERVATION_ENDS_ANNOTATION: until}}});
+                        self.patch(&name, &patch).await?;
+                        pass.annotated.push(name);
+                    }
+                }
+                Verdict::Uncovered(shortfall) => {
+                    // The end the reconciler noted while it ran, else now.
+                    let ended = noted
+                        .and_then(|t| t.parse::<Timestamp>().ok())
+                        .filter(|t| *t <= now)
+                        .unwrap_or(now);
+                    let patch = json!({
+                        "metadata": {"annotations": {STOPPED_ANNOTATION: ended.to_string(), RESERVATION_ENDS_ANNOTATION: null}},
+                        "spec": {"replicas": 0},
+                    });
+                    self.patch(&name, &patch).await?;
+                    let gpus = times(&running.per_pod, running.replicas);
+                    let held: Vec<String> = gpus.iter().map(|(g, n)| format!("{n} × {}", g.slug())).collect();
+                    let message = format!(
+                        "Stopped (scaled to 0, volumes kept): the GPU reservation ended at {}; {} no longer covered ({shortfall})",
+                        readable(ended),
+                        held.join(", ")
+                    );
+                    self.record_event(sts, &message).await?;
+                    tracing::info!(statefulset = %name, %message, "stopped a GPU deployment");
+                    pass.stopped.push(name);
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn patch(&self, name: &str, patch: &serde_json::Value) -> Result<(), ReconcileError> {
+        let sets: Api<StatefulSet> = self.cluster.api();
+        let params = PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..PatchParams::default()
+        };
+        call(
+            format!("patching StatefulSet {name}"),
+            sets.patch(name, &params, &Patch::Merge(patch)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A Normal event on the StatefulSet, which `kubectl describe` and the events route show.
+    async fn record_event(&self, sts: &StatefulSet, message: &str) -> Result<(), ReconcileError> {
+        // When it happened on the wall clock (the policy's may be a test's).
+        let now = Timestamp::now();
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{name}.")),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: Some("StatefulSet".into()),
+                name: Some(name.clone()),
+                namespace: sts.metadata.namespace.clone(),
+                uid: sts.metadata.uid.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some("ReservationEnded".into()),
+            message: Some(message.to_owned()),
+            type_: Some("Normal".into()),
+            source: Some(EventSource {
+                component: Some("llp-k8s".into()),
+                host: None,
+            }),
+            reporting_component: Some("llp-k8s".into()),
+            reporting_instance: Some(self.lease.holder().to_owned()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            ..Event::default()
+        };
+        let events: Api<Event> = self.cluster.api();
+        call(
+            format!("recording an event on {name}"),
+            events.create(&PostParams::default(), &event),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn replicas(sts: &StatefulSet) -> u32 {
+    u32::try_from(sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0)
+}
+
+fn annotation(sts: &StatefulSet, name: &str) -> Option<String> {
+    sts.metadata.annotations.as_ref()?.get(name).cloned()
+}
