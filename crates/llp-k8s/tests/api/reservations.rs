@@ -389,7 +389,7 @@ async fn at_the_end_of_its_booking_a_gpu_deployment_stops_keeping_its_volumes(ba
     // At the end instant: scaled to 0, an Event says why, the claim stays, the web app runs on.
     clock.set(at("2026-11-27T18:00:00Z"));
     let pass = reconciler.round().await.unwrap().unwrap();
-    assert_eq!(pass.stopped, [name.clone()]);
+    assert_eq!(pass.stopped, vec![name.clone()]);
     let sets = app.cluster().api::<StatefulSet>();
     assert_eq!(sets.get(&name).await.unwrap().spec.unwrap().replicas, Some(0));
     assert_eq!(sets.get(&format!("sd-{web}")).await.unwrap().spec.unwrap().replicas, Some(1), "no GPU, not touched");
