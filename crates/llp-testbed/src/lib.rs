@@ -144,15 +144,17 @@ impl Testbed {
         Ok(revision)
     }
 
-    /// Stops kube-apiserver and starts it again on the same port and storage, returning when
-    /// it is ready: every client's watch breaks and is resumed from where it was.
+    /// Kills kube-apiserver, as a crash would, and starts it again on the same port and
+    /// storage, returning when it is ready: every client's watch breaks and is resumed from
+    /// where it was. (A graceful stop would first send watchers a bookmark of the latest
+    /// resourceVersion, which lets them resume even from a compacted history.)
     pub fn restart_apiserver(&mut self) -> Result<(), Error> {
         let index = self
             .components
             .iter()
             .position(|c| c.name == "kube-apiserver")
             .expect("an API server");
-        self.components[index].stop();
+        self.components[index].kill();
         let (program, args) = &self.apiserver;
         self.components[index] = Component::start("kube-apiserver", &self.dir, program, args)?;
         let config = self.client_config(&self.admin_token, "default");

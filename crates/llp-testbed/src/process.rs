@@ -29,11 +29,12 @@ pub struct SpawnError {
 
 // The program runs in the background with its output in the log; a watcher waits for our end
 // of the pipe to send a line or close, then stops it (SIGTERM, SIGKILL 3 s later: an API
-// server whose etcd is already gone never finishes its graceful stop). The shell exits when the
-// program does, with its status, so a component that dies is seen as stopped.
+// server whose etcd is already gone never finishes its graceful stop), or kills it at once
+// when the line is `kill`. The shell exits when the program does, with its status, so a
+// component that dies is seen as stopped.
 const SUPERVISOR: &str = r#"log="$1"; shift; exec 3<&0
 "$@" >>"$log" 2>&1 </dev/null & p=$!
-{ read _ <&3; kill "$p" 2>/dev/null; sleep 3; kill -9 "$p" 2>/dev/null; } & w=$!
+{ read how <&3; [ "$how" = kill ] || { kill "$p"; sleep 3; }; kill -9 "$p"; } 2>/dev/null & w=$!
 wait "$p"; s=$?; kill "$w" 2>/dev/null; exit "$s""#;
 
 impl Component {
@@ -61,8 +62,17 @@ impl Component {
 
     /// Stops the program (SIGTERM) and waits until it has exited.
     pub fn stop(&mut self) {
+        self.end(b"stop\n");
+    }
+
+    /// Kills the program at once (SIGKILL), as a crash would, and waits until it has exited.
+    pub fn kill(&mut self) {
+        self.end(b"kill\n");
+    }
+
+    fn end(&mut self, how: &[u8]) {
         if let Some(mut pipe) = self.pipe.take() {
-            let _ = pipe.write_all(b"stop\n");
+            let _ = pipe.write_all(how);
         }
         let _ = self.shell.wait();
     }

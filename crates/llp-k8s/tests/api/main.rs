@@ -5,6 +5,7 @@ mod admission;
 mod data;
 mod deployments;
 mod directus;
+mod directus_reservations;
 mod e2e;
 mod helpers;
 mod items;

@@ -5,7 +5,10 @@
 //! then reused), bootstrapped on SQLite in a fresh directory per process, and stopped when the
 //! process ends: it runs under a shell that waits on our pipe and kills it when the pipe closes.
 //! Schema as the LLP has it: `deployments` with `user_created`, an owner-only policy, roles
-//! `Student` (may use the app, so may read their own role), `management` and `Staff` (may not).
+//! `Student` (may use the app, so may read their own role), `management` and `Staff` (may not);
+//! `gpu_reservations` (`gpus` JSON list of slugs, `start`, `end`, `deployment` many-to-one,
+//! `users` many-to-many through `gpu_reservations_directus_users`), readable by its users and
+//! by the owner of the deployment it names; a `Service` role that may read every booking.
 
 #![allow(dead_code)]
 
@@ -36,6 +39,7 @@ struct Roles {
     student: String,
     management: String,
     staff: String,
+    service: String,
 }
 
 /// Which role a test user gets.
@@ -47,6 +51,8 @@ pub enum Role {
     Management,
     /// `Staff`: owner-only records, but may not read their own role.
     Staff,
+    /// The service's own user: may read every GPU reservation.
+    Service,
 }
 
 /// The LLP API of this test process, started on first use.
@@ -284,6 +290,18 @@ impl Admin {
             )
             .await;
         }
+        self.reservations_schema(&owners).await;
+        let readers = self
+            .post("/policies", json!({"name": "Reservation readers", "app_access": false}))
+            .await;
+        let readers = readers["data"]["id"].as_str().unwrap().to_owned();
+        for collection in ["gpu_reservations", "gpu_reservations_directus_users"] {
+            self.post(
+                "/permissions",
+                json!({"policy": readers, "collection": collection, "action": "read", "fields": ["*"]}),
+            )
+            .await;
+        }
         let app = self.post("/policies", json!({"name": "App", "app_access": true})).await;
         let app = app["data"]["id"].as_str().unwrap().to_owned();
         let role = |name: &str, policies: &[&str]| {
@@ -293,12 +311,83 @@ impl Admin {
         let student = self.post("/roles", role("Student", &[&owners, &app])).await;
         let management = self.post("/roles", role("management", &[&owners, &app])).await;
         let staff = self.post("/roles", role("Staff", &[&owners])).await;
+        let service = self.post("/roles", role("Service", &[&readers])).await;
         let id = |v: &Value| v["data"]["id"].as_str().unwrap().to_owned();
         Roles {
             student: id(&student),
             management: id(&management),
             staff: id(&staff),
+            service: id(&service),
         }
+    }
+
+    /// `gpu_reservations` and its junction with `directus_users`, as the LLP has them; the
+    /// owners' policy may read the bookings it is among the users of, or that name one of its
+    /// deployments.
+    async fn reservations_schema(&self, owners: &str) {
+        self.post(
+            "/collections",
+            json!({"collection": "gpu_reservations", "schema": {}, "meta": {}, "fields": [
+                {"field": "id", "type": "integer", "meta": {"hidden": true},
+                 "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                {"field": "gpus", "type": "json", "meta": {"special": ["cast-json"], "interface": "tags"}},
+                {"field": "start", "type": "timestamp", "meta": {"interface": "datetime"}},
+                {"field": "end", "type": "timestamp", "meta": {"interface": "datetime"}},
+                {"field": "deployment", "type": "uuid", "meta": {"interface": "select-dropdown-m2o"}}
+            ]}),
+        )
+        .await;
+        self.post(
+            "/collections",
+            json!({"collection": "gpu_reservations_directus_users", "schema": {}, "meta": {"hidden": true}, "fields": [
+                {"field": "id", "type": "integer", "meta": {"hidden": true},
+                 "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                {"field": "gpu_reservations_id", "type": "integer", "meta": {"hidden": true}},
+                {"field": "directus_users_id", "type": "uuid", "meta": {"hidden": true}}
+            ]}),
+        )
+        .await;
+        self.post(
+            "/fields/gpu_reservations",
+            json!({"field": "users", "type": "alias", "meta": {"special": ["m2m"], "interface": "list-m2m"}}),
+        )
+        .await;
+        self.post(
+            "/relations",
+            json!({"collection": "gpu_reservations", "field": "deployment", "related_collection": "deployments"}),
+        )
+        .await;
+        self.post(
+            "/relations",
+            json!({"collection": "gpu_reservations_directus_users", "field": "gpu_reservations_id",
+                   "related_collection": "gpu_reservations",
+                   "meta": {"one_field": "users", "junction_field": "directus_users_id"},
+                   "schema": {"on_delete": "CASCADE"}}),
+        )
+        .await;
+        self.post(
+            "/relations",
+            json!({"collection": "gpu_reservations_directus_users", "field": "directus_users_id",
+                   "related_collection": "directus_users",
+                   "meta": {"junction_field": "gpu_reservations_id"},
+                   "schema": {"on_delete": "CASCADE"}}),
+        )
+        .await;
+        let theirs = json!({"_or": [
+            {"users": {"directus_users_id": {"_eq": "$CURRENT_USER"}}},
+            {"deployment": {"user_created": {"_eq": "$CURRENT_USER"}}},
+        ]});
+        self.post(
+            "/permissions",
+            json!({"policy": owners, "collection": "gpu_reservations", "action": "read",
+                   "fields": ["*"], "permissions": theirs}),
+        )
+        .await;
+        self.post(
+            "/permissions",
+            json!({"policy": owners, "collection": "gpu_reservations_directus_users", "action": "read", "fields": ["*"]}),
+        )
+        .await;
     }
 
     /// Gives the admin a static token.
@@ -319,6 +408,7 @@ impl LlpApi {
             Role::Student => &self.roles.student,
             Role::Management => &self.roles.management,
             Role::Staff => &self.roles.staff,
+            Role::Service => &self.roles.service,
         };
         let token = format!("{name}-{}", uuid::Uuid::new_v4().simple());
         let email = format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple());
@@ -370,5 +460,38 @@ impl LlpApi {
             .await
             .unwrap();
         assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    }
+}
+
+impl LlpApi {
+    /// The id of the holder of `token`.
+    pub async fn user_id(&self, token: &str) -> String {
+        let me: Value = client()
+            .get(format!("{}/users/me", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Books `gpus` (slugs, as stored) from `start` to `end` for `users` (ids), for
+    /// `deployment` if given, as the admin does in the LLP; returns the booking's id.
+    pub async fn book(&self, gpus: Value, start: &str, end: &str, deployment: Option<&str>, users: &[String]) -> i64 {
+        let users: Vec<Value> = users.iter().map(|u| json!({"directus_users_id": u})).collect();
+        let response = client()
+            .post(format!("{}/items/gpu_reservations", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({"gpus": gpus, "start": start, "end": end, "deployment": deployment, "users": users}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        body["data"]["id"].as_i64().unwrap()
     }
 }
