@@ -80,6 +80,11 @@ fn record_source(
         }
         SourceKind::Directus => {
             tracing::info!(url = %config.directus.url, "records from the LLP API");
+            if config.directus.service_token.is_none() {
+                tracing::warn!(
+                    "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end"
+                );
+            }
             let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
             (Arc::new(source), None)
         }

@@ -89,8 +89,8 @@ struct PodEvent {
     tag = "actions",
     params(DeploymentId, ScaleQuery),
     responses(
-        (status = 200, description = "`{\"replicas\": N}`", body = Object),
-        (status = 400, description = "`scale` missing or not an integer in range (`INVALID_PAYLOAD`)", body = ErrorBody),
+        (status = 200, description = "`{\"replicas\": N, \"success\": true}`", body = Object),
+        (status = 400, description = "`scale` missing or not an integer in range (`INVALID_PAYLOAD`); or, scaling a GPU deployment up, GPUs not covered by reservations active now (`NOT_ENOUGH_RESOURCES`)", body = ErrorBody),
         CommonErrors
     )
 )]
@@ -148,7 +148,11 @@ async fn scale(
     path = "/kubernetes/deployments/{id}/hooks/restart",
     tag = "actions",
     params(DeploymentId),
-    responses((status = 200, description = "`{\"restartedAt\": time}`: the pods restart one by one", body = Object), CommonErrors)
+    responses(
+        (status = 200, description = "`{\"restartedAt\": time, \"success\": true}`: the pods restart one by one", body = Object),
+        (status = 400, description = "GPU pods not covered by reservations active now (`NOT_ENOUGH_RESOURCES`)", body = ErrorBody),
+        CommonErrors
+    )
 )]
 async fn restart(
     State(state): State<AppState>,
@@ -233,7 +237,11 @@ where
     path = "/kubernetes/deployments/{id}/pods/{pod}",
     tag = "actions",
     params(PodPath),
-    responses((status = 200, description = "`{\"deleted\": pod}`", body = Object), CommonErrors)
+    responses(
+        (status = 200, description = "`{\"deleted\": pod}`", body = Object),
+        (status = 400, description = "The pod holds GPUs that reservations active now no longer cover (`NOT_ENOUGH_RESOURCES`): it would not start again", body = ErrorBody),
+        CommonErrors
+    )
 )]
 async fn delete_pod(
     State(state): State<AppState>,
