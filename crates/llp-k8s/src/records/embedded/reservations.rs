@@ -7,7 +7,7 @@ use crate::records::{Identity, RecordError};
 use jiff::Timestamp;
 use llp_spec::reservations::Reservation;
 use llp_spec::spec::Gpu;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Deserialize;
 
 pub(super) const SCHEMA: &str = "
@@ -164,29 +164,29 @@ impl EmbeddedStore {
     pub fn add_reservation(&self, caller: &Identity, input: &ReservationInput) -> Result<Reservation, RecordError> {
         admin_only(caller)?;
         let reservation = merged(None, input)?;
-        self.check_references(&reservation)?;
-        let id = {
-            let mut db = self.db();
-            let tx = db.transaction().map_err(failed)?;
-            tx.execute(
-                "INSERT INTO gpu_reservations (gpus, starts_at, ends_at, deployment) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    slugs_json(&reservation.gpus),
-                    reservation.start.to_string(),
-                    reservation.end.to_string(),
-                    reservation.deployment
-                ],
-            )
-            .map_err(failed)?;
-            let id = tx.last_insert_rowid();
-            insert_users(&tx, id, &reservation.users)?;
-            tx.commit().map_err(failed)?;
-            id
-        };
-        self.reservation(caller, &id.to_string())
+        let mut db = self.db();
+        let tx = db.transaction().map_err(failed)?;
+        check_references(&tx, &reservation)?;
+        tx.execute(
+            "INSERT INTO gpu_reservations (gpus, starts_at, ends_at, deployment) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                slugs_json(&reservation.gpus),
+                reservation.start.to_string(),
+                reservation.end.to_string(),
+                reservation.deployment
+            ],
+        )
+        .map_err(failed)?;
+        let id = tx.last_insert_rowid();
+        insert_users(&tx, id, &reservation.users)?;
+        let booked = one(&tx, &id.to_string())?;
+        tx.commit().map_err(failed)?;
+        Ok(booked)
     }
 
-    /// Changes a booking (admins only), checked whole after the change.
+    /// Changes a booking (admins only), checked whole after the change. Read, check and
+    /// write happen in one transaction under the store's lock, so two edits at once cannot
+    /// each pass against the old booking and together leave an invalid one.
     pub fn update_reservation(
         &self,
         caller: &Identity,
@@ -194,48 +194,46 @@ impl EmbeddedStore {
         input: &ReservationInput,
     ) -> Result<Reservation, RecordError> {
         admin_only(caller)?;
-        let current = self.reservation(caller, id)?;
+        let mut db = self.db();
+        let tx = db.transaction().map_err(failed)?;
+        let current = one(&tx, id)?;
         let changed = merged(Some(&current), input)?;
-        self.check_references(&changed)?;
-        {
-            let mut db = self.db();
-            let tx = db.transaction().map_err(failed)?;
-            tx.execute(
-                "UPDATE gpu_reservations SET gpus = ?2, starts_at = ?3, ends_at = ?4, deployment = ?5 WHERE id = ?1",
-                params![
-                    id,
-                    slugs_json(&changed.gpus),
-                    changed.start.to_string(),
-                    changed.end.to_string(),
-                    changed.deployment
-                ],
-            )
+        check_references(&tx, &changed)?;
+        tx.execute(
+            "UPDATE gpu_reservations SET gpus = ?2, starts_at = ?3, ends_at = ?4, deployment = ?5 WHERE id = ?1",
+            params![
+                id,
+                slugs_json(&changed.gpus),
+                changed.start.to_string(),
+                changed.end.to_string(),
+                changed.deployment
+            ],
+        )
+        .map_err(failed)?;
+        tx.execute("DELETE FROM gpu_reservations_users WHERE reservation = ?1", [id])
             .map_err(failed)?;
-            tx.execute("DELETE FROM gpu_reservations_users WHERE reservation = ?1", [id])
-                .map_err(failed)?;
-            insert_users(&tx, id.parse().unwrap_or_default(), &changed.users)?;
-            tx.commit().map_err(failed)?;
-        }
-        self.reservation(caller, id)
+        insert_users(&tx, id.parse().unwrap_or_default(), &changed.users)?;
+        let updated = one(&tx, id)?;
+        tx.commit().map_err(failed)?;
+        Ok(updated)
     }
 
     /// Deletes a booking (admins only).
     pub fn remove_reservation(&self, caller: &Identity, id: &str) -> Result<(), RecordError> {
         admin_only(caller)?;
-        self.reservation(caller, id)?;
-        self.db()
+        let removed = self
+            .db()
             .execute("DELETE FROM gpu_reservations WHERE id = ?1", [id])
             .map_err(failed)?;
+        if removed == 0 {
+            return Err(RecordError::NotFound);
+        }
         Ok(())
     }
 
     /// One booking the caller may read.
     pub fn reservation(&self, caller: &Identity, id: &str) -> Result<Reservation, RecordError> {
-        let found = self
-            .query_reservations("WHERE r.id = ?1", params![id])?
-            .into_iter()
-            .next()
-            .ok_or(RecordError::NotFound)?;
+        let found = one(&self.db(), id)?;
         if caller.admin || found.users.contains(&caller.id) {
             Ok(found)
         } else {
@@ -245,7 +243,7 @@ impl EmbeddedStore {
 
     /// The bookings the caller may read (every one for admins), by start.
     pub fn reservations(&self, caller: &Identity) -> Result<Vec<Reservation>, RecordError> {
-        let all = self.query_reservations("", params![])?;
+        let all = query(&self.db(), "", params![])?;
         Ok(all
             .into_iter()
             .filter(|r| caller.admin || r.users.contains(&caller.id))
@@ -254,7 +252,7 @@ impl EmbeddedStore {
 
     /// Every booking not ended at `now`.
     pub fn open_reservations(&self, now: Timestamp) -> Result<Vec<Reservation>, RecordError> {
-        self.query_reservations("WHERE r.ends_at > ?1", params![now.to_string()])
+        query(&self.db(), "WHERE r.ends_at > ?1", params![now.to_string()])
     }
 
     /// The bookings not ended at `now` that name one of `deployments` or are `owner`'s.
@@ -272,73 +270,79 @@ impl EmbeddedStore {
             })
             .collect())
     }
+}
 
-    fn query_reservations(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Reservation>, RecordError> {
-        let db = self.db();
-        let sql = format!(
-            "SELECT r.id, r.gpus, r.starts_at, r.ends_at, r.deployment,
-                    (SELECT json_group_array(u.user) FROM gpu_reservations_users u WHERE u.reservation = r.id)
-             FROM gpu_reservations r {filter} ORDER BY r.starts_at, r.id"
-        );
-        let mut query = db.prepare(&sql).map_err(failed)?;
-        let rows = query
-            .query_map(args, |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(failed)?;
-        let mut found = Vec::new();
-        for row in rows {
-            let (id, gpus, start, end, deployment, users) = row.map_err(failed)?;
-            let corrupt = |what: &str| RecordError::Unavailable {
-                source_name: super::NAME,
-                detail: format!("reservation {id} has an unreadable {what}"),
-            };
-            let slugs: Vec<String> = serde_json::from_str(&gpus).map_err(|_| corrupt("gpus"))?;
-            found.push(Reservation {
-                id: id.to_string(),
-                gpus: slugs.iter().filter_map(|s| Gpu::from_slug(s)).collect(),
-                start: start.parse().map_err(|_| corrupt("start"))?,
-                end: end.parse().map_err(|_| corrupt("end"))?,
-                deployment,
-                users: serde_json::from_str(&users).map_err(|_| corrupt("users"))?,
-            });
-        }
-        Ok(found)
-    }
+/// The booking `id`.
+fn one(db: &Connection, id: &str) -> Result<Reservation, RecordError> {
+    query(db, "WHERE r.id = ?1", params![id])?
+        .into_iter()
+        .next()
+        .ok_or(RecordError::NotFound)
+}
 
-    /// The users and the deployment a booking names exist.
-    fn check_references(&self, reservation: &Reservation) -> Result<(), RecordError> {
-        let db = self.db();
-        for (i, user) in reservation.users.iter().enumerate() {
-            let known = db
-                .query_row("SELECT 1 FROM users WHERE id = ?1", [user], |_| Ok(()))
-                .optional()
-                .map_err(failed)?;
-            if known.is_none() {
-                return Err(invalid(format!("users[{i}]"), format!("no user has the id `{user}`")));
-            }
-        }
-        if let Some(deployment) = &reservation.deployment {
-            let known = db
-                .query_row("SELECT 1 FROM deployments WHERE id = ?1", [deployment], |_| Ok(()))
-                .optional()
-                .map_err(failed)?;
-            if known.is_none() {
-                return Err(invalid(
-                    "deployment",
-                    format!("no deployment record has the id `{deployment}`"),
-                ));
-            }
-        }
-        Ok(())
+/// The bookings `filter` selects, by start.
+fn query(db: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Reservation>, RecordError> {
+    let sql = format!(
+        "SELECT r.id, r.gpus, r.starts_at, r.ends_at, r.deployment,
+                (SELECT json_group_array(u.user) FROM gpu_reservations_users u WHERE u.reservation = r.id)
+         FROM gpu_reservations r {filter} ORDER BY r.starts_at, r.id"
+    );
+    let mut statement = db.prepare(&sql).map_err(failed)?;
+    let rows = statement
+        .query_map(args, |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(failed)?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (id, gpus, start, end, deployment, users) = row.map_err(failed)?;
+        let corrupt = |what: &str| RecordError::Unavailable {
+            source_name: super::NAME,
+            detail: format!("reservation {id} has an unreadable {what}"),
+        };
+        let slugs: Vec<String> = serde_json::from_str(&gpus).map_err(|_| corrupt("gpus"))?;
+        found.push(Reservation {
+            id: id.to_string(),
+            gpus: slugs.iter().filter_map(|s| Gpu::from_slug(s)).collect(),
+            start: start.parse().map_err(|_| corrupt("start"))?,
+            end: end.parse().map_err(|_| corrupt("end"))?,
+            deployment,
+            users: serde_json::from_str(&users).map_err(|_| corrupt("users"))?,
+        });
     }
+    Ok(found)
+}
+
+/// The users and the deployment a booking names exist.
+fn check_references(db: &Connection, reservation: &Reservation) -> Result<(), RecordError> {
+    let exists = |sql: &str, id: &str| -> Result<bool, RecordError> {
+        Ok(db
+            .query_row(sql, [id], |_| Ok(()))
+            .optional()
+            .map_err(failed)?
+            .is_some())
+    };
+    for (i, user) in reservation.users.iter().enumerate() {
+        if !exists("SELECT 1 FROM users WHERE id = ?1", user)? {
+            return Err(invalid(format!("users[{i}]"), format!("no user has the id `{user}`")));
+        }
+    }
+    if let Some(deployment) = &reservation.deployment
+        && !exists("SELECT 1 FROM deployments WHERE id = ?1", deployment)?
+    {
+        return Err(invalid(
+            "deployment",
+            format!("no deployment record has the id `{deployment}`"),
+        ));
+    }
+    Ok(())
 }
 
 fn slugs_json(gpus: &[Gpu]) -> String {

@@ -272,3 +272,54 @@ mod reservations {
         );
     }
 }
+
+mod overlapping_edits {
+    use super::*;
+    use crate::records::embedded::{ReservationInput, UserRef};
+
+    #[test]
+    fn two_edits_at_once_never_leave_a_booking_that_ends_before_it_starts() {
+        let f = fixture();
+        for round in 0..40 {
+            let booked = f
+                .store
+                .add_reservation(
+                    &f.admin,
+                    &ReservationInput {
+                        gpus: Some(vec!["gpu-xs".into()]),
+                        start: Some("2026-11-27T10:00:00Z".into()),
+                        end: Some("2026-11-27T18:00:00Z".into()),
+                        deployment: None,
+                        users: Some(vec![UserRef::Id(f.alice.id.clone())]),
+                    },
+                )
+                .unwrap();
+            // Each edit is valid against the booking as it was; together they are not.
+            let later_start = ReservationInput {
+                start: Some("2026-11-27T16:00:00Z".into()),
+                ..ReservationInput::default()
+            };
+            let earlier_end = ReservationInput {
+                end: Some("2026-11-27T12:00:00Z".into()),
+                ..ReservationInput::default()
+            };
+            let barrier = std::sync::Barrier::new(2);
+            let (a, b) = std::thread::scope(|scope| {
+                let (barrier, store, admin, id) = (&barrier, &f.store, &f.admin, &booked.id);
+                let edit = move |input: &ReservationInput| {
+                    barrier.wait();
+                    store.update_reservation(admin, id, input)
+                };
+                let a = scope.spawn(move || edit(&later_start));
+                let b = scope.spawn(move || edit(&earlier_end));
+                (a.join().unwrap(), b.join().unwrap())
+            });
+            assert!(
+                a.is_ok() != b.is_ok(),
+                "round {round}: exactly one edit wins: {a:?} {b:?}"
+            );
+            let stored = f.store.reservation(&f.admin, &booked.id).unwrap();
+            assert!(stored.end > stored.start, "round {round}: {stored:?}");
+        }
+    }
+}
