@@ -183,6 +183,22 @@ impl IntoResponse for ApiError {
                 ),
             ),
         };
-        (status, Json(body)).into_response()
+        (status, Json(with_translation_keys(status, body))).into_response()
     }
+}
+
+/// Adds the LLP frontend's translation key, as the extension it was written against sent it,
+/// to each error that has none: `api_errors.bad_request`, `.unauthorized`, `.not_found`
+/// (docs/compatibility.md). The message stays the readable sentence.
+fn with_translation_keys(status: StatusCode, mut body: ErrorBody) -> ErrorBody {
+    let key = match status {
+        StatusCode::BAD_REQUEST => "api_errors.bad_request",
+        StatusCode::UNAUTHORIZED => "api_errors.unauthorized",
+        StatusCode::NOT_FOUND => "api_errors.not_found",
+        _ => return body,
+    };
+    for error in &mut body.errors {
+        error.extensions.reason.get_or_insert(key);
+    }
+    body
 }

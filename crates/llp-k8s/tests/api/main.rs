@@ -2,6 +2,7 @@
 
 mod actions;
 mod admission;
+mod compatibility;
 mod data;
 mod deployments;
 mod directus;
