@@ -7,7 +7,10 @@
 //! BENCH_CLIENTS clients poll their deployments' status for BENCH_SECONDS seconds, and prints
 //! requests per second, latency percentiles, the Kubernetes API requests the service made
 //! (from its own `/metrics`), the time and API requests of one deploy, and the service's
-//! resident memory idle and under load. BENCH_SOURCES picks the sources (`embedded,directus`);
+//! resident memory idle and under load, the service's CPU time per status request, the
+//! latency of first deploys one at a time, and, with `wrk` installed, the same polling from
+//! wrk. The directus source's identities expire every BENCH_IDENTITY_SECONDS (5) seconds, so
+//! the polling runs through expiries. BENCH_SOURCES picks the sources (`embedded,directus`);
 //! BENCH_CLUSTER the cluster: `simulator` (default) or `kubernetes`, the real control plane of
 //! llp-testbed (kube-apiserver, controllers, scheduler, kwok nodes; started in this process).
 
@@ -35,6 +38,21 @@ fn rss_mib(pid: u32) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
+}
+
+/// CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name); 100 ticks/s.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// A child process killed when dropped (also when the benchmark panics).
@@ -169,14 +187,17 @@ struct Owner {
     records: Vec<String>,
 }
 
-async fn put(http: &reqwest::Client, url: &str, owner: &Owner, id: &str) {
+async fn put(http: &reqwest::Client, url: &str, owner: &Owner, id: &str) -> Duration {
+    let sent = Instant::now();
     let response = http
         .put(format!("{url}/kubernetes/deployments/{id}"))
         .bearer_auth(&owner.token)
         .send()
         .await
         .unwrap();
+    let took = sent.elapsed();
     assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    took
 }
 
 async fn running_pods(http: &reqwest::Client, url: &str, token: &str, id: &str) -> usize {
@@ -228,24 +249,44 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         running_after.as_secs_f64()
     );
 
-    // The rest, 16 at a time.
+    // The rest: the first 100 one at a time (each one's latency: a first deploy waits for the
+    // watch cache to see its StatefulSet), then 16 at a time.
     let rest: Vec<(&Owner, &String)> = owners
         .iter()
         .flat_map(|o| o.records.iter().map(move |r| (o, r)))
         .skip(1)
         .collect();
+    let alone = rest.len().min(100);
+    let mut firsts = Vec::new();
+    for (owner, id) in &rest[..alone] {
+        firsts.push(put(&http, url, owner, id).await);
+    }
+    let mut agains = Vec::new();
+    for (owner, id) in &rest[..alone] {
+        agains.push(put(&http, url, owner, id).await);
+    }
+    firsts.sort();
+    agains.sort();
+    println!(
+        "[{source}] first deploys one at a time: p50 {}, p99 {}, max {} ({alone}); deploying them again: p50 {}, p99 {}",
+        ms(percentile(&firsts, 0.50)),
+        ms(percentile(&firsts, 0.99)),
+        ms(firsts.last().copied().unwrap_or_default()),
+        ms(percentile(&agains, 0.50)),
+        ms(percentile(&agains, 0.99)),
+    );
     let before = api_requests(&http, url).await;
     let started = Instant::now();
-    for chunk in rest.chunks(16) {
+    for chunk in rest[alone..].chunks(16) {
         futures::future::join_all(chunk.iter().map(|(owner, id)| put(&http, url, owner, id))).await;
     }
     let took = started.elapsed();
     let requests = api_requests(&http, url).await - before;
     println!(
         "[{source}] {} more deploys, 16 at a time: {:.1} s, {requests} Kubernetes API requests ({:.1} per deploy)",
-        rest.len(),
+        rest.len() - alone,
         took.as_secs_f64(),
-        requests as f64 / rest.len().max(1) as f64
+        requests as f64 / (rest.len() - alone).max(1) as f64
     );
     let wanted = (rest.len() + 1) * 4;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -286,6 +327,7 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         })
     };
     let started = Instant::now();
+    let cpu_before = cpu_seconds(service_pid);
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let owner = &owners[i % owners.len()];
@@ -321,6 +363,7 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds(service_pid) - cpu_before;
     sampler.await.unwrap();
     let during = api_requests(&http, url).await - before;
     latencies.sort();
@@ -330,6 +373,12 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         ms(percentile(&latencies, 0.50)),
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default()),
+        latencies.len()
+    );
+    println!(
+        "[{source}] service CPU per status request: {:.1} µs ({:.2} CPU-seconds for {} requests; the load generator shares the machine)",
+        cpu * 1e6 / latencies.len().max(1) as f64,
+        cpu,
         latencies.len()
     );
     let llp_during = counter(&http, url, "llp_k8s_llp_api_requests_total{").await - llp_before;
@@ -343,6 +392,70 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         rest.len() + 1,
         *peak.lock().unwrap()
     );
+    wrk(source, service_pid, url, first).await;
+}
+
+/// With `wrk` on the PATH (Debian's package), the same polling from an external load generator:
+/// `wrk -t2 -c200` on one deployment's status, with the service's CPU per request.
+async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
+    let Ok(found) = Command::new("wrk").arg("--version").output() else {
+        println!("[{source}] wrk: not installed (apt-get install wrk), skipped");
+        return;
+    };
+    let _ = found;
+    let seconds = env("BENCH_SECONDS", 20);
+    let clients = env("BENCH_CLIENTS", 200);
+    let cpu_before = cpu_seconds(service_pid);
+    let out = tokio::task::spawn_blocking({
+        let (url, token, id) = (url.to_owned(), owner.token.clone(), owner.records[0].clone());
+        move || {
+            Command::new("wrk")
+                .args([
+                    "-t2",
+                    &format!("-c{clients}"),
+                    &format!("-d{seconds}s"),
+                    "--latency",
+                    "-H",
+                ])
+                .arg(format!("Authorization: Bearer {token}"))
+                .arg(format!("{url}/kubernetes/deployments/{id}"))
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let cpu = cpu_seconds(service_pid) - cpu_before;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let requests: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "[{source}] wrk -t2 -c{clients} -d{seconds}s: {}; latency {}, {}; service CPU per request {:.1} µs; {}",
+        pick("Requests/sec"),
+        pick("50%"),
+        pick("99%"),
+        cpu * 1e6 / requests.max(1.0),
+        pick("Non-2xx").if_empty("no errors")
+    );
+}
+
+trait IfEmpty {
+    fn if_empty(self, other: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, other: &str) -> String {
+        if self.is_empty() { other.to_owned() } else { self }
+    }
 }
 
 fn deployments_per_user() -> usize {
@@ -402,9 +515,12 @@ async fn directus(dir: &std::path::Path) {
         }
         owners.push(Owner { token, records: ids });
     }
+    // Identities and records expire every few seconds, so the polling runs through expiries
+    // (with refresh-ahead and single flight they should not show in the tail).
     let records = format!(
-        "[records]\nsource = \"directus\"\n[records.directus]\nurl = \"{}\"",
-        api.url
+        "[records]\nsource = \"directus\"\n[records.directus]\nurl = \"{}\"\nidentity_cache_seconds = {}",
+        api.url,
+        env("BENCH_IDENTITY_SECONDS", 5)
     );
     let (service, url) = start_service(dir, &kubeconfig, &records).await;
     measure(&label("directus"), service.0.id(), &url, &owners).await;

@@ -4,6 +4,7 @@
 //! so polling costs the Kubernetes API nothing.
 
 use super::index::LabelIndex;
+use super::trim;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
@@ -28,6 +29,9 @@ pub struct Caches {
     pod_index: LabelIndex,
     /// Claim names by deployment.
     claim_index: LabelIndex,
+    /// Ticks on every change any store applies: waits for the caches to see a write wake on
+    /// it instead of polling.
+    changes: tokio::sync::watch::Receiver<u64>,
     /// The namespace they watch.
     namespace: String,
 }
@@ -36,42 +40,67 @@ pub struct Caches {
 pub fn start(client: &kube::Client, namespace: &str) -> Caches {
     let config = || watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
+    let (tick, changes) = tokio::sync::watch::channel(0_u64);
+    let tick = Arc::new(tick);
     Caches {
-        stateful_sets: reflect(Api::namespaced(client.clone(), namespace), config(), None),
+        stateful_sets: reflect(
+            Api::namespaced(client.clone(), namespace),
+            config(),
+            None,
+            tick.clone(),
+            trim::stateful_set,
+        ),
         pods: reflect(
             Api::namespaced(client.clone(), namespace),
             config(),
             Some(pod_index.clone()),
+            tick.clone(),
+            trim::pod,
         ),
         claims: reflect(
             Api::namespaced(client.clone(), namespace),
             config(),
             Some(claim_index.clone()),
+            tick.clone(),
+            trim::claim,
         ),
         failed_creates: reflect(
             Api::namespaced(client.clone(), namespace),
             watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
             None,
+            tick,
+            |event: &mut Event| event.metadata.managed_fields = None,
         ),
         pod_index,
         claim_index,
+        changes,
         namespace: namespace.to_owned(),
     }
 }
 
-fn reflect<K>(api: Api<K>, config: watcher::Config, index: Option<LabelIndex>) -> Store<K>
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    index: Option<LabelIndex>,
+    tick: Arc<tokio::sync::watch::Sender<u64>>,
+    trim: fn(&mut K),
+) -> Store<K>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let events = watcher(api, config).map_ok(move |event| {
+    // Trimmed before the store: only what is read back is kept (see [`trim`]).
+    let events = watcher(api, config).modify(trim).map_ok(move |event| {
         if let Some(index) = &index {
             index.apply(&event);
         }
         event
     });
-    let stream = reflector::reflector(writer, events).default_backoff().applied_objects();
+    // The tick follows the store's write: a waiter woken by it finds the change applied.
+    let stream = reflector::reflector(writer, events)
+        .default_backoff()
+        .inspect(move |_| tick.send_modify(|n| *n = n.wrapping_add(1)));
     tokio::spawn(stream.for_each(|_| async {}));
     reader
 }
@@ -102,19 +131,31 @@ impl Caches {
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }
 
+    /// Waits until `done` holds for the caches, or `within` has passed; whether it holds.
+    /// Wakes on every change the stores apply, not on a timer.
+    async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            if done(self) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                return done(self);
+            }
+        }
+    }
+
     /// Waits (up to 10 s) until the cache holds StatefulSet `name` at `generation` or later,
     /// so that a status request right after a deploy sees it.
     pub async fn observe(&self, name: &str, generation: i64) -> bool {
-        for _ in 0..200 {
-            if self
+        self.wait_for(std::time::Duration::from_secs(10), |caches| {
+            caches
                 .stateful_set(name)
                 .is_some_and(|s| s.metadata.generation.unwrap_or(0) >= generation)
-            {
-                return true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        false
+        })
+        .await
     }
 
     /// Waits (up to `within`) until nothing of the deployment `base` is still being deleted: no
@@ -123,30 +164,32 @@ impl Caches {
     /// pod terminating while its StatefulSet is gone. Returns the names still terminating when
     /// time runs out.
     pub async fn wait_deleted(&self, base: &str, within: std::time::Duration) -> Result<(), Vec<String>> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let (pods, claims) = self.members(base);
-            let orphaned = self
-                .stateful_set(base)
-                .is_none_or(|s| s.metadata.deletion_timestamp.is_some());
-            let terminating: Vec<String> = claims
-                .iter()
-                .filter(|c| c.metadata.deletion_timestamp.is_some())
-                .map(|c| format!("claim {}", c.metadata.name.as_deref().unwrap_or_default()))
-                .chain(
-                    pods.iter()
-                        .filter(|p| orphaned && p.metadata.deletion_timestamp.is_some())
-                        .map(|p| format!("pod {}", p.metadata.name.as_deref().unwrap_or_default())),
-                )
-                .collect();
-            if terminating.is_empty() {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(terminating);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if self
+            .wait_for(within, |caches| caches.terminating(base).is_empty())
+            .await
+        {
+            Ok(())
+        } else {
+            Err(self.terminating(base))
         }
+    }
+
+    /// What of the deployment `base` is still being deleted (see [`Caches::wait_deleted`]).
+    fn terminating(&self, base: &str) -> Vec<String> {
+        let (pods, claims) = self.members(base);
+        let orphaned = self
+            .stateful_set(base)
+            .is_none_or(|s| s.metadata.deletion_timestamp.is_some());
+        claims
+            .iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_some())
+            .map(|c| format!("claim {}", c.metadata.name.as_deref().unwrap_or_default()))
+            .chain(
+                pods.iter()
+                    .filter(|p| orphaned && p.metadata.deletion_timestamp.is_some())
+                    .map(|p| format!("pod {}", p.metadata.name.as_deref().unwrap_or_default())),
+            )
+            .collect()
     }
 
     /// The pods and claims of the deployment whose base name is `base` (its `app` label).

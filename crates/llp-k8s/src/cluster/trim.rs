@@ -1,0 +1,140 @@
+//! What the watch caches keep of each object: only what the status, the capacity, ownership
+//! and GPU admission read. `managedFields` alone are often half of an object, and a pod's
+//! environment, mounts and security settings are never read back; dropping them before the
+//! store keeps the caches' memory proportional to what they are for.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, PodSpec};
+use kube::api::ObjectMeta;
+
+fn meta(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        // Only the service's own notes are read back (the reservation reconciler's).
+        annotations.retain(|k, _| k.starts_with("llp.kitegg.de/"));
+    }
+}
+
+/// A container as the caches keep it: its name, image and resources.
+fn container(c: &mut Container) {
+    *c = Container {
+        name: std::mem::take(&mut c.name),
+        image: c.image.take(),
+        resources: c.resources.take(),
+        ..Container::default()
+    };
+}
+
+/// A pod spec as the caches keep it: containers (name, image, resources) and the node.
+fn pod_spec(spec: &mut PodSpec) {
+    spec.containers.iter_mut().for_each(container);
+    spec.init_containers.iter_mut().flatten().for_each(container);
+    *spec = PodSpec {
+        containers: std::mem::take(&mut spec.containers),
+        init_containers: spec.init_containers.take(),
+        node_name: spec.node_name.take(),
+        ..PodSpec::default()
+    };
+}
+
+/// Trims a pod.
+pub fn pod(pod: &mut Pod) {
+    meta(&mut pod.metadata);
+    if let Some(spec) = pod.spec.as_mut() {
+        pod_spec(spec);
+    }
+}
+
+/// Trims a StatefulSet: its pod template keeps what a pod keeps; claim templates go (the
+/// claims themselves are cached).
+pub fn stateful_set(sts: &mut StatefulSet) {
+    meta(&mut sts.metadata);
+    if let Some(spec) = sts.spec.as_mut() {
+        spec.volume_claim_templates = None;
+        spec.template.metadata = None;
+        if let Some(pod) = spec.template.spec.as_mut() {
+            pod_spec(pod);
+        }
+    }
+}
+
+/// Trims a claim.
+pub fn claim(claim: &mut PersistentVolumeClaim) {
+    meta(&mut claim.metadata);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sts() -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "sd-1", "labels": {"app": "sd-1"}, "generation": 3,
+                "annotations": {"llp.kitegg.de/reservation-ends": "2026-11-27T18:00:00Z", "kubectl.kubernetes.io/last-applied-configuration": "{…}"},
+                "managedFields": [{"manager": "llp-k8s", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2, "serviceName": "sd-1", "selector": {"matchLabels": {"app": "sd-1"}},
+                "template": {"metadata": {"labels": {"app": "sd-1"}}, "spec": {
+                    "containers": [{"name": "train", "image": "trainer", "env": [{"name": "A", "value": "1"}],
+                        "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}}],
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]},
+            "status": {"replicas": 2, "readyReplicas": 1},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_trimmed_stateful_set_keeps_what_is_read_back() {
+        let full = sts();
+        let mut trimmed = full.clone();
+        stateful_set(&mut trimmed);
+        assert!(trimmed.metadata.managed_fields.is_none());
+        let annotations = trimmed.metadata.annotations.clone().unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["llp.kitegg.de/reservation-ends"]
+        );
+        assert_eq!(
+            crate::reservations::per_pod(&trimmed),
+            crate::reservations::per_pod(&full)
+        );
+        let pods: [Pod; 0] = [];
+        let claims: [PersistentVolumeClaim; 0] = [];
+        assert_eq!(
+            llp_spec::status::from_objects(&trimmed, &pods, &claims, None),
+            llp_spec::status::from_objects(&full, &pods, &claims, None)
+        );
+        let spec = trimmed.spec.as_ref().unwrap();
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert!(spec.volume_claim_templates.is_none() && pod.tolerations.is_none() && pod.containers[0].env.is_none());
+    }
+
+    #[test]
+    fn a_trimmed_pod_keeps_its_status_resources_and_node() {
+        let full: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "sd-1-0", "labels": {"app": "sd-1"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}]},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "web", "image": "nginx",
+                "env": [{"name": "A", "value": "1"}], "volumeMounts": [{"name": "d", "mountPath": "/d"}],
+                "resources": {"limits": {"memory": "16Gi"}, "requests": {"nvidia.com/gpu": "1"}}}],
+                "volumes": [{"name": "d", "emptyDir": {}}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "web", "image": "nginx", "imageID": "",
+                "ready": false, "restartCount": 2, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+        }))
+        .unwrap();
+        let mut trimmed = full.clone();
+        pod(&mut trimmed);
+        let spec = trimmed.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("worker-1"));
+        assert!(spec.volumes.is_none() && spec.containers[0].env.is_none());
+        let sts = sts();
+        let claims: [PersistentVolumeClaim; 0] = [];
+        assert_eq!(
+            llp_spec::status::from_objects(&sts, &[trimmed], &claims, None),
+            llp_spec::status::from_objects(&sts, &[full], &claims, None),
+            "the same status, the OOM message's memory limit included"
+        );
+    }
+}
