@@ -158,6 +158,15 @@ impl Caches {
         .await
     }
 
+    /// Waits (up to 10 s) until the cache no longer holds StatefulSet `name`, so that a
+    /// status request right after a delete says it is gone.
+    pub async fn observe_gone(&self, name: &str) -> bool {
+        self.wait_for(std::time::Duration::from_secs(10), |caches| {
+            caches.stateful_set(name).is_none()
+        })
+        .await
+    }
+
     /// Waits (up to `within`) until nothing of the deployment `base` is still being deleted: no
     /// claim being deleted (a new StatefulSet's pods would take such a claim, kept by
     /// `kubernetes.io/pvc-protection` while an old pod still uses it, and hang with it), and no

@@ -218,6 +218,10 @@ async fn remove(
             Err(error) => return Err(ApiError::cluster(error)),
         }
     }
+    // Read after write: a status request right after this answers 404.
+    if !cluster.caches.observe_gone(&base).await {
+        tracing::warn!(%base, "the watch cache has not seen the delete yet");
+    }
     Ok(Json(json!({"deleted": id})).into_response())
 }
 
