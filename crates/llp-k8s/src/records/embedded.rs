@@ -13,10 +13,66 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Users and records in a SQLite file. Clones share one connection.
+/// Users and records in a SQLite file. Clones share one connection and one in-memory view.
+///
+/// The file is the truth; the view answers the reads every request makes (the caller's
+/// identity, the record) without SQLite or a blocking thread. It is exact because every write
+/// of a record goes through this store, which updates the view under the same lock as the
+/// file; users that another process adds (`llp-k8s users add` while the service runs) are read
+/// from the file the first time their token is seen.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Mutex<Connection>>,
+    view: Arc<View>,
+}
+
+/// What the store has read or written, by token hash and by record id.
+#[derive(Default)]
+struct View {
+    identities: std::sync::RwLock<std::collections::HashMap<String, Identity>>,
+    records: std::sync::RwLock<std::collections::HashMap<String, Record>>,
+}
+
+impl View {
+    fn identity(&self, token_hash: &str) -> Option<Identity> {
+        self.identities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token_hash)
+            .cloned()
+    }
+
+    fn remember_identity(&self, token_hash: String, identity: Identity) {
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token_hash, identity);
+    }
+
+    fn record(&self, id: &str) -> Option<Record> {
+        self.records
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    fn remember_record(&self, record: Record) {
+        let Some(id) = record.id.as_ref().map(ToString::to_string) else {
+            return;
+        };
+        self.records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, record);
+    }
+
+    fn forget_record(&self, id: &str) {
+        self.records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
 }
 
 /// The fields a caller may set on a record: left out, a field keeps its value; `null`
@@ -98,6 +154,7 @@ impl EmbeddedStore {
         db.execute_batch(reservations::SCHEMA).map_err(failed)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
+            view: Arc::default(),
         })
     }
 
@@ -167,10 +224,15 @@ impl EmbeddedStore {
 
     /// The user holding `token`.
     pub fn authenticate(&self, token: &str) -> Result<Identity, RecordError> {
-        self.db()
+        let hash = token_hash(token);
+        if let Some(identity) = self.view.identity(&hash) {
+            return Ok(identity);
+        }
+        let db = self.db();
+        let identity = db
             .query_row(
                 "SELECT id, name, groups, admin FROM users WHERE token_sha256 = ?1",
-                [token_hash(token)],
+                [&hash],
                 |row| {
                     let groups: String = row.get(2)?;
                     Ok(Identity {
@@ -183,42 +245,58 @@ impl EmbeddedStore {
             )
             .optional()
             .map_err(failed)?
-            .ok_or(RecordError::Unauthorized)
+            .ok_or(RecordError::Unauthorized)?;
+        self.view.remember_identity(hash, identity.clone());
+        Ok(identity)
     }
 
     /// Creates a record owned by `caller`.
     pub fn create(&self, caller: &Identity, input: &RecordInput) -> Result<Record, RecordError> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.db()
-            .execute(
-                "INSERT INTO deployments (id, title, data, exposed_service, exposed_port, exposed_hostname, user_created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id,
-                    input.title.clone().flatten(),
-                    input.data.clone().flatten(),
-                    input.exposed_service.clone().flatten(),
-                    input.exposed_port.clone().flatten().map(|p| p.to_string()),
-                    input.exposed_hostname.clone().flatten(),
-                    caller.id
-                ],
-            )
-            .map_err(failed)?;
-        self.get(caller, &RecordId::Text(id))
+        let db = self.db();
+        db.execute(
+            "INSERT INTO deployments (id, title, data, exposed_service, exposed_port, exposed_hostname, user_created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                input.title.clone().flatten(),
+                input.data.clone().flatten(),
+                input.exposed_service.clone().flatten(),
+                input.exposed_port.clone().flatten().map(|p| p.to_string()),
+                input.exposed_hostname.clone().flatten(),
+                caller.id
+            ],
+        )
+        .map_err(failed)?;
+        self.read_through(&db, &id)
     }
 
-    /// A record `caller` may read; others' records are [`RecordError::NotFound`].
-    pub fn get(&self, caller: &Identity, id: &RecordId) -> Result<Record, RecordError> {
-        let record = self
-            .db()
+    /// The record `id`, from the view or else the file (then remembered); called with the
+    /// file's lock held, so that no write slips between reading the file and the view.
+    fn read_through(&self, db: &Connection, id: &str) -> Result<Record, RecordError> {
+        if let Some(record) = self.view.record(id) {
+            return Ok(record);
+        }
+        let record = db
             .query_row(
                 "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created FROM deployments WHERE id = ?1",
-                [id.to_string()],
+                [id],
                 row_to_record,
             )
             .optional()
             .map_err(failed)?
             .ok_or(RecordError::NotFound)?;
+        self.view.remember_record(record.clone());
+        Ok(record)
+    }
+
+    /// A record `caller` may read; others' records are [`RecordError::NotFound`].
+    pub fn get(&self, caller: &Identity, id: &RecordId) -> Result<Record, RecordError> {
+        let id = id.to_string();
+        let record = match self.view.record(&id) {
+            Some(record) => record,
+            None => self.read_through(&self.db(), &id)?,
+        };
         if caller.may_access(&record) {
             Ok(record)
         } else {
@@ -241,37 +319,48 @@ impl EmbeddedStore {
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
-    /// Changes the given fields of a record `caller` may read.
+    /// Changes the given fields of a record `caller` may read (read and write under one lock,
+    /// so two changes at once never lose one).
     pub fn update(&self, caller: &Identity, id: &RecordId, input: &RecordInput) -> Result<Record, RecordError> {
-        let current = self.get(caller, id)?;
+        let id = id.to_string();
+        let db = self.db();
+        let current = self.read_through(&db, &id)?;
+        if !caller.may_access(&current) {
+            return Err(RecordError::NotFound);
+        }
         let changed = |new: &Option<Option<String>>, old: Option<String>| new.clone().unwrap_or(old);
         let port = input
             .exposed_port
             .clone()
             .unwrap_or(current.exposed_port)
             .map(|p| p.to_string());
-        self.db()
-            .execute(
-                "UPDATE deployments SET title = ?2, data = ?3, exposed_service = ?4, exposed_port = ?5, exposed_hostname = ?6 WHERE id = ?1",
-                params![
-                    id.to_string(),
-                    changed(&input.title, current.title),
-                    changed(&input.data, current.data),
-                    changed(&input.exposed_service, current.exposed_service),
-                    port,
-                    changed(&input.exposed_hostname, current.exposed_hostname),
-                ],
-            )
-            .map_err(failed)?;
-        self.get(caller, id)
+        db.execute(
+            "UPDATE deployments SET title = ?2, data = ?3, exposed_service = ?4, exposed_port = ?5, exposed_hostname = ?6 WHERE id = ?1",
+            params![
+                id,
+                changed(&input.title, current.title),
+                changed(&input.data, current.data),
+                changed(&input.exposed_service, current.exposed_service),
+                port,
+                changed(&input.exposed_hostname, current.exposed_hostname),
+            ],
+        )
+        .map_err(failed)?;
+        self.view.forget_record(&id);
+        self.read_through(&db, &id)
     }
 
     /// Deletes a record `caller` may read.
     pub fn delete(&self, caller: &Identity, id: &RecordId) -> Result<(), RecordError> {
-        self.get(caller, id)?;
-        self.db()
-            .execute("DELETE FROM deployments WHERE id = ?1", [id.to_string()])
+        let id = id.to_string();
+        let db = self.db();
+        let current = self.read_through(&db, &id)?;
+        if !caller.may_access(&current) {
+            return Err(RecordError::NotFound);
+        }
+        db.execute("DELETE FROM deployments WHERE id = ?1", [&id])
             .map_err(failed)?;
+        self.view.forget_record(&id);
         Ok(())
     }
 }
@@ -298,6 +387,10 @@ impl RecordSource for EmbeddedStore {
     }
 
     fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
+        // Known tokens are answered from the view, on this thread; others read the file.
+        if let Some(identity) = self.view.identity(&token_hash(token.expose())) {
+            return Box::pin(std::future::ready(Ok(identity)));
+        }
         let token = token.expose().to_owned();
         Box::pin(self.blocking(move |store| store.authenticate(&token)))
     }
@@ -308,6 +401,14 @@ impl RecordSource for EmbeddedStore {
         id: &'a str,
         _purpose: Purpose,
     ) -> BoxFuture<'a, Result<Record, RecordError>> {
+        if let Some(record) = self.view.record(id) {
+            let answer = if session.identity.may_access(&record) {
+                Ok(record)
+            } else {
+                Err(RecordError::NotFound)
+            };
+            return Box::pin(std::future::ready(answer));
+        }
         let (caller, id) = (session.identity.clone(), RecordId::Text(id.to_owned()));
         Box::pin(self.blocking(move |store| store.get(&caller, &id)))
     }

@@ -323,3 +323,39 @@ mod overlapping_edits {
         }
     }
 }
+
+#[test]
+fn a_user_another_process_adds_is_known_at_once_and_an_update_is_seen_by_the_next_read() {
+    let f = fixture();
+    let path = f._dir.join("llp.sqlite");
+    // `llp-k8s users add` while the service runs: another connection to the same file.
+    let cli = EmbeddedStore::open(&path).unwrap();
+    assert!(matches!(
+        f.store.authenticate("llp_nobody"),
+        Err(RecordError::Unauthorized)
+    ));
+    let (carol, token) = cli.add_user("carol", &[], false).unwrap();
+    assert_eq!(
+        f.store.authenticate(&token).unwrap(),
+        carol,
+        "read from the file on first sight"
+    );
+    assert_eq!(f.store.authenticate(&token).unwrap(), carol, "then from the view");
+
+    let record = f.store.create(&f.alice, &nginx()).unwrap();
+    let id = record.id.clone().unwrap();
+    assert_eq!(f.store.get(&f.alice, &id).unwrap(), record);
+    let retitled = RecordInput {
+        title: Some(Some("renamed".into())),
+        ..RecordInput::default()
+    };
+    f.store.update(&f.alice, &id, &retitled).unwrap();
+    assert_eq!(f.store.get(&f.alice, &id).unwrap().title.as_deref(), Some("renamed"));
+    assert_eq!(
+        cli.get(&f.alice, &id).unwrap().title.as_deref(),
+        Some("renamed"),
+        "the file is the truth"
+    );
+    f.store.delete(&f.alice, &id).unwrap();
+    assert!(matches!(f.store.get(&f.alice, &id), Err(RecordError::NotFound)));
+}
