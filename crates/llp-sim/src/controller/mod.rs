@@ -125,8 +125,14 @@ impl Controller {
             .filter(|p| p["spec"]["nodeName"].is_string())
             .cloned()
             .collect();
-        let mut usage = scheduler::usage(&bound);
-        for pod in pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()) {
+        let pending: Vec<&Arc<Value>> = pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()).collect();
+        // What the nodes' pods request: only needed (and only summed) when a pod waits.
+        let mut usage = if pending.is_empty() {
+            Default::default()
+        } else {
+            scheduler::usage(&bound)
+        };
+        for pod in pending {
             if let Some(placed) = self.schedule(&mut store, pod, &nodes, &mut usage, now) {
                 bound.push(placed);
             }
