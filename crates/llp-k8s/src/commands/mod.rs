@@ -59,10 +59,36 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Users { command } => users::run(command),
         Command::Reservations { command } => reservations::run(command),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&llp_spec::deployment_schema())?);
+            print_out(&serde_json::to_string_pretty(&llp_spec::deployment_schema())?)?;
             Ok(Outcome::Success)
         }
     }
+}
+
+/// Writes `text` and a newline to standard output. A reader that went away (`llp-k8s schema |
+/// head`) is not an error: the output was not wanted any more.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// The limits for `groups`, every one of which must be a group of the table (a misspelt group
+/// would silently validate with everybody's limits); `None`, said on stderr, otherwise.
+fn limits_for(groups: &[String]) -> Option<llp_spec::Limits> {
+    let table = llp_spec::LimitsTable::default();
+    if let Some(unknown) = groups.iter().find(|g| !table.groups.contains_key(g.as_str())) {
+        let known: Vec<&str> = table.groups.keys().map(String::as_str).collect();
+        eprintln!(
+            "llp-k8s: --group: no group `{unknown}` has limits of its own; known groups: {}",
+            known.join(", ")
+        );
+        return None;
+    }
+    Some(table.for_groups(groups))
 }
 
 /// Reads a file, or standard input for `-`.
@@ -75,7 +101,7 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 
 /// Prints the error body on stdout and a one-line summary on stderr.
 fn report_invalid(problems: &[FieldError]) -> anyhow::Result<Outcome> {
-    println!("{}", serde_json::to_string_pretty(&ErrorBody::validation(problems))?);
+    print_out(&serde_json::to_string_pretty(&ErrorBody::validation(problems))?)?;
     let first = problems.first().map(ToString::to_string).unwrap_or_default();
     eprintln!(
         "llp-k8s: invalid deployment ({} problem(s)); first: {first}",

@@ -1,7 +1,7 @@
 //! `llp-k8s render RECORD.json [--namespace NS] [--owner USER]`.
 
-use super::{Outcome, parse_record, read_input, report_invalid};
-use llp_spec::{Identity, LimitsTable, RenderConfig, render, validate_record};
+use super::{Outcome, limits_for, parse_record, print_out, read_input, report_invalid};
+use llp_spec::{Identity, RenderConfig, render, validate_record};
 use std::path::Path;
 
 pub fn run(
@@ -10,11 +10,14 @@ pub fn run(
     owner: Option<String>,
     groups: &[String],
 ) -> anyhow::Result<Outcome> {
+    let Some(limits) = limits_for(groups) else {
+        return Ok(Outcome::Usage);
+    };
     let record = match parse_record(&read_input(path)?) {
         Ok(record) => record,
         Err(problem) => return report_invalid(&[problem]),
     };
-    let deployment = match validate_record(&record, &LimitsTable::default().for_groups(groups)) {
+    let deployment = match validate_record(&record, &limits) {
         Ok(deployment) => deployment,
         Err(problems) => return report_invalid(&problems),
     };
@@ -34,7 +37,7 @@ pub fn run(
         config.namespace = namespace;
     }
     let objects = render(&deployment, Identity { id: &id, owner: &owner }, &config);
-    print!("{}", to_yaml_documents(&objects)?);
+    print_out(to_yaml_documents(&objects)?.trim_end())?;
     Ok(Outcome::Success)
 }
 

@@ -1,12 +1,14 @@
 //! `llp-k8s validate FILE [--record RECORD.json] [--group G]`.
 
-use super::{Outcome, parse_record, read_input, report_invalid};
-use llp_spec::{LimitsTable, Record, validate_record};
+use super::{Outcome, limits_for, parse_record, print_out, read_input, report_invalid};
+use llp_spec::{Record, validate_record};
 use std::path::Path;
 
 pub fn run(file: &Path, record: Option<&Path>, groups: &[String]) -> anyhow::Result<Outcome> {
+    let Some(limits) = limits_for(groups) else {
+        return Ok(Outcome::Usage);
+    };
     let yaml = read_input(file)?;
-    let limits = LimitsTable::default().for_groups(groups);
     let record = match record {
         Some(path) => match parse_record(&read_input(path)?) {
             Ok(record) => record,
@@ -21,7 +23,7 @@ pub fn run(file: &Path, record: Option<&Path>, groups: &[String]) -> anyhow::Res
     };
     match validate_record(&record, &limits) {
         Ok(deployment) => {
-            println!("{}", serde_json::to_string_pretty(&deployment)?);
+            print_out(&serde_json::to_string_pretty(&deployment)?)?;
             Ok(Outcome::Success)
         }
         Err(problems) => report_invalid(&problems),

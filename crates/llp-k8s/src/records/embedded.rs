@@ -169,6 +169,25 @@ impl EmbeddedStore {
 
     /// Creates a user and returns it with its token (shown this once).
     pub fn add_user(&self, name: &str, groups: &[String], admin: bool) -> Result<(Identity, String), RecordError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(RecordError::InvalidField {
+                field: "name".into(),
+                message: "a user needs a name".into(),
+            });
+        }
+        let taken = self
+            .db()
+            .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(()))
+            .optional()
+            .map_err(failed)?
+            .is_some();
+        if taken {
+            return Err(RecordError::InvalidField {
+                field: "name".into(),
+                message: format!("a user named `{name}` exists already: pick another name"),
+            });
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let token = format!("llp_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let groups_json = serde_json::to_string(groups).map_err(|e| RecordError::Invalid(e.to_string()))?;

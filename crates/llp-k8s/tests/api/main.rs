@@ -8,6 +8,7 @@ mod deployments;
 mod directus;
 mod directus_reservations;
 mod e2e;
+mod hardening;
 mod helpers;
 mod items;
 #[path = "../support/llp_api.rs"]

@@ -1,5 +1,5 @@
-//! A real Directus 11.3.5 as the LLP API, for tests and the benchmark (recipe:
-//! `shared/notes/directus-as-the-llp-api.md`).
+//! A real Directus 11.3.5 as the LLP API, for tests and the benchmark (the recipe and why:
+//! `docs/directus-in-tests.md`).
 //!
 //! Installed once with npm under cargo's target directory (about 2.5 minutes the first time,
 //! then reused), bootstrapped on SQLite in a fresh directory per process, and stopped when the

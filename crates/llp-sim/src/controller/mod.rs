@@ -41,6 +41,9 @@ pub fn seed(store: &mut Store, cluster: &ClusterSpec) {
     }
 }
 
+/// Pods one hold of the store's lock steps at most.
+const KUBELET_CHUNK: usize = 256;
+
 /// Runs the controller until `stop` turns true.
 pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receiver<bool>) {
     let mut controller = Controller::new(cluster);
@@ -48,7 +51,16 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => controller.pass(&state, Instant::now()),
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                let running = controller.pass(&state, now);
+                // The kubelets' part, a chunk of pods per hold of the store's lock: with
+                // thousands of pods one hold would keep API requests waiting for tens of ms.
+                for chunk in running.chunks(KUBELET_CHUNK) {
+                    controller.run_pods(&state, chunk, now);
+                    tokio::task::yield_now().await;
+                }
+            }
             _ = stop.changed() => return,
         }
     }
@@ -90,9 +102,10 @@ impl Controller {
         }
     }
 
-    /// One pass of every controller. Objects that did not change since the last pass cost a
-    /// comparison, not a rewrite: a pass over 8,000 settled pods takes milliseconds.
-    pub fn pass(&mut self, state: &ApiState, now: Instant) {
+    /// One pass of every controller but the kubelets; returns the pods placed on nodes, for
+    /// [`Controller::run_pods`]. Objects that did not change since the last pass cost a
+    /// comparison, not a rewrite.
+    pub fn pass(&mut self, state: &ApiState, now: Instant) -> Vec<Arc<Value>> {
         let mut store = state.store.lock().expect("store lock");
         let everything = (LabelSelector::default(), FieldSelector::default());
         let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
@@ -172,7 +185,17 @@ impl Controller {
         self.pod_ips.retain(|uid, _| existing.contains(uid.as_str()));
         self.unschedulable_reported
             .retain(|uid, _| existing.contains(uid.as_str()));
-        for pod in &bound {
+        bound
+    }
+
+    /// The kubelets of `pods` (placed on nodes): containers start, run, log and crash.
+    pub fn run_pods(&mut self, state: &ApiState, pods: &[Arc<Value>], now: Instant) {
+        let mut store = state.store.lock().expect("store lock");
+        for pod in pods {
+            // Deleted meanwhile (the lock was let go between chunks): the next pass forgets it.
+            if store.get(&key_of(ids::pods(), pod)).is_none() {
+                continue;
+            }
             self.run_pod(&mut store, &state.logs, pod, now);
         }
     }
