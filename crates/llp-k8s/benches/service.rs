@@ -17,6 +17,7 @@
 #[path = "../tests/support/llp_api.rs"]
 mod llp_api;
 
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,6 +64,44 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The floor (issue 16): axum answering one status-sized JSON document from memory, after the
+/// same bearer-token check a status request needs, in this binary re-executed: what a status
+/// poll costs at least. Prints its port.
+async fn serve_floor() {
+    let document: axum::body::Bytes = std::env::var("LLP_SERVICE_BENCH_FLOOR").unwrap().into();
+    let app = axum::Router::new().route(
+        "/kubernetes/deployments/{id}",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let document = document.clone();
+            async move {
+                let authorized = headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("Bearer "));
+                if !authorized {
+                    return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                }
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], document).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    axum::serve(listener, app).await.unwrap();
+}
+
+/// Starts the floor server answering `document`; returns it and its URL.
+fn start_floor(document: &str) -> (Running, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("LLP_SERVICE_BENCH_FLOOR", document)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    (Running(child), format!("http://127.0.0.1:{}", line.trim()))
 }
 
 /// The simulator, in this binary re-executed: big nodes, so 2,000 pods fit.
@@ -409,18 +448,41 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
 }
 
 /// With `wrk` on the PATH (Debian's package), the same polling from an external load generator:
-/// `wrk -t2 -c200` on one deployment's status, with the service's CPU per request.
+/// `wrk -t2 -c200` on one deployment's status, with the service's CPU per request; then the
+/// same against the floor server answering that status document from memory, and the ratio.
 async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
-    let Ok(found) = Command::new("wrk").arg("--version").output() else {
+    if Command::new("wrk").arg("--version").output().is_err() {
         println!("[{source}] wrk: not installed (apt-get install wrk), skipped");
         return;
-    };
-    let _ = found;
+    }
+    let id = &owner.records[0];
+    let service = wrk_run(source, "llp-k8s", service_pid, url, &owner.token, id).await;
+    let status = llp_api::client()
+        .get(format!("{url}/kubernetes/deployments/{id}"))
+        .bearer_auth(&owner.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (floor, floor_url) = start_floor(&status);
+    let floor_cpu = wrk_run(source, "the floor", floor.0.id(), &floor_url, &owner.token, id).await;
+    println!(
+        "[{source}] CPU per status poll: llp-k8s {service:.1} µs, floor {floor_cpu:.1} µs ({} bytes from memory): {:.1}x the floor",
+        status.len(),
+        service / floor_cpu.max(0.001)
+    );
+}
+
+/// One `wrk` run against `url` (served by process `pid`); prints its figures and returns the
+/// CPU per request in µs.
+async fn wrk_run(source: &str, what: &str, pid: u32, url: &str, token: &str, id: &str) -> f64 {
     let seconds = env("BENCH_SECONDS", 20);
     let clients = env("BENCH_CLIENTS", 200);
-    let cpu_before = cpu_seconds(service_pid);
+    let cpu_before = cpu_seconds(pid);
     let out = tokio::task::spawn_blocking({
-        let (url, token, id) = (url.to_owned(), owner.token.clone(), owner.records[0].clone());
+        let (url, token, id) = (url.to_owned(), token.to_owned(), id.to_owned());
         move || {
             Command::new("wrk")
                 .args([
@@ -438,7 +500,7 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
     })
     .await
     .unwrap();
-    let cpu = cpu_seconds(service_pid) - cpu_before;
+    let cpu = cpu_seconds(pid) - cpu_before;
     let text = String::from_utf8_lossy(&out.stdout);
     let pick = |prefix: &str| {
         text.lines()
@@ -451,14 +513,15 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
         .find(|l| l.contains("requests in"))
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
+    let per_request = cpu * 1e6 / requests.max(1.0);
     println!(
-        "[{source}] wrk -t2 -c{clients} -d{seconds}s: {}; latency {}, {}; service CPU per request {:.1} µs; {}",
+        "[{source}] wrk -t2 -c{clients} -d{seconds}s on {what}: {}; latency {}, {}; CPU per request {per_request:.1} µs; {}",
         pick("Requests/sec"),
         pick("50%"),
         pick("99%"),
-        cpu * 1e6 / requests.max(1.0),
         pick("Non-2xx").if_empty("no errors")
     );
+    per_request
 }
 
 trait IfEmpty {
@@ -541,6 +604,9 @@ async fn directus(dir: &std::path::Path) {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("LLP_SERVICE_BENCH_FLOOR").is_some() {
+        return serve_floor().await;
+    }
     if std::env::var_os("LLP_SERVICE_BENCH_SIM").is_some() {
         return serve_simulator().await;
     }
