@@ -77,7 +77,7 @@ pub struct Controller {
     next_pod_ip: u32,
     pod_ips: HashMap<String, String>,
     unschedulable_reported: HashMap<String, Instant>,
-    sts_fingerprints: HashMap<String, Vec<String>>,
+    sts_fingerprints: HashMap<String, Fingerprint>,
     /// Pods being deleted, by uid: since when their containers are being stopped.
     terminating: HashMap<String, Instant>,
     /// When expired Events were last removed.
@@ -122,7 +122,7 @@ impl Controller {
             let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
             let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
             let fingerprint = fingerprint(&sts, pods);
-            if self.sts_fingerprints.get(uid) != Some(&fingerprint) {
+            if self.sts_fingerprints.get(uid).is_none_or(|old| !old.same(&fingerprint)) {
                 statefulset::reconcile(&mut store, &sts, pods, &mut self.recorder);
             }
             fingerprints.insert(uid.to_owned(), fingerprint);
@@ -153,11 +153,12 @@ impl Controller {
         self.stop_terminating_pods(&mut store, &pods, now);
         housekeeping::release_unused_claims(&mut store);
         housekeeping::finish_foreground_deletions(&mut store);
-        // A scan of every Event: every few seconds (a tenth of the TTL in tests), not each pass.
+        // A scan of every Event (thousands with thousands of pods): once a minute for the
+        // hour they live, a sixtieth of the TTL in tests; not each pass.
         let ttl = self.cluster.timings.event_ttl;
         if self
             .events_expired
-            .is_none_or(|last| now.duration_since(last) >= (ttl / 10).min(Duration::from_secs(10)))
+            .is_none_or(|last| now.duration_since(last) >= ttl / 60)
         {
             housekeeping::expire_events(&mut store, ttl, jiff::Timestamp::now());
             self.events_expired = Some(now);
@@ -331,11 +332,19 @@ impl Controller {
 }
 
 /// What a StatefulSet's reconciliation depends on: its own version and its pods' versions.
-fn fingerprint(sts: &Value, pods: &[Arc<Value>]) -> Vec<String> {
-    let version = |o: &Value| o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_owned();
-    std::iter::once(version(sts))
-        .chain(pods.iter().map(|p| version(p)))
-        .collect()
+/// A StatefulSet and its pods as one pass saw them: the very objects (the store replaces an
+/// object's `Arc` on every write), held so that no address is reused while compared.
+struct Fingerprint(Vec<Arc<Value>>);
+
+impl Fingerprint {
+    /// Whether nothing was written since: the same objects, by identity (no JSON is read).
+    fn same(&self, other: &Fingerprint) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+}
+
+fn fingerprint(sts: &Arc<Value>, pods: &[Arc<Value>]) -> Fingerprint {
+    Fingerprint(std::iter::once(sts.clone()).chain(pods.iter().cloned()).collect())
 }
 
 /// A pod waits for its claims to be bound before it is scheduled.
