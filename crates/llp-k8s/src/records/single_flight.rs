@@ -1,7 +1,8 @@
 //! Cached reads of the LLP API that never stampede: a fresh answer comes from the cache; an
 //! answer in the last quarter of its life is served at once while one read refreshes it in
-//! the background; a missing answer is read once, however many callers ask at the same time
-//! (single flight). Used for record reads made to look and for the identity behind a token:
+//! the background (and, with a stale allowance, an expired one too, for that long, when the
+//! refresh did not come back in time); a missing answer is read once, however many callers ask
+//! at the same time (single flight). Used for record reads made to look and for the identity behind a token:
 //! without it, every open connection read `/users/me` the moment a token's identity expired
 //! (145 reads in one burst, p99 700 ms).
 
@@ -28,10 +29,12 @@ impl<V> Clone for SingleFlight<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
-    /// Answers kept for `ttl` (zero: every ask reads, still one read at a time per question).
-    pub fn new(ttl: Duration) -> Self {
+    /// Answers kept for `ttl` (zero: every ask reads, still one read at a time per question),
+    /// an expired answer served for up to `stale` more while one read refreshes it: a slow LLP
+    /// API then delays the refresh, not the callers.
+    pub fn with_stale(ttl: Duration, stale: Duration) -> Self {
         Self {
-            cache: Arc::new(TtlCache::new(ttl)),
+            cache: Arc::new(TtlCache::new(ttl).with_stale(stale)),
             turns: Arc::default(),
         }
     }
@@ -60,7 +63,7 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
     {
         match self.cache.lookup(question, now) {
             Lookup::Fresh(value) => return Ok(value),
-            Lookup::Aging(value) => {
+            Lookup::Aging(value) | Lookup::Stale(value) => {
                 self.refresh_ahead(question, read());
                 return Ok(value);
             }
@@ -135,7 +138,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_asks_of_a_missing_answer_read_once() {
-        let flight = SingleFlight::<u32>::new(Duration::from_secs(30));
+        let flight = SingleFlight::<u32>::with_stale(Duration::from_secs(30), Duration::ZERO);
         let reads = Arc::new(AtomicUsize::new(0));
         let asks = (0..20).map(|_| {
             let (flight, reads) = (flight.clone(), reads.clone());
@@ -156,8 +159,43 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_answer_is_served_while_one_read_refreshes_it_and_not_beyond_the_allowance() {
+        let flight = SingleFlight::<u32>::with_stale(Duration::from_secs(100), Duration::from_secs(50));
+        let stored = Instant::now();
+        flight.remember("q", 1);
+        let reads = Arc::new(AtomicUsize::new(0));
+        let slow_read = |reads: Arc<AtomicUsize>| async move {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, ()>(2)
+        };
+        // Expired (its life is 80 to 100 s), within the allowance: served, one read under way.
+        for _ in 0..5 {
+            let answer = flight
+                .get_at("q", stored + Duration::from_secs(120), || slow_read(reads.clone()))
+                .await;
+            assert_eq!(answer, Ok(1));
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while reads.load(Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the refresh starts");
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "one refresh for every stale answer");
+        // Beyond the allowance the ask waits for a read of its own.
+        let waited = tokio::time::timeout(
+            Duration::from_millis(100),
+            flight.get_at("q", stored + Duration::from_secs(151), || async { Ok::<_, ()>(3) }),
+        )
+        .await;
+        assert!(waited.is_err(), "it waits for the turn the slow refresh holds");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_aging_answer_is_served_at_once_and_refreshed_in_the_background() {
-        let flight = SingleFlight::<u32>::new(Duration::from_secs(400));
+        let flight = SingleFlight::<u32>::with_stale(Duration::from_secs(400), Duration::ZERO);
         let stored = Instant::now();
         flight.remember("q", 1);
         // An entry lives 320 to 400 s; at 310 s every one is in its last quarter.

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 /// (if still full) everything: a flood of new tokens costs lookups, never memory.
 const CAPACITY: usize = 10_000;
 
-/// Values by key, each for `ttl`.
+/// Values by key, each for `ttl`, then `stale` longer as a stand-in while a read refreshes it.
 pub struct TtlCache<V> {
     ttl: Duration,
+    stale: Duration,
     entries: Mutex<HashMap<[u8; 32], Entry<V>>>,
 }
 
@@ -32,6 +33,9 @@ pub enum Lookup<V> {
     /// An answer still valid but in the last quarter of its life: worth refreshing ahead,
     /// so that a busy question never misses.
     Aging(V),
+    /// An expired answer, within the stale allowance: served while one read refreshes it,
+    /// when the refresh ahead did not come back in time (a slow LLP API).
+    Stale(V),
     /// Nothing, or only an expired answer.
     Missing,
 }
@@ -45,8 +49,15 @@ impl<V: Clone> TtlCache<V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            stale: Duration::ZERO,
             entries: Mutex::default(),
         }
+    }
+
+    /// The same, serving an expired answer for up to `stale` more while it is refreshed.
+    pub fn with_stale(mut self, stale: Duration) -> Self {
+        self.stale = stale;
+        self
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry<V>>> {
@@ -57,7 +68,7 @@ impl<V: Clone> TtlCache<V> {
     pub fn get(&self, question: &str, now: Instant) -> Option<V> {
         match self.lookup(question, now) {
             Lookup::Fresh(value) | Lookup::Aging(value) => Some(value),
-            Lookup::Missing => None,
+            Lookup::Stale(_) | Lookup::Missing => None,
         }
     }
 
@@ -65,7 +76,8 @@ impl<V: Clone> TtlCache<V> {
     pub fn lookup(&self, question: &str, now: Instant) -> Lookup<V> {
         let entries = self.entries();
         match entries.get(&key(question)) {
-            Some(entry) if now >= entry.expires => Lookup::Missing,
+            Some(entry) if now >= entry.expires + self.stale => Lookup::Missing,
+            Some(entry) if now >= entry.expires => Lookup::Stale(entry.value.clone()),
             Some(entry) if now - entry.stored >= (entry.expires - entry.stored).mul_f64(0.75) => {
                 Lookup::Aging(entry.value.clone())
             }
@@ -81,7 +93,7 @@ impl<V: Clone> TtlCache<V> {
         }
         let mut entries = self.entries();
         if entries.len() >= CAPACITY {
-            entries.retain(|_, entry| now < entry.expires);
+            entries.retain(|_, entry| now < entry.expires + self.stale);
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
@@ -140,6 +152,20 @@ mod tests {
         // Its life is 80 to 100 s; three quarters of that is 60 to 75 s.
         assert_eq!(cache.lookup("q", start + Duration::from_secs(76)), Lookup::Aging(7));
         assert_eq!(cache.lookup("q", start + Duration::from_secs(100)), Lookup::Missing);
+    }
+
+    #[test]
+    fn an_expired_answer_is_stale_for_the_allowance_then_missing() {
+        let cache = TtlCache::new(Duration::from_secs(100)).with_stale(Duration::from_secs(50));
+        let start = Instant::now();
+        cache.insert("q", 7, start);
+        assert_eq!(cache.lookup("q", start + Duration::from_secs(100)), Lookup::Stale(7));
+        assert_eq!(
+            cache.get("q", start + Duration::from_secs(100)),
+            None,
+            "never as a fresh answer"
+        );
+        assert_eq!(cache.lookup("q", start + Duration::from_secs(150)), Lookup::Missing);
     }
 
     #[test]

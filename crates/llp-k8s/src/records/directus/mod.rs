@@ -144,7 +144,10 @@ impl DirectusSource {
             ),
             api,
             reservations: ReservationReads::new(config.reservations.clone()),
-            identities: SingleFlight::new(Duration::from_secs(config.identity_cache_seconds)),
+            identities: {
+                let ttl = Duration::from_secs(config.identity_cache_seconds);
+                SingleFlight::with_stale(ttl, ttl / 2)
+            },
             config: Arc::new(config),
         })
     }

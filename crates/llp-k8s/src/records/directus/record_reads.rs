@@ -34,7 +34,8 @@ impl RecordReads {
         Self {
             api,
             collection: collection.into(),
-            looked: SingleFlight::new(ttl),
+            // Half a TTL more while a slow LLP API refreshes a record: polls never wait for it.
+            looked: SingleFlight::with_stale(ttl, ttl / 2),
         }
     }
 
