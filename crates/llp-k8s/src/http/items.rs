@@ -54,24 +54,28 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Reads the body as a record input, naming the field at fault.
-fn input(body: &[u8]) -> Result<RecordInput, ApiError> {
+/// Reads an item-API body: a JSON object of `fields` (named in the error), the field at fault
+/// named when one is wrong.
+pub(super) fn object_body<T: serde::de::DeserializeOwned>(body: &[u8], fields: &str) -> Result<T, ApiError> {
     // serde would also read a struct from a JSON array (`[null, null]`): only objects count.
     if !body.trim_ascii_start().starts_with(b"{") {
         return Err(ApiError::bad_field(
             "body",
-            "the body must be a JSON object with title, data, exposed_service, exposed_port, exposed_hostname",
+            format!("the body must be a JSON object with {fields}"),
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
         let field = e.to_string().split('`').nth(1).map(str::to_owned);
         ApiError::BadRequest {
             field,
-            message: format!(
-                "the body must be a JSON object with title, data, exposed_service, exposed_port, exposed_hostname: {e}"
-            ),
+            message: format!("the body must be a JSON object with {fields}: {e}"),
         }
     })
+}
+
+/// Reads the body as a record input, naming the field at fault.
+fn input(body: &[u8]) -> Result<RecordInput, ApiError> {
+    object_body(body, "title, data, exposed_service, exposed_port, exposed_hostname")
 }
 
 pub(super) fn data(value: impl serde::Serialize) -> Response {

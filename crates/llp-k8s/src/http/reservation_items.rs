@@ -5,7 +5,7 @@
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, Body};
-use super::items::{blocking, data};
+use super::items::{blocking, data, object_body};
 use super::openapi::CommonErrors;
 use crate::records::embedded::ReservationInput;
 use axum::extract::{Path, State};
@@ -44,20 +44,7 @@ struct ReservationId(String);
 
 /// Reads the body as a reservation input, naming the field at fault.
 fn input(body: &[u8]) -> Result<ReservationInput, ApiError> {
-    const FIELDS: &str = "gpus, start, end, deployment, users";
-    if !body.trim_ascii_start().starts_with(b"{") {
-        return Err(ApiError::bad_field(
-            "body",
-            format!("the body must be a JSON object with {FIELDS}"),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        let field = e.to_string().split('`').nth(1).map(str::to_owned);
-        ApiError::BadRequest {
-            field,
-            message: format!("the body must be a JSON object with {FIELDS}: {e}"),
-        }
-    })
+    object_body(body, "gpus, start, end, deployment, users")
 }
 
 /// The bookings the caller is among the users of (every one for admins), by start.

@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use llp_k8s::records::Token;
 use llp_k8s::records::directus::{DirectusConfig, DirectusSource};
+use llp_k8s::reservations::Clock;
 use llp_k8s::reservations::reconciler::Reconciler;
-use llp_k8s::reservations::{Clock, ReservationPolicy, ReservationSettings};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -30,11 +30,7 @@ async fn app_at(now: &str, service_token: Option<&str>) -> (TestApp, Clock) {
     let mut app = app_with_cluster()
         .await
         .with_records(Arc::new(DirectusSource::new(config).unwrap()));
-    let clock = Clock::manual(at(now));
-    app.state.reservations = Arc::new(ReservationPolicy {
-        settings: ReservationSettings::default(),
-        clock: clock.clone(),
-    });
+    let clock = app.set_clock(now);
     (app, clock)
 }
 

@@ -262,6 +262,17 @@ impl TestApp {
         json["data"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Judges GPU reservations by a clock standing at `at` (RFC 3339) until the test moves
+    /// it; returns the clock.
+    pub fn set_clock(&mut self, at: &str) -> llp_k8s::reservations::Clock {
+        let clock = llp_k8s::reservations::Clock::manual(at.parse().unwrap());
+        self.state.reservations = Arc::new(llp_k8s::reservations::ReservationPolicy {
+            settings: self.state.reservations.settings.clone(),
+            clock: clock.clone(),
+        });
+        clock
+    }
+
     /// The user id of the holder of `token`.
     pub fn user_id(&self, token: &str) -> String {
         self.state.embedded.as_ref().unwrap().authenticate(token).unwrap().id

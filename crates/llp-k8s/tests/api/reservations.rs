@@ -21,11 +21,7 @@ fn at(time: &str) -> jiff::Timestamp {
 /// the clock; returns the clock.
 async fn app_at_noon() -> (TestApp, Clock) {
     let mut app = app_with_cluster().await;
-    let clock = Clock::manual(at("2026-11-27T12:00:00Z"));
-    app.state.reservations = Arc::new(ReservationPolicy {
-        settings: ReservationSettings::default(),
-        clock: clock.clone(),
-    });
+    let clock = app.set_clock("2026-11-27T12:00:00Z");
     (app, clock)
 }
 
@@ -368,8 +364,7 @@ async fn cached_replicas(app: &TestApp, name: &str, replicas: i32) {
 crate::on_both_backends! {
 async fn at_the_end_of_its_booking_a_gpu_deployment_stops_keeping_its_volumes(backend) {
     let mut app = crate::helpers::app_on(backend).await;
-    let clock = Clock::manual(at("2026-11-27T12:00:00Z"));
-    app.state.reservations = Arc::new(ReservationPolicy { settings: ReservationSettings::default(), clock: clock.clone() });
+    let clock = app.set_clock("2026-11-27T12:00:00Z");
     app.book(&app.alice, &["gpu-xs"], None, "2026-11-27T10:00:00Z", "2026-11-27T18:00:00Z").await;
     let training = format!("{SMALL_GPU}\nvolumes: [{{name: data, size: 1Gi}}]").replace("memory: 1}", "memory: 1, volumeMounts: [{name: data, mountPath: /data}]}");
     let id = app.create_record_with(&app.alice, json!({"data": training})).await;
