@@ -91,8 +91,8 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
     }
 
     /// Runs `reading` in the background and remembers its answer, unless a read of the
-    /// question is under way. A failed refresh changes nothing: the entry expires and the
-    /// next ask reads.
+    /// question is under way. A failed refresh forgets the answer, so that the next ask reads
+    /// and gets the failure itself (a record taken away stops showing at once).
     fn refresh_ahead<E, Fut>(&self, question: &str, reading: Fut)
     where
         Fut: Future<Output = Result<V, E>> + Send + 'static,
@@ -107,8 +107,9 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
                 flight: flight.clone(),
                 question: question.clone(),
             };
-            if let Ok(value) = reading.await {
-                flight.remember(&question, value);
+            match reading.await {
+                Ok(value) => flight.remember(&question, value),
+                Err(_) => flight.cache.forget(&question),
             }
             drop(turn);
         });

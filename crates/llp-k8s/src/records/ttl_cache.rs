@@ -112,6 +112,11 @@ impl<V: Clone> TtlCache<V> {
         );
     }
 
+    /// Forgets the answer to `question`.
+    pub fn forget(&self, question: &str) {
+        self.entries().remove(&key(question));
+    }
+
     /// How many answers are remembered.
     #[cfg(test)]
     fn len(&self) -> usize {
