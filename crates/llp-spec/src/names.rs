@@ -35,6 +35,25 @@ pub const RESERVATION_ENDS_ANNOTATION: &str = "llp.kitegg.de/reservation-ends";
 /// (RFC 3339). Removed when it is deployed or scaled up again.
 pub const STOPPED_ANNOTATION: &str = "llp.kitegg.de/stopped-reservation-ended";
 
+/// Label of a shared (`ReadWriteMany`) volume's claim: the volume's name in the spec.
+pub const SHARED_VOLUME_LABEL: &str = "llp.kitegg.de/shared-volume";
+/// Prefix of the labels that say which deployments declared a shared claim: one label
+/// `shared.llp.kitegg.de/<deployment label>` per deployment. The claim goes with the last.
+pub const SHARED_USER_PREFIX: &str = "shared.llp.kitegg.de/";
+
+/// The label on a shared claim saying that the deployment labelled `deployment_label` uses it.
+pub fn shared_user_label(deployment_label: &str) -> String {
+    format!("{SHARED_USER_PREFIX}{deployment_label}")
+}
+
+/// The claim of the shared (`ReadWriteMany`) volume `volume` of `owner`: one per owner and
+/// volume name, whatever deployment declares it. Derived from a hash of the owner, so no other
+/// owner's deployment renders it; it ends in `-shared`, so it can never equal a per-replica
+/// claim (`<volume>-<base>-<ordinal>` ends in digits).
+pub fn shared_claim(prefix: &str, owner: &str, volume: &str) -> String {
+    format!("{prefix}{}-{volume}-shared", hash(owner))
+}
+
 /// The names of one deployment's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -205,6 +224,17 @@ mod tests {
         let long = names.service(&"c".repeat(63));
         assert_eq!(long.len(), 63);
         assert_ne!(long, names.service(&format!("{}d", "c".repeat(62))));
+    }
+
+    #[test]
+    fn shared_claims_are_per_owner_and_never_a_replica_claim() {
+        let alice = shared_claim("sd-", "alice", "data");
+        assert_eq!(alice, shared_claim("sd-", "alice", "data"));
+        assert_ne!(alice, shared_claim("sd-", "bob", "data"));
+        assert_ne!(alice, shared_claim("sd-", "alice", "models"));
+        assert!(alice.starts_with("sd-") && alice.ends_with("-data-shared"), "{alice}");
+        // The longest volume name still gives a valid claim name (a DNS subdomain).
+        assert!(shared_claim("sd-", "alice", &"v".repeat(63)).len() <= 253);
     }
 
     #[test]

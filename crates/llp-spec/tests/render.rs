@@ -32,8 +32,10 @@ fn all_objects(objects: &Objects) -> Vec<serde_json::Value> {
         stateful_set,
         services,
         ingress,
+        shared_claims,
     } = objects;
-    let mut all = vec![serde_json::to_value(stateful_set).unwrap()];
+    let mut all: Vec<serde_json::Value> = shared_claims.iter().map(|c| serde_json::to_value(c).unwrap()).collect();
+    all.push(serde_json::to_value(stateful_set).unwrap());
     all.extend(services.iter().map(|s| serde_json::to_value(s).unwrap()));
     all.extend(ingress.iter().map(|i| serde_json::to_value(i).unwrap()));
     all
@@ -199,21 +201,50 @@ fn containers_are_locked_down() {
 }
 
 #[test]
-fn persistent_volumes_become_claim_templates_and_scratch_dirs_memory() {
-    let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
+fn per_replica_volumes_become_claim_templates_and_scratch_dirs_memory() {
+    let objects = render_record(&record(
+        "containers: [{name: a, image: i, volumeMounts: [{name: data, mountPath: /d}, {name: scratch, mountPath: /s}]}]\n\
+         volumes: [{name: data, size: 2Gi}, {name: scratch, emptyDir: {sizeLimit: 128}}]\n",
+    ));
     let spec = objects.stateful_set.spec.clone().unwrap();
     let claims = spec.volume_claim_templates.unwrap();
     assert_eq!(claims.len(), 1);
-    assert_eq!(claims[0].metadata.name.as_deref(), Some("datasets"));
+    assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
     let claim = claims[0].spec.clone().unwrap();
-    assert_eq!(claim.access_modes, Some(vec!["ReadWriteMany".to_owned()]));
-    assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "200Gi");
+    assert_eq!(claim.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));
+    assert_eq!(claim.resources.unwrap().requests.unwrap()["storage"].0, "2Gi");
     let volumes = spec.template.spec.unwrap().volumes.unwrap();
     let scratch = volumes[0].empty_dir.clone().unwrap();
     assert_eq!(
         (scratch.medium.as_deref(), scratch.size_limit.map(|q| q.0)),
         (Some("Memory"), Some("128Mi".to_owned()))
     );
+    assert!(objects.shared_claims.is_empty());
+}
+
+#[test]
+fn a_shared_volume_is_one_claim_of_the_owner_mounted_by_every_pod() {
+    let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
+    let spec = objects.stateful_set.spec.clone().unwrap();
+    assert!(spec.volume_claim_templates.is_none(), "no claim per replica");
+    let name = llp_spec::names::shared_claim("sd-", OWNER, "datasets");
+    let [claim] = objects.shared_claims.as_slice() else {
+        panic!("one shared claim: {:?}", objects.shared_claims)
+    };
+    assert_eq!(claim.metadata.name.as_deref(), Some(name.as_str()));
+    let labels = claim.metadata.labels.clone().unwrap();
+    assert_eq!(labels["llp.kitegg.de/owner"], OWNER);
+    assert_eq!(labels["llp.kitegg.de/shared-volume"], "datasets");
+    assert!(
+        !labels.contains_key("llp.kitegg.de/deployment") && !labels.contains_key("app"),
+        "the owner's, not the deployment's: {labels:?}"
+    );
+    let claim_spec = claim.spec.clone().unwrap();
+    assert_eq!(claim_spec.access_modes, Some(vec!["ReadWriteMany".to_owned()]));
+    assert_eq!(claim_spec.resources.unwrap().requests.unwrap()["storage"].0, "200Gi");
+    let volumes = spec.template.spec.unwrap().volumes.unwrap();
+    let shared = volumes.iter().find(|v| v.name == "datasets").unwrap();
+    assert_eq!(shared.persistent_volume_claim.as_ref().unwrap().claim_name, name);
 }
 
 #[test]

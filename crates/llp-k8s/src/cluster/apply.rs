@@ -1,5 +1,5 @@
-//! Applying a rendered deployment: server-side apply of every object under one field
-//! manager, then pruning what the deployment no longer has (a removed container's Service,
+//! Applying a rendered deployment: the owner's shared claims it mounts (see [`super::shared`]),
+//! server-side apply of every object under one field manager, then pruning what the deployment no longer has (a removed container's Service,
 //! a removed hostname's Ingress). A StatefulSet whose immutable fields changed (a new volume)
 //! is recreated; its claims are retained, so data survives.
 
@@ -24,6 +24,9 @@ pub enum ApplyError {
         name: String,
         source: kube::Error,
     },
+    /// A shared volume's claim could not be attached.
+    #[error("attaching the shared volume failed: {0}")]
+    Shared(#[from] super::shared::SharedError),
     /// Removing an object the deployment no longer has failed.
     #[error("removing {kind} {name} failed: {source}")]
     Prune {
@@ -38,6 +41,11 @@ impl ApplyError {
     pub fn object(&self) -> String {
         match self {
             ApplyError::Apply { kind, name, .. } | ApplyError::Prune { kind, name, .. } => format!("{kind} {name}"),
+            ApplyError::Shared(
+                super::shared::SharedError::Foreign { claim }
+                | super::shared::SharedError::Deleting { claim }
+                | super::shared::SharedError::Cluster { claim, .. },
+            ) => format!("PersistentVolumeClaim {claim}"),
         }
     }
 }
@@ -60,6 +68,7 @@ pub async fn apply_objects(
         stateful_set,
         services,
         ingress,
+        shared_claims,
     } = objects;
     let params = PatchParams::apply(MANAGER).force();
     let sets: Api<StatefulSet> = cluster.api();
@@ -73,6 +82,8 @@ pub async fn apply_objects(
             source,
         })?
         .is_none();
+    // Before the pods that mount them.
+    super::shared::attach(cluster, shared_claims, deployment_label).await?;
     let svcs: Api<Service> = cluster.api();
     for service in services {
         let svc_name = service.metadata.name.clone().unwrap_or_default();

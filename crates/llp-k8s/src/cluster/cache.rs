@@ -131,6 +131,12 @@ impl Caches {
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }
 
+    /// The claim named `name`.
+    pub fn claim(&self, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.claims
+            .get(&reflector::ObjectRef::new(name).within(&self.namespace))
+    }
+
     /// Waits until `done` holds for the caches, or `within` has passed; whether it holds.
     /// Wakes on every change the stores apply, not on a timer.
     async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&Self) -> bool) -> bool {

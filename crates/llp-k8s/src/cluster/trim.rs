@@ -45,15 +45,19 @@ pub fn pod(pod: &mut Pod) {
     }
 }
 
-/// Trims a StatefulSet: its pod template keeps what a pod keeps; claim templates go (the
-/// claims themselves are cached).
+/// Trims a StatefulSet: its pod template keeps what a pod keeps, and the claims it mounts by
+/// name (the owner's shared volumes, for the status); claim templates go (the claims
+/// themselves are cached).
 pub fn stateful_set(sts: &mut StatefulSet) {
     meta(&mut sts.metadata);
     if let Some(spec) = sts.spec.as_mut() {
         spec.volume_claim_templates = None;
         spec.template.metadata = None;
         if let Some(pod) = spec.template.spec.as_mut() {
+            let mut claims = pod.volumes.take().unwrap_or_default();
+            claims.retain(|v| v.persistent_volume_claim.is_some());
             pod_spec(pod);
+            pod.volumes = (!claims.is_empty()).then_some(claims);
         }
     }
 }
@@ -77,7 +81,8 @@ mod tests {
                 "template": {"metadata": {"labels": {"app": "sd-1"}}, "spec": {
                     "containers": [{"name": "train", "image": "trainer", "env": [{"name": "A", "value": "1"}],
                         "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}}],
-                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                    "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "shared", "persistentVolumeClaim": {"claimName": "sd-x-shared"}}]}},
                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]},
             "status": {"replicas": 2, "readyReplicas": 1},
         }))
@@ -108,6 +113,12 @@ mod tests {
         let spec = trimmed.spec.as_ref().unwrap();
         let pod = spec.template.spec.as_ref().unwrap();
         assert!(spec.volume_claim_templates.is_none() && pod.tolerations.is_none() && pod.containers[0].env.is_none());
+        let volumes = pod.volumes.as_deref().unwrap_or_default();
+        assert_eq!(volumes.len(), 1, "only the claims it mounts by name: {volumes:?}");
+        assert_eq!(
+            llp_spec::status::mounted_claims(&trimmed).collect::<Vec<_>>(),
+            ["sd-x-shared"]
+        );
     }
 
     #[test]

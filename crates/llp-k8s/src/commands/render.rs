@@ -41,14 +41,19 @@ pub fn run(
     Ok(Outcome::Success)
 }
 
-/// The objects as one YAML stream: StatefulSet, Services, Ingress.
+/// The objects as one YAML stream: shared claims, StatefulSet, Services, Ingress.
 fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
     let llp_spec::Objects {
         stateful_set,
         services,
         ingress,
+        shared_claims,
     } = objects;
-    let mut docs = vec![serde_saphyr::to_string(stateful_set)?];
+    let mut docs = Vec::new();
+    for claim in shared_claims {
+        docs.push(serde_saphyr::to_string(claim)?);
+    }
+    docs.push(serde_saphyr::to_string(stateful_set)?);
     for service in services {
         docs.push(serde_saphyr::to_string(service)?);
     }

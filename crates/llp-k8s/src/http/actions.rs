@@ -200,6 +200,10 @@ async fn remove(
     delete_labelled(cluster.api::<Service>(), &selector).await?;
     delete_labelled(cluster.api::<Ingress>(), &selector).await?;
     delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
+    // Shared volumes go with the last deployment of the owner that declared them.
+    crate::cluster::shared::release(cluster, &target.label)
+        .await
+        .map_err(ApiError::shared)?;
     for result in [
         cluster
             .api::<Secret>()

@@ -232,7 +232,8 @@ async fn status(
         .caches
         .stateful_set(names.base())
         .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
-    let (pods, claims) = cluster.caches.members(names.base());
+    let (pods, mut claims) = cluster.caches.members(names.base());
+    claims.extend(llp_spec::status::mounted_claims(&sts).filter_map(|name| cluster.caches.claim(name)));
     let url = record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
         format!(
             "{}://{h}.{}",
@@ -274,6 +275,9 @@ pub async fn clear_stopped(cluster: &Cluster, name: &str) -> Result<(), ApiError
 /// that names the object, so the user knows the next PUT has something to finish.
 fn apply_failed(error: ApplyError) -> ApiError {
     tracing::error!(%error, "deploy failed");
+    if let ApplyError::Shared(shared) = error {
+        return ApiError::shared(shared);
+    }
     match &error {
         ApplyError::Apply {
             source: kube::Error::Api(status),

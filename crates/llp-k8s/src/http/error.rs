@@ -67,6 +67,24 @@ impl ApiError {
         }
     }
 
+    /// A shared volume's claim: someone else's name is a 409, one still being deleted a 409
+    /// to retry, a cluster failure a 503.
+    pub fn shared(error: crate::cluster::shared::SharedError) -> Self {
+        use crate::cluster::shared::SharedError;
+        match error {
+            SharedError::Foreign { claim } => ApiError::Conflict {
+                field: "volumes".into(),
+                message: format!(
+                    "volumes: a volume claim named `{claim}` already exists and is not one of your shared volumes; ask an administrator."
+                ),
+            },
+            SharedError::Deleting { claim } => ApiError::StillDeleting {
+                objects: vec![format!("claim {claim}")],
+            },
+            SharedError::Cluster { source, .. } => ApiError::cluster(source),
+        }
+    }
+
     /// 400 about one field.
     pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
         Self::BadRequest {

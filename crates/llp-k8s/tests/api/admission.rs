@@ -72,8 +72,15 @@ async fn dry_run(client: &kube::Client, namespace: &str, objects: &Objects, what
         stateful_set,
         services,
         ingress,
+        shared_claims,
     } = objects;
     let name = |m: &kube::api::ObjectMeta| m.name.clone().unwrap();
+    for claim in shared_claims {
+        Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+            .patch(&name(&claim.metadata), &params, &Patch::Apply(claim))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: shared claim {} is refused: {e}", name(&claim.metadata)));
+    }
     Api::<StatefulSet>::namespaced(client.clone(), namespace)
         .patch(&name(&stateful_set.metadata), &params, &Patch::Apply(stateful_set))
         .await

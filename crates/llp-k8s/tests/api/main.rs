@@ -18,4 +18,5 @@ mod rbac;
 mod reservations;
 #[path = "../support/testbed.rs"]
 mod testbed;
+mod volumes;
 mod watches;

@@ -113,7 +113,9 @@ async fn exercise_every_route(app: &TestApp) {
     let gpu = app
         .create_record_with(
             &alice,
-            json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/mig-1g.10gb}]"}),
+            json!({"data": "containers: [{name: train, image: trainer, gpu: nvidia.com/mig-1g.10gb, \
+                volumeMounts: [{name: shared, mountPath: /shared, type: ReadWriteMany}]}]\n\
+                volumes: [{name: shared, size: 1Gi}]"}),
         )
         .await;
     call("PUT", format!("/kubernetes/deployments/{gpu}"), None).await;
@@ -138,10 +140,19 @@ async fn exercise_every_route(app: &TestApp) {
     let second = reconciler.round().await.expect("and renews its lease");
     assert_eq!(second.expect("it still holds the lease").stopped, Vec::<String>::new());
 
-    // No hostname, no ports and a second volume: the Ingress and the container's Service are
-    // pruned, and the StatefulSet recreated (its volume claim templates cannot change in place).
+    // No hostname, no ports, a second volume and the GPU deployment's shared one: the Ingress
+    // and the container's Service are pruned, the shared claim labelled as this one's too, and
+    // the StatefulSet recreated (its volume claim templates cannot change in place). The
+    // shared claim goes with the last of the two.
     let changed = web
-        .replace("volumes: [", "volumes: [{name: scratch, size: 1Gi}, ")
+        .replace(
+            "volumes: [",
+            "volumes: [{name: scratch, size: 1Gi}, {name: shared, size: 1Gi}, ",
+        )
+        .replace(
+            "mountPath: /data}",
+            "mountPath: /data}, {name: shared, mountPath: /shared, type: ReadWriteMany}",
+        )
         .replace("ports: [{name: http, port: 80}], ", "");
     assert_ne!(changed, web);
     app.state
@@ -162,7 +173,31 @@ async fn exercise_every_route(app: &TestApp) {
         .unwrap();
     let (status, body) = app.call("PUT", &deployment, &alice, None).await;
     assert!(status.is_success(), "{status} {body}");
+    let status = app
+        .status_until(&id, &alice, |s| {
+            s["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["shared"] == true)
+        })
+        .await;
+    let shared = status["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["shared"] == true)
+        .unwrap();
+    let shared_claim = shared["claim"].as_str().unwrap().to_owned();
     call("DELETE", deployment.clone(), None).await;
+    call("DELETE", format!("/kubernetes/deployments/{gpu}"), None).await;
+    let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    let left = claims.get_opt(&shared_claim).await.unwrap();
+    assert!(
+        left.is_none_or(|c| c.metadata.deletion_timestamp.is_some()),
+        "the shared claim goes with its last deployment"
+    );
     let (status, body) = app.call("GET", &deployment, &alice, None).await;
     assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "NOT_FOUND"));
 }

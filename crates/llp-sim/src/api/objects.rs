@@ -290,6 +290,9 @@ fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> 
     let propagation = propagation(request)?;
     let (deleted, remains) = {
         let mut store = request.store();
+        if let Some(current) = store.get(key) {
+            check_preconditions(request, key, &current)?;
+        }
         let deleted = store.delete(key, propagation)?;
         (deleted, store.get(key).is_some())
     };
@@ -331,6 +334,35 @@ fn delete_collection(request: &Request<'_>, target: &Target) -> Result<Response,
         store.revision(),
         deleted,
     ))
+}
+
+/// A delete's `preconditions`: the object must still have this uid and resourceVersion, or
+/// the delete is a 409 as the API server answers it (a read-then-delete that lost a race).
+fn check_preconditions(request: &Request<'_>, key: &ObjectKey, current: &Value) -> Result<(), ApiError> {
+    let Some(body) = (!request.body.is_empty()).then(|| request.json_body().ok()).flatten() else {
+        return Ok(());
+    };
+    let checks = [
+        ("uid", "UID", "recreated"),
+        ("resourceVersion", "ResourceVersion", "modified"),
+    ];
+    for (field, title, what) in checks {
+        let Some(wanted) = body["preconditions"][field].as_str() else {
+            continue;
+        };
+        let actual = current["metadata"][field].as_str().unwrap_or_default();
+        if wanted != actual {
+            return Err(crate::store::StoreError::Conflict {
+                resource: resource_name(&RESOURCES[key.resource]),
+                name: key.name.clone(),
+                message: format!(
+                    "the {title} in the precondition ({wanted}) does not match the {title} in record ({actual}). The object might have been {what}."
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn propagation(request: &Request<'_>) -> Result<Propagation, ApiError> {

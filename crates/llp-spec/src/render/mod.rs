@@ -12,7 +12,7 @@ mod statefulset;
 use crate::names::{Names, labels};
 use crate::record::{Deployment, RecordId};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Service, Toleration};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, Toleration};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -95,6 +95,9 @@ pub struct Objects {
     pub services: Vec<Service>,
     /// When the record has an `exposed_hostname`.
     pub ingress: Option<Ingress>,
+    /// The claims of its shared (`ReadWriteMany`) volumes, which are the owner's rather than
+    /// the deployment's: other deployments of the owner may mount them too.
+    pub shared_claims: Vec<PersistentVolumeClaim>,
 }
 
 /// Who a deployment is, for naming and labelling.
@@ -113,6 +116,7 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
     let ctx = Context {
         names: &names,
         labels: &labels,
+        owner: who.owner,
         config,
     };
     Objects {
@@ -122,6 +126,7 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
             .expose
             .as_ref()
             .and_then(|e| ingress::render_ingress(e, &ctx)),
+        shared_claims: statefulset::render_shared_claims(&deployment.spec, &ctx),
     }
 }
 
@@ -129,6 +134,7 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
 struct Context<'a> {
     names: &'a Names,
     labels: &'a BTreeMap<String, String>,
+    owner: &'a str,
     config: &'a RenderConfig,
 }
 
@@ -141,5 +147,10 @@ impl Context<'_> {
             labels: Some(self.labels.clone()),
             ..Default::default()
         }
+    }
+
+    /// The claim of the owner's shared volume `volume`.
+    fn shared_claim(&self, volume: &str) -> String {
+        crate::names::shared_claim(&self.config.name_prefix, self.owner, volume)
     }
 }

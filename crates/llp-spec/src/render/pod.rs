@@ -1,10 +1,11 @@
 //! The pod template's containers: resources, environment, mounts and security context.
 
 use super::Context;
-use crate::spec::{Container, EnvSource, EnvVar as SpecEnvVar, Spec, VolumeKind};
+use crate::spec::{AccessMode, Container, EnvSource, EnvVar as SpecEnvVar, Spec, VolumeKind};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapKeySelector, Container as K8sContainer, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, PodSecurityContext, ResourceRequirements, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+    EnvVarSource, PersistentVolumeClaimVolumeSource, PodSecurityContext, ResourceRequirements, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -120,15 +121,26 @@ pub(super) fn render_pod_security_context(spec: &Spec) -> Option<PodSecurityCont
     (context != PodSecurityContext::default()).then_some(context)
 }
 
-/// The pod's own volumes: the memory-backed scratch directories. Persistent volumes come
-/// from the StatefulSet's claim templates instead.
-pub(super) fn render_pod_volumes(spec: &Spec) -> Option<Vec<Volume>> {
+/// The pod's own volumes: the memory-backed scratch directories and the owner's shared
+/// claims. Per-replica volumes come from the StatefulSet's claim templates instead.
+pub(super) fn render_pod_volumes(spec: &Spec, ctx: &Context<'_>) -> Option<Vec<Volume>> {
     non_empty(spec.volumes.iter().filter_map(|v| match v.kind {
         VolumeKind::EmptyDir { size_limit_mib } => Some(Volume {
             name: v.name.clone(),
             empty_dir: Some(EmptyDirVolumeSource {
                 medium: Some("Memory".into()),
                 size_limit: Some(Quantity(format!("{size_limit_mib}Mi"))),
+            }),
+            ..Default::default()
+        }),
+        VolumeKind::Persistent {
+            access: AccessMode::ReadWriteMany,
+            ..
+        } => Some(Volume {
+            name: v.name.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: ctx.shared_claim(&v.name),
+                read_only: None,
             }),
             ..Default::default()
         }),

@@ -1,9 +1,10 @@
-//! The StatefulSet: the pod template and one volume claim per persistent volume per pod.
+//! The StatefulSet: the pod template and one volume claim per per-replica volume per pod; and
+//! the owner's claims of the shared volumes the pods mount.
 
 use super::Context;
 use super::pod::{non_empty, render_container, render_pod_security_context, render_pod_volumes};
-use crate::names::selector;
-use crate::spec::{Spec, VolumeKind};
+use crate::names::{MANAGED_BY, OWNER_LABEL, SHARED_VOLUME_LABEL, label_value, selector};
+use crate::spec::{AccessMode, Spec, VolumeKind};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, VolumeResourceRequirements,
@@ -26,10 +27,17 @@ pub(super) fn render_stateful_set(spec: &Spec, ctx: &Context<'_>) -> StatefulSet
             },
             template: render_pod_template(spec, ctx),
             volume_claim_templates: non_empty(spec.volumes.iter().filter_map(|v| match &v.kind {
-                VolumeKind::Persistent { size, access } => {
-                    Some(render_claim_template(&v.name, size, access.as_str(), ctx))
-                }
-                VolumeKind::EmptyDir { .. } => None,
+                VolumeKind::Persistent {
+                    size,
+                    access: AccessMode::ReadWriteOnce,
+                } => Some(render_claim(
+                    &v.name,
+                    size,
+                    AccessMode::ReadWriteOnce,
+                    ctx.labels.clone(),
+                    ctx,
+                )),
+                _ => None,
             })),
             // Claims outlive the StatefulSet: a change to its immutable fields (a new volume)
             // recreates it without losing data; the deployment's DELETE removes claims itself.
@@ -67,21 +75,52 @@ fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplateSpec {
             // Users' pods do not talk to the Kubernetes API.
             automount_service_account_token: Some(false),
             security_context: render_pod_security_context(spec),
-            volumes: render_pod_volumes(spec),
+            volumes: render_pod_volumes(spec, ctx),
             ..Default::default()
         }),
     }
 }
 
-fn render_claim_template(name: &str, size: &str, access: &str, ctx: &Context<'_>) -> PersistentVolumeClaim {
+/// The claims of the shared volumes: labelled with the owner and the volume, not with the
+/// deployment (the apply adds the label saying this deployment uses it).
+pub(super) fn render_shared_claims(spec: &Spec, ctx: &Context<'_>) -> Vec<PersistentVolumeClaim> {
+    spec.volumes
+        .iter()
+        .filter_map(|v| match &v.kind {
+            VolumeKind::Persistent {
+                size,
+                access: AccessMode::ReadWriteMany,
+            } => {
+                let labels = BTreeMap::from([
+                    (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                    (OWNER_LABEL.to_owned(), label_value(ctx.owner)),
+                    (SHARED_VOLUME_LABEL.to_owned(), v.name.clone()),
+                ]);
+                let mut claim = render_claim(&v.name, size, AccessMode::ReadWriteMany, labels, ctx);
+                claim.metadata.name = Some(ctx.shared_claim(&v.name));
+                claim.metadata.namespace = Some(ctx.config.namespace.clone());
+                Some(claim)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn render_claim(
+    name: &str,
+    size: &str,
+    access: AccessMode,
+    labels: BTreeMap<String, String>,
+    ctx: &Context<'_>,
+) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(ctx.labels.clone()),
+            labels: Some(labels),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec![access.to_owned()]),
+            access_modes: Some(vec![access.as_str().to_owned()]),
             storage_class_name: ctx.config.storage_class.clone(),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_owned(), Quantity(size.to_owned()))])),

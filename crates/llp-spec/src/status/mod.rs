@@ -111,6 +111,19 @@ pub struct VolumeStatus {
     /// `ReadWriteOnce` or `ReadWriteMany`.
     #[serde(rename = "type")]
     pub access: Option<String>,
+    /// One claim of the owner, shared by every replica and every deployment of the owner that
+    /// declares the volume `ReadWriteMany`.
+    pub shared: bool,
+}
+
+/// The claims the StatefulSet's pods mount by name: the owner's shared volumes (per-replica
+/// claims come from its claim templates instead).
+pub fn mounted_claims(sts: &StatefulSet) -> impl Iterator<Item = &str> {
+    sts.spec
+        .iter()
+        .filter_map(|s| s.template.spec.as_ref()?.volumes.as_ref())
+        .flatten()
+        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
 }
 
 /// The status of the deployment whose StatefulSet, pods and claims these are.
@@ -323,12 +336,20 @@ fn scheduling_message(message: &str) -> String {
 
 fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
     let claim_name = claim.metadata.name.clone().unwrap_or_default();
-    // Claims are named `<volume>-<statefulset>-<ordinal>`.
-    let volume = claim_name
-        .split(&format!("-{sts}-"))
-        .next()
-        .unwrap_or(&claim_name)
-        .to_owned();
+    let shared = claim
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(crate::names::SHARED_VOLUME_LABEL));
+    // A shared claim names its volume in a label; the others are `<volume>-<statefulset>-<ordinal>`.
+    let volume = match shared {
+        Some(volume) => volume.clone(),
+        None => claim_name
+            .split(&format!("-{sts}-"))
+            .next()
+            .unwrap_or(&claim_name)
+            .to_owned(),
+    };
     let status = claim.status.clone().unwrap_or_default();
     let access = status
         .access_modes
@@ -344,6 +365,7 @@ fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
         },
         capacity: status.capacity.and_then(|c| c.get("storage").map(|q| q.0.clone())),
         access: access.and_then(|modes| modes.into_iter().next()),
+        shared: shared.is_some(),
     }
 }
 

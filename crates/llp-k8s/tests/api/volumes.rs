@@ -1,0 +1,159 @@
+//! Shared (`ReadWriteMany`) volumes on the simulator: one claim per owner and volume name,
+//! mounted by every deployment of that owner that declares it, never by another owner's, and
+//! deleted with the last deployment that declared it.
+
+use crate::helpers::{TestApp, app_with_cluster, code};
+use axum::http::StatusCode;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+/// A deployment mounting `volume` shared, of `size`.
+fn shared(volume: &str, size: &str) -> Value {
+    json!({"title": "shared", "data": format!(
+        "containers: [{{name: app, image: nginx, volumeMounts: [{{name: {volume}, mountPath: /data, type: ReadWriteMany}}]}}]\n\
+         volumes: [{{name: {volume}, size: {size}}}]\nreplicas: 2\n"
+    )})
+}
+
+async fn deploy(app: &TestApp, token: &str, body: Value) -> String {
+    let id = app.create_record_with(token, body).await;
+    let (status, json) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), token, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    id
+}
+
+/// The status once every pod runs and the shared claim is bound; returns the claim's name.
+async fn bound_claim(app: &TestApp, id: &str, token: &str) -> String {
+    let status = app
+        .status_until(id, token, |s| {
+            s["pods"]
+                .as_array()
+                .is_some_and(|p| p.len() == 2 && p.iter().all(|p| p["phase"] == "Running"))
+                && s["volumes"][0]["phase"] == "Bound"
+        })
+        .await;
+    let volumes = status["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 1, "one claim for both replicas: {status}");
+    assert_eq!(
+        (&volumes[0]["name"], &volumes[0]["type"], &volumes[0]["shared"]),
+        (&json!("data"), &json!("ReadWriteMany"), &json!(true)),
+        "{status}"
+    );
+    volumes[0]["claim"].as_str().unwrap().to_owned()
+}
+
+fn claims(app: &TestApp) -> Api<PersistentVolumeClaim> {
+    Api::namespaced(app.admin_client(), &app.cluster().namespace)
+}
+
+async fn claim_exists(app: &TestApp, name: &str) -> bool {
+    claims(app)
+        .get_opt(name)
+        .await
+        .unwrap()
+        .is_some_and(|c| c.metadata.deletion_timestamp.is_none())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_of_one_owner_share_a_volume_and_another_owner_gets_their_own() {
+    let app = app_with_cluster().await;
+    let first = deploy(&app, &app.alice, shared("data", "1Gi")).await;
+    let second = deploy(&app, &app.alice, shared("data", "1Gi")).await;
+    let bobs = deploy(&app, &app.bob, shared("data", "1Gi")).await;
+    let alices_claim = bound_claim(&app, &first, &app.alice).await;
+    assert_eq!(bound_claim(&app, &second, &app.alice).await, alices_claim);
+    let bobs_claim = bound_claim(&app, &bobs, &app.bob).await;
+    assert_ne!(bobs_claim, alices_claim, "same volume name, other owner: another claim");
+
+    // The pods of both deployments mount the one claim.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    let mounting = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.spec.iter().flat_map(|s| s.volumes.iter().flatten()).any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == alices_claim)
+            })
+        })
+        .count();
+    assert_eq!(mounting, 4, "two replicas of two deployments");
+
+    // Bob cannot delete what Alice shares; deleting one of Alice's keeps it for the other.
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{first}"), &app.bob, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{first}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(claim_exists(&app, &alices_claim).await, "still declared by the second");
+    bound_claim(&app, &second, &app.alice).await;
+
+    // The last one takes it along; Bob's stays.
+    let (status, body) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{second}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        !claim_exists(&app, &alices_claim).await,
+        "deleted with its last deployment"
+    );
+    assert!(claim_exists(&app, &bobs_claim).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_of_the_shared_name_that_is_not_the_owners_is_never_mounted() {
+    let app = app_with_cluster().await;
+    let alice = app.user_id(&app.alice);
+    let name = llp_spec::names::shared_claim("sd-", &alice, "data");
+    // Made by someone else (an administrator, another tool) under the name Alice's would get.
+    let squatter: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"llp.kitegg.de/owner": "someone-else", "llp.kitegg.de/shared-volume": "data"}},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    claims(&app).create(&PostParams::default(), &squatter).await.unwrap();
+    let id = app.create_record_with(&app.alice, shared("data", "1Gi")).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "volumes", "{body}");
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    assert!(
+        sets.list(&Default::default()).await.unwrap().items.is_empty(),
+        "nothing that mounts it was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_name_shared_by_one_and_per_replica_in_another_deployment_are_two_volumes() {
+    let app = app_with_cluster().await;
+    let shared_id = deploy(&app, &app.alice, shared("data", "1Gi")).await;
+    let own = json!({"title": "own", "data":
+        "containers: [{name: app, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]\nvolumes: [{name: data, size: 1Gi}]\n"});
+    let own_id = deploy(&app, &app.alice, own).await;
+    let shared_claim = bound_claim(&app, &shared_id, &app.alice).await;
+    let status = app
+        .status_until(&own_id, &app.alice, |s| s["volumes"][0]["phase"] == "Bound")
+        .await;
+    assert_eq!(status["volumes"][0]["type"], "ReadWriteOnce", "{status}");
+    assert_eq!(status["volumes"][0]["shared"], false, "{status}");
+    assert_ne!(status["volumes"][0]["claim"], json!(shared_claim));
+    // Deleting the per-replica one leaves the shared claim alone.
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{own_id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(claim_exists(&app, &shared_claim).await);
+}
