@@ -25,7 +25,7 @@ pub use error::{ErrorBody, FieldError, Rule};
 pub use limits::{GpuSet, Limits, LimitsTable};
 pub use names::Names;
 pub use parse::parse_yaml;
-pub use record::{Deployment, Exposure, Record, RecordId, validate_record};
+pub use record::{Deployment, Exposure, Record, RecordId, validate_record, validate_record_with};
 pub use render::{Identity, Objects, RenderConfig, render};
 pub use schema::deployment_schema;
 pub use spec::Spec;

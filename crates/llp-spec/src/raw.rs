@@ -220,7 +220,9 @@ pub struct RawVolumeMount {
     pub mount_path: Field<String>,
     /// Mount it read-only. Default false.
     pub read_only: Field<bool>,
-    /// Access mode of a persistent volume. Default `ReadWriteOnce`.
+    /// Access mode of a persistent volume. Default `ReadWriteOnce`: a volume per replica.
+    /// `ReadWriteMany`: one volume shared by every replica and by your other deployments that
+    /// declare a volume of the same name `ReadWriteMany`. All mounts of a volume must agree.
     #[serde(rename = "type")]
     pub access: Field<AccessModeName>,
     #[serde(flatten)]
@@ -232,9 +234,10 @@ pub struct RawVolumeMount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[schemars(rename = "AccessMode")]
 pub enum AccessModeName {
-    /// Mounted by one node at a time.
+    /// A volume per replica, mounted by one node at a time.
     ReadWriteOnce,
-    /// Mounted by many nodes at once.
+    /// One volume of yours, shared by every replica and by your deployments that declare a
+    /// volume of that name `ReadWriteMany`.
     ReadWriteMany,
 }
 
@@ -247,7 +250,9 @@ pub struct RawVolume {
     /// Lowercase letters, digits and `-`; unique.
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: Field<String>,
-    /// Size of a persistent volume: 1 to 999 followed by `Mi` or `Gi`.
+    /// Size of a persistent volume: 1 to 999 followed by `Mi` or `Gi`. A larger size on a
+    /// later deploy grows the existing volume in place; a smaller one is refused (volumes
+    /// cannot shrink).
     #[schemars(regex(pattern = r"^[1-9][0-9]{0,2}(Mi|Gi)$"))]
     pub size: Field<String>,
     /// A memory-backed scratch directory instead of a persistent volume.

@@ -4,7 +4,7 @@
 use crate::error::{FieldError, Rule};
 use crate::limits::Limits;
 use crate::spec::Spec;
-use crate::validate::{did_you_mean, is_dns_label, validate_yaml};
+use crate::validate::{did_you_mean, is_dns_label};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -88,6 +88,16 @@ impl Deployment {
 
 /// Validates a whole record (YAML and `exposed_*`) for a user with `limits`.
 pub fn validate_record(record: &Record, limits: &Limits) -> Result<Deployment, Vec<FieldError>> {
+    validate_record_with(record, limits, &|_| false)
+}
+
+/// [`validate_record`], where a mount may also name one of the owner's existing claims
+/// (`own_claim` says which names are), as upstream allowed: `<volume>-sd-<id>-<ordinal>`.
+pub fn validate_record_with(
+    record: &Record,
+    limits: &Limits,
+    own_claim: &dyn Fn(&str) -> bool,
+) -> Result<Deployment, Vec<FieldError>> {
     let Some(yaml) = record.data.as_deref().filter(|d| !d.trim().is_empty()) else {
         return Err(vec![FieldError::new(
             "data",
@@ -95,7 +105,7 @@ pub fn validate_record(record: &Record, limits: &Limits) -> Result<Deployment, V
             "is required: the record's `data` must hold the deployment YAML.",
         )]);
     };
-    let spec = validate_yaml(yaml, limits);
+    let spec = crate::validate::validate_yaml_with(yaml, limits, own_claim);
     let expose = match &spec {
         Ok(spec) => check_exposure(record, spec),
         // Without a valid spec, only the fields' own form can be checked.

@@ -5,7 +5,32 @@
 use crate::error::{FieldError, Rule};
 use crate::quantity;
 use crate::spec::{Spec, VolumeKind};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use std::collections::BTreeMap;
+
+/// The storage a claim (or claim template) asks for.
+pub fn requested(claim: &PersistentVolumeClaim) -> Option<&str> {
+    let requests = claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+    requests.get("storage").map(|q| q.0.as_str())
+}
+
+/// The larger of two sizes (the first when either is unreadable).
+pub fn larger<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if grows(a, b) { b } else { a }
+}
+
+/// Whether two lists of claim templates differ in sizes only (same names, access modes and
+/// classes, in order): then the StatefulSet can be recreated around its running pods, which
+/// keep their grown claims, instead of restarting them.
+pub fn only_sizes_differ(old: &[PersistentVolumeClaim], new: &[PersistentVolumeClaim]) -> bool {
+    let shape = |c: &PersistentVolumeClaim| {
+        let spec = c.spec.clone().unwrap_or_default();
+        (c.metadata.name.clone(), spec.access_modes, spec.storage_class_name)
+    };
+    old.len() == new.len()
+        && old.iter().zip(new).all(|(o, n)| shape(o) == shape(n))
+        && old.iter().zip(new).any(|(o, n)| requested(o) != requested(n))
+}
 
 /// Whether a claim of `current` size must grow to hold `wanted` (both quantities like `1Gi`).
 pub fn grows(current: &str, wanted: &str) -> bool {
@@ -51,8 +76,34 @@ mod tests {
         crate::validate_yaml(&yaml, &Limits::default()).unwrap()
     }
 
+    fn template(name: &str, storage: &str, access: &str) -> PersistentVolumeClaim {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"accessModes": [access], "resources": {"requests": {"storage": storage}}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_template_change_in_sizes_only_is_told_apart() {
+        let old = [template("data", "1Gi", "ReadWriteOnce")];
+        assert!(only_sizes_differ(&old, &[template("data", "2Gi", "ReadWriteOnce")]));
+        assert!(!only_sizes_differ(&old, &old), "nothing differs");
+        assert!(!only_sizes_differ(&old, &[template("other", "2Gi", "ReadWriteOnce")]));
+        assert!(!only_sizes_differ(&old, &[template("data", "2Gi", "ReadWriteMany")]));
+        assert!(!only_sizes_differ(
+            &old,
+            &[
+                template("data", "2Gi", "ReadWriteOnce"),
+                template("more", "1Gi", "ReadWriteOnce")
+            ]
+        ));
+    }
+
     #[test]
     fn sizes_compare_across_units() {
+        assert_eq!(larger("1Gi", "512Mi"), "1Gi");
+        assert_eq!(larger("512Mi", "1Gi"), "1Gi");
         assert!(grows("1Gi", "2Gi"));
         assert!(grows("512Mi", "1Gi"));
         assert!(!grows("1Gi", "1024Mi"));

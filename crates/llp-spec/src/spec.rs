@@ -19,6 +19,10 @@ pub struct Spec {
     pub init_containers: Vec<Container>,
     /// Declared volumes.
     pub volumes: Vec<Volume>,
+    /// Existing claims of the owner that mounts name directly (upstream's
+    /// `<volume>-sd-<id>-<ordinal>`), mounted as they are.
+    #[serde(skip)]
+    pub claims: Vec<String>,
     /// Number of pods.
     pub replicas: u32,
     /// Restart policy of the pod.

@@ -73,17 +73,21 @@ pub async fn apply_objects(
     let params = PatchParams::apply(MANAGER).force();
     let sets: Api<StatefulSet> = cluster.api();
     let name = stateful_set.metadata.name.clone().unwrap_or_default();
-    let created = sets
-        .get_opt(&name)
-        .await
-        .map_err(|source| ApplyError::Apply {
-            kind: "StatefulSet",
-            name: name.clone(),
-            source,
-        })?
-        .is_none();
+    let existing = sets.get_opt(&name).await.map_err(|source| ApplyError::Apply {
+        kind: "StatefulSet",
+        name: name.clone(),
+        source,
+    })?;
+    let created = existing.is_none();
     // Before the pods that mount them.
     super::shared::attach(cluster, shared_claims, deployment_label).await?;
+    super::resize::grow_claims(cluster, objects, deployment_label)
+        .await
+        .map_err(|(name, source)| ApplyError::Apply {
+            kind: "PersistentVolumeClaim",
+            name,
+            source,
+        })?;
     let svcs: Api<Service> = cluster.api();
     for service in services {
         let svc_name = service.metadata.name.clone().unwrap_or_default();
@@ -110,13 +114,27 @@ pub async fn apply_objects(
     let applied = match sets.patch(&name, &params, &Patch::Apply(stateful_set)).await {
         Ok(applied) => applied,
         Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
-            // Immutable fields changed: recreate. Pods go; claims stay (retention Retain).
+            // Immutable fields changed: recreate; claims stay (retention Retain). When only
+            // the claims' sizes changed (grown in place above), the pods stay too: orphaned,
+            // then adopted by the new StatefulSet, whose template is the same.
             let fail = |source| ApplyError::Apply {
                 kind: "StatefulSet",
                 name: name.clone(),
                 source,
             };
-            sets.delete(&name, &DeleteParams::foreground()).await.map_err(fail)?;
+            let templates = |s: &StatefulSet| s.spec.as_ref()?.volume_claim_templates.clone();
+            let resized = existing.as_ref().is_some_and(|old| {
+                llp_spec::resize::only_sizes_differ(
+                    &templates(old).unwrap_or_default(),
+                    &templates(stateful_set).unwrap_or_default(),
+                )
+            });
+            let propagation = if resized {
+                DeleteParams::orphan()
+            } else {
+                DeleteParams::foreground()
+            };
+            sets.delete(&name, &propagation).await.map_err(fail)?;
             // Foreground deletion takes a while on a real cluster: wait until it is gone.
             for _ in 0..240 {
                 if sets.get_opt(&name).await.map_err(fail)?.is_none() {

@@ -137,6 +137,19 @@ impl Caches {
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }
 
+    /// Whether `name` is a per-replica claim of one of the deployments of the owner whose
+    /// `llp.kitegg.de/owner` label is `owner_label` (one a mount may name, as upstream
+    /// allowed), and not being deleted.
+    pub fn owned_claim(&self, name: &str, owner_label: &str) -> bool {
+        self.claim(name).is_some_and(|claim| {
+            let labels = claim.metadata.labels.as_ref();
+            let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+            label(llp_spec::names::OWNER_LABEL) == Some(owner_label)
+                && label(llp_spec::names::DEPLOYMENT_LABEL).is_some()
+                && claim.metadata.deletion_timestamp.is_none()
+        })
+    }
+
     /// Waits until `done` holds for the caches, or `within` has passed; whether it holds.
     /// Wakes on every change the stores apply, not on a timer.
     async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&Self) -> bool) -> bool {

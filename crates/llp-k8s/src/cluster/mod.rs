@@ -5,6 +5,7 @@ pub mod cache;
 pub mod calls;
 pub mod index;
 pub mod lease;
+pub mod resize;
 pub mod shared;
 pub mod trim;
 

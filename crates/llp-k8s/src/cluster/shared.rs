@@ -3,12 +3,13 @@
 //! claim itself, one label each (`shared.llp.kitegg.de/<deployment>`), and the claim is deleted
 //! with the last of them. Every change is a write conditioned on the claim's resourceVersion,
 //! retried on what won when it lost a race, so two replicas of the service need no lock to
-//! agree.
+//! agree. A larger size grows the claim in place.
 
 use super::Cluster;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use llp_spec::names::{OWNER_LABEL, SHARED_USER_PREFIX, SHARED_VOLUME_LABEL, shared_user_label};
+use llp_spec::resize::{grows, requested};
 use serde_json::json;
 
 /// Tries of one read-then-write before giving up on a claim that keeps changing.
@@ -67,13 +68,18 @@ async fn attach_one(
             }
             Some(existing) => {
                 check_ours(&existing, wanted)?;
-                if label(&existing, user).is_some() {
+                // A larger size grows the claim (a smaller one was refused before the deploy).
+                let size = requested(wanted).filter(|w| requested(&existing).is_some_and(|now| grows(now, w)));
+                if label(&existing, user).is_some() && size.is_none() {
                     return Ok(());
                 }
-                let patch = json!({"metadata": {
+                let mut patch = json!({"metadata": {
                     "resourceVersion": existing.metadata.resource_version,
                     "labels": {user: "true"},
                 }});
+                if let Some(size) = size {
+                    patch["spec"] = json!({"resources": {"requests": {"storage": size}}});
+                }
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                     .await
                     .map(drop)

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use llp_spec::names::{Names, STOPPED_ANNOTATION, label_value};
 use llp_spec::status::DeploymentStatus;
-use llp_spec::{ErrorBody, Identity as Owner, Record, RecordId, render, validate_record};
+use llp_spec::{ErrorBody, Identity as Owner, Record, RecordId, render, validate_record_with};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// How long a deploy may wait for the cluster before answering 504.
@@ -131,13 +131,21 @@ async fn deploy(
     let lock = state.locks.deployment(&id);
     let _deploying = lock.lock().await;
     let record = state.records.record(&caller, &id, Purpose::Act).await?;
-    let deployment =
-        validate_record(&record, &state.limits.for_groups(&caller.identity.groups)).map_err(ApiError::Validation)?;
-    let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
     let owner = record
         .user_created
         .clone()
         .unwrap_or_else(|| caller.identity.id.clone());
+    // A mount may name one of the owner's existing claims, as upstream allowed.
+    let owner_label = label_value(&owner);
+    let own_claim = |name: &str| {
+        state
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.caches.owned_claim(name, &owner_label))
+    };
+    let limits = state.limits.for_groups(&caller.identity.groups);
+    let deployment = validate_record_with(&record, &limits, &own_claim).map_err(ApiError::Validation)?;
+    let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
     let objects = render(
         &deployment,
         Owner {
@@ -147,6 +155,9 @@ async fn deploy(
         &state.render,
     );
     let cluster = cluster(&state)?;
+    // Claims can grow, not shrink: refused before anything is written.
+    let current = crate::cluster::resize::current_sizes(&cluster.caches, &objects);
+    llp_spec::resize::check_no_shrink(&deployment.spec, &current).map_err(ApiError::Validation)?;
     let label = label_value(&record_id.to_string());
     let per_pod = crate::reservations::per_pod(&objects.stateful_set);
     let replicas = deployment.spec.replicas;
@@ -282,10 +293,13 @@ fn apply_failed(error: ApplyError) -> ApiError {
         ApplyError::Apply {
             source: kube::Error::Api(status),
             ..
-        } if status.code == 422 => ApiError::BadRequest {
-            field: None,
-            message: format!("the cluster refused {}: {}", error.object(), status.message),
-        },
+        } if status.code == 422 || (status.code == 403 && error.object().starts_with("PersistentVolumeClaim")) => {
+            // 403: the storage class does not allow growing claims.
+            ApiError::BadRequest {
+                field: None,
+                message: format!("the cluster refused {}: {}", error.object(), status.message),
+            }
+        }
         _ => ApiError::PartlyApplied { object: error.object() },
     }
 }

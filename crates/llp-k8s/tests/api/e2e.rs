@@ -67,7 +67,8 @@ async fn the_seed_walkthrough_over_http(backend) {
     .expect("it comes up");
     assert_eq!(
         running["volumes"][0],
-        json!({"name": "mydata", "claim": format!("mydata-sd-{id}-0"), "phase": "Bound", "capacity": "1Gi", "type": "ReadWriteOnce"})
+        json!({"name": "mydata", "claim": format!("mydata-sd-{id}-0"), "phase": "Bound", "capacity": "1Gi", "requested": "1Gi",
+            "type": "ReadWriteOnce", "shared": false})
     );
     assert_eq!(running["url"], "https://my-nginx-service.llp.example.org");
     let pod = running["pods"][0]["name"].as_str().unwrap().to_owned();

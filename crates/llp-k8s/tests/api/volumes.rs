@@ -57,9 +57,9 @@ async fn claim_exists(app: &TestApp, name: &str) -> bool {
         .is_some_and(|c| c.metadata.deletion_timestamp.is_none())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deployments_of_one_owner_share_a_volume_and_another_owner_gets_their_own() {
-    let app = app_with_cluster().await;
+crate::on_both_backends! {
+async fn deployments_of_one_owner_share_a_volume_and_another_owner_gets_their_own(backend) {
+    let app = crate::helpers::app_on(backend).await;
     let first = deploy(&app, &app.alice, shared("data", "1Gi")).await;
     let second = deploy(&app, &app.alice, shared("data", "1Gi")).await;
     let bobs = deploy(&app, &app.bob, shared("data", "1Gi")).await;
@@ -109,6 +109,7 @@ async fn deployments_of_one_owner_share_a_volume_and_another_owner_gets_their_ow
     );
     assert!(claim_exists(&app, &bobs_claim).await);
 }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_of_the_shared_name_that_is_not_the_owners_is_never_mounted() {
@@ -156,4 +157,128 @@ async fn a_volume_name_shared_by_one_and_per_replica_in_another_deployment_are_t
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(claim_exists(&app, &shared_claim).await);
+}
+
+/// Two replicas with a per-replica volume `data` and a shared one `shared`, both of `size`.
+fn growing(size: &str) -> String {
+    format!(
+        "containers: [{{name: app, image: nginx, cpu: 1, memory: 1, volumeMounts: [{{name: data, mountPath: /data}}, \
+         {{name: shared, mountPath: /shared, type: ReadWriteMany}}]}}]\n\
+         volumes: [{{name: data, size: {size}}}, {{name: shared, size: {size}}}]\nreplicas: 2\n"
+    )
+}
+
+fn pod_names(status: &Value) -> Vec<String> {
+    status["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+crate::on_both_backends! {
+async fn a_larger_size_grows_the_claims_in_place_and_a_smaller_one_is_refused(backend) {
+    let app = crate::helpers::app_on(backend).await;
+    let id = deploy(&app, &app.alice, json!({"data": growing("1Gi")})).await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    let all_at = |size: &'static str, claims: usize| {
+        move |s: &Value| {
+            let volumes = s["volumes"].as_array().unwrap();
+            volumes.len() == claims && volumes.iter().all(|v| v["phase"] == "Bound" && v["capacity"] == size)
+                && s["pods"].as_array().unwrap().iter().all(|p| p["phase"] == "Running")
+                && s["readyReplicas"] == s["replicas"]
+        }
+    };
+    let before = app.status_until(&id, &app.alice, all_at("1Gi", 3)).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    let uids = |names: Vec<String>| {
+        let pods = pods.clone();
+        async move {
+            let mut uids = Vec::new();
+            for name in names {
+                uids.push(pods.get(&name).await.unwrap().metadata.uid.unwrap());
+            }
+            uids
+        }
+    };
+    let running = uids(pod_names(&before)).await;
+
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(json!({"data": growing("2Gi")}))).await;
+    let (status, body) = app.call("PUT", &deployment, &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = app.status_until(&id, &app.alice, all_at("2Gi", 3)).await;
+    for volume in after["volumes"].as_array().unwrap() {
+        assert_eq!(volume["requested"], "2Gi", "{after}");
+    }
+    assert_eq!(uids(pod_names(&after)).await, running, "the pods kept running: {after}");
+
+    // New replicas get the new size: the StatefulSet's claim templates say 2Gi now.
+    let (status, body) = app.call("PATCH", &format!("{deployment}?scale=3"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.status_until(&id, &app.alice, all_at("2Gi", 4)).await;
+
+    // Smaller is refused, naming the current size, and changes nothing.
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(json!({"data": growing("1Gi")}))).await;
+    let (status, body) = app.call("PUT", &deployment, &app.alice, None).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "VALIDATION_FAILED"), "{body}");
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["volumes[0].size", "volumes[1].size"], "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("current size, 2Gi"), "{body}");
+    let (_, status) = app.call("GET", &deployment, &app.alice, None).await;
+    assert!(all_at("2Gi", 4)(&status), "{status}");
+}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_may_name_the_owners_existing_claim_as_upstream_allowed_and_no_one_elses() {
+    let app = app_with_cluster().await;
+    let first = json!({"data": "containers: [{name: app, image: nginx, volumeMounts: [{name: data, mountPath: /data}]}]\nvolumes: [{name: data, size: 1Gi}]\n"});
+    let first = deploy(&app, &app.alice, first).await;
+    let status = app
+        .status_until(&first, &app.alice, |s| s["volumes"][0]["phase"] == "Bound")
+        .await;
+    let claim = status["volumes"][0]["claim"].as_str().unwrap().to_owned();
+    assert_eq!(claim, format!("data-sd-{first}-0"));
+    let mounting = json!({"data": format!("containers: [{{name: app, image: nginx, volumeMounts: [{{name: {claim}, mountPath: /theirs}}]}}]\n")});
+
+    // Alice's own claim: mounted as it is.
+    let second = deploy(&app, &app.alice, mounting.clone()).await;
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    let sts = sets.get(&format!("sd-{second}")).await.unwrap();
+    let volumes = sts.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+    assert_eq!(volumes[0].persistent_volume_claim.as_ref().unwrap().claim_name, claim);
+
+    // Bob's deployment naming it gets the unknown-volume answer, as for any missing name.
+    let id = app.create_record_with(&app.bob, mounting).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.bob, None)
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "VALIDATION_FAILED"),
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "containers[0].volumeMounts[0].name",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["type"], "unknown_reference", "{body}");
+    let unknown = json!({"data": "containers: [{name: app, image: nginx, volumeMounts: [{name: data-sd-nothing-0, mountPath: /theirs}]}]\n"});
+    let id = app.create_record_with(&app.bob, unknown).await;
+    let (_, missing) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.bob, None)
+        .await;
+    let message = |b: &Value| {
+        b["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&claim, "data-sd-nothing-0")
+    };
+    assert_eq!(
+        message(&body),
+        message(&missing),
+        "indistinguishable from a missing claim"
+    );
 }

@@ -1,4 +1,5 @@
-//! The small controllers: claims bind at once to a volume of the requested size, Services
+//! The small controllers: claims bind at once to a volume of the requested size and grow
+//! when asked for more (in two passes, `Resizing` between, as a resizer does), Services
 //! get a cluster IP, a claim being deleted goes once no pod uses it (pvc-protection), and an
 //! owner deleted in the foreground goes once its dependents are gone, and Events expire.
 
@@ -31,6 +32,47 @@ pub fn bind_claims(store: &mut Store) {
             "accessModes": claim["spec"]["accessModes"],
             "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
         });
+        let _ = store.replace_status(&key, status);
+    }
+}
+
+/// Grows bound claims that ask for more than their capacity: one pass marks the claim
+/// `Resizing` (with `allocatedResources`), the next reports the new capacity, so a client sees
+/// the request and the capacity differ for a moment, as with a real resizer.
+pub fn expand_claims(store: &mut Store) {
+    let claims = store.list(
+        ids::claims(),
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    let parse = |q: &serde_json::Value| q.as_str().and_then(super::quantity::parse);
+    for claim in claims.iter().filter(|c| c["status"]["phase"] == "Bound") {
+        let requested = &claim["spec"]["resources"]["requests"]["storage"];
+        let capacity = &claim["status"]["capacity"]["storage"];
+        if !matches!((parse(requested), parse(capacity)), (Some(r), Some(c)) if r > c) {
+            continue;
+        }
+        let meta = &claim["metadata"];
+        let key = ObjectKey::new(
+            ids::claims(),
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default(),
+        );
+        let resizing = claim["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Resizing"));
+        let mut status = claim["status"].clone();
+        if resizing {
+            status["capacity"]["storage"] = requested.clone();
+            status.as_object_mut().map(|s| s.remove("conditions"));
+        } else {
+            status["allocatedResources"] = json!({"storage": requested});
+            status["conditions"] = json!([{
+                "type": "Resizing", "status": "True",
+                "lastTransitionTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            }]);
+        }
         let _ = store.replace_status(&key, status);
     }
 }

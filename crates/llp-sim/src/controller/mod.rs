@@ -7,7 +7,7 @@ mod config_refs;
 pub mod events;
 mod housekeeping;
 pub mod kubelet;
-mod quantity;
+pub(crate) mod quantity;
 pub mod scheduler;
 pub mod statefulset;
 
@@ -108,7 +108,11 @@ impl Controller {
     pub fn pass(&mut self, state: &ApiState, now: Instant) -> Vec<Arc<Value>> {
         let mut store = state.store.lock().expect("store lock");
         let everything = (LabelSelector::default(), FieldSelector::default());
-        let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+        let mut pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+        let sets = store.list(ids::stateful_sets(), None, &everything.0, &everything.1);
+        if statefulset::adopt_orphans(&mut store, &sets, &pods) {
+            pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+        }
         let mut owned: HashMap<&str, Vec<Arc<Value>>> = HashMap::new();
         for pod in &pods {
             for owner in pod["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
@@ -118,7 +122,7 @@ impl Controller {
             }
         }
         let mut fingerprints = HashMap::new();
-        for sts in store.list(ids::stateful_sets(), None, &everything.0, &everything.1) {
+        for sts in sets {
             let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
             let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
             let fingerprint = fingerprint(&sts, pods);
@@ -129,6 +133,7 @@ impl Controller {
         }
         self.sts_fingerprints = fingerprints;
         housekeeping::bind_claims(&mut store);
+        housekeeping::expand_claims(&mut store);
         housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
 
         let pods = store.list(ids::pods(), None, &everything.0, &everything.1);

@@ -160,6 +160,44 @@ fn delete_pod(store: &mut Store, sts: &Value, pod: &Value, recorder: &mut Record
     }
 }
 
+/// Adopts pods that no controller owns and that a StatefulSet's selector matches (in its
+/// namespace), as the real controller's ref manager does: what a StatefulSet deleted with
+/// `propagationPolicy: Orphan` left behind belongs to the next one of that selector, so
+/// recreating a StatefulSet that way keeps its pods running. Whether any was adopted.
+pub fn adopt_orphans(store: &mut Store, sets: &[Arc<Value>], pods: &[Arc<Value>]) -> bool {
+    let orphans: Vec<&Arc<Value>> = pods
+        .iter()
+        .filter(|p| {
+            !p["metadata"]["deletionTimestamp"].is_string()
+                && !p["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true))
+        })
+        .collect();
+    let mut adopted = false;
+    for pod in orphans {
+        let labels = labels_of(pod);
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let owner = sets.iter().find(|sts| {
+            let selector = sts["spec"]["selector"]["matchLabels"].as_object();
+            sts["metadata"]["namespace"] == namespace
+                && !sts["metadata"]["deletionTimestamp"].is_string()
+                && selector.is_some_and(|m| {
+                    !m.is_empty() && m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+                })
+        });
+        if let Some(sts) = owner {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let key = ObjectKey::new(ids::pods(), namespace, name);
+            let patch = json!({"metadata": {"ownerReferences": [owner_reference(sts)]}});
+            adopted |= store
+                .patch(&key, crate::store::patch::PatchKind::Merge, &patch, false)
+                .is_ok();
+        }
+    }
+    adopted
+}
+
 fn ensure_claims(store: &mut Store, sts: &Value, namespace: &str, name: &str, ordinal: usize) {
     let delete_with_set = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete";
     for template in sts["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten() {

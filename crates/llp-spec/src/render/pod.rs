@@ -121,31 +121,45 @@ pub(super) fn render_pod_security_context(spec: &Spec) -> Option<PodSecurityCont
     (context != PodSecurityContext::default()).then_some(context)
 }
 
-/// The pod's own volumes: the memory-backed scratch directories and the owner's shared
-/// claims. Per-replica volumes come from the StatefulSet's claim templates instead.
+/// The pod's own volumes: the memory-backed scratch directories, the owner's shared claims
+/// and the owner's existing claims mounted by name. Per-replica volumes come from the
+/// StatefulSet's claim templates instead.
 pub(super) fn render_pod_volumes(spec: &Spec, ctx: &Context<'_>) -> Option<Vec<Volume>> {
-    non_empty(spec.volumes.iter().filter_map(|v| match v.kind {
-        VolumeKind::EmptyDir { size_limit_mib } => Some(Volume {
-            name: v.name.clone(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".into()),
-                size_limit: Some(Quantity(format!("{size_limit_mib}Mi"))),
-            }),
-            ..Default::default()
-        }),
-        VolumeKind::Persistent {
-            access: AccessMode::ReadWriteMany,
-            ..
-        } => Some(Volume {
-            name: v.name.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: ctx.shared_claim(&v.name),
-                read_only: None,
-            }),
-            ..Default::default()
-        }),
-        VolumeKind::Persistent { .. } => None,
-    }))
+    non_empty(
+        spec.volumes
+            .iter()
+            .filter_map(|v| match v.kind {
+                VolumeKind::EmptyDir { size_limit_mib } => Some(Volume {
+                    name: v.name.clone(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: Some("Memory".into()),
+                        size_limit: Some(Quantity(format!("{size_limit_mib}Mi"))),
+                    }),
+                    ..Default::default()
+                }),
+                VolumeKind::Persistent {
+                    access: AccessMode::ReadWriteMany,
+                    ..
+                } => Some(Volume {
+                    name: v.name.clone(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: ctx.shared_claim(&v.name),
+                        read_only: None,
+                    }),
+                    ..Default::default()
+                }),
+                VolumeKind::Persistent { .. } => None,
+            })
+            .chain(spec.claims.iter().map(|claim| Volume {
+                // The mount's name is the claim's.
+                name: claim.clone(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.clone(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            })),
+    )
 }
 
 /// `None` for an empty list, so rendered objects omit empty fields like the API server does.

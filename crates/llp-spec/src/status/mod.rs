@@ -108,6 +108,11 @@ pub struct VolumeStatus {
     pub phase: String,
     /// Size once bound, e.g. `1Gi`.
     pub capacity: Option<String>,
+    /// The size the claim asks for; larger than `capacity` while the volume grows.
+    pub requested: Option<String>,
+    /// While the volume grows: what is happening, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resizing: Option<String>,
     /// `ReadWriteOnce` or `ReadWriteMany`.
     #[serde(rename = "type")]
     pub access: Option<String>,
@@ -351,6 +356,16 @@ fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
             .to_owned(),
     };
     let status = claim.status.clone().unwrap_or_default();
+    let capacity = status
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .map(|q| q.0.clone());
+    let requested = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref()?.requests.as_ref()?.get("storage"))
+        .map(|q| q.0.clone());
     let access = status
         .access_modes
         .or_else(|| claim.spec.as_ref().and_then(|s| s.access_modes.clone()));
@@ -363,10 +378,36 @@ fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
         } else {
             status.phase.unwrap_or_else(|| "Pending".into())
         },
-        capacity: status.capacity.and_then(|c| c.get("storage").map(|q| q.0.clone())),
+        capacity: capacity.clone(),
+        resizing: resizing(requested.as_deref(), capacity.as_deref(), status.conditions.as_deref()),
+        requested,
         access: access.and_then(|modes| modes.into_iter().next()),
         shared: shared.is_some(),
     }
+}
+
+/// Why `capacity` is not yet `requested`: the storage is growing, or the file system waits
+/// for the pod to start again (storage that cannot grow a mounted file system).
+fn resizing(
+    requested: Option<&str>,
+    capacity: Option<&str>,
+    conditions: Option<&[k8s_openapi::api::core::v1::PersistentVolumeClaimCondition]>,
+) -> Option<String> {
+    let (requested, capacity) = (requested?, capacity?);
+    if !crate::resize::grows(capacity, requested) {
+        return None;
+    }
+    let pending_restart = conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "FileSystemResizePending" && c.status == "True");
+    Some(if pending_restart {
+        format!(
+            "grown to {requested}; the file system grows when the pod starts again: restart the deployment to use the new size."
+        )
+    } else {
+        format!("growing from {capacity} to {requested}; the pods keep running.")
+    })
 }
 
 #[cfg(test)]

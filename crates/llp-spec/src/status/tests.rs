@@ -2,6 +2,7 @@ use super::*;
 use serde_json::{Value, json};
 
 const NO_CLAIMS: &[PersistentVolumeClaim] = &[];
+const NO_PODS: &[Pod] = &[];
 
 fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
     serde_json::from_value(json!({
@@ -33,7 +34,7 @@ fn waiting(reason: &str, last: Value) -> Value {
 fn mk_claim(name: &str, phase: &str) -> PersistentVolumeClaim {
     serde_json::from_value(json!({
         "metadata": {"name": name},
-        "spec": {"accessModes": ["ReadWriteOnce"]},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
         "status": {"phase": phase, "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]},
     }))
     .unwrap()
@@ -60,8 +61,52 @@ fn a_running_deployment_has_the_seeds_shape() {
     );
     assert_eq!(
         json["volumes"][0],
-        json!({"name": "mydata", "claim": "mydata-sd-42-0", "phase": "Bound", "capacity": "1Gi", "type": "ReadWriteOnce"})
+        json!({"name": "mydata", "claim": "mydata-sd-42-0", "phase": "Bound", "capacity": "1Gi", "requested": "1Gi",
+            "type": "ReadWriteOnce", "shared": false})
     );
+}
+
+#[test]
+fn a_growing_volume_shows_both_sizes_and_what_happens() {
+    let mut claim = mk_claim("mydata-sd-42-0", "Bound");
+    claim
+        .spec
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests
+        .as_mut()
+        .unwrap()
+        .insert(
+            "storage".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("4Gi".into()),
+        );
+    let volume = |claim: &PersistentVolumeClaim| {
+        from_objects(&mk_sts(1, 1, 1), NO_PODS, std::slice::from_ref(claim), None)
+            .volumes
+            .remove(0)
+    };
+    let growing = volume(&claim);
+    assert_eq!(
+        (growing.capacity.as_deref(), growing.requested.as_deref()),
+        (Some("1Gi"), Some("4Gi"))
+    );
+    assert!(
+        growing.resizing.as_deref().unwrap().contains("growing from 1Gi to 4Gi"),
+        "{growing:?}"
+    );
+    claim.status.as_mut().unwrap().conditions = Some(vec![
+        serde_json::from_value(json!({"type": "FileSystemResizePending", "status": "True"})).unwrap(),
+    ]);
+    let waiting = volume(&claim);
+    assert!(
+        waiting.resizing.as_deref().unwrap().contains("restart the deployment"),
+        "{waiting:?}"
+    );
+    let done = volume(&mk_claim("mydata-sd-42-0", "Bound"));
+    assert_eq!(done.resizing, None);
 }
 
 #[test]

@@ -26,12 +26,32 @@ pub const MAX_CONTAINERS: usize = 16;
 
 /// Parses and validates a deployment YAML for a user with `limits`.
 pub fn validate_yaml(yaml: &str, limits: &Limits) -> Result<Spec, Vec<FieldError>> {
+    validate_yaml_with(yaml, limits, &|_| false)
+}
+
+/// [`validate_yaml`], where a mount may also name one of the owner's existing claims.
+pub fn validate_yaml_with(
+    yaml: &str,
+    limits: &Limits,
+    own_claim: &dyn Fn(&str) -> bool,
+) -> Result<Spec, Vec<FieldError>> {
     let raw = parse_yaml(yaml).map_err(|e| vec![e])?;
-    validate_spec(&raw, limits)
+    validate_spec_with(&raw, limits, own_claim)
 }
 
 /// Validates a parsed deployment for a user with `limits`.
 pub fn validate_spec(raw: &RawSpec, limits: &Limits) -> Result<Spec, Vec<FieldError>> {
+    validate_spec_with(raw, limits, &|_| false)
+}
+
+/// [`validate_spec`], where a mount may also name an existing claim for which `own_claim`
+/// holds (upstream's `<volume>-sd-<id>-<ordinal>`); any other undeclared name is the unknown
+/// volume it always is, so another owner's claim is indistinguishable from a missing one.
+pub fn validate_spec_with(
+    raw: &RawSpec,
+    limits: &Limits,
+    own_claim: &dyn Fn(&str) -> bool,
+) -> Result<Spec, Vec<FieldError>> {
     let mut p = Problems::default();
     unknown_keys::<RawSpec>(&mut p, "", &raw.unknown);
 
@@ -48,7 +68,7 @@ pub fn validate_spec(raw: &RawSpec, limits: &Limits) -> Result<Spec, Vec<FieldEr
     pod::check_unique_names(&mut p, &all);
     pod::check_unique_ports(&mut p, &all);
     pod::check_pod_settings(&mut p, &all);
-    pod::check_mounts(&mut p, &all, &declared, &mut volumes);
+    let claims = pod::check_mounts(&mut p, &all, &declared, &mut volumes, own_claim);
     pod::check_init_containers(&mut p, &all[..init.len()]);
 
     let replicas = check_replicas(&mut p, raw, &all, limits);
@@ -85,6 +105,7 @@ pub fn validate_spec(raw: &RawSpec, limits: &Limits) -> Result<Spec, Vec<FieldEr
         containers: containers.into_iter().map(finish).collect(),
         init_containers: init.into_iter().map(finish).collect(),
         volumes,
+        claims,
         replicas: u32::try_from(replicas).unwrap_or(1),
         restart_policy,
     })

@@ -68,17 +68,26 @@ pub fn check_pod_settings(p: &mut Problems, containers: &[(String, &Checked)]) {
     }
 }
 
-/// Mounts must name a declared volume; the mounts of a persistent volume settle its access
-/// mode (`ReadWriteOnce` unless a mount says otherwise), and must agree on it.
+/// Mounts must name a declared volume, or an existing claim of the owner (`own_claim`); the
+/// mounts of a persistent volume settle its access mode (`ReadWriteOnce` unless a mount says
+/// otherwise), and must agree on it. Returns the existing claims mounted, in order.
 pub fn check_mounts(
     p: &mut Problems,
     containers: &[(String, &Checked)],
     declared: &[String],
     volumes: &mut [CheckedVolume],
-) {
+    own_claim: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     let mut access_set_at: BTreeMap<String, String> = BTreeMap::new();
+    let mut claims: Vec<String> = Vec::new();
     for (_, c) in containers {
         for (mount, path) in c.container.volume_mounts.iter().zip(&c.mount_paths) {
+            if !declared.contains(&mount.name) && own_claim(&mount.name) {
+                if !claims.contains(&mount.name) {
+                    claims.push(mount.name.clone());
+                }
+                continue;
+            }
             if !declared.contains(&mount.name) {
                 let hint = did_you_mean(&mount.name, declared.iter().map(String::as_str));
                 let message = format!(
@@ -118,6 +127,7 @@ pub fn check_mounts(
             }
         }
     }
+    claims
 }
 
 /// Init containers finish before the app starts, so they cannot serve ports.
