@@ -199,6 +199,16 @@ pub static RESOURCES: &[ResourceType] = &[
         ],
     },
     ResourceType {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        subresources: &[STATUS],
+    },
+    ResourceType {
         group: "apps",
         version: "v1",
         plural: "controllerrevisions",
@@ -275,6 +285,7 @@ pub mod ids {
     id!(config_maps, "", "configmaps");
     id!(events, "", "events");
     id!(stateful_sets, "apps", "statefulsets");
+    id!(jobs, "batch", "jobs");
     id!(ingresses, "networking.k8s.io", "ingresses");
     id!(resource_quotas, "", "resourcequotas");
 }

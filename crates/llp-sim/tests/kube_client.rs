@@ -338,3 +338,109 @@ async fn the_status_mapping_reads_the_simulators_objects() {
     assert_eq!(status.volumes[0].phase, "Bound");
     assert_eq!(status.volumes[0].capacity.as_deref(), Some("1Gi"));
 }
+
+fn job(name: &str, image: &str, parallelism: u32, restart: &str) -> k8s_openapi::api::batch::v1::Job {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"parallelism": parallelism, "completions": parallelism, "backoffLimit": 1,
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"restartPolicy": restart, "containers": [{"name": "train", "image": image}]}}},
+    }))
+    .unwrap()
+}
+
+async fn job_until(
+    jobs: &Api<k8s_openapi::api::batch::v1::Job>,
+    name: &str,
+    done: impl Fn(&k8s_openapi::api::batch::v1::JobStatus) -> bool,
+) -> k8s_openapi::api::batch::v1::JobStatus {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let status = jobs.get(name).await.unwrap().status.unwrap_or_default();
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("job {name} did not get there"))
+}
+
+fn has(status: &k8s_openapi::api::batch::v1::JobStatus, kind: &str) -> bool {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == kind && c.status == "True")
+}
+
+#[tokio::test]
+async fn a_job_runs_its_pods_to_completion_or_fails_after_its_backoff_limit() {
+    let t = TestSim::start_with(ClusterSpec {
+        timings: Timings::fast(),
+        ..ClusterSpec::default()
+    })
+    .await;
+    let client = t.client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "services");
+    let pods: Api<Pod> = Api::namespaced(client, "services");
+
+    let created = jobs
+        .create(&PostParams::default(), &job("train", "trainer", 2, "Never"))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.unwrap();
+    let selector = created.spec.unwrap().selector.unwrap().match_labels.unwrap();
+    assert_eq!(
+        selector["batch.kubernetes.io/controller-uid"], uid,
+        "the API server's selector"
+    );
+    let done = job_until(&jobs, "train", |s| has(s, "Complete")).await;
+    assert_eq!((done.succeeded, done.active, done.failed), (Some(2), Some(0), Some(0)));
+    assert!(done.start_time.is_some() && done.completion_time.is_some());
+    let finished = pods.list(&ListParams::default().labels("app=train")).await.unwrap();
+    assert_eq!(finished.items.len(), 2, "finished pods stay");
+    assert!(
+        finished
+            .iter()
+            .all(|p| p.status.as_ref().unwrap().phase.as_deref() == Some("Succeeded"))
+    );
+
+    // A crashing run: each failed pod is replaced until the failures pass the limit.
+    jobs.create(&PostParams::default(), &job("broken", "crash:1", 1, "Never"))
+        .await
+        .unwrap();
+    let failed = job_until(&jobs, "broken", |s| has(s, "Failed")).await;
+    assert_eq!(failed.failed, Some(2), "one failure allowed, the second ends it");
+    assert!(failed.completion_time.is_none());
+
+    // A Job's pods must run to completion; its template cannot change.
+    let error = jobs
+        .create(&PostParams::default(), &job("service", "nginx", 1, "Always"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 422);
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "train", "image": "other"}]}}}});
+    let error = jobs
+        .patch("train", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 422);
+
+    // Deleting the Job deletes its pods.
+    jobs.delete("train", &DeleteParams::background()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !pods
+            .list(&ListParams::default().labels("app=train"))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the pods go with the Job");
+}

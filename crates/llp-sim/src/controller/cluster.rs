@@ -74,6 +74,9 @@ pub struct Timings {
     pub pull: Duration,
     /// From a container's start until a crashing image exits.
     pub crash_after: Duration,
+    /// From a container's start until it exits 0, in a pod that runs to completion
+    /// (`restartPolicy` `OnFailure` or `Never`: a Job's).
+    pub complete_after: Duration,
     /// First back-off after a crash; doubles per restart, up to 8 times this.
     pub backoff: Duration,
     /// Between the log lines a running container writes.
@@ -91,6 +94,7 @@ impl Default for Timings {
             tick: Duration::from_millis(200),
             pull: Duration::from_millis(1500),
             crash_after: Duration::from_secs(2),
+            complete_after: Duration::from_secs(5),
             backoff: Duration::from_secs(2),
             log_every: Duration::from_secs(5),
             terminate: Duration::from_secs(1),
@@ -106,6 +110,7 @@ impl Timings {
             tick: Duration::from_millis(20),
             pull: Duration::from_millis(50),
             crash_after: Duration::from_millis(100),
+            complete_after: Duration::from_millis(300),
             backoff: Duration::from_millis(100),
             log_every: Duration::from_millis(200),
             terminate: Duration::from_millis(100),

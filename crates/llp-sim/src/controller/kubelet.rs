@@ -1,6 +1,9 @@
 //! The life of a scheduled pod, as a kubelet would report it: images are pulled
 //! (ContainerCreating), containers start and write log lines, and images carrying a marker
-//! crash into CrashLoopBackOff, get OOMKilled, or never pull (ImagePullBackOff).
+//! crash into CrashLoopBackOff, get OOMKilled, or never pull (ImagePullBackOff). In a pod that
+//! runs to completion (`restartPolicy` `OnFailure` or `Never`), a healthy container exits 0
+//! after a while; with `Never` a crash is final too. A pod whose containers all exited is
+//! `Succeeded`, or `Failed` when one failed.
 //!
 //! [`PodRun::step`] advances one pod to `now` and returns what happened (events, log lines);
 //! [`PodRun::status`] renders the pod's `status` from that state alone.
@@ -61,6 +64,21 @@ enum State {
     ConfigError {
         message: String,
     },
+    /// Exited for good (a pod that runs to completion).
+    Exited {
+        terminated: Terminated,
+    },
+}
+
+/// What a container does when it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    /// Starts again, whatever the exit (`Always`): a healthy container never exits.
+    Always,
+    /// Starts again after a failure; a healthy container completes (`OnFailure`).
+    OnFailure,
+    /// Never starts again (`Never`).
+    Never,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +99,7 @@ struct ContainerRun {
     restarts: u32,
     last_terminated: Option<Terminated>,
     lines: u64,
+    restart: Restart,
 }
 
 /// Something a pod step produced.
@@ -96,6 +115,8 @@ pub enum Effect {
     Log { container: String, text: String },
     /// A container's run ended; its lines become the previous run's.
     RunEnded { container: String },
+    /// A container exited for good (its pod runs to completion); its lines stay current.
+    Exited { container: String },
 }
 
 /// The simulated kubelet's view of one pod.
@@ -124,9 +145,15 @@ impl PodRun {
                 })
                 .collect()
         };
+        let restart = match pod["spec"]["restartPolicy"].as_str() {
+            Some("OnFailure") => Restart::OnFailure,
+            Some("Never") => Restart::Never,
+            _ => Restart::Always,
+        };
         let containers = list("containers")
             .into_iter()
             .map(|(name, image)| ContainerRun {
+                restart,
                 behaviour: Behaviour::of(&image, cluster),
                 name,
                 image,
@@ -189,6 +216,24 @@ impl PodRun {
         self.containers.iter().all(|c| matches!(c.state, State::Running { .. }))
     }
 
+    /// `Succeeded` or `Failed` once every container exited for good.
+    fn finished(&self) -> Option<&'static str> {
+        let codes: Option<Vec<i32>> = self
+            .containers
+            .iter()
+            .map(|c| match &c.state {
+                State::Exited { terminated } => Some(terminated.exit_code),
+                _ => None,
+            })
+            .collect();
+        let codes = codes.filter(|c| !c.is_empty())?;
+        Some(if codes.iter().all(|c| *c == 0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        })
+    }
+
     /// The pod's `status`.
     pub fn status(&self, pod_ip: &str) -> Value {
         let containers: Vec<Value> = self.containers.iter().map(container_status).collect();
@@ -209,9 +254,14 @@ impl PodRun {
         let any_started = self
             .containers
             .iter()
-            .any(|c| c.restarts > 0 || matches!(c.state, State::Running { .. }));
+            .any(|c| c.restarts > 0 || matches!(c.state, State::Running { .. } | State::Exited { .. }));
+        let phase = match self.finished() {
+            Some(finished) => finished,
+            None if any_started => "Running",
+            None => "Pending",
+        };
         let mut status = json!({
-            "phase": if any_started { "Running" } else { "Pending" },
+            "phase": phase,
             "hostIP": "10.0.0.1",
             "podIP": pod_ip,
             "startTime": self.start_time,
@@ -318,11 +368,45 @@ fn step_container(
             next_log,
         } => {
             let dies = matches!(c.behaviour, Behaviour::Crash | Behaviour::Oom) && now >= since + timings.crash_after;
-            if dies {
-                let (exit_code, reason, last_words) = match c.behaviour {
-                    Behaviour::Oom => (137, "OOMKilled", "llp-sim: allocating beyond the memory limit"),
-                    _ => (1, "Error", "llp-sim: fatal error, exiting with code 1"),
+            let completes = c.behaviour == Behaviour::Healthy
+                && c.restart != Restart::Always
+                && now >= since + timings.complete_after;
+            if completes {
+                c.lines += 1;
+                effects.push(Effect::Log {
+                    container: c.name.clone(),
+                    text: format!("llp-sim: {} finished", c.name),
+                });
+                effects.push(Effect::Exited {
+                    container: c.name.clone(),
+                });
+                c.state = State::Exited {
+                    terminated: Terminated {
+                        exit_code: 0,
+                        reason: "Completed",
+                        started_at,
+                        finished_at: timestamp(),
+                    },
                 };
+            } else if dies && c.restart == Restart::Never {
+                let (exit_code, reason, last_words) = last_words(c.behaviour);
+                effects.push(Effect::Log {
+                    container: c.name.clone(),
+                    text: last_words.into(),
+                });
+                effects.push(Effect::Exited {
+                    container: c.name.clone(),
+                });
+                c.state = State::Exited {
+                    terminated: Terminated {
+                        exit_code,
+                        reason,
+                        started_at,
+                        finished_at: timestamp(),
+                    },
+                };
+            } else if dies {
+                let (exit_code, reason, last_words) = last_words(c.behaviour);
                 effects.push(Effect::Log {
                     container: c.name.clone(),
                     text: last_words.into(),
@@ -365,6 +449,14 @@ fn step_container(
     }
 }
 
+/// Exit code, reason and last log line of a container that dies.
+fn last_words(behaviour: Behaviour) -> (i32, &'static str, &'static str) {
+    match behaviour {
+        Behaviour::Oom => (137, "OOMKilled", "llp-sim: allocating beyond the memory limit"),
+        _ => (1, "Error", "llp-sim: fatal error, exiting with code 1"),
+    }
+}
+
 fn container_status(c: &ContainerRun) -> Value {
     let state = match &c.state {
         State::Creating { .. } if c.restarts == 0 => json!({"waiting": {"reason": "ContainerCreating"}}),
@@ -380,6 +472,9 @@ fn container_status(c: &ContainerRun) -> Value {
         State::ConfigError { message } => {
             json!({"waiting": {"reason": "CreateContainerConfigError", "message": message}})
         }
+        State::Exited { terminated: t } => json!({"terminated": {
+            "exitCode": t.exit_code, "reason": t.reason, "startedAt": t.started_at, "finishedAt": t.finished_at,
+        }}),
     };
     let mut status = json!({
         "name": c.name,
@@ -408,12 +503,16 @@ mod tests {
     }
 
     fn run(image: &str, steps: &[u64]) -> (PodRun, Vec<Effect>) {
+        run_with(pod(image), steps)
+    }
+
+    fn run_with(pod: Value, steps: &[u64]) -> (PodRun, Vec<Effect>) {
         let cluster = ClusterSpec {
             timings: Timings::fast(),
             ..ClusterSpec::default()
         };
         let start = Instant::now();
-        let mut run = PodRun::new(&pod(image), &cluster, start);
+        let mut run = PodRun::new(&pod, &cluster, start);
         let mut effects = Vec::new();
         for ms in steps {
             effects.extend(run.step(start + Duration::from_millis(*ms), &cluster.timings, &HashMap::new()));
@@ -451,6 +550,39 @@ mod tests {
         assert!(effects.contains(&Effect::RunEnded {
             container: "app".into()
         }));
+    }
+
+    fn run_to_completion(image: &str, policy: &str, steps: &[u64]) -> Value {
+        let pod = json!({"spec": {"restartPolicy": policy, "containers": [{"name": "app", "image": image}]}});
+        run_with(pod, steps).0.status("ip")
+    }
+
+    #[test]
+    fn a_healthy_container_of_a_run_to_completion_pod_exits_0_and_the_pod_succeeds() {
+        for policy in ["Never", "OnFailure"] {
+            let running = run_to_completion("trainer", policy, &[0, 60, 200]);
+            assert_eq!(running["phase"], "Running", "{policy}");
+            let done = run_to_completion("trainer", policy, &[0, 60, 200, 400]);
+            assert_eq!(done["phase"], "Succeeded", "{policy}");
+            let state = &done["containerStatuses"][0]["state"]["terminated"];
+            assert_eq!((&state["exitCode"], &state["reason"]), (&json!(0), &json!("Completed")));
+        }
+        let always = run_to_completion("trainer", "Always", &[0, 60, 200, 400, 1000]);
+        assert_eq!(always["phase"], "Running", "a service never completes");
+    }
+
+    #[test]
+    fn a_crash_is_final_with_never_and_restarts_with_on_failure() {
+        let never = run_to_completion("crash:1", "Never", &[0, 60, 200, 400]);
+        assert_eq!(never["phase"], "Failed");
+        let c = &never["containerStatuses"][0];
+        assert_eq!(
+            (&c["restartCount"], &c["state"]["terminated"]["exitCode"]),
+            (&json!(0), &json!(1))
+        );
+        let on_failure = run_to_completion("crash:1", "OnFailure", &[0, 60, 200]);
+        assert_eq!(on_failure["phase"], "Running");
+        assert_eq!(on_failure["containerStatuses"][0]["restartCount"], 1);
     }
 
     #[test]

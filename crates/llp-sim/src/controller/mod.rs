@@ -6,6 +6,7 @@ pub mod cluster;
 mod config_refs;
 pub mod events;
 mod housekeeping;
+mod job;
 pub mod kubelet;
 pub(crate) mod quantity;
 pub mod scheduler;
@@ -132,6 +133,11 @@ impl Controller {
             fingerprints.insert(uid.to_owned(), fingerprint);
         }
         self.sts_fingerprints = fingerprints;
+        for job in store.list(ids::jobs(), None, &everything.0, &everything.1) {
+            let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
+            let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
+            job::reconcile(&mut store, &job, pods, &mut self.recorder);
+        }
         housekeeping::bind_claims(&mut store);
         housekeeping::expand_claims(&mut store);
         housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
@@ -324,6 +330,7 @@ impl Controller {
                         text,
                     );
                 }
+                Effect::Exited { .. } => {}
                 Effect::RunEnded { container } => {
                     logs.restart(&LogKey {
                         namespace: key.namespace.clone(),

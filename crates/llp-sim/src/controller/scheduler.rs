@@ -36,7 +36,11 @@ pub type Usage = HashMap<String, BTreeMap<String, f64>>;
 /// The usage of each node by `bound` pods.
 pub fn usage(bound: &[Arc<Value>]) -> Usage {
     let mut usage = Usage::new();
-    for pod in bound {
+    // A finished pod holds nothing any more.
+    let running = bound
+        .iter()
+        .filter(|p| !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")));
+    for pod in running {
         if let Some(node) = pod["spec"]["nodeName"].as_str() {
             add(&mut usage, node, pod);
         }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 pub fn apply(kind: &str, object: &mut Value) {
     match kind {
         "StatefulSet" => stateful_set(object),
+        "Job" => job(object),
         "Pod" => pod_spec(&mut object["spec"]),
         "Service" => service(object),
         "PersistentVolumeClaim" => claim(object),
@@ -95,6 +96,46 @@ fn stateful_set(sts: &mut Value) {
         claim["kind"] = json!("PersistentVolumeClaim");
         set_default(&mut claim["spec"], "volumeMode", json!("Filesystem"));
     }
+}
+
+/// Labels the API server puts on a Job's pod template, selecting its pods by the Job's uid.
+pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// The label naming a pod's Job.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+fn job(job: &mut Value) {
+    let uid = job["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+    let name = job["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let spec = &mut job["spec"];
+    if !spec.is_object() {
+        return;
+    }
+    if spec.get("completions").is_none_or(Value::is_null) && spec.get("parallelism").is_none_or(Value::is_null) {
+        spec["completions"] = json!(1);
+    }
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    // The generated selector, on create (the uid is set by then).
+    if spec.get("selector").is_none_or(Value::is_null) && !uid.is_empty() {
+        spec["selector"] = json!({"matchLabels": {JOB_UID_LABEL: uid}});
+        let template = &mut spec["template"];
+        if !template["metadata"]["labels"].is_object() {
+            template["metadata"]["labels"] = json!({});
+        }
+        let labels = &mut template["metadata"]["labels"];
+        for (key, value) in [
+            (JOB_UID_LABEL, &uid),
+            (JOB_NAME_LABEL, &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            labels[key] = json!(value);
+        }
+    }
+    pod_spec(&mut spec["template"]["spec"]);
 }
 
 fn pod_spec(spec: &mut Value) {

@@ -36,6 +36,9 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
             }
         }
     }
+    if kind == "Job" {
+        check_job(new, old, &mut causes);
+    }
     if kind == "PersistentVolumeClaim"
         && let Some(old) = old
     {
@@ -49,6 +52,30 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
             name: name.into(),
             causes,
         })
+    }
+}
+
+/// A Job's pods run to completion; its template, selector and completions are immutable.
+fn check_job(new: &Value, old: Option<&Value>, causes: &mut Vec<(String, String)>) {
+    let policy = new["spec"]["template"]["spec"]["restartPolicy"]
+        .as_str()
+        .unwrap_or("Always");
+    if policy != "OnFailure" && policy != "Never" {
+        causes.push((
+            "spec.template.spec.restartPolicy".into(),
+            format!("Unsupported value: \"{policy}\": supported values: \"OnFailure\", \"Never\""),
+        ));
+    }
+    if let Some(old) = old {
+        for field in ["template", "selector", "completions"] {
+            let value = &new["spec"][field];
+            if *value != old["spec"][field] {
+                causes.push((
+                    format!("spec.{field}"),
+                    format!("Invalid value: {value}: field is immutable"),
+                ));
+            }
+        }
     }
 }
 
