@@ -3,6 +3,7 @@
 //! watch caches, so admission costs the cluster nothing).
 
 use crate::cluster::cache::Caches;
+use crate::cluster::workload::Deployed;
 use jiff::Timestamp;
 use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, label_value};
 use llp_spec::reservations::{GpuCounts, Holding, pod_gpus, times};
@@ -77,32 +78,33 @@ pub struct ReservationPolicy {
     pub clock: Clock,
 }
 
-/// The GPUs one pod of the StatefulSet holds, from its pod template.
-pub fn per_pod(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> GpuCounts {
-    sts.spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .map(pod_gpus)
-        .unwrap_or_default()
+/// The GPUs one pod of a StatefulSet or Job holds, from its pod template.
+pub fn per_pod(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> GpuCounts {
+    template.and_then(|t| t.spec.as_ref()).map(pod_gpus).unwrap_or_default()
 }
 
-/// What `owner`'s deployments hold now: each StatefulSet's GPUs per pod × its replicas.
-/// Deployments are named by their `deployment` label, which is the record id for the UUIDs
-/// and integers records have.
+/// Every StatefulSet and Job in the caches that is not being deleted.
+pub fn deployed(caches: &Caches) -> Vec<Deployed> {
+    let sets = caches.stateful_sets.state().into_iter().map(Deployed::StatefulSet);
+    let jobs = caches.jobs.state().into_iter().map(Deployed::Job);
+    sets.chain(jobs)
+        .filter(|d| d.meta().deletion_timestamp.is_none())
+        .collect()
+}
+
+/// What `owner`'s deployments hold now: each one's GPUs per pod × the pods it runs (a
+/// finished or suspended run holds none). Deployments are named by their `deployment` label,
+/// which is the record id for the UUIDs and integers records have.
 pub fn holdings(caches: &Caches, owner: &str) -> Vec<Holding> {
     let owner = label_value(owner);
-    caches
-        .stateful_sets
-        .state()
+    deployed(caches)
         .iter()
-        .filter(|sts| sts.metadata.deletion_timestamp.is_none())
-        .filter_map(|sts| {
-            let labels = sts.metadata.labels.as_ref()?;
+        .filter_map(|d| {
+            let labels = d.meta().labels.as_ref()?;
             if labels.get(OWNER_LABEL) != Some(&owner) {
                 return None;
             }
-            let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let gpus = times(&per_pod(sts), u32::try_from(replicas).unwrap_or(0));
+            let gpus = times(&per_pod(d.pod_template()), d.replicas());
             Some(Holding {
                 deployment: labels.get(DEPLOYMENT_LABEL)?.clone(),
                 gpus,

@@ -444,3 +444,30 @@ async fn a_job_runs_its_pods_to_completion_or_fails_after_its_backoff_limit() {
     .await
     .expect("the pods go with the Job");
 }
+
+/// What a deploy does to run a finished Job again: delete it in the foreground (its pods
+/// first), then apply it anew.
+#[tokio::test]
+async fn a_finished_job_deleted_in_the_foreground_goes_and_can_run_again() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), "services");
+    for round in 0..2 {
+        let params = PatchParams::apply("llp-k8s").force();
+        jobs.patch("train", &params, &Patch::Apply(&job("train", "trainer", 2, "Never")))
+            .await
+            .unwrap();
+        job_until(&jobs, "train", |s| has(s, "Complete")).await;
+        jobs.delete("train", &DeleteParams::foreground()).await.unwrap();
+        let start = std::time::Instant::now();
+        while jobs.get_opt("train").await.unwrap().is_some() {
+            if start.elapsed() > Duration::from_secs(5) {
+                panic!(
+                    "round {round}: still there: {:?}",
+                    jobs.get("train").await.unwrap().metadata
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

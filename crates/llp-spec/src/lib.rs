@@ -26,7 +26,7 @@ pub use limits::{GpuSet, Limits, LimitsTable};
 pub use names::Names;
 pub use parse::parse_yaml;
 pub use record::{Deployment, Exposure, Record, RecordId, validate_record, validate_record_with};
-pub use render::{Identity, Objects, RenderConfig, render};
+pub use render::{Identity, Objects, RenderConfig, Workload, render};
 pub use schema::deployment_schema;
 pub use spec::Spec;
 pub use validate::{validate_spec, validate_yaml};

@@ -91,6 +91,11 @@ impl Names {
         &self.base
     }
 
+    /// The claim of volume `volume` of a run to completion (a Job has no claim per pod).
+    pub fn job_claim(&self, volume: &str) -> String {
+        format!("{volume}-{}", self.base)
+    }
+
     /// The TLS Secret of the Ingress.
     pub fn tls_secret(&self) -> String {
         self.derived("tls")

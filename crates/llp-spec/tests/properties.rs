@@ -83,7 +83,7 @@ proptest! {
         };
         if let Ok(deployment) = validate_record(&record, &Limits::default()) {
             let objects = render(&deployment, Identity { id: &id, owner: "owner" }, &RenderConfig::default());
-            let mut names = vec![objects.stateful_set.metadata.name.clone().unwrap()];
+            let mut names = vec![objects.workload.name().to_owned()];
             names.extend(objects.services.iter().map(|s| s.metadata.name.clone().unwrap()));
             names.extend(objects.ingress.iter().map(|i| i.metadata.name.clone().unwrap()));
             for name in names {

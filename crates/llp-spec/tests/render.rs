@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Container;
 use llp_spec::names::{APP_LABEL, DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL};
-use llp_spec::{Identity, Limits, Objects, Record, RecordId, RenderConfig, render, validate_record};
+use llp_spec::{Identity, Limits, Objects, Record, RecordId, RenderConfig, Workload, render, validate_record};
 
 const UUID: &str = "3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b";
 const OWNER: &str = "7c1e2d3f-0a1b-4c5d-8e9f-a0b1c2d3e4f5";
@@ -29,13 +29,21 @@ fn render_record(record: &Record) -> Objects {
 /// Every object as JSON values, in apply order, for one snapshot per case.
 fn all_objects(objects: &Objects) -> Vec<serde_json::Value> {
     let Objects {
-        stateful_set,
+        workload,
+        claims,
         services,
         ingress,
         shared_claims,
     } = objects;
-    let mut all: Vec<serde_json::Value> = shared_claims.iter().map(|c| serde_json::to_value(c).unwrap()).collect();
-    all.push(serde_json::to_value(stateful_set).unwrap());
+    let mut all: Vec<serde_json::Value> = shared_claims
+        .iter()
+        .chain(claims)
+        .map(|c| serde_json::to_value(c).unwrap())
+        .collect();
+    all.push(match workload {
+        Workload::StatefulSet(sts) => serde_json::to_value(sts).unwrap(),
+        Workload::Job(job) => serde_json::to_value(job).unwrap(),
+    });
     all.extend(services.iter().map(|s| serde_json::to_value(s).unwrap()));
     all.extend(ingress.iter().map(|i| serde_json::to_value(i).unwrap()));
     all
@@ -47,7 +55,8 @@ fn exposed_record() -> Record {
 
 fn containers(objects: &Objects) -> &[Container] {
     &objects
-        .stateful_set
+        .stateful_set()
+        .unwrap()
         .spec
         .as_ref()
         .unwrap()
@@ -80,6 +89,13 @@ fn snapshot_gpu_training() {
 }
 
 #[test]
+fn snapshot_training_run() {
+    insta::assert_yaml_snapshot!(all_objects(&render_record(&record(include_str!(
+        "../../../examples/training-run.yaml"
+    )))));
+}
+
+#[test]
 fn snapshot_exposed() {
     insta::assert_yaml_snapshot!(all_objects(&render_record(&exposed_record())));
 }
@@ -97,7 +113,8 @@ fn every_object_carries_the_four_labels() {
         assert_eq!(object["metadata"]["namespace"], "services");
     }
     let template_labels = objects
-        .stateful_set
+        .stateful_set()
+        .unwrap()
         .spec
         .as_ref()
         .unwrap()
@@ -118,7 +135,10 @@ fn every_object_carries_the_four_labels() {
 fn names_follow_the_base_name() {
     let objects = render_record(&exposed_record());
     let base = format!("sd-{UUID}");
-    assert_eq!(objects.stateful_set.metadata.name.as_deref(), Some(base.as_str()));
+    assert_eq!(
+        objects.stateful_set().unwrap().metadata.name.as_deref(),
+        Some(base.as_str())
+    );
     assert_eq!(
         objects.services[0].metadata.name.as_deref(),
         Some(format!("{base}-web").as_str())
@@ -181,7 +201,8 @@ fn secrets_and_config_are_referenced_by_the_base_name() {
 fn containers_are_locked_down() {
     let objects = render_record(&record(include_str!("../../../examples/seed.yaml")));
     let pod = objects
-        .stateful_set
+        .stateful_set()
+        .unwrap()
         .spec
         .as_ref()
         .unwrap()
@@ -206,7 +227,7 @@ fn per_replica_volumes_become_claim_templates_and_scratch_dirs_memory() {
         "containers: [{name: a, image: i, volumeMounts: [{name: data, mountPath: /d}, {name: scratch, mountPath: /s}]}]\n\
          volumes: [{name: data, size: 2Gi}, {name: scratch, emptyDir: {sizeLimit: 128}}]\n",
     ));
-    let spec = objects.stateful_set.spec.clone().unwrap();
+    let spec = objects.stateful_set().unwrap().spec.clone().unwrap();
     let claims = spec.volume_claim_templates.unwrap();
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
@@ -225,7 +246,7 @@ fn per_replica_volumes_become_claim_templates_and_scratch_dirs_memory() {
 #[test]
 fn a_shared_volume_is_one_claim_of_the_owner_mounted_by_every_pod() {
     let objects = render_record(&record(include_str!("../../../examples/gpu-training.yaml")));
-    let spec = objects.stateful_set.spec.clone().unwrap();
+    let spec = objects.stateful_set().unwrap().spec.clone().unwrap();
     assert!(spec.volume_claim_templates.is_none(), "no claim per replica");
     let name = llp_spec::names::shared_claim("sd-", OWNER, "datasets");
     let [claim] = objects.shared_claims.as_slice() else {
@@ -279,7 +300,16 @@ fn config_shapes_the_objects() {
 fn only_pods_asking_for_a_gpu_tolerate_the_gpu_taint() {
     let tolerations = |yaml: &str| {
         let objects = render_record(&record(yaml));
-        objects.stateful_set.spec.unwrap().template.spec.unwrap().tolerations
+        objects
+            .stateful_set()
+            .unwrap()
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .tolerations
     };
     assert_eq!(tolerations("containers: [{name: a, image: b}]"), None);
     let gpu =
@@ -293,4 +323,40 @@ fn only_pods_asking_for_a_gpu_tolerate_the_gpu_taint() {
         ),
         (Some("nvidia.com/gpu"), Some("Exists"), Some("NoSchedule"))
     );
+}
+
+#[test]
+fn a_run_to_completion_is_a_job_whose_volumes_are_one_claim_each() {
+    let objects = render_record(&record(
+        "containers: [{name: train, image: trainer, volumeMounts: [{name: ckpt, mountPath: /ckpt}, \
+         {name: data, mountPath: /data, type: ReadWriteMany}]}]\n\
+         volumes: [{name: ckpt, size: 5Gi}, {name: data, size: 1Gi}]\nreplicas: 2\nrestartPolicy: Never\n",
+    ));
+    assert!(
+        objects.stateful_set().is_none(),
+        "Kubernetes refuses a StatefulSet that does not restart"
+    );
+    let job = objects.job().expect("a Job");
+    let base = format!("sd-{UUID}");
+    assert_eq!(job.metadata.name.as_deref(), Some(base.as_str()));
+    let spec = job.spec.clone().unwrap();
+    assert_eq!(
+        (spec.parallelism, spec.completions, spec.backoff_limit),
+        (Some(2), Some(2), Some(3))
+    );
+    assert!(spec.selector.is_none(), "the API server generates it");
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let claim_of = |volume: &str| {
+        let v = pod.volumes.iter().flatten().find(|v| v.name == volume).unwrap();
+        v.persistent_volume_claim.as_ref().unwrap().claim_name.clone()
+    };
+    assert_eq!(claim_of("ckpt"), format!("ckpt-{base}"));
+    assert_eq!(claim_of("data"), llp_spec::names::shared_claim("sd-", OWNER, "data"));
+    let [claim] = objects.claims.as_slice() else {
+        panic!("one claim of the Job: {:?}", objects.claims)
+    };
+    assert_eq!(claim.metadata.name.as_deref(), Some(format!("ckpt-{base}").as_str()));
+    assert_eq!(claim.metadata.labels.as_ref().unwrap()[DEPLOYMENT_LABEL], UUID);
+    assert_eq!(objects.shared_claims.len(), 1);
 }

@@ -5,11 +5,12 @@
 
 use super::Cluster;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use llp_spec::Objects;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use llp_spec::names::DEPLOYMENT_LABEL;
+use llp_spec::{Objects, Workload};
 
 /// The field manager of every write.
 pub const MANAGER: &str = "llp-k8s";
@@ -54,7 +55,9 @@ impl ApplyError {
 pub struct Applied {
     /// The deployment was not there before (201 rather than 200).
     pub created: bool,
-    /// The generation of the StatefulSet as applied, for read-after-write waits.
+    /// The uid and generation of the StatefulSet or Job as applied, for read-after-write waits.
+    pub uid: String,
+    /// See `uid`.
     pub generation: i64,
 }
 
@@ -65,22 +68,26 @@ pub async fn apply_objects(
     deployment_label: &str,
 ) -> Result<Applied, ApplyError> {
     let Objects {
-        stateful_set,
+        workload,
+        claims,
         services,
         ingress,
         shared_claims,
     } = objects;
     let params = PatchParams::apply(MANAGER).force();
     let sets: Api<StatefulSet> = cluster.api();
-    let name = stateful_set.metadata.name.clone().unwrap_or_default();
-    let existing = sets.get_opt(&name).await.map_err(|source| ApplyError::Apply {
-        kind: "StatefulSet",
-        name: name.clone(),
-        source,
-    })?;
-    let created = existing.is_none();
+    let jobs: Api<Job> = cluster.api();
+    let name = workload.name().to_owned();
+    let failed = |kind: &'static str| {
+        let name = name.clone();
+        move |source| ApplyError::Apply { kind, name, source }
+    };
+    let existing_set = sets.get_opt(&name).await.map_err(failed("StatefulSet"))?;
+    let existing_job = jobs.get_opt(&name).await.map_err(failed("Job"))?;
+    let created = existing_set.is_none() && existing_job.is_none();
     // Before the pods that mount them.
     super::shared::attach(cluster, shared_claims, deployment_label).await?;
+    ensure_claims(cluster, claims).await?;
     super::resize::grow_claims(cluster, objects, deployment_label)
         .await
         .map_err(|(name, source)| ApplyError::Apply {
@@ -111,50 +118,29 @@ pub async fn apply_objects(
                 source,
             })?;
     }
-    let applied = match sets.patch(&name, &params, &Patch::Apply(stateful_set)).await {
-        Ok(applied) => applied,
-        Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
-            // Immutable fields changed: recreate; claims stay (retention Retain). When only
-            // the claims' sizes changed (grown in place above), the pods stay too: orphaned,
-            // then adopted by the new StatefulSet, whose template is the same.
-            let fail = |source| ApplyError::Apply {
-                kind: "StatefulSet",
-                name: name.clone(),
-                source,
-            };
-            let templates = |s: &StatefulSet| s.spec.as_ref()?.volume_claim_templates.clone();
-            let resized = existing.as_ref().is_some_and(|old| {
-                llp_spec::resize::only_sizes_differ(
-                    &templates(old).unwrap_or_default(),
-                    &templates(stateful_set).unwrap_or_default(),
-                )
-            });
-            let propagation = if resized {
-                DeleteParams::orphan()
-            } else {
-                DeleteParams::foreground()
-            };
-            sets.delete(&name, &propagation).await.map_err(fail)?;
-            // Foreground deletion takes a while on a real cluster: wait until it is gone.
-            for _ in 0..240 {
-                if sets.get_opt(&name).await.map_err(fail)?.is_none() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // A changed `restartPolicy` switches kinds: the other one goes first, with its pods.
+    let meta = match workload {
+        Workload::StatefulSet(sts) => {
+            if existing_job.is_some() {
+                delete_and_wait(&jobs, &name, DeleteParams::foreground())
+                    .await
+                    .map_err(failed("Job"))?;
             }
-            // Created by server-side apply too, so that llp-k8s alone owns its fields: after a
-            // plain create the creator would co-own every field, and a container or variable
-            // later dropped from the YAML would stay.
-            sets.patch(&name, &params, &Patch::Apply(stateful_set))
+            apply_stateful_set(&sets, sts, existing_set.as_ref())
                 .await
-                .map_err(fail)?
+                .map_err(failed("StatefulSet"))?
+                .metadata
         }
-        Err(source) => {
-            return Err(ApplyError::Apply {
-                kind: "StatefulSet",
-                name,
-                source,
-            });
+        Workload::Job(job) => {
+            if existing_set.is_some() {
+                delete_and_wait(&sets, &name, DeleteParams::foreground())
+                    .await
+                    .map_err(failed("StatefulSet"))?;
+            }
+            apply_job(&jobs, job, existing_job.as_ref())
+                .await
+                .map_err(failed("Job"))?
+                .metadata
         }
     };
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
@@ -194,8 +180,108 @@ pub async fn apply_objects(
     }
     Ok(Applied {
         created,
-        generation: applied.metadata.generation.unwrap_or(1),
+        uid: meta.uid.unwrap_or_default(),
+        generation: meta.generation.unwrap_or(1),
     })
+}
+
+/// Server-side applies the StatefulSet. One whose immutable fields changed is recreated;
+/// claims stay (retention Retain). When only the claims' sizes changed (grown in place
+/// before), the pods stay too: orphaned, then adopted by the new StatefulSet, whose template
+/// is the same.
+async fn apply_stateful_set(
+    sets: &Api<StatefulSet>,
+    sts: &StatefulSet,
+    existing: Option<&StatefulSet>,
+) -> Result<StatefulSet, kube::Error> {
+    let name = sts.metadata.name.clone().unwrap_or_default();
+    let params = PatchParams::apply(MANAGER).force();
+    match sets.patch(&name, &params, &Patch::Apply(sts)).await {
+        Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
+            let templates = |s: &StatefulSet| s.spec.as_ref()?.volume_claim_templates.clone();
+            let resized = existing.is_some_and(|old| {
+                llp_spec::resize::only_sizes_differ(
+                    &templates(old).unwrap_or_default(),
+                    &templates(sts).unwrap_or_default(),
+                )
+            });
+            let propagation = if resized {
+                DeleteParams::orphan()
+            } else {
+                DeleteParams::foreground()
+            };
+            delete_and_wait(sets, &name, propagation).await?;
+            // Created by server-side apply too, so that llp-k8s alone owns its fields: after a
+            // plain create the creator would co-own every field, and a container or variable
+            // later dropped from the YAML would stay.
+            sets.patch(&name, &params, &Patch::Apply(sts)).await
+        }
+        other => other,
+    }
+}
+
+/// Server-side applies the Job. A finished one runs again: it is deleted with its pods and
+/// created anew; so is one whose pod template changed (a Job's template is immutable).
+async fn apply_job(jobs: &Api<Job>, job: &Job, existing: Option<&Job>) -> Result<Job, kube::Error> {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let params = PatchParams::apply(MANAGER).force();
+    if existing.is_some_and(|j| super::workload::job_finished(j).is_some()) {
+        delete_and_wait(jobs, &name, DeleteParams::foreground()).await?;
+    }
+    match jobs.patch(&name, &params, &Patch::Apply(job)).await {
+        Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
+            delete_and_wait(jobs, &name, DeleteParams::foreground()).await?;
+            jobs.patch(&name, &params, &Patch::Apply(job)).await
+        }
+        other => other,
+    }
+}
+
+/// Deletes `name` and waits (up to a minute) until it is gone: a foreground deletion takes
+/// its pods first, which takes their grace period on a real cluster.
+pub async fn delete_and_wait<K>(api: &Api<K>, name: &str, propagation: DeleteParams) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    match api.delete(name, &propagation).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        other => drop(other?),
+    }
+    for _ in 0..240 {
+        if api.get_opt(name).await?.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// Creates a run to completion's claims that are missing; a larger size grows one that exists.
+async fn ensure_claims(cluster: &Cluster, claims: &[PersistentVolumeClaim]) -> Result<(), ApplyError> {
+    let api: Api<PersistentVolumeClaim> = cluster.api();
+    for claim in claims {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let fail = |source| ApplyError::Apply {
+            kind: "PersistentVolumeClaim",
+            name: name.clone(),
+            source,
+        };
+        match api.get_opt(&name).await.map_err(fail)? {
+            None => drop(api.create(&PostParams::default(), claim).await.map_err(fail)?),
+            Some(existing) => {
+                let wanted = llp_spec::resize::requested(claim).unwrap_or_default();
+                let grows =
+                    llp_spec::resize::requested(&existing).is_some_and(|now| llp_spec::resize::grows(now, wanted));
+                if grows {
+                    let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": wanted}}}});
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await
+                        .map_err(fail)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether the API server refused a StatefulSet update because a field that cannot change did

@@ -1,12 +1,14 @@
-//! Watch caches of the managed namespace: reflectors over the StatefulSets, pods and claims
-//! that carry our `managed-by` label, and over the StatefulSet controller's `FailedCreate`
+//! Watch caches of the managed namespace: reflectors over the StatefulSets, Jobs, pods and
+//! claims that carry our `managed-by` label, and over the StatefulSet controller's `FailedCreate`
 //! events (the only trace of pods that admission refused). Status requests read only these,
 //! so polling costs the Kubernetes API nothing.
 
 use super::index::LabelIndex;
 use super::trim;
+use super::workload::Deployed;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -19,6 +21,8 @@ use std::sync::Arc;
 pub struct Caches {
     /// StatefulSets.
     pub stateful_sets: Store<StatefulSet>,
+    /// Jobs (runs to completion).
+    pub jobs: Store<Job>,
     /// Pods.
     pub pods: Store<Pod>,
     /// Volume claims.
@@ -49,6 +53,13 @@ pub fn start(client: &kube::Client, namespace: &str) -> Caches {
             None,
             tick.clone(),
             trim::stateful_set,
+        ),
+        jobs: reflect(
+            Api::namespaced(client.clone(), namespace),
+            config(),
+            None,
+            tick.clone(),
+            trim::job,
         ),
         pods: reflect(
             Api::namespaced(client.clone(), namespace),
@@ -109,6 +120,7 @@ impl Caches {
     /// Waits until every store has its first full list.
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.stateful_sets.wait_until_ready().await?;
+        self.jobs.wait_until_ready().await?;
         self.pods.wait_until_ready().await?;
         self.claims.wait_until_ready().await?;
         self.failed_creates.wait_until_ready().await
@@ -129,6 +141,18 @@ impl Caches {
     pub fn stateful_set(&self, name: &str) -> Option<Arc<StatefulSet>> {
         self.stateful_sets
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
+    }
+
+    /// The Job named `name`.
+    pub fn job(&self, name: &str) -> Option<Arc<Job>> {
+        self.jobs.get(&reflector::ObjectRef::new(name).within(&self.namespace))
+    }
+
+    /// What runs the pods of the deployment whose base name is `name`, if it is deployed.
+    pub fn deployed(&self, name: &str) -> Option<Deployed> {
+        self.stateful_set(name)
+            .map(Deployed::StatefulSet)
+            .or_else(|| self.job(name).map(Deployed::Job))
     }
 
     /// The claim named `name`.
@@ -166,22 +190,22 @@ impl Caches {
         }
     }
 
-    /// Waits (up to 10 s) until the cache holds StatefulSet `name` at `generation` or later,
-    /// so that a status request right after a deploy sees it.
-    pub async fn observe(&self, name: &str, generation: i64) -> bool {
+    /// Waits (up to 10 s) until the cache holds the deployed `uid` (StatefulSet or Job) at
+    /// `generation` or later, so that a status request right after a deploy sees it.
+    pub async fn observe(&self, name: &str, uid: &str, generation: i64) -> bool {
         self.wait_for(std::time::Duration::from_secs(10), |caches| {
             caches
-                .stateful_set(name)
-                .is_some_and(|s| s.metadata.generation.unwrap_or(0) >= generation)
+                .deployed(name)
+                .is_some_and(|d| d.meta().uid.as_deref() == Some(uid) && d.meta().generation.unwrap_or(0) >= generation)
         })
         .await
     }
 
-    /// Waits (up to 10 s) until the cache no longer holds StatefulSet `name`, so that a
-    /// status request right after a delete says it is gone.
+    /// Waits (up to 10 s) until the cache holds nothing deployed as `name`, so that a status
+    /// request right after a delete says it is gone.
     pub async fn observe_gone(&self, name: &str) -> bool {
         self.wait_for(std::time::Duration::from_secs(10), |caches| {
-            caches.stateful_set(name).is_none()
+            caches.deployed(name).is_none()
         })
         .await
     }
@@ -206,8 +230,8 @@ impl Caches {
     fn terminating(&self, base: &str) -> Vec<String> {
         let (pods, claims) = self.members(base);
         let orphaned = self
-            .stateful_set(base)
-            .is_none_or(|s| s.metadata.deletion_timestamp.is_some());
+            .deployed(base)
+            .is_none_or(|d| d.meta().deletion_timestamp.is_some());
         claims
             .iter()
             .filter(|c| c.metadata.deletion_timestamp.is_some())

@@ -8,6 +8,7 @@ pub mod lease;
 pub mod resize;
 pub mod shared;
 pub mod trim;
+pub mod workload;
 
 /// A cluster the service deploys to.
 #[derive(Clone)]

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// The size each volume of `objects` asks for now, by volume name: the largest of its
 /// per-replica claims, or its shared claim. Volumes without claims yet are left out.
 pub fn current_sizes(caches: &Caches, objects: &Objects) -> BTreeMap<String, String> {
-    let base = objects.stateful_set.metadata.name.as_deref().unwrap_or_default();
+    let base = objects.workload.name();
     let (_, claims) = caches.members(base);
     let mut sizes: BTreeMap<String, String> = BTreeMap::new();
     for template in templates(objects) {
@@ -25,6 +25,14 @@ pub fn current_sizes(caches: &Caches, objects: &Objects) -> BTreeMap<String, Str
         for size in own.filter_map(|c| requested(c)) {
             let now = sizes.get(volume).map_or(size, |s| larger(s, size)).to_owned();
             sizes.insert(volume.to_owned(), now);
+        }
+    }
+    // A run to completion's claims, `<volume>-<base>`.
+    for own in &objects.claims {
+        let name = own.metadata.name.as_deref().unwrap_or_default();
+        let volume = name.strip_suffix(&format!("-{base}")).unwrap_or(name);
+        if let Some(size) = caches.claim(name).as_deref().and_then(requested) {
+            sizes.insert(volume.to_owned(), size.to_owned());
         }
     }
     for shared in &objects.shared_claims {
@@ -48,7 +56,7 @@ pub async fn grow_claims(
     objects: &Objects,
     deployment_label: &str,
 ) -> Result<Vec<String>, (String, kube::Error)> {
-    let base = objects.stateful_set.metadata.name.as_deref().unwrap_or_default();
+    let base = objects.workload.name();
     let api: Api<PersistentVolumeClaim> = cluster.api();
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
     let claims = api.list(&selector).await.map_err(|e| ("(list)".to_owned(), e))?;
@@ -72,9 +80,9 @@ pub async fn grow_claims(
 
 fn templates(objects: &Objects) -> impl Iterator<Item = &PersistentVolumeClaim> {
     objects
-        .stateful_set
-        .spec
-        .iter()
+        .stateful_set()
+        .and_then(|s| s.spec.as_ref())
+        .into_iter()
         .flat_map(|s| s.volume_claim_templates.iter().flatten())
 }
 

@@ -54,12 +54,30 @@ pub fn stateful_set(sts: &mut StatefulSet) {
         spec.volume_claim_templates = None;
         spec.template.metadata = None;
         if let Some(pod) = spec.template.spec.as_mut() {
-            let mut claims = pod.volumes.take().unwrap_or_default();
-            claims.retain(|v| v.persistent_volume_claim.is_some());
-            pod_spec(pod);
-            pod.volumes = (!claims.is_empty()).then_some(claims);
+            pod_template_spec(pod);
         }
     }
+}
+
+/// Trims a Job as a StatefulSet: its pod template keeps what a pod keeps, and the claims
+/// it mounts by name.
+pub fn job(job: &mut k8s_openapi::api::batch::v1::Job) {
+    meta(&mut job.metadata);
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template.metadata = None;
+        if let Some(pod) = spec.template.spec.as_mut() {
+            pod_template_spec(pod);
+        }
+    }
+}
+
+/// A pod template's spec as the caches keep it: what a pod keeps, and the claims it mounts by
+/// name (for the status).
+fn pod_template_spec(pod: &mut PodSpec) {
+    let mut claims = pod.volumes.take().unwrap_or_default();
+    claims.retain(|v| v.persistent_volume_claim.is_some());
+    pod_spec(pod);
+    pod.volumes = (!claims.is_empty()).then_some(claims);
 }
 
 /// Trims a claim.
@@ -101,8 +119,8 @@ mod tests {
             ["llp.kitegg.de/reservation-ends"]
         );
         assert_eq!(
-            crate::reservations::per_pod(&trimmed),
-            crate::reservations::per_pod(&full)
+            crate::reservations::per_pod(trimmed.spec.as_ref().map(|s| &s.template)),
+            crate::reservations::per_pod(full.spec.as_ref().map(|s| &s.template))
         );
         let pods: [Pod; 0] = [];
         let claims: [PersistentVolumeClaim; 0] = [];
@@ -116,7 +134,7 @@ mod tests {
         let volumes = pod.volumes.as_deref().unwrap_or_default();
         assert_eq!(volumes.len(), 1, "only the claims it mounts by name: {volumes:?}");
         assert_eq!(
-            llp_spec::status::mounted_claims(&trimmed).collect::<Vec<_>>(),
+            llp_spec::status::mounted_claims(trimmed.spec.as_ref().map(|s| &s.template)).collect::<Vec<_>>(),
             ["sd-x-shared"]
         );
     }

@@ -41,19 +41,23 @@ pub fn run(
     Ok(Outcome::Success)
 }
 
-/// The objects as one YAML stream: shared claims, StatefulSet, Services, Ingress.
+/// The objects as one YAML stream: claims, StatefulSet or Job, Services, Ingress.
 fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
     let llp_spec::Objects {
-        stateful_set,
+        workload,
+        claims,
         services,
         ingress,
         shared_claims,
     } = objects;
     let mut docs = Vec::new();
-    for claim in shared_claims {
+    for claim in shared_claims.iter().chain(claims) {
         docs.push(serde_saphyr::to_string(claim)?);
     }
-    docs.push(serde_saphyr::to_string(stateful_set)?);
+    docs.push(match workload {
+        llp_spec::Workload::StatefulSet(sts) => serde_saphyr::to_string(sts)?,
+        llp_spec::Workload::Job(job) => serde_saphyr::to_string(job)?,
+    });
     for service in services {
         docs.push(serde_saphyr::to_string(service)?);
     }

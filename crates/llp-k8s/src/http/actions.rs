@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::deployments::resolve;
 use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId, PodPath};
+use crate::cluster::workload::Deployed;
 use crate::records::Purpose;
 use axum::Json;
 use axum::body::Body;
@@ -15,6 +16,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
@@ -115,26 +117,39 @@ async fn scale(
             )
         })?;
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
+    let base = target.names.base();
+    let Some(deployed) = target.cluster.caches.deployed(base) else {
+        return Err(ApiError::NotFound("this deployment is not deployed".into()));
+    };
     // Scaling down never starts a pod; scaling up needs the GPUs booked.
-    let current = target
-        .cluster
-        .caches
-        .stateful_set(target.names.base())
-        .and_then(|s| s.spec.as_ref()?.replicas)
-        .unwrap_or(0);
-    if replicas > current {
+    if u32::try_from(replicas).unwrap_or(0) > deployed.replicas() {
         target
             .admit_gpus(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
             .await?;
     }
-    let sets: Api<StatefulSet> = target.cluster.api();
-    sets.patch_scale(
-        target.names.base(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-    )
-    .await
-    .map_err(ApiError::cluster)?;
+    match deployed {
+        Deployed::StatefulSet(_) => {
+            let sets: Api<StatefulSet> = target.cluster.api();
+            sets.patch_scale(
+                base,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+            .map_err(ApiError::cluster)?;
+        }
+        // A run's pods at once; a finished run stays finished (PUT or restart runs it again).
+        Deployed::Job(_) => {
+            let jobs: Api<Job> = target.cluster.api();
+            jobs.patch(
+                base,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"parallelism": replicas}})),
+            )
+            .await
+            .map_err(ApiError::cluster)?;
+        }
+    }
     if replicas > 0 {
         super::deployments::clear_stopped(target.cluster, target.names.base()).await?;
     }
@@ -160,6 +175,17 @@ async fn restart(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
+    let base = target.names.base();
+    if let Some(Deployed::Job(job)) = target.cluster.caches.deployed(base) {
+        // A run to completion starts again from the beginning, with all its pods.
+        let replicas = job.spec.as_ref().and_then(|s| s.parallelism).unwrap_or(1);
+        target
+            .admit_gpus(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
+            .await?;
+        rerun(target.cluster, base).await?;
+        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        return Ok(Json(json!({"restartedAt": now, "success": true})).into_response());
+    }
     target.admit_gpus(&state, &caller, None).await?;
     let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
@@ -192,11 +218,25 @@ async fn remove(
     let cluster = target.cluster;
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={}", target.label));
     let base = target.names.base().to_owned();
-    cluster
-        .api::<StatefulSet>()
-        .delete(&base, &DeleteParams::background())
-        .await
-        .map_err(ApiError::cluster)?;
+    for result in [
+        cluster
+            .api::<StatefulSet>()
+            .delete(&base, &DeleteParams::background())
+            .await
+            .map(drop),
+        // A Job's pods go with it (background propagation).
+        cluster
+            .api::<Job>()
+            .delete(&base, &DeleteParams::background())
+            .await
+            .map(drop),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(ApiError::cluster(error)),
+        }
+    }
     delete_labelled(cluster.api::<Service>(), &selector).await?;
     delete_labelled(cluster.api::<Ingress>(), &selector).await?;
     delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
@@ -227,6 +267,23 @@ async fn remove(
         tracing::warn!(%base, "the watch cache has not seen the delete yet");
     }
     Ok(Json(json!({"deleted": id})).into_response())
+}
+
+/// Runs a Job again: the same Job (name, labels, spec as applied) is deleted with its pods and
+/// created anew, by server-side apply under the deploy's field manager, so a later deploy
+/// owns its fields as before.
+async fn rerun(cluster: &crate::cluster::Cluster, name: &str) -> Result<(), ApiError> {
+    let jobs: Api<Job> = cluster.api();
+    let old = jobs.get(name).await.map_err(ApiError::cluster)?;
+    let fresh = llp_spec::render::fresh_job(&old);
+    crate::cluster::apply::delete_and_wait(&jobs, name, DeleteParams::foreground())
+        .await
+        .map_err(ApiError::cluster)?;
+    let params = PatchParams::apply(crate::cluster::apply::MANAGER).force();
+    jobs.patch(name, &params, &Patch::Apply(&fresh))
+        .await
+        .map_err(ApiError::cluster)?;
+    Ok(())
 }
 
 async fn delete_labelled<K>(api: Api<K>, selector: &ListParams) -> Result<(), ApiError>

@@ -136,7 +136,17 @@ async fn per_node(state: &AppState) -> Result<Vec<NodeCapacity>, ApiError> {
         .list(&ListParams::default().labels(&selector.join(",")))
         .await
         .map_err(ApiError::cluster)?;
-    let pods = cluster.caches.pods.state();
+    // A finished pod (a run to completion's) holds nothing any more.
+    let pods: Vec<_> = cluster
+        .caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .collect();
     let body: Vec<NodeCapacity> = nodes
         .items
         .iter()

@@ -9,6 +9,7 @@ use super::gpu_admission;
 use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
+use crate::cluster::workload::Deployed;
 use crate::records::{Purpose, Session};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -71,7 +72,7 @@ pub async fn resolve<'a>(
 impl Resolved<'_> {
     /// The deployment, if it is deployed (404 saying so otherwise).
     pub fn deployed(self) -> Result<Self, ApiError> {
-        if self.cluster.caches.stateful_set(self.names.base()).is_none() {
+        if self.cluster.caches.deployed(self.names.base()).is_none() {
             return Err(ApiError::NotFound(
                 "this deployment is not deployed yet: deploy it with PUT first".into(),
             ));
@@ -80,17 +81,16 @@ impl Resolved<'_> {
     }
 
     /// Checks that the GPU reservations active now cover `replicas` pods of the deployed
-    /// StatefulSet (its current replicas when `None`): what scale, restart and pod delete
-    /// need before they start GPU pods.
+    /// StatefulSet or Job (the pods it runs now when `None`): what scale, restart and pod
+    /// delete need before they start GPU pods.
     pub async fn admit_gpus(&self, state: &AppState, caller: &Session, replicas: Option<u32>) -> Result<(), ApiError> {
-        let Some(sts) = self.cluster.caches.stateful_set(self.names.base()) else {
+        let Some(deployed) = self.cluster.caches.deployed(self.names.base()) else {
             return Ok(());
         };
-        let current = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let replicas = replicas.unwrap_or(u32::try_from(current).unwrap_or(0));
+        let replicas = replicas.unwrap_or(deployed.replicas());
         let id = self.record.id.as_ref().map(ToString::to_string).unwrap_or_default();
         let owner = self.record.user_created.as_deref().unwrap_or(&caller.identity.id);
-        let per_pod = crate::reservations::per_pod(&sts);
+        let per_pod = crate::reservations::per_pod(deployed.pod_template());
         gpu_admission::check(state, self.cluster, caller, &id, owner, per_pod, replicas).await?;
         Ok(())
     }
@@ -159,7 +159,7 @@ async fn deploy(
     let current = crate::cluster::resize::current_sizes(&cluster.caches, &objects);
     llp_spec::resize::check_no_shrink(&deployment.spec, &current).map_err(ApiError::Validation)?;
     let label = label_value(&record_id.to_string());
-    let per_pod = crate::reservations::per_pod(&objects.stateful_set);
+    let per_pod = crate::reservations::per_pod(objects.workload.pod_template());
     let replicas = deployment.spec.replicas;
     gpu_admission::check(
         &state,
@@ -193,7 +193,7 @@ async fn deploy(
         }
         None => None,
     };
-    let base = objects.stateful_set.metadata.name.clone().unwrap_or_default();
+    let base = objects.workload.name().to_owned();
     // Right after a DELETE the old pods terminate and keep their claims: wait a little for
     // them to go, so the new pods get fresh volumes, or tell the caller to retry.
     cluster
@@ -209,7 +209,7 @@ async fn deploy(
         })?
         .map_err(apply_failed)?;
     clear_stopped(cluster, &base).await?;
-    if !cluster.caches.observe(&base, applied.generation).await {
+    if !cluster.caches.observe(&base, &applied.uid, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
     }
     let status = if applied.created {
@@ -239,12 +239,19 @@ async fn status(
     let Resolved {
         record, names, cluster, ..
     } = resolve(&state, &caller, &id, Purpose::Look).await?;
-    let sts = cluster
+    let deployed = cluster
         .caches
-        .stateful_set(names.base())
+        .deployed(names.base())
         .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
     let (pods, mut claims) = cluster.caches.members(names.base());
-    claims.extend(llp_spec::status::mounted_claims(&sts).filter_map(|name| cluster.caches.claim(name)));
+    // The claims its pods mount by name: shared ones, and a Job's (already among its members).
+    for name in llp_spec::status::mounted_claims(deployed.pod_template()) {
+        if !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name))
+            && let Some(claim) = cluster.caches.claim(name)
+        {
+            claims.push(claim);
+        }
+    }
     let url = record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
         format!(
             "{}://{h}.{}",
@@ -252,33 +259,48 @@ async fn status(
             state.render.ingress.domain
         )
     });
-    let refused = cluster.caches.failed_create(names.base());
-    let status = llp_spec::status::from_objects(&sts, &pods, &claims, url).with_refused_pods(refused.as_deref());
+    let status = match &deployed {
+        Deployed::StatefulSet(sts) => {
+            let refused = cluster.caches.failed_create(names.base());
+            llp_spec::status::from_objects(sts, &pods, &claims, url).with_refused_pods(refused.as_deref())
+        }
+        Deployed::Job(job) => llp_spec::status::from_job(job, &pods, &claims, url),
+    };
     Ok(Json(status).into_response())
 }
 
 /// Removes the note that the reservation reconciler stopped the deployment, once it runs
-/// again (deployed, or scaled up). Costs nothing when there is none.
+/// again (deployed, or scaled up), and lets a stopped Job run again. Costs nothing when there
+/// is none.
 pub async fn clear_stopped(cluster: &Cluster, name: &str) -> Result<(), ApiError> {
-    let stopped = cluster.caches.stateful_set(name).is_some_and(|s| {
-        s.metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key(STOPPED_ANNOTATION))
-    });
-    if stopped {
-        let patch = serde_json::json!({"metadata": {"annotations": {STOPPED_ANNOTATION: null}}});
-        let params = kube::api::PatchParams {
-            field_manager: Some("llp-k8s-reservations".into()),
-            ..Default::default()
-        };
-        cluster
-            .api::<k8s_openapi::api::apps::v1::StatefulSet>()
-            .patch(name, &params, &kube::api::Patch::Merge(patch))
-            .await
-            .map_err(ApiError::cluster)?;
+    let Some(deployed) = cluster.caches.deployed(name) else {
+        return Ok(());
+    };
+    if deployed.annotation(STOPPED_ANNOTATION).is_none() {
+        return Ok(());
     }
-    Ok(())
+    let params = kube::api::PatchParams {
+        field_manager: Some("llp-k8s-reservations".into()),
+        ..Default::default()
+    };
+    let annotation = serde_json::json!({"metadata": {"annotations": {STOPPED_ANNOTATION: null}}});
+    match deployed {
+        Deployed::StatefulSet(_) => cluster
+            .api::<k8s_openapi::api::apps::v1::StatefulSet>()
+            .patch(name, &params, &kube::api::Patch::Merge(annotation))
+            .await
+            .map(drop),
+        Deployed::Job(_) => {
+            let mut patch = annotation;
+            patch["spec"] = serde_json::json!({"suspend": false});
+            cluster
+                .api::<k8s_openapi::api::batch::v1::Job>()
+                .patch(name, &params, &kube::api::Patch::Merge(patch))
+                .await
+                .map(drop)
+        }
+    }
+    .map_err(ApiError::cluster)
 }
 
 /// A deploy stopped at one object: the cluster refusing it as invalid is the user's 400

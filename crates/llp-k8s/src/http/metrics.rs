@@ -143,6 +143,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
         let caches = &cluster.caches;
         for (kind, size) in [
             ("statefulsets", caches.stateful_sets.state().len()),
+            ("jobs", caches.jobs.state().len()),
             ("pods", caches.pods.state().len()),
             ("persistentvolumeclaims", caches.claims.state().len()),
         ] {

@@ -7,6 +7,7 @@
 use super::ReservationPolicy;
 use crate::cluster::Cluster;
 use crate::cluster::lease::LeaseLock;
+use crate::cluster::workload::Deployed;
 use crate::records::RecordSource;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -131,27 +132,17 @@ impl Reconciler {
         }
         let now = self.policy.clock.now();
         let bookings = self.records.open_reservations(None, now).await?;
-        let mut sets: Vec<Arc<StatefulSet>> = self
-            .cluster
-            .caches
-            .stateful_sets
-            .state()
+        let mut sets: Vec<Deployed> = super::deployed(&self.cluster.caches)
             .into_iter()
-            .filter(|s| s.metadata.deletion_timestamp.is_none() && replicas(s) > 0)
-            .filter(|s| !super::per_pod(s).is_empty())
+            .filter(|d| d.replicas() > 0 && !super::per_pod(d.pod_template()).is_empty())
             .collect();
         // Oldest first: they keep a shrinking shared budget.
-        sets.sort_by_key(|s| {
-            (
-                s.metadata.creation_timestamp.clone().map(|t| t.0),
-                s.metadata.name.clone(),
-            )
-        });
+        sets.sort_by_key(|d| (d.meta().creation_timestamp.clone().map(|t| t.0), d.meta().name.clone()));
         let running: Vec<Running> = sets
             .iter()
             .map(|s| {
                 let label = |name: &str| {
-                    s.metadata
+                    s.meta()
                         .labels
                         .as_ref()
                         .and_then(|l| l.get(name))
@@ -161,20 +152,20 @@ impl Reconciler {
                 Running {
                     deployment: label(DEPLOYMENT_LABEL),
                     owner: label(OWNER_LABEL),
-                    per_pod: super::per_pod(s),
-                    replicas: replicas(s),
+                    per_pod: super::per_pod(s.pod_template()),
+                    replicas: s.replicas(),
                 }
             })
             .collect();
         for ((sts, verdict), running) in sets.iter().zip(review(&running, &bookings, now)).zip(&running) {
-            let name = sts.metadata.name.clone().unwrap_or_default();
-            let noted = annotation(sts, RESERVATION_ENDS_ANNOTATION);
+            let name = sts.name().to_owned();
+            let noted = sts.annotation(RESERVATION_ENDS_ANNOTATION).cloned();
             match verdict {
                 Verdict::Covered(until) => {
                     let until = until.map(|t| t.to_string());
                     if noted != until {
                         let patch = json!({"metadata": {"annotations": {RESERVATION_ENDS_ANNOTATION: until}}});
-                        self.patch(&name, &patch).await?;
+                        self.patch(sts, &patch).await?;
                         pass.annotated.push(name);
                     }
                 }
@@ -184,20 +175,22 @@ impl Reconciler {
                         .and_then(|t| t.parse::<Timestamp>().ok())
                         .filter(|t| *t <= now)
                         .unwrap_or(now);
-                    let patch = json!({
-                        "metadata": {"annotations": {STOPPED_ANNOTATION: ended.to_string(), RESERVATION_ENDS_ANNOTATION: null}},
-                        "spec": {"replicas": 0},
-                    });
-                    self.patch(&name, &patch).await?;
+                    let mut patch = sts.stop_patch();
+                    patch["metadata"] = json!({"annotations": {STOPPED_ANNOTATION: ended.to_string(), RESERVATION_ENDS_ANNOTATION: null}});
+                    self.patch(sts, &patch).await?;
                     let gpus = times(&running.per_pod, running.replicas);
                     let held: Vec<String> = gpus.iter().map(|(g, n)| format!("{n} × {}", g.slug())).collect();
                     let message = format!(
-                        "Stopped (scaled to 0, volumes kept): the GPU reservation ended at {}; {} no longer covered ({shortfall})",
+                        "Stopped ({}, volumes kept): the GPU reservation ended at {}; {} no longer covered ({shortfall})",
+                        match sts {
+                            Deployed::StatefulSet(_) => "scaled to 0",
+                            Deployed::Job(_) => "run suspended",
+                        },
                         readable(ended),
                         held.join(", ")
                     );
                     self.record_event(sts, &message).await?;
-                    tracing::info!(statefulset = %name, %message, "stopped a GPU deployment");
+                    tracing::info!(kind = sts.kind(), %name, %message, "stopped a GPU deployment");
                     pass.stopped.push(name);
                 }
             }
@@ -205,36 +198,42 @@ impl Reconciler {
         Ok(pass)
     }
 
-    async fn patch(&self, name: &str, patch: &serde_json::Value) -> Result<(), ReconcileError> {
-        let sets: Api<StatefulSet> = self.cluster.api();
+    async fn patch(&self, target: &Deployed, patch: &serde_json::Value) -> Result<(), ReconcileError> {
+        let name = target.name();
         let params = PatchParams {
             field_manager: Some(MANAGER.into()),
             ..PatchParams::default()
         };
-        call(
-            format!("patching StatefulSet {name}"),
-            sets.patch(name, &params, &Patch::Merge(patch)),
-        )
-        .await?;
+        let what = format!("patching {} {name}", target.kind());
+        match target {
+            Deployed::StatefulSet(_) => {
+                let sets: Api<StatefulSet> = self.cluster.api();
+                call(what, sets.patch(name, &params, &Patch::Merge(patch))).await?;
+            }
+            Deployed::Job(_) => {
+                let jobs: Api<k8s_openapi::api::batch::v1::Job> = self.cluster.api();
+                call(what, jobs.patch(name, &params, &Patch::Merge(patch))).await?;
+            }
+        }
         Ok(())
     }
 
-    /// A Normal event on the StatefulSet, which `kubectl describe` and the events route show.
-    async fn record_event(&self, sts: &StatefulSet, message: &str) -> Result<(), ReconcileError> {
+    /// A Normal event on the StatefulSet or Job, which `kubectl describe` shows.
+    async fn record_event(&self, target: &Deployed, message: &str) -> Result<(), ReconcileError> {
         // When it happened on the wall clock (the policy's may be a test's).
         let now = Timestamp::now();
-        let name = sts.metadata.name.clone().unwrap_or_default();
+        let name = target.name().to_owned();
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{name}.")),
                 ..ObjectMeta::default()
             },
             involved_object: ObjectReference {
-                api_version: Some("apps/v1".into()),
-                kind: Some("StatefulSet".into()),
+                api_version: Some(target.api_version().into()),
+                kind: Some(target.kind().into()),
                 name: Some(name.clone()),
-                namespace: sts.metadata.namespace.clone(),
-                uid: sts.metadata.uid.clone(),
+                namespace: target.meta().namespace.clone(),
+                uid: target.meta().uid.clone(),
                 ..ObjectReference::default()
             },
             reason: Some("ReservationEnded".into()),
@@ -259,12 +258,4 @@ impl Reconciler {
         .await?;
         Ok(())
     }
-}
-
-fn replicas(sts: &StatefulSet) -> u32 {
-    u32::try_from(sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0)
-}
-
-fn annotation(sts: &StatefulSet, name: &str) -> Option<String> {
-    sts.metadata.annotations.as_ref()?.get(name).cloned()
 }

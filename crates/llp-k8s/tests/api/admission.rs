@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use llp_spec::{Identity, Limits, Objects, Record, RecordId, RenderConfig, render, validate_record};
+use llp_spec::{Identity, Limits, Objects, Record, RecordId, RenderConfig, Workload, render, validate_record};
 use serde_json::json;
 
 const OWNER: &str = "7c1e2d3f-0a1b-4c5d-8e9f-a0b1c2d3e4f5";
@@ -69,22 +69,33 @@ fn objects(id: &str, yaml: &str, hostname: Option<&str>, namespace: &str) -> Obj
 async fn dry_run(client: &kube::Client, namespace: &str, objects: &Objects, what: &str) {
     let params = PatchParams::apply("llp-k8s").dry_run().force();
     let Objects {
-        stateful_set,
+        workload,
+        claims,
         services,
         ingress,
         shared_claims,
     } = objects;
     let name = |m: &kube::api::ObjectMeta| m.name.clone().unwrap();
-    for claim in shared_claims {
+    for claim in shared_claims.iter().chain(claims) {
         Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(client.clone(), namespace)
             .patch(&name(&claim.metadata), &params, &Patch::Apply(claim))
             .await
-            .unwrap_or_else(|e| panic!("{what}: shared claim {} is refused: {e}", name(&claim.metadata)));
+            .unwrap_or_else(|e| panic!("{what}: claim {} is refused: {e}", name(&claim.metadata)));
     }
-    Api::<StatefulSet>::namespaced(client.clone(), namespace)
-        .patch(&name(&stateful_set.metadata), &params, &Patch::Apply(stateful_set))
-        .await
-        .unwrap_or_else(|e| panic!("{what}: the StatefulSet is refused: {e}"));
+    match workload {
+        Workload::StatefulSet(sts) => drop(
+            Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .patch(&name(&sts.metadata), &params, &Patch::Apply(sts))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the StatefulSet is refused: {e}")),
+        ),
+        Workload::Job(job) => drop(
+            Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), namespace)
+                .patch(&name(&job.metadata), &params, &Patch::Apply(job))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: the Job is refused: {e}")),
+        ),
+    }
     for service in services {
         Api::<Service>::namespaced(client.clone(), namespace)
             .patch(&name(&service.metadata), &params, &Patch::Apply(service))
@@ -112,6 +123,7 @@ async fn every_spec_our_validation_accepts_kubernetes_accepts_too() {
         include_str!("../../../../examples/minimal.yaml"),
         include_str!("../../../../examples/seed.yaml"),
         include_str!("../../../../examples/gpu-training.yaml"),
+        include_str!("../../../../examples/training-run.yaml"),
     ];
     for (i, yaml) in examples.iter().chain(SHAPES).enumerate() {
         for id in IDS {

@@ -413,21 +413,6 @@ async fn a_gpu_request_no_node_can_meet_says_why_in_the_status(backend) {
     );
 }
 
-async fn a_spec_the_cluster_refuses_is_400_with_its_reason(backend) {
-    let app = app_on(backend).await;
-    let never = json!({"data": "containers: [{name: job, image: trainer}]\nrestartPolicy: Never\n"});
-    let id = app.create_record_with(&app.alice, never).await;
-    let (status, body) = app
-        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(
-        message.contains("refused StatefulSet") && message.contains("restartPolicy"),
-        "{message}"
-    );
-}
-
 async fn yaml_that_does_not_parse_is_400_on_data(backend) {
     let app = app_on(backend).await;
     let id = app

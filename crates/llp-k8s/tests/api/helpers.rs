@@ -61,9 +61,14 @@ pub async fn app_with_cluster() -> TestApp {
 
 /// The app against a fresh simulator started with `options` (fast timings).
 pub async fn app_with_sim(options: SimOptions) -> TestApp {
+    app_with_sim_timings(options, Timings::fast()).await
+}
+
+/// [`app_with_sim`] with the simulated cluster's `timings`.
+pub async fn app_with_sim_timings(options: SimOptions, timings: Timings) -> TestApp {
     let mut app = app();
     let cluster = ClusterSpec {
-        timings: Timings::fast(),
+        timings,
         ..ClusterSpec::default()
     };
     let sim = Simulator::start(SimOptions { cluster, ..options }).await.unwrap();
@@ -189,17 +194,24 @@ impl TestApp {
     /// most 20 s), and returns that status.
     pub async fn status_until(&self, id: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
         let uri = format!("/kubernetes/deployments/{id}");
-        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let last = std::sync::Mutex::new(Value::Null);
+        let reached = tokio::time::timeout(std::time::Duration::from_secs(20), async {
             loop {
                 let (_, body) = self.call("GET", &uri, token, None).await;
                 if done(&body) {
                     return body;
                 }
+                *last.lock().unwrap() = body;
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         })
-        .await
-        .expect("the deployment's status reaches the state")
+        .await;
+        reached.unwrap_or_else(|_| {
+            panic!(
+                "the deployment's status never reached the state; the last: {}",
+                last.lock().unwrap()
+            )
+        })
     }
 
     /// Sends a request as the holder of `token` (none when empty); returns status and JSON.
@@ -273,6 +285,16 @@ impl TestApp {
         clock
     }
 
+    /// A reservation reconciler of this service instance, named `holder` in its lease.
+    pub fn reconciler(&self, holder: &str) -> llp_k8s::reservations::reconciler::Reconciler {
+        llp_k8s::reservations::reconciler::Reconciler::new(
+            self.state.records.clone(),
+            self.cluster().clone(),
+            self.state.reservations.clone(),
+            holder,
+        )
+    }
+
     /// The user id of the holder of `token`.
     pub fn user_id(&self, token: &str) -> String {
         self.state.embedded.as_ref().unwrap().authenticate(token).unwrap().id
@@ -302,6 +324,16 @@ impl TestApp {
 }
 
 /// The Directus error code of a body.
+/// The names of the pods a status lists, in its order.
+pub fn pod_names(status: &Value) -> Vec<String> {
+    status["pods"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
 }

@@ -11,6 +11,7 @@ mod e2e;
 mod hardening;
 mod helpers;
 mod items;
+mod jobs;
 #[path = "../support/llp_api.rs"]
 mod llp_api;
 mod openapi;

@@ -128,17 +128,25 @@ async fn exercise_every_route(app: &TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let reconciler = llp_k8s::reservations::reconciler::Reconciler::new(
-        app.state.records.clone(),
-        app.cluster().clone(),
-        app.state.reservations.clone(),
-        "rbac-test",
-    );
+    let reconciler = app.reconciler("rbac-test");
     let first = reconciler.round().await.expect("the reconciler works under the Role");
     assert_eq!(first.expect("it holds the lease").stopped, [format!("sd-{gpu}")]);
     app.status_until(&gpu, &alice, |s| s["stopped"].is_string()).await;
     let second = reconciler.round().await.expect("and renews its lease");
     assert_eq!(second.expect("it still holds the lease").stopped, Vec::<String>::new());
+
+    // A run to completion: a Job, run again by restart, deleted with its pods.
+    let run = app
+        .create_record_with(
+            &alice,
+            json!({"data": "containers: [{name: train, image: trainer, cpu: 1, memory: 1}]\nrestartPolicy: Never"}),
+        )
+        .await;
+    call("PUT", format!("/kubernetes/deployments/{run}"), None).await;
+    app.status_until(&run, &alice, |s| s["run"]["state"] == "Complete")
+        .await;
+    call("POST", format!("/kubernetes/deployments/{run}/hooks/restart"), None).await;
+    call("DELETE", format!("/kubernetes/deployments/{run}"), None).await;
 
     // No hostname, no ports, a second volume and the GPU deployment's shared one: the Ingress
     // and the container's Service are pruned, the shared claim labelled as this one's too, and

@@ -5,7 +5,7 @@
 use crate::helpers::{TestApp, app, app_with_cluster, code};
 use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use llp_k8s::reservations::reconciler::{Pass, Reconciler};
+use llp_k8s::reservations::reconciler::Pass;
 use llp_k8s::reservations::{Clock, ReservationPolicy, ReservationSettings};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -334,16 +334,6 @@ async fn a_bad_booking_is_a_400_naming_its_field() {
     );
 }
 
-/// The reconciler of `app`'s service instance, named `holder`.
-fn reconciler(app: &TestApp, holder: &str) -> Reconciler {
-    Reconciler::new(
-        app.state.records.clone(),
-        app.cluster().clone(),
-        app.state.reservations.clone(),
-        holder,
-    )
-}
-
 /// Waits until the service's cache shows StatefulSet `name` with `replicas`.
 async fn cached_replicas(app: &TestApp, name: &str, replicas: i32) {
     tokio::time::timeout(std::time::Duration::from_secs(20), async {
@@ -372,7 +362,7 @@ async fn at_the_end_of_its_booking_a_gpu_deployment_stops_keeping_its_volumes(ba
     assert_eq!(deploy(&app, &app.alice, &id).await.0, StatusCode::CREATED);
     assert_eq!(deploy(&app, &app.alice, &web).await.0, StatusCode::CREATED);
     let name = format!("sd-{id}");
-    let reconciler = reconciler(&app, "instance-a");
+    let reconciler = app.reconciler("instance-a");
 
     // While the booking lasts: kept, and the status says until when.
     let pass = reconciler.round().await.unwrap().expect("the only instance leads");
@@ -431,8 +421,8 @@ async fn one_instance_at_a_time_holds_the_reconcilers_lease(backend) {
     b.release().await.unwrap();
     assert!(a.try_hold(later(52)).await.unwrap(), "released: taken at once");
     // Two reconcilers of two instances: only the lease holder reviews.
-    let first = reconciler(&app, "instance-a");
-    let second = reconciler(&app, "instance-b");
+    let first = app.reconciler("instance-a");
+    let second = app.reconciler("instance-b");
     assert!(first.round().await.unwrap().is_some() ^ second.round().await.unwrap().is_some(), "exactly one reviewed");
 }
 }

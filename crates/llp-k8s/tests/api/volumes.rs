@@ -2,7 +2,7 @@
 //! mounted by every deployment of that owner that declares it, never by another owner's, and
 //! deleted with the last deployment that declared it.
 
-use crate::helpers::{TestApp, app_with_cluster, code};
+use crate::helpers::{TestApp, app_with_cluster, code, pod_names};
 use axum::http::StatusCode;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, PostParams};
@@ -166,15 +166,6 @@ fn growing(size: &str) -> String {
          {{name: shared, mountPath: /shared, type: ReadWriteMany}}]}}]\n\
          volumes: [{{name: data, size: {size}}}, {{name: shared, size: {size}}}]\nreplicas: 2\n"
     )
-}
-
-fn pod_names(status: &Value) -> Vec<String> {
-    status["pods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 crate::on_both_backends! {

@@ -136,18 +136,21 @@ pub fn release_unused_claims(store: &mut Store) {
 /// Removes StatefulSets deleted in the foreground once they own nothing (the garbage collector).
 pub fn finish_foreground_deletions(store: &mut Store) {
     let everything = (LabelSelector::default(), FieldSelector::default());
-    for sts in store.list(ids::stateful_sets(), None, &everything.0, &everything.1) {
-        let waiting = sts["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|f| f == FOREGROUND));
-        let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
-        if waiting && sts["metadata"]["deletionTimestamp"].is_string() && !store.has_dependents(uid) {
-            let key = ObjectKey::new(
-                ids::stateful_sets(),
-                sts["metadata"]["namespace"].as_str().unwrap_or_default(),
-                sts["metadata"]["name"].as_str().unwrap_or_default(),
-            );
-            let _ = store.remove_finalizer(&key, FOREGROUND);
+    // The kinds that own pods.
+    for resource in [ids::stateful_sets(), ids::jobs()] {
+        for owner in store.list(resource, None, &everything.0, &everything.1) {
+            let waiting = owner["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == FOREGROUND));
+            let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
+            if waiting && owner["metadata"]["deletionTimestamp"].is_string() && !store.has_dependents(uid) {
+                let key = ObjectKey::new(
+                    resource,
+                    owner["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    owner["metadata"]["name"].as_str().unwrap_or_default(),
+                );
+                let _ = store.remove_finalizer(&key, FOREGROUND);
+            }
         }
     }
 }

@@ -5,6 +5,9 @@
 //! write them, and the pod only refers to them by name.
 
 mod ingress;
+mod job;
+
+pub use job::fresh_job;
 mod pod;
 mod service;
 mod statefulset;
@@ -12,6 +15,8 @@ mod statefulset;
 use crate::names::{Names, labels};
 use crate::record::{Deployment, RecordId};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, Toleration};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
@@ -36,6 +41,9 @@ pub struct RenderConfig {
     pub storage_class: Option<String>,
     /// Drop every Linux capability of every container.
     pub drop_all_capabilities: bool,
+    /// Failed pods (or, with `OnFailure`, container restarts) a run to completion may have
+    /// before it counts as failed; Kubernetes' own default is 6.
+    pub job_backoff_limit: i32,
     /// Ingress settings.
     pub ingress: IngressConfig,
 }
@@ -70,6 +78,8 @@ impl Default for RenderConfig {
             }],
             storage_class: None,
             drop_all_capabilities: true,
+            // A broken training run should not hold GPUs for six retries.
+            job_backoff_limit: 3,
             ingress: IngressConfig::default(),
         }
     }
@@ -89,8 +99,11 @@ impl Default for IngressConfig {
 /// Every object one deployment consists of (besides its Secret and ConfigMap).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objects {
-    /// The pods, their template and their volume claims.
-    pub stateful_set: StatefulSet,
+    /// What runs the pods.
+    pub workload: Workload,
+    /// A run to completion's claims of its `ReadWriteOnce` volumes, one per volume (a Job has
+    /// no claim templates); empty for a StatefulSet.
+    pub claims: Vec<PersistentVolumeClaim>,
     /// One per app container with ports.
     pub services: Vec<Service>,
     /// When the record has an `exposed_hostname`.
@@ -98,6 +111,54 @@ pub struct Objects {
     /// The claims of its shared (`ReadWriteMany`) volumes, which are the owner's rather than
     /// the deployment's: other deployments of the owner may mount them too.
     pub shared_claims: Vec<PersistentVolumeClaim>,
+}
+
+/// What runs a deployment's pods: a StatefulSet for services (`restartPolicy: Always`), a Job
+/// for runs to completion (`OnFailure`, `Never`), which Kubernetes refuses in a StatefulSet.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // One per deploy; boxing would only add noise.
+pub enum Workload {
+    /// Pods that keep running, each with its own claims.
+    StatefulSet(StatefulSet),
+    /// Pods that run to completion.
+    Job(Job),
+}
+
+impl Workload {
+    /// Its name (the deployment's base name).
+    pub fn name(&self) -> &str {
+        let meta = match self {
+            Workload::StatefulSet(s) => &s.metadata,
+            Workload::Job(j) => &j.metadata,
+        };
+        meta.name.as_deref().unwrap_or_default()
+    }
+
+    /// The template of its pods.
+    pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
+        match self {
+            Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Workload::Job(j) => j.spec.as_ref().map(|s| &s.template),
+        }
+    }
+}
+
+impl Objects {
+    /// The StatefulSet, for a deployment whose pods keep running.
+    pub fn stateful_set(&self) -> Option<&StatefulSet> {
+        match &self.workload {
+            Workload::StatefulSet(s) => Some(s),
+            Workload::Job(_) => None,
+        }
+    }
+
+    /// The Job, for a run to completion.
+    pub fn job(&self) -> Option<&Job> {
+        match &self.workload {
+            Workload::Job(j) => Some(j),
+            Workload::StatefulSet(_) => None,
+        }
+    }
 }
 
 /// Who a deployment is, for naming and labelling.
@@ -119,8 +180,18 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
         owner: who.owner,
         config,
     };
+    let runs_to_completion = deployment.spec.restart_policy != crate::spec::RestartPolicy::Always;
     Objects {
-        stateful_set: statefulset::render_stateful_set(&deployment.spec, &ctx),
+        workload: if runs_to_completion {
+            Workload::Job(job::render_job(&deployment.spec, &ctx))
+        } else {
+            Workload::StatefulSet(statefulset::render_stateful_set(&deployment.spec, &ctx))
+        },
+        claims: if runs_to_completion {
+            job::render_claims(&deployment.spec, &ctx)
+        } else {
+            Vec::new()
+        },
         services: service::render_services(&deployment.spec, &ctx),
         ingress: deployment
             .expose

@@ -148,6 +148,17 @@ pub(super) fn render_pod_volumes(spec: &Spec, ctx: &Context<'_>) -> Option<Vec<V
                     }),
                     ..Default::default()
                 }),
+                // A Job has no claim templates: its volume is one claim of the deployment.
+                VolumeKind::Persistent { .. } if spec.restart_policy != crate::spec::RestartPolicy::Always => {
+                    Some(Volume {
+                        name: v.name.clone(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: ctx.names.job_claim(&v.name),
+                            read_only: None,
+                        }),
+                        ..Default::default()
+                    })
+                }
                 VolumeKind::Persistent { .. } => None,
             })
             .chain(spec.claims.iter().map(|claim| Volume {

@@ -51,7 +51,7 @@ pub(super) fn render_stateful_set(spec: &Spec, ctx: &Context<'_>) -> StatefulSet
     }
 }
 
-fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplateSpec {
+pub(super) fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(ctx.labels.clone()),
@@ -106,7 +106,7 @@ pub(super) fn render_shared_claims(spec: &Spec, ctx: &Context<'_>) -> Vec<Persis
         .collect()
 }
 
-fn render_claim(
+pub(super) fn render_claim(
     name: &str,
     size: &str,
     access: AccessMode,

@@ -5,9 +5,12 @@
 //! died, in plain words, and why a pod is not scheduled.
 
 pub mod events;
+mod job;
+
+pub use job::{RunStatus, from_job};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use serde::Serialize;
 use std::borrow::Borrow;
 
@@ -40,6 +43,9 @@ pub struct DeploymentStatus {
     /// ended at …`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// For a run to completion (a Job): how far it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunStatus>,
 }
 
 impl DeploymentStatus {
@@ -121,12 +127,12 @@ pub struct VolumeStatus {
     pub shared: bool,
 }
 
-/// The claims the StatefulSet's pods mount by name: the owner's shared volumes (per-replica
-/// claims come from its claim templates instead).
-pub fn mounted_claims(sts: &StatefulSet) -> impl Iterator<Item = &str> {
-    sts.spec
-        .iter()
-        .filter_map(|s| s.template.spec.as_ref()?.volumes.as_ref())
+/// The claims a pod template mounts by name: the owner's shared volumes and a Job's claims
+/// (a StatefulSet's per-replica claims come from its claim templates instead).
+pub fn mounted_claims(template: Option<&PodTemplateSpec>) -> impl Iterator<Item = &str> {
+    template
+        .and_then(|t| t.spec.as_ref()?.volumes.as_ref())
+        .into_iter()
         .flatten()
         .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
 }
@@ -146,16 +152,7 @@ pub fn from_objects(
     claims.sort_by_key(|c| c.metadata.name.clone());
     let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let annotation = |name: &str| sts.metadata.annotations.as_ref()?.get(name).cloned();
-    let stopped = annotation(crate::names::STOPPED_ANNOTATION)
-        .filter(|_| replicas == 0)
-        .map(|ended| {
-            let at = ended
-                .parse::<jiff::Timestamp>()
-                .map_or(ended, crate::reservations::readable);
-            format!(
-                "stopped: reservation ended at {at}; the volumes are kept. Book GPUs, then scale up or deploy again."
-            )
-        });
+    let stopped = stopped_note(annotation(crate::names::STOPPED_ANNOTATION).filter(|_| replicas == 0));
     DeploymentStatus {
         replicas,
         current_replicas: status.current_replicas.unwrap_or(0),
@@ -166,7 +163,18 @@ pub fn from_objects(
         problem: None,
         reservation_ends: annotation(crate::names::RESERVATION_ENDS_ANNOTATION).filter(|_| replicas > 0),
         stopped,
+        run: None,
     }
+}
+
+/// `stopped: reservation ended at …`, from the reconciler's annotation.
+fn stopped_note(ended: Option<String>) -> Option<String> {
+    ended.map(|ended| {
+        let at = ended
+            .parse::<jiff::Timestamp>()
+            .map_or(ended, crate::reservations::readable);
+        format!("stopped: reservation ended at {at}; the volumes are kept. Book GPUs, then scale up or deploy again.")
+    })
 }
 
 fn ordinal(pod: &str, sts: &str) -> u32 {
@@ -176,7 +184,7 @@ fn ordinal(pod: &str, sts: &str) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-fn pod_status(pod: &Pod) -> PodStatus {
+pub(crate) fn pod_status(pod: &Pod) -> PodStatus {
     let status = pod.status.clone().unwrap_or_default();
     let limits = |container: &str| -> Option<String> {
         let spec = pod.spec.as_ref()?;
@@ -339,19 +347,20 @@ fn scheduling_message(message: &str) -> String {
     )
 }
 
-fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
+pub(crate) fn volume_status(claim: &PersistentVolumeClaim, sts: &str) -> VolumeStatus {
     let claim_name = claim.metadata.name.clone().unwrap_or_default();
     let shared = claim
         .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(crate::names::SHARED_VOLUME_LABEL));
-    // A shared claim names its volume in a label; the others are `<volume>-<statefulset>-<ordinal>`.
+    // A shared claim names its volume in a label; the others are `<volume>-<statefulset>-<ordinal>`,
+    // or a Job's `<volume>-<job>`.
     let volume = match shared {
         Some(volume) => volume.clone(),
         None => claim_name
-            .split(&format!("-{sts}-"))
-            .next()
+            .strip_suffix(&format!("-{sts}"))
+            .or_else(|| claim_name.split(&format!("-{sts}-")).next())
             .unwrap_or(&claim_name)
             .to_owned(),
     };

@@ -80,6 +80,16 @@ pub fn validate_spec_with(
     )
     .copied()
     .unwrap_or(RestartPolicy::Always);
+    if restart_policy != RestartPolicy::Always && replicas == 0 {
+        p.add(
+            "replicas",
+            Rule::OutOfRange,
+            format!(
+                "is 0, but a run to completion (`restartPolicy: {}`) needs at least 1 pod: give `replicas: 1` or more (to stop a run, scale it to 0).",
+                restart_policy.as_str()
+            ),
+        );
+    }
 
     if !p.0.is_empty() {
         return Err(p.0);
