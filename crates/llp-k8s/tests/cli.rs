@@ -539,8 +539,9 @@ fn reservations_add_list_and_remove_book_gpus_in_the_embedded_file() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lacks() {
+/// `llp-k8s demo` on a free port, once it is about to answer: the process and its exports
+/// (`LLP_URL`, `ALICE_TOKEN`, …).
+fn start_demo() -> (std::process::Child, std::collections::HashMap<String, String>) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(["demo", "--listen", "127.0.0.1:0"])
@@ -558,6 +559,66 @@ async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lac
     // The hints come once the service is about to answer.
     while !lines.next().unwrap().unwrap().contains("gpu-xs") {}
     let _ = rustls::crypto::ring::default_provider().install_default();
+    (child, vars)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_a_training_run_to_completion_and_again() {
+    let (mut child, vars) = start_demo();
+    let http = reqwest::Client::new();
+    let (url, token) = (&vars["LLP_URL"], &vars["ALICE_TOKEN"]);
+    let run = serde_json::json!({"title": "run", "data": "containers: [{name: train, image: trainer, cpu: 1, memory: 1}]\nreplicas: 2\nrestartPolicy: Never"});
+    let record: Value = http
+        .post(format!("{url}/items/deployments"))
+        .bearer_auth(token)
+        .json(&run)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deployment = format!(
+        "{url}/kubernetes/deployments/{}",
+        record["data"]["id"].as_str().unwrap()
+    );
+    let put = http.put(&deployment).bearer_auth(token).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let status = |http: reqwest::Client| {
+        let (deployment, token) = (deployment.clone(), token.clone());
+        async move {
+            let answer = http.get(&deployment).bearer_auth(&token).send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    // The demo's cluster pulls an image in 1.5 s and completes a run's container after 5 s.
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let s = status(http.clone()).await;
+            if s["run"]["state"] == "Complete" {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let done = done.expect("the run completes");
+    assert_eq!(done["run"]["succeeded"], 2, "{done}");
+    assert!(
+        done["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["phase"] == "Succeeded"),
+        "{done}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lacks() {
+    let (mut child, vars) = start_demo();
     let http = reqwest::Client::new();
     let url = &vars["LLP_URL"];
     let gpu = serde_json::json!({"title": "training", "data": "containers: [{name: train, image: pytorch/pytorch, gpu: nvidia.com/mig-1g.10gb}]"});

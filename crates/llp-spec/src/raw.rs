@@ -69,10 +69,13 @@ pub struct RawSpec {
     pub init_containers: List<RawContainer>,
     /// Volumes the containers can mount.
     pub volumes: List<RawVolume>,
-    /// How many copies of the pod run (0 to 16 by default; 0 stops it). Default 1.
+    /// How many copies of the pod run (0 to 16 by default; 0 stops it). Default 1. For a run to
+    /// completion: how many pods must succeed, all started at once (at least 1).
     #[schemars(range(min = 0, max = 16))]
     pub replicas: Field<i64>,
-    /// `Always` (default), `OnFailure` or `Never`.
+    /// `Always` (default): a service whose pods keep running. `OnFailure` or `Never`: a run to
+    /// completion (a training run, a Kubernetes Job) that ends when its pods exit 0; restart
+    /// or deploy again to run it again.
     pub restart_policy: Field<RestartPolicyName>,
     #[serde(flatten)]
     #[schemars(skip)]
@@ -85,9 +88,10 @@ pub struct RawSpec {
 pub enum RestartPolicyName {
     /// Restart containers whenever they stop.
     Always,
-    /// Restart containers that fail.
+    /// Run to completion; restart containers that fail (each restart counts against the
+    /// backoff limit).
     OnFailure,
-    /// Never restart containers.
+    /// Run to completion; a failed pod is replaced by a new one until the backoff limit.
     Never,
 }
 
