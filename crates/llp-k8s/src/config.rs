@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address the service listens on.
     pub listen: SocketAddr,
+    /// Limits on connections and log streams.
+    pub server: crate::http::server::ServerLimits,
     /// Browser origins allowed to call the service (the LLP frontend's, as in Directus's
     /// `CORS_ORIGIN`); empty: no CORS headers.
     pub cors_origins: Vec<String>,
@@ -26,17 +28,33 @@ pub struct Config {
     pub limits: LimitsTable,
     /// GPU reservations (SPEC section 10).
     pub reservations: crate::reservations::ReservationSettings,
+    /// How long the Kubernetes API may take to begin answering one request before the route
+    /// answers 504 naming the cluster.
+    pub cluster_request_seconds: u64,
+    /// How long the watch caches may fail to follow the cluster before `/readyz` fails (status
+    /// answers say they are stale from the first failure).
+    pub cluster_stale_seconds: u64,
+}
+
+impl Config {
+    /// [`Config::cluster_request_seconds`] as a duration.
+    pub fn cluster_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cluster_request_seconds.max(1))
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            server: crate::http::server::ServerLimits::default(),
             cors_origins: Vec::new(),
             records: RecordsConfig::default(),
             cluster: RenderConfig::default(),
             limits: LimitsTable::default(),
             reservations: crate::reservations::ReservationSettings::default(),
+            cluster_request_seconds: crate::cluster::calls::REQUEST_DEADLINE.as_secs(),
+            cluster_stale_seconds: crate::cluster::STALE_AFTER.as_secs(),
         }
     }
 }
@@ -117,6 +135,16 @@ impl Config {
                 name: "LLP_LISTEN",
                 message: format!("`{listen}`: {e}"),
             })?;
+        }
+        if let Some(seconds) = env("LLP_CLUSTER_REQUEST_SECONDS") {
+            self.cluster_request_seconds = seconds
+                .parse()
+                .ok()
+                .filter(|s| *s > 0)
+                .ok_or_else(|| ConfigError::Env {
+                    name: "LLP_CLUSTER_REQUEST_SECONDS",
+                    message: format!("`{seconds}` is not a whole number of seconds above 0"),
+                })?;
         }
         let text = |name: &str, target: &mut String| {
             if let Some(value) = env(name) {

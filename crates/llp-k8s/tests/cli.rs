@@ -141,7 +141,7 @@ fn render_prints_the_objects_as_yaml_documents() {
     let text = String::from_utf8(out.stdout).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("multi-document YAML");
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["StatefulSet", "Service", "Ingress"]);
+    assert_eq!(kinds, ["StatefulSet", "Service", "Ingress", "NetworkPolicy"]);
     assert!(docs.iter().all(|d| d["metadata"]["namespace"] == "lab"));
     assert_eq!(
         docs[0]["metadata"]["labels"]["llp.kitegg.de/owner"],

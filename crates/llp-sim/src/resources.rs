@@ -229,6 +229,16 @@ pub static RESOURCES: &[ResourceType] = &[
         subresources: &[STATUS],
     },
     ResourceType {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+        singular: "networkpolicy",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        short_names: &["netpol"],
+        subresources: &[],
+    },
+    ResourceType {
         group: "",
         version: "v1",
         plural: "resourcequotas",

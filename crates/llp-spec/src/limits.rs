@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_replicas: u32,
     /// The GPU kinds (profiles) that may be asked for, e.g. only MIG slices for students.
     pub gpus: GpuSet,
+    /// Whether containers may run as root (`user: 0` or `fsUser: 0`).
+    pub allow_root: bool,
 }
 
 /// A set of GPU kinds; in configuration, a list of resource names.
@@ -79,6 +81,7 @@ impl Default for Limits {
             max_gpu_count: 2,
             max_replicas: 16,
             gpus: GpuSet::ALL,
+            allow_root: false,
         }
     }
 }
@@ -95,6 +98,7 @@ impl Limits {
             max_gpu_count: self.max_gpu_count.max(other.max_gpu_count),
             max_replicas: self.max_replicas.max(other.max_replicas),
             gpus: self.gpus.union(other.gpus),
+            allow_root: self.allow_root || other.allow_root,
             ..self
         }
     }

@@ -30,7 +30,8 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
         );
         return Err(FieldError::new(DATA, Rule::Syntax, message));
     }
-    let value: Value = serde_saphyr::from_str_with_options(yaml, options()).map_err(syntax_error)?;
+    let value: Value =
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, DATA, "deployment"))?;
     match value {
         Value::Object(_) => RawSpec::deserialize(&value)
             .map_err(|e| FieldError::new(DATA, Rule::Syntax, format!("cannot be read: {e}."))),
@@ -48,6 +49,13 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
             ),
         )),
     }
+}
+
+/// Parses any YAML document (a secret's or config's key/value mapping, say) with the same
+/// limits on documents, depth, nodes and aliases as the deployment YAML; a problem is
+/// reported on `field`.
+pub fn parse_yaml_value(yaml: &str, field: &str) -> Result<Value, FieldError> {
+    serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, field, "mapping"))
 }
 
 fn options() -> serde_saphyr::Options {
@@ -71,7 +79,8 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-fn syntax_error(error: serde_saphyr::Error) -> FieldError {
+/// The parse error as a problem on `field`, whose YAML holds one `thing`.
+fn syntax_error(error: serde_saphyr::Error, field: &str, thing: &str) -> FieldError {
     let at = error
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
@@ -79,17 +88,17 @@ fn syntax_error(error: serde_saphyr::Error) -> FieldError {
     let message = match &error {
         serde_saphyr::Error::Budget { breach, .. } => match breach {
             BudgetBreach::Documents { .. } => {
-                format!("holds more than one YAML document{at}: remove the `---` separator and keep one deployment.")
+                format!("holds more than one YAML document{at}: remove the `---` separator and keep one {thing}.")
             }
             BudgetBreach::Depth { .. } => {
-                format!("is nested more than {MAX_DEPTH} levels deep{at}; a deployment needs far fewer.")
+                format!("is nested more than {MAX_DEPTH} levels deep{at}; a {thing} needs far fewer.")
             }
             _ => format!("is too large once its anchors and aliases are expanded{at}: write the values out instead."),
         },
         serde_saphyr::Error::MultipleDocuments { .. } => {
-            format!("holds more than one YAML document{at}: remove the `---` separator and keep one deployment.")
+            format!("holds more than one YAML document{at}: remove the `---` separator and keep one {thing}.")
         }
         other => format!("is not valid YAML: {other}."),
     };
-    FieldError::new(DATA, Rule::Syntax, message)
+    FieldError::new(field, Rule::Syntax, message)
 }

@@ -34,6 +34,7 @@ fn all_objects(objects: &Objects) -> Vec<serde_json::Value> {
         services,
         ingress,
         shared_claims,
+        network_policy,
     } = objects;
     let mut all: Vec<serde_json::Value> = shared_claims
         .iter()
@@ -46,6 +47,7 @@ fn all_objects(objects: &Objects) -> Vec<serde_json::Value> {
     });
     all.extend(services.iter().map(|s| serde_json::to_value(s).unwrap()));
     all.extend(ingress.iter().map(|i| serde_json::to_value(i).unwrap()));
+    all.extend(network_policy.iter().map(|p| serde_json::to_value(p).unwrap()));
     all
 }
 
@@ -359,4 +361,71 @@ fn a_run_to_completion_is_a_job_whose_volumes_are_one_claim_each() {
     assert_eq!(claim.metadata.name.as_deref(), Some(format!("ckpt-{base}").as_str()));
     assert_eq!(claim.metadata.labels.as_ref().unwrap()[DEPLOYMENT_LABEL], UUID);
     assert_eq!(objects.shared_claims.len(), 1);
+}
+
+#[test]
+fn pods_get_the_runtimes_seccomp_profile_and_run_as_non_root_when_configured() {
+    let deployment = validate_record(&record("containers: [{name: a, image: b}]"), &Limits::default()).unwrap();
+    let id = RecordId::Text(UUID.into());
+    let security = |config: &RenderConfig, deployment: &llp_spec::Deployment| {
+        let objects = render(deployment, Identity { id: &id, owner: OWNER }, config);
+        objects
+            .workload
+            .pod_template()
+            .unwrap()
+            .spec
+            .clone()
+            .unwrap()
+            .security_context
+            .unwrap()
+    };
+    let default = security(&RenderConfig::default(), &deployment);
+    assert_eq!(default.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert_eq!(default.run_as_non_root, None);
+    let strict = RenderConfig {
+        run_as_non_root: true,
+        ..RenderConfig::default()
+    };
+    assert_eq!(security(&strict, &deployment).run_as_non_root, Some(true));
+    // A group allowed root that asks for it is not refused by its own pod's context.
+    let root = Limits {
+        allow_root: true,
+        ..Limits::default()
+    };
+    let as_root = validate_record(&record("containers: [{name: a, image: b, user: 0}]"), &root).unwrap();
+    assert_eq!(security(&strict, &as_root).run_as_non_root, None);
+}
+
+#[test]
+fn a_network_policy_lets_in_its_own_pods_and_the_ingress_controller_to_the_exposed_port() {
+    let exposed = render_record(&exposed_record());
+    let spec = exposed.network_policy.unwrap().spec.unwrap();
+    let rules = spec.ingress.unwrap();
+    assert_eq!(rules.len(), 2);
+    let own = rules[0].from.clone().unwrap()[0].pod_selector.clone().unwrap();
+    assert_eq!(own, spec.pod_selector.unwrap(), "its own pods, and only those");
+    let ingress = &rules[1];
+    let namespace = ingress.from.clone().unwrap()[0].namespace_selector.clone().unwrap();
+    assert_eq!(
+        namespace.match_labels.unwrap()["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    let port = ingress.ports.clone().unwrap()[0].port.clone().unwrap();
+    assert_eq!(port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(80));
+
+    let internal = render_record(&record("containers: [{name: a, image: b, ports: [{port: 80}]}]"));
+    assert_eq!(
+        internal.network_policy.unwrap().spec.unwrap().ingress.unwrap().len(),
+        1,
+        "no way in from outside"
+    );
+    let mut off = RenderConfig::default();
+    off.network_policy.enabled = false;
+    let deployment = validate_record(&exposed_record(), &Limits::default()).unwrap();
+    let id = RecordId::Text(UUID.into());
+    assert!(
+        render(&deployment, Identity { id: &id, owner: OWNER }, &off)
+            .network_policy
+            .is_none()
+    );
 }

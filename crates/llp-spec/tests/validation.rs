@@ -57,6 +57,8 @@ fn every_invalid_spec_is_reported_at_its_field_with_its_rule() {
         (container("replicas: 99"), "containers[0].replicas", Rule::OutOfRange),
         (container("") + "restartPolicy: Sometimes\n", "restartPolicy", Rule::InvalidFormat),
         (container("") + "restartPolicy: Never\nreplicas: 0\n", "replicas", Rule::OutOfRange),
+        (container("user: 0"), "containers[0].user", Rule::OutOfRange),
+        (container("fsUser: 0"), "containers[0].fsUser", Rule::OutOfRange),
         (container("") + "replica: 2\n", "replica", Rule::UnknownField),
         // container basics
         ("containers:\n  - image: nginx\n".into(), "containers[0].name", Rule::Required),

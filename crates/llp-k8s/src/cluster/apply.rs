@@ -7,7 +7,7 @@ use super::Cluster;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use llp_spec::names::DEPLOYMENT_LABEL;
 use llp_spec::{Objects, Workload};
@@ -73,6 +73,7 @@ pub async fn apply_objects(
         services,
         ingress,
         shared_claims,
+        network_policy,
     } = objects;
     let params = PatchParams::apply(MANAGER).force();
     let sets: Api<StatefulSet> = cluster.api();
@@ -117,6 +118,32 @@ pub async fn apply_objects(
                 name: ing_name,
                 source,
             })?;
+    }
+    // Before the pods, so that none runs unprotected; gone when switched off.
+    let policies: Api<NetworkPolicy> = cluster.api();
+    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
+    match network_policy {
+        Some(policy) => {
+            let policy_name = policy.metadata.name.clone().unwrap_or_default();
+            policies
+                .patch(&policy_name, &params, &Patch::Apply(policy))
+                .await
+                .map_err(|source| ApplyError::Apply {
+                    kind: "NetworkPolicy",
+                    name: policy_name,
+                    source,
+                })?;
+        }
+        None => drop(
+            policies
+                .delete_collection(&DeleteParams::default(), &selector)
+                .await
+                .map_err(|source| ApplyError::Prune {
+                    kind: "NetworkPolicy",
+                    name: "(all)".into(),
+                    source,
+                })?,
+        ),
     }
     // A changed `restartPolicy` switches kinds: the other one goes first, with its pods.
     let meta = match workload {

@@ -41,7 +41,7 @@ pub struct Caches {
 }
 
 /// Starts the reflectors; they run until the runtime stops.
-pub fn start(client: &kube::Client, namespace: &str) -> Caches {
+pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Health) -> Caches {
     let config = || watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
     let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
     let (tick, changes) = tokio::sync::watch::channel(0_u64);
@@ -51,35 +51,35 @@ pub fn start(client: &kube::Client, namespace: &str) -> Caches {
             Api::namespaced(client.clone(), namespace),
             config(),
             None,
-            tick.clone(),
+            (tick.clone(), health.clone()),
             trim::stateful_set,
         ),
         jobs: reflect(
             Api::namespaced(client.clone(), namespace),
             config(),
             None,
-            tick.clone(),
+            (tick.clone(), health.clone()),
             trim::job,
         ),
         pods: reflect(
             Api::namespaced(client.clone(), namespace),
             config(),
             Some(pod_index.clone()),
-            tick.clone(),
+            (tick.clone(), health.clone()),
             trim::pod,
         ),
         claims: reflect(
             Api::namespaced(client.clone(), namespace),
             config(),
             Some(claim_index.clone()),
-            tick.clone(),
+            (tick.clone(), health.clone()),
             trim::claim,
         ),
         failed_creates: reflect(
             Api::namespaced(client.clone(), namespace),
             watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
             None,
-            tick,
+            (tick, health.clone()),
             |event: &mut Event| event.metadata.managed_fields = None,
         ),
         pod_index,
@@ -93,7 +93,7 @@ fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     index: Option<LabelIndex>,
-    tick: Arc<tokio::sync::watch::Sender<u64>>,
+    (tick, health): (Arc<tokio::sync::watch::Sender<u64>>, super::health::Health),
     trim: fn(&mut K),
 ) -> Store<K>
 where
@@ -111,7 +111,12 @@ where
     // The tick follows the store's write: a waiter woken by it finds the change applied.
     let stream = reflector::reflector(writer, events)
         .default_backoff()
-        .inspect(move |_| tick.send_modify(|n| *n = n.wrapping_add(1)));
+        .inspect(move |event| {
+            if event.is_err() {
+                health.watch_failed();
+            }
+            tick.send_modify(|n| *n = n.wrapping_add(1));
+        });
     tokio::spawn(stream.for_each(|_| async {}));
     reader
 }

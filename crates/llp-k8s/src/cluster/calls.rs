@@ -1,5 +1,6 @@
-//! Counting the service's own Kubernetes API requests, by verb and resource, for `/metrics`:
-//! a tower layer on the kube client sees every request (reflector lists and watches too).
+//! The kube client's layers: a deadline on every Kubernetes API request (for its answer to
+//! begin: a watch's or a followed log's body streams on afterwards), and counting the
+//! service's requests by verb and resource for `/metrics` (reflector lists and watches too).
 
 use axum::http::{Method, Request};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,15 +19,37 @@ pub struct ApiCallLabels {
 /// The counter family the layer feeds.
 pub type ApiCalls = Family<ApiCallLabels, Counter>;
 
-/// A kube client for `config` whose every request is counted in `calls`.
-pub fn counted_client(config: kube::Config, calls: ApiCalls) -> Result<kube::Client, kube::Error> {
+/// How long the Kubernetes API may take to begin answering a request, unless configured
+/// (`cluster_request_seconds`).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A kube client for `config` whose every request is counted in `calls` and must begin to
+/// be answered within `deadline` (else it fails with an error [`timed_out`] recognises).
+pub fn counted_client(
+    config: kube::Config,
+    calls: ApiCalls,
+    deadline: std::time::Duration,
+) -> Result<kube::Client, kube::Error> {
     let count = tower::util::MapRequestLayer::new(move |request: Request<kube::client::Body>| {
         calls.get_or_create(&classify(&request)).inc();
         request
     });
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::timeout::TimeoutLayer::new(deadline))
         .with_layer(&count)
         .build())
+}
+
+/// Whether a request failed because the Kubernetes API did not answer within its deadline.
+pub fn timed_out(error: &kube::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<tower::timeout::error::Elapsed>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// The verb and resource of a request, as the API server's authorizer would name them.

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cache;
 pub mod calls;
+pub mod health;
 pub mod index;
 pub mod lease;
 pub mod resize;
@@ -19,7 +20,16 @@ pub struct Cluster {
     pub namespace: String,
     /// Watch caches of the namespace.
     pub caches: cache::Caches,
+    /// Whether the caches follow the cluster.
+    pub health: health::Health,
+    /// How long the caches may fail to follow the cluster before `/readyz` fails.
+    pub stale_after: std::time::Duration,
 }
+
+/// How often the API server is probed while the service runs.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the caches may fail to follow the cluster before `/readyz` fails, by default.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Cluster {
     /// The API of kind `K` in the managed namespace.
@@ -31,13 +41,23 @@ impl Cluster {
         kube::Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// Starts the caches of `namespace`.
+    /// Starts the caches of `namespace` and the probe of the API server (every
+    /// [`PROBE_EVERY`]).
     pub fn start(client: kube::Client, namespace: &str) -> Self {
-        let caches = cache::start(&client, namespace);
+        Self::start_probing(client, namespace, PROBE_EVERY)
+    }
+
+    /// [`Cluster::start`], probing the API server every `probe_every`.
+    pub fn start_probing(client: kube::Client, namespace: &str, probe_every: std::time::Duration) -> Self {
+        let health = health::Health::default();
+        let caches = cache::start(&client, namespace, &health);
+        health::spawn_probe(client.clone(), health.clone(), probe_every);
         Self {
             client,
             namespace: namespace.to_owned(),
             caches,
+            health,
+            stale_after: STALE_AFTER,
         }
     }
 }

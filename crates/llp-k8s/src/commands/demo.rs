@@ -56,7 +56,8 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services"))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
-    let client = llp_k8s::cluster::calls::counted_client(config, metrics.api_calls())?;
+    let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
+    let client = llp_k8s::cluster::calls::counted_client(config, metrics.api_calls(), deadline)?;
     let cluster = Cluster::start(client, "services");
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -70,6 +71,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         shutdown: stopping,
         metrics,
         reservations: Arc::default(),
+        follows: Arc::default(),
     };
     let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
     println!("# Try (the walkthrough is in README.md):");
@@ -81,14 +83,13 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     println!(
         "# alice has booked one gpu-xs (nvidia.com/mig-1g.10gb) for a day: her GPU deploys work, bob's are refused"
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            // End open log streams, so that the in-flight requests can finish.
-            let _ = stop.send(true);
-        })
-        .await
-        .context("the service stopped")?;
+    let limits = llp_k8s::http::server::ServerLimits::default();
+    llp_k8s::http::server::serve(listener, router(state), limits, async move {
+        let _ = tokio::signal::ctrl_c().await;
+        // End open log streams, so that the in-flight requests can finish.
+        let _ = stop.send(true);
+    })
+    .await;
     if let Some(reconciling) = reconciling {
         let _ = reconciling.await;
     }

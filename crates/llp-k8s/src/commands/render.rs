@@ -41,7 +41,7 @@ pub fn run(
     Ok(Outcome::Success)
 }
 
-/// The objects as one YAML stream: claims, StatefulSet or Job, Services, Ingress.
+/// The objects as one YAML stream: claims, StatefulSet or Job, Services, Ingress, NetworkPolicy.
 fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
     let llp_spec::Objects {
         workload,
@@ -49,6 +49,7 @@ fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
         services,
         ingress,
         shared_claims,
+        network_policy,
     } = objects;
     let mut docs = Vec::new();
     for claim in shared_claims.iter().chain(claims) {
@@ -63,6 +64,9 @@ fn to_yaml_documents(objects: &llp_spec::Objects) -> anyhow::Result<String> {
     }
     if let Some(ingress) = ingress {
         docs.push(serde_saphyr::to_string(ingress)?);
+    }
+    if let Some(policy) = network_policy {
+        docs.push(serde_saphyr::to_string(policy)?);
     }
     Ok(docs.iter().map(|d| format!("---\n{d}")).collect())
 }

@@ -26,9 +26,11 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     let kube_config = kube::Config::infer()
         .await
         .context("cannot configure the Kubernetes client")?;
-    let client = llp_k8s::cluster::calls::counted_client(kube_config, metrics.api_calls())
+    let deadline = config.cluster_deadline();
+    let client = llp_k8s::cluster::calls::counted_client(kube_config, metrics.api_calls(), deadline)
         .context("cannot configure the Kubernetes client")?;
-    let cluster = Cluster::start(client, &config.cluster.namespace);
+    let mut cluster = Cluster::start(client, &config.cluster.namespace);
+    cluster.stale_after = std::time::Duration::from_secs(config.cluster_stale_seconds);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -42,6 +44,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         locks: Arc::default(),
         shutdown: stopping,
         metrics,
+        follows: Arc::new(llp_k8s::http::server::Follows::new(config.server.follows_per_user)),
         reservations: Arc::new(llp_k8s::reservations::ReservationPolicy {
             settings: config.reservations,
             clock: Default::default(),
@@ -53,14 +56,12 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests, ending log streams");
-            let _ = stop.send(true);
-        })
-        .await
-        .context("the service stopped")?;
+    llp_k8s::http::server::serve(listener, app, config.server, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests, ending log streams");
+        let _ = stop.send(true);
+    })
+    .await;
     if let Some(reconciling) = reconciling {
         let _ = reconciling.await; // it gives its lease up
     }

@@ -18,7 +18,7 @@ use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use llp_spec::ErrorBody;
 use llp_spec::names::DEPLOYMENT_LABEL;
@@ -239,6 +239,7 @@ async fn remove(
     }
     delete_labelled(cluster.api::<Service>(), &selector).await?;
     delete_labelled(cluster.api::<Ingress>(), &selector).await?;
+    delete_labelled(cluster.api::<NetworkPolicy>(), &selector).await?;
     delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
     // Shared volumes go with the last deployment of the owner that declared them.
     crate::cluster::shared::release(cluster, &target.label)
@@ -378,6 +379,13 @@ async fn logs(
     let pods: Api<Pod> = target.cluster.api();
     let plain = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
     if params.follow {
+        // Held as long as the stream is open.
+        let slot = state
+            .follows
+            .open(&caller.identity.id)
+            .ok_or(ApiError::TooManyStreams {
+                max: state.follows.max(),
+            })?;
         let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;
         let lines = futures::AsyncBufReadExt::lines(stream);
         let mut shutdown = state.shutdown.clone();
@@ -385,7 +393,10 @@ async fn logs(
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
         let lines = futures::StreamExt::take_until(lines, Box::pin(stopping));
-        let body = Body::from_stream(lines.map_ok(|line| axum::body::Bytes::from(line + "\n")));
+        let body = Body::from_stream(lines.map_ok(move |line| {
+            let _open = &slot;
+            axum::body::Bytes::from(line + "\n")
+        }));
         return Ok((plain, body).into_response());
     }
     let text = pods.logs(&pod, &params).await.map_err(log_failed)?;

@@ -30,37 +30,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read_config, write_config))
 }
 
-/// Key/value pairs from the body: a JSON object, or a JSON string holding a YAML mapping.
+/// Most bytes of keys and values in one Secret or ConfigMap, as the API server allows.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Key/value pairs from the body: a JSON object, or a JSON string holding a YAML mapping
+/// (parsed with the deployment YAML's limits), either possibly in the extension's envelope.
+/// Keys and sizes are checked as Kubernetes checks them, so the cluster never refuses them.
+/// CPU-bound: call it off the async threads.
 pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_field("body", format!("must be a JSON object of keys and values: {e}")))?;
-    let object = match unwrap_envelope(value) {
+    let object = match unwrap_envelope(value)? {
         Value::Object(map) => map,
-        // An empty YAML document is an empty mapping: no keys.
-        Value::String(yaml) if yaml.trim().is_empty() => serde_json::Map::new(),
-        Value::String(yaml) => match serde_saphyr::from_str::<Value>(&yaml) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(ApiError::bad_field(
-                    "body",
-                    "a string body must be a YAML mapping of keys and values",
-                ));
-            }
-        },
         _ => return Err(ApiError::bad_field("body", "must be a JSON object of keys and values")),
     };
-    object
+    let pairs: BTreeMap<String, String> = object
         .into_iter()
         .map(|(key, value)| {
-            let valid = !key.is_empty()
-                && key.len() <= 253
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !valid {
-                return Err(ApiError::bad_field(
-                    &key,
-                    "keys may hold letters, digits, `-`, `_` and `.`",
-                ));
-            }
+            check_key(&key)?;
             let text = match value {
                 Value::String(s) => s,
                 Value::Null => String::new(),
@@ -71,24 +58,64 @@ pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
             };
             Ok((key, text))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let size: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_DATA_BYTES {
+        return Err(ApiError::bad_field(
+            "body",
+            format!(
+                "holds {size} bytes of keys and values; Kubernetes keeps at most {MAX_DATA_BYTES} (1 MiB) in one Secret or ConfigMap. Put large files in a volume instead."
+            ),
+        ));
+    }
+    Ok(pairs)
 }
 
-/// The extension's `{"data": {…}}` or `{"data": "<YAML mapping>"}`: the pairs inside. A
-/// lone key `data` whose value is plain text (not a mapping) stays a key of that name.
-fn unwrap_envelope(value: Value) -> Value {
-    let Value::Object(map) = &value else { return value };
-    let [(key, inner)] = map.iter().collect::<Vec<_>>()[..] else {
-        return value;
+/// A key as Kubernetes allows it in a Secret or ConfigMap (`IsConfigMapKey`).
+fn check_key(key: &str) -> Result<(), ApiError> {
+    let problem = if key.is_empty() || key.len() > 253 {
+        Some("keys must be 1 to 253 characters long")
+    } else if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        Some("keys may hold letters, digits, `-`, `_` and `.`")
+    } else if key == "." || key == ".." || key.starts_with("..") {
+        Some("a key may not be `.` or `..`, nor start with `..`")
+    } else {
+        None
     };
-    let wrapped = match inner {
-        Value::Object(_) => true,
-        Value::String(text) => {
-            text.trim().is_empty() || matches!(serde_saphyr::from_str::<Value>(text), Ok(Value::Object(_)))
+    match problem {
+        Some(message) => Err(ApiError::bad_field(key, message)),
+        None => Ok(()),
+    }
+}
+
+/// The body's pairs as a JSON value: a JSON object; or the extension's `{"data": {…}}` or
+/// `{"data": "<YAML mapping>"}`; or a YAML mapping as a JSON string. A lone key `data` whose
+/// value is plain text (not a mapping) stays a key of that name.
+fn unwrap_envelope(value: Value) -> Result<Value, ApiError> {
+    let yaml = |text: &str| -> Result<Value, ApiError> {
+        if text.trim().is_empty() {
+            // An empty YAML document is an empty mapping: no keys.
+            return Ok(Value::Object(serde_json::Map::new()));
         }
-        _ => false,
+        let value = llp_spec::parse::parse_yaml_value(text, "body").map_err(|e| ApiError::Validation(vec![e]))?;
+        match value {
+            Value::Object(_) => Ok(value),
+            _ => Err(ApiError::bad_field(
+                "body",
+                "a string body must be a YAML mapping of keys and values",
+            )),
+        }
     };
-    if key == "data" && wrapped { inner.clone() } else { value }
+    match value {
+        Value::String(text) => yaml(&text),
+        Value::Object(map) if map.len() == 1 && map.contains_key("data") => match &map["data"] {
+            Value::Object(inner) => Ok(Value::Object(inner.clone())),
+            // Plain text stays the value of a key named `data`.
+            Value::String(text) => yaml(text).or(Ok(Value::Object(map))),
+            _ => Ok(Value::Object(map)),
+        },
+        other => Ok(other),
+    }
 }
 
 fn labels(id: &str, owner: &str) -> BTreeMap<String, String> {
@@ -108,8 +135,21 @@ enum Store {
     Config,
 }
 
-async fn write(state: AppState, caller: Session, id: String, body: &[u8], store: Store) -> Result<Response, ApiError> {
-    let pairs = parse_pairs(body)?;
+async fn write(
+    state: AppState,
+    caller: Session,
+    id: String,
+    body: axum::body::Bytes,
+    store: Store,
+) -> Result<Response, ApiError> {
+    // YAML is parsed on a blocking thread: a hostile document costs that thread, not the
+    // workers that answer everyone else.
+    let pairs = tokio::task::spawn_blocking(move || parse_pairs(&body))
+        .await
+        .map_err(|_| ApiError::BadRequest {
+            field: Some("body".into()),
+            message: "could not be read".into(),
+        })??;
     let target = resolve(&state, &caller, &id, Purpose::Act).await?;
     let labels = labels(&id, target.record.user_created.as_deref().unwrap_or_default());
     let params = PatchParams::apply("llp-k8s").force();
@@ -176,7 +216,7 @@ async fn write_secret(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    write(state, caller, id, &body, Store::Secret).await
+    write(state, caller, id, body, Store::Secret).await
 }
 
 /// The data `fromSecret` reads.
@@ -214,7 +254,7 @@ async fn write_config(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    write(state, caller, id, &body, Store::Config).await
+    write(state, caller, id, body, Store::Config).await
 }
 
 /// The data `fromConfig` reads.
@@ -254,6 +294,36 @@ mod tests {
         assert!(parse_pairs(br#"{"a": {"b": 1}}"#).is_err());
         assert!(parse_pairs(br#"[1, 2]"#).is_err());
         assert!(parse_pairs(br#""just text""#).is_err());
+    }
+
+    #[test]
+    fn keys_and_sizes_are_checked_as_kubernetes_checks_them() {
+        for key in [".", "..", "..hidden", "", &"k".repeat(254)] {
+            let body = serde_json::to_vec(&serde_json::json!({ key: "x" })).unwrap();
+            assert!(parse_pairs(&body).is_err(), "{key:?}");
+        }
+        assert!(parse_pairs(br#"{".env": "x", "a..b": "y"}"#).is_ok());
+        let big = "x".repeat(super::MAX_DATA_BYTES);
+        let body = serde_json::to_vec(&serde_json::json!({"A": big})).unwrap();
+        assert!(parse_pairs(&body).is_err(), "over 1 MiB with its key");
+    }
+
+    #[test]
+    fn a_yaml_body_has_the_deployment_yamls_limits() {
+        // A billion laughs: refused by the alias budget, not expanded.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'] {
+            let prev = char::from(level as u8 - 1);
+            bomb.push_str(&format!("{level}: &{level} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let body = serde_json::to_vec(&serde_json::Value::String(bomb)).unwrap();
+        match parse_pairs(&body) {
+            Err(super::ApiError::Validation(problems)) => {
+                assert_eq!(problems[0].field, "body");
+                assert!(problems[0].message.contains("alias"), "{}", problems[0].message);
+            }
+            other => panic!("refused by the alias budget, not expanded: {other:?}"),
+        }
     }
 
     #[test]

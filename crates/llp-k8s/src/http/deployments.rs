@@ -171,17 +171,14 @@ async fn deploy(
         replicas,
     )
     .await?;
-    let failed = |error: &dyn std::fmt::Display| {
-        tracing::error!(%error, "deploy failed");
-        ApiError::Unavailable {
-            dependency: "the cluster",
-        }
-    };
     let _claiming = match deployment.hostname() {
         Some(hostname) => {
             let claim = state.locks.hostnames.lock().await;
             let host = format!("{hostname}.{}", state.render.ingress.domain);
-            if hostname_taken(cluster, &host, &label).await.map_err(|e| failed(&e))? {
+            if hostname_taken(cluster, &host, &label)
+                .await
+                .map_err(ApiError::cluster)?
+            {
                 return Err(ApiError::Conflict {
                     field: "exposed_hostname".into(),
                     message: format!(
@@ -266,6 +263,10 @@ async fn status(
         }
         Deployed::Job(job) => llp_spec::status::from_job(job, &pods, &claims, url),
     };
+    let status = llp_spec::status::DeploymentStatus {
+        stale: cluster.health.stale_since().map(llp_spec::status::Stale::since),
+        ..status
+    };
     Ok(Json(status).into_response())
 }
 
@@ -320,6 +321,13 @@ fn apply_failed(error: ApplyError) -> ApiError {
             ApiError::BadRequest {
                 field: None,
                 message: format!("the cluster refused {}: {}", error.object(), status.message),
+            }
+        }
+        ApplyError::Apply { source, .. } | ApplyError::Prune { source, .. }
+            if crate::cluster::calls::timed_out(source) =>
+        {
+            ApiError::Timeout {
+                dependency: "the cluster",
             }
         }
         _ => ApiError::PartlyApplied { object: error.object() },

@@ -40,6 +40,10 @@ pub enum ApiError {
     BadRequest { field: Option<String>, message: String },
     /// The body is larger than the service accepts (413).
     TooLarge,
+    /// The request target (path and query) is longer than the service accepts (414).
+    UriTooLong,
+    /// The caller has `max` log streams open already (429).
+    TooManyStreams { max: usize },
     /// The deployment spec is invalid (400), every problem listed.
     Validation(Vec<FieldError>),
     /// The request conflicts with another deployment (409), e.g. a hostname in use.
@@ -48,6 +52,8 @@ pub enum ApiError {
     StillDeleting { objects: Vec<String> },
     /// A dependency (`the LLP API`, `the cluster`, `the record store`) failed (503).
     Unavailable { dependency: &'static str },
+    /// The cluster has not been followed since `since`, for longer than allowed (503).
+    ClusterStale { since: jiff::Timestamp },
     /// A dependency could not be reached or answered badly (502).
     BadGateway { dependency: &'static str },
     /// A deploy stopped at `object` because the cluster failed (503); the next PUT repairs it.
@@ -59,11 +65,45 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// 503 for a failed cluster request; the detail goes to the log.
+    /// A failed cluster request, as the user's answer: what Kubernetes says means "not
+    /// found", "conflict" or "invalid" is the 404, 409 or 400 it is, with its message; no
+    /// answer in time is a 504; anything else a 503 naming the cluster (the detail goes to the
+    /// log).
     pub fn cluster(error: kube::Error) -> Self {
-        tracing::error!(%error, "cluster request failed");
-        ApiError::Unavailable {
-            dependency: "the cluster",
+        match &error {
+            kube::Error::Api(status) if status.code == 404 => {
+                tracing::info!(%error, "the cluster says not found");
+                ApiError::NotFound(format!("not found in the cluster: {}", status.message))
+            }
+            kube::Error::Api(status) if status.code == 409 => {
+                tracing::info!(%error, "the cluster says conflict");
+                ApiError::Conflict {
+                    field: String::new(),
+                    message: format!(
+                        "the cluster refused a conflicting change ({}); try again.",
+                        status.message
+                    ),
+                }
+            }
+            kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
+                tracing::info!(%error, "the cluster says invalid");
+                ApiError::BadRequest {
+                    field: None,
+                    message: format!("the cluster refused it: {}", status.message),
+                }
+            }
+            _ if crate::cluster::calls::timed_out(&error) => {
+                tracing::error!(%error, "the cluster did not answer in time");
+                ApiError::Timeout {
+                    dependency: "the cluster",
+                }
+            }
+            _ => {
+                tracing::error!(%error, "cluster request failed");
+                ApiError::Unavailable {
+                    dependency: "the cluster",
+                }
+            }
         }
     }
 
@@ -143,7 +183,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Conflict { field, message } => {
                 let mut body = ErrorBody::single("CONFLICT", message);
-                body.errors[0].extensions.field = Some(field);
+                body.errors[0].extensions.field = Some(field).filter(|f| !f.is_empty());
                 (StatusCode::CONFLICT, body)
             }
             ApiError::StillDeleting { objects } => {
@@ -162,6 +202,32 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody::single("PAYLOAD_TOO_LARGE", "The body is too large: at most 2 MB are accepted."),
+            ),
+            ApiError::ClusterStale { since } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::single(
+                    "SERVICE_UNAVAILABLE",
+                    format!("the cluster has not answered since {since}: the service's view of it is out of date."),
+                ),
+            ),
+            ApiError::TooManyStreams { max } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody::single(
+                    "REQUESTS_EXCEEDED",
+                    format!(
+                        "You have {max} log streams open already, the most one user may: close one (or read without `follow`)."
+                    ),
+                ),
+            ),
+            ApiError::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                ErrorBody::single(
+                    "URI_TOO_LONG",
+                    format!(
+                        "The URL is too long: at most {} bytes of path and query are accepted.",
+                        super::edge::MAX_URI_BYTES
+                    ),
+                ),
             ),
             ApiError::Validation(problems) => (StatusCode::BAD_REQUEST, ErrorBody::validation(&problems)),
             ApiError::NotEnoughResources(shortfall) => {
@@ -219,4 +285,30 @@ fn with_translation_keys(status: StatusCode, mut body: ErrorBody) -> ErrorBody {
         error.extensions.reason.get_or_insert(key);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer_to(code: u16, message: &str) -> StatusCode {
+        let status = kube::core::Status::failure(message, "Reason").with_code(code);
+        ApiError::cluster(kube::Error::Api(Box::new(status)))
+            .into_response()
+            .status()
+    }
+
+    #[test]
+    fn what_kubernetes_answers_reaches_the_user_as_the_4xx_it_is() {
+        assert_eq!(answer_to(404, "pods \"p\" not found"), StatusCode::NOT_FOUND);
+        assert_eq!(answer_to(409, "the object has been modified"), StatusCode::CONFLICT);
+        assert_eq!(answer_to(422, "data[..]: Invalid value"), StatusCode::BAD_REQUEST);
+        assert_eq!(answer_to(400, "bad"), StatusCode::BAD_REQUEST);
+        assert_eq!(answer_to(500, "etcd is down"), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            answer_to(403, "forbidden"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "our Role, not the user's doing"
+        );
+    }
 }

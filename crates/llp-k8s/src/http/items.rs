@@ -83,7 +83,7 @@ pub(super) fn data(value: impl serde::Serialize) -> Response {
 }
 
 /// The caller's records (every record for admins).
-#[utoipa::path(get, path = "/items/deployments", tag = "records",
+#[utoipa::path(get, path = "/items/deployments", operation_id = "list_deployment_records", tag = "records",
     responses((status = 200, description = "The records", body = RecordsData), CommonErrors))]
 async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<Response, ApiError> {
     Ok(data(
@@ -92,7 +92,7 @@ async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<
 }
 
 /// Create a record owned by the caller.
-#[utoipa::path(post, path = "/items/deployments", tag = "records", request_body = RecordInput,
+#[utoipa::path(post, path = "/items/deployments", operation_id = "create_deployment_record", tag = "records", request_body = RecordInput,
     responses(
         (status = 200, description = "The new record", body = RecordData),
         (status = 400, description = "Not a JSON object of the record's fields (`field` names an unknown one)", body = ErrorBody),
@@ -110,7 +110,7 @@ async fn create(
 }
 
 /// One record.
-#[utoipa::path(get, path = "/items/deployments/{id}", tag = "records", params(DeploymentId),
+#[utoipa::path(get, path = "/items/deployments/{id}", operation_id = "read_deployment_record", tag = "records", params(DeploymentId),
     responses((status = 200, description = "The record", body = RecordData), CommonErrors))]
 async fn read(
     State(state): State<AppState>,
@@ -123,7 +123,7 @@ async fn read(
 }
 
 /// Change some fields of a record (`null` clears one).
-#[utoipa::path(patch, path = "/items/deployments/{id}", tag = "records", params(DeploymentId), request_body = RecordInput,
+#[utoipa::path(patch, path = "/items/deployments/{id}", operation_id = "update_deployment_record", tag = "records", params(DeploymentId), request_body = RecordInput,
     responses(
         (status = 200, description = "The changed record", body = RecordData),
         (status = 400, description = "Not a JSON object of the record's fields", body = ErrorBody),
@@ -145,7 +145,7 @@ async fn update(
 }
 
 /// Delete a record (its deployment, if any, stays: delete that first).
-#[utoipa::path(delete, path = "/items/deployments/{id}", tag = "records", params(DeploymentId),
+#[utoipa::path(delete, path = "/items/deployments/{id}", operation_id = "delete_deployment_record", tag = "records", params(DeploymentId),
     responses((status = 204, description = "Deleted"), CommonErrors))]
 async fn remove(
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ mod capacity;
 pub mod cors;
 mod data;
 mod deployments;
+pub mod edge;
 pub mod error;
 mod gpu_admission;
 mod items;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 mod ops;
 mod reservation_items;
+pub mod server;
 
 use crate::cluster::Cluster;
 use crate::records::RecordSource;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Whether GPU reservations are enforced, and the clock they are judged by.
     pub reservations: Arc<crate::reservations::ReservationPolicy>,
+    /// Open log streams per user, capped.
+    pub follows: Arc<server::Follows>,
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
@@ -84,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(edge::shape_errors))
         .with_state(state)
 }
 

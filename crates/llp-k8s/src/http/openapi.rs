@@ -139,6 +139,40 @@ pub fn finish(openapi: utoipa::openapi::OpenApi) -> Value {
             {"type": "string", "description": "A YAML mapping of the same keys and values"}
         ]
     });
+    // utoipa-axum lists a route's path parameters, and so does each handler's `params(…)`:
+    // keep one of each (the documented one, which comes first).
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for operation in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|i| i.values_mut())
+        {
+            if let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) {
+                let mut seen = std::collections::BTreeSet::new();
+                parameters.retain(|p| seen.insert((p["name"].to_string(), p["in"].to_string())));
+            }
+        }
+    }
+    // One handler serving two methods (restart: GET and POST) gives both its operationId,
+    // which must be unique: such ids get their method appended.
+    if let Some(paths) = document["paths"].as_object_mut() {
+        let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for item in paths.values().filter_map(Value::as_object) {
+            for operation in item.values() {
+                if let Some(id) = operation["operationId"].as_str() {
+                    *seen.entry(id.to_owned()).or_default() += 1;
+                }
+            }
+        }
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for (method, operation) in item.iter_mut() {
+                let id = operation["operationId"].as_str().map(str::to_owned);
+                if let Some(id) = id.filter(|id| seen.get(id).is_some_and(|n| *n > 1)) {
+                    operation["operationId"] = Value::String(format!("{id}_{method}"));
+                }
+            }
+        }
+    }
     // The schema's own references point into `$defs`; here they live in the components.
     let text = document
         .to_string()

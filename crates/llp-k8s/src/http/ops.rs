@@ -28,7 +28,7 @@ async fn healthz() -> &'static str {
     responses(
         (status = 200, description = "`ok`", body = String, content_type = "text/plain"),
         (status = 502, description = "The LLP API is unreachable", body = ErrorBody),
-        (status = 503, description = "The record source, the cluster or its caches are not ready; the message says which", body = ErrorBody),
+        (status = 503, description = "The record source, the cluster or its caches are not ready, or the cluster has not been followed for longer than allowed; the message says which", body = ErrorBody),
         (status = 504, description = "The LLP API did not answer in time", body = ErrorBody)
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
@@ -41,6 +41,12 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
         return Err(ApiError::Unavailable {
             dependency: "the cluster's watch caches",
         });
+    }
+    if let Some(since) = cluster.health.stale_since() {
+        let lasted = jiff::Timestamp::now().duration_since(since);
+        if lasted.unsigned_abs() > cluster.stale_after {
+            return Err(ApiError::ClusterStale { since });
+        }
     }
     Ok("ok")
 }

@@ -48,7 +48,7 @@ fn input(body: &[u8]) -> Result<ReservationInput, ApiError> {
 }
 
 /// The bookings the caller is among the users of (every one for admins), by start.
-#[utoipa::path(get, path = "/items/gpu_reservations", tag = "reservations",
+#[utoipa::path(get, path = "/items/gpu_reservations", operation_id = "list_gpu_reservations", tag = "reservations",
     responses((status = 200, description = "The bookings", body = ReservationsData), CommonErrors))]
 async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<Response, ApiError> {
     Ok(data(
@@ -57,7 +57,7 @@ async fn list(State(state): State<AppState>, Caller(session): Caller) -> Result<
 }
 
 /// Book GPUs (admins only: others get 403 `FORBIDDEN`).
-#[utoipa::path(post, path = "/items/gpu_reservations", tag = "reservations", request_body = ReservationInput,
+#[utoipa::path(post, path = "/items/gpu_reservations", operation_id = "create_gpu_reservation", tag = "reservations", request_body = ReservationInput,
     responses(
         (status = 200, description = "The new booking", body = ReservationData),
         (status = 400, description = "A field is wrong (`field` names it): an unknown slug, an end before the start, an unknown user or deployment", body = ErrorBody),
@@ -75,7 +75,7 @@ async fn create(
 }
 
 /// One booking.
-#[utoipa::path(get, path = "/items/gpu_reservations/{id}", tag = "reservations", params(ReservationId),
+#[utoipa::path(get, path = "/items/gpu_reservations/{id}", operation_id = "read_gpu_reservation", tag = "reservations", params(ReservationId),
     responses((status = 200, description = "The booking", body = ReservationData), CommonErrors))]
 async fn read(
     State(state): State<AppState>,
@@ -88,7 +88,7 @@ async fn read(
 }
 
 /// Change a booking (admins only); checked whole after the change.
-#[utoipa::path(patch, path = "/items/gpu_reservations/{id}", tag = "reservations", params(ReservationId), request_body = ReservationInput,
+#[utoipa::path(patch, path = "/items/gpu_reservations/{id}", operation_id = "update_gpu_reservation", tag = "reservations", params(ReservationId), request_body = ReservationInput,
     responses(
         (status = 200, description = "The changed booking", body = ReservationData),
         (status = 400, description = "A field is wrong, or the change would end it before it starts", body = ErrorBody),
@@ -110,7 +110,7 @@ async fn update(
 }
 
 /// Cancel a booking (admins only).
-#[utoipa::path(delete, path = "/items/gpu_reservations/{id}", tag = "reservations", params(ReservationId),
+#[utoipa::path(delete, path = "/items/gpu_reservations/{id}", operation_id = "delete_gpu_reservation", tag = "reservations", params(ReservationId),
     responses((status = 204, description = "Deleted"), CommonErrors))]
 async fn remove(
     State(state): State<AppState>,

@@ -74,6 +74,7 @@ async fn dry_run(client: &kube::Client, namespace: &str, objects: &Objects, what
         services,
         ingress,
         shared_claims,
+        network_policy,
     } = objects;
     let name = |m: &kube::api::ObjectMeta| m.name.clone().unwrap();
     for claim in shared_claims.iter().chain(claims) {
@@ -107,6 +108,12 @@ async fn dry_run(client: &kube::Client, namespace: &str, objects: &Objects, what
             .patch(&name(&ingress.metadata), &params, &Patch::Apply(ingress))
             .await
             .unwrap_or_else(|e| panic!("{what}: the Ingress is refused: {e}"));
+    }
+    if let Some(policy) = network_policy {
+        Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), namespace)
+            .patch(&name(&policy.metadata), &params, &Patch::Apply(policy))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the NetworkPolicy is refused: {e}"));
     }
 }
 
@@ -142,4 +149,69 @@ async fn every_spec_our_validation_accepts_kubernetes_accepts_too() {
         let objects = objects(IDS[2], record.data.as_deref().unwrap(), Some(host), namespace);
         dry_run(&client, namespace, &objects, &format!("record.json exposed as {host}")).await;
     }
+}
+
+/// A pod as its StatefulSet would create it, dry-run in `namespace`: what PodSecurity
+/// admission (enforced per namespace label) says of it.
+async fn pod_admitted(client: &kube::Client, namespace: &str, objects: &Objects) -> Result<(), String> {
+    let template = objects.workload.pod_template().unwrap().clone();
+    let pod = k8s_openapi::api::core::v1::Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("pod-security-probe".into()),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace)
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &pod,
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pods_pass_pod_security_baseline_and_restricted_with_run_as_non_root() {
+    let client = crate::testbed::admin();
+    for level in ["baseline", "restricted"] {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": format!("pss-{level}"),
+            "labels": {"pod-security.kubernetes.io/enforce": level}}}))
+        .unwrap();
+        let _ = Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await;
+    }
+    let yaml = include_str!("../../../../examples/training-run.yaml");
+    let default = objects(IDS[0], yaml, None, "pss-baseline");
+    pod_admitted(&client, "pss-baseline", &default)
+        .await
+        .expect("baseline, as rendered by default");
+    let refused = pod_admitted(&client, "pss-restricted", &default).await;
+    assert!(
+        refused.unwrap_err().contains("runAsNonRoot"),
+        "restricted needs run_as_non_root"
+    );
+
+    let record = Record {
+        id: Some(RecordId::Text(IDS[0].into())),
+        data: Some(yaml.into()),
+        ..Record::default()
+    };
+    let deployment = validate_record(&record, &Limits::default()).unwrap();
+    let config = RenderConfig {
+        namespace: "pss-restricted".into(),
+        run_as_non_root: true,
+        ..RenderConfig::default()
+    };
+    let id = RecordId::Text(IDS[0].into());
+    let restricted = render(&deployment, Identity { id: &id, owner: OWNER }, &config);
+    pod_admitted(&client, "pss-restricted", &restricted)
+        .await
+        .expect("restricted, with run_as_non_root");
 }

@@ -1,7 +1,10 @@
 //! Hostile and careless clients (issue 14): what they send never costs the service more than it
 //! should.
 
-use crate::helpers::app;
+use crate::helpers::{app, app_behind_relay, code};
+use axum::http::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn made_up_methods_do_not_grow_the_metrics() {
@@ -16,4 +19,207 @@ async fn made_up_methods_do_not_grow_the_metrics() {
         .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
         .collect();
     assert_eq!(methods, ["other"].into(), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_cluster_is_a_504_naming_it_on_every_route_and_recovery_is_automatic() {
+    let (app, relay) = app_behind_relay(Duration::from_secs(1)).await;
+    let (id, pod) = app
+        .running(json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1}]"}))
+        .await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+
+    relay.freeze();
+    // Status still answers from the caches, saying since when they are stale; once that has
+    // lasted longer than allowed, /readyz fails.
+    let stale = app
+        .status_until(&id, &app.alice, |s| s["stale"]["since"].is_string())
+        .await;
+    assert!(
+        stale["stale"]["message"].as_str().unwrap().contains("out of date"),
+        "{stale}"
+    );
+    assert_eq!(stale["pods"][0]["name"], pod.as_str(), "the last known state: {stale}");
+    let started = Instant::now();
+    loop {
+        let (status, body) = app.raw("GET", "/readyz", "").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(body.contains("has not answered since"), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "/readyz kept answering {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let routes = [
+        ("PATCH", format!("{deployment}?scale=2")),
+        ("POST", format!("{deployment}/hooks/restart")),
+        ("GET", format!("{deployment}/logs/{pod}")),
+        ("GET", format!("{deployment}/logs/{pod}?follow=true")),
+        ("GET", format!("{deployment}/events/{pod}")),
+        ("DELETE", format!("{deployment}/pods/{pod}")),
+        ("GET", format!("{deployment}/secret")),
+        ("PUT", format!("{deployment}/secret")),
+        ("GET", format!("{deployment}/config")),
+        ("GET", "/kubernetes/capacity".to_owned()),
+        ("PUT", deployment.clone()),
+        ("DELETE", deployment.clone()),
+    ];
+    for (method, path) in routes {
+        let body = (method == "PUT" && path.ends_with("/secret")).then(|| json!({"KEY": "v"}));
+        let started = Instant::now();
+        let (status, answer) = app.call(method, &path, &app.alice, body).await;
+        assert_eq!(
+            (status, code(&answer)),
+            (StatusCode::GATEWAY_TIMEOUT, "GATEWAY_TIMEOUT"),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer["errors"][0]["message"].as_str().unwrap().contains("the cluster"),
+            "{answer}"
+        );
+        // A bound, not a benchmark: the route answers instead of hanging for minutes.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{method} {path} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    relay.thaw();
+    let thawed = Instant::now();
+    app.status_until(&id, &app.alice, |s| s["stale"].is_null()).await;
+    assert_eq!(app.raw("GET", "/readyz", "").await.0, StatusCode::OK);
+    // Recovery takes a probe interval (200 ms here, 5 s by default) plus what the held
+    // requests need to drain.
+    eprintln!("recovered {:?} after the cluster answered again", thawed.elapsed());
+    let (status, answer) = app
+        .call("PATCH", &format!("{deployment}?scale=2"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn errors_no_handler_wrote_have_the_directus_shape_too() {
+    let app = app();
+    let long = format!("/kubernetes/deployments/{}", "x".repeat(10_000));
+    let cases = [
+        (
+            "DELETE",
+            "/kubernetes/capacity".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+        ),
+        ("GET", long, StatusCode::URI_TOO_LONG, "URI_TOO_LONG"),
+        ("GET", "/nowhere".to_owned(), StatusCode::NOT_FOUND, "NOT_FOUND"),
+    ];
+    for (method, path, status, code_) in cases {
+        let (got, body) = app.call(method, &path, &app.alice, None).await;
+        assert_eq!(
+            (got, code(&body)),
+            (status, code_),
+            "{method} {}: {body}",
+            &path[..40.min(path.len())]
+        );
+        assert!(
+            body["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let (got, body) = app
+        .call(
+            "PUT",
+            "/kubernetes/deployments/1/secret",
+            &app.alice,
+            Some(json!({"A": "x".repeat(3 << 20)})),
+        )
+        .await;
+    assert_eq!(
+        (got, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = llp_k8s::http::server::ServerLimits {
+        header_read_seconds: 2,
+        max_connections: 2,
+        follows_per_user: 8,
+    };
+    let router = llp_k8s::http::router(app.state.clone());
+    tokio::spawn(llp_k8s::http::server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+
+    // Two connections that never send their headers take both slots: a third is not served.
+    let mut silent = [
+        TcpStream::connect(addr).await.unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    ];
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: llp\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 256];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), third.read(&mut answer))
+            .await
+            .is_err(),
+        "served beyond the cap"
+    );
+    // The silent ones are closed after the header timeout, which frees their slots.
+    for connection in &mut silent {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), connection.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "a silent connection was left open");
+    }
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // After its answer, an idle kept-alive connection is closed too.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "an idle kept-alive connection was left open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_may_follow_only_so_many_logs_at_once() {
+    let mut app = crate::helpers::app_with_cluster().await;
+    app.state.follows = std::sync::Arc::new(llp_k8s::http::server::Follows::new(2));
+    let (id, pod) = app
+        .running(json!({"data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    let follow = format!("/kubernetes/deployments/{id}/logs/{pod}?follow=true");
+    let first = app.open("GET", &follow, &app.alice).await;
+    let second = app.open("GET", &follow, &app.alice).await;
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    let (status, body) = app.call("GET", &follow, &app.alice, None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "REQUESTS_EXCEEDED"),
+        "{body}"
+    );
+    // Closing one frees its slot.
+    drop(first);
+    let again = app.open("GET", &follow, &app.alice).await;
+    assert_eq!(again.status(), StatusCode::OK);
 }

@@ -42,6 +42,7 @@ pub fn app() -> TestApp {
         shutdown: stopping,
         metrics: Arc::default(),
         reservations: Arc::default(),
+        follows: Arc::default(),
     };
     TestApp {
         state,
@@ -76,12 +77,115 @@ pub async fn app_with_sim_timings(options: SimOptions, timings: Timings) -> Test
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
-    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls()).unwrap();
+    let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
+    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls(), deadline).unwrap();
     let cluster = Cluster::start(client, "services");
     cluster.caches.ready().await.unwrap();
     app.state.cluster = Some(cluster);
     app.sim = Some(sim);
     app
+}
+
+/// The app against a fresh simulator reached through a [`Relay`] that can freeze, with
+/// `deadline` for each Kubernetes API request.
+pub async fn app_behind_relay(deadline: std::time::Duration) -> (TestApp, Relay) {
+    let mut app = app();
+    let cluster = ClusterSpec {
+        timings: Timings::fast(),
+        ..ClusterSpec::default()
+    };
+    let sim = Simulator::start(SimOptions {
+        cluster,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let yaml = sim.kubeconfig("services");
+    let server = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("a server in the kubeconfig")
+        .to_owned();
+    let relay = Relay::start(server.parse().unwrap()).await;
+    let yaml = yaml.replace(&server, &relay.addr.to_string());
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls(), deadline).unwrap();
+    let mut cluster = Cluster::start_probing(client, "services", std::time::Duration::from_millis(200));
+    cluster.stale_after = 2 * deadline;
+    cluster.caches.ready().await.unwrap();
+    app.state.cluster = Some(cluster);
+    app.sim = Some(sim);
+    (app, relay)
+}
+
+/// A TCP relay in front of an API server that can freeze: while frozen it accepts
+/// connections and holds every byte, as a stopped (SIGSTOP) API server would, until thawed.
+pub struct Relay {
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    thawed(&mut watch).await;
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (client_in, client_out) = client.into_split();
+                    let (server_in, server_out) = server.into_split();
+                    tokio::join!(
+                        pump(client_in, server_out, watch.clone()),
+                        pump(server_in, client_out, watch)
+                    );
+                });
+            }
+        });
+        Self { addr, frozen }
+    }
+
+    /// Stops relaying.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Relays again.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
+}
+
+async fn thawed(frozen: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = frozen.wait_for(|f| !*f).await;
+}
+
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        thawed(&mut frozen).await;
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The app against the shared real control plane (llp-testbed), in a namespace of its own,
@@ -94,7 +198,8 @@ pub async fn app_with_testbed() -> TestApp {
 pub async fn app_with_testbed_of(testbed: &llp_testbed::Testbed) -> TestApp {
     let mut app = app();
     let (namespace, config) = crate::testbed::service_account_in_fresh_namespace_of(testbed, "t").await;
-    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls()).unwrap();
+    let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
+    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls(), deadline).unwrap();
     let cluster = Cluster::start(client, &namespace);
     cluster.caches.ready().await.unwrap();
     app.state.render = Arc::new(RenderConfig {
@@ -244,15 +349,21 @@ impl TestApp {
             .sum::<f64>() as u64
     }
 
-    /// Sends a request and returns status and the body as text.
-    pub async fn raw(&self, method: &str, uri: &str, token: &str) -> (StatusCode, String) {
+    /// Sends a request as the holder of `token` and returns the response with its body
+    /// unread (a stream a test keeps open).
+    pub async fn open(&self, method: &str, uri: &str, token: &str) -> axum::response::Response {
         let request = Request::builder()
             .method(method)
             .uri(uri)
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap();
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        router(self.state.clone()).oneshot(request).await.unwrap()
+    }
+
+    /// Sends a request and returns status and the body as text.
+    pub async fn raw(&self, method: &str, uri: &str, token: &str) -> (StatusCode, String) {
+        let response = self.open(method, uri, token).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
@@ -293,6 +404,21 @@ impl TestApp {
             self.state.reservations.clone(),
             holder,
         )
+    }
+
+    /// Alice's deployment of `body`, deployed and with its first pod Running; its id and that
+    /// pod's name.
+    pub async fn running(&self, body: Value) -> (String, String) {
+        let id = self.create_record_with(&self.alice, body).await;
+        let (status, answer) = self
+            .call("PUT", &format!("/kubernetes/deployments/{id}"), &self.alice, None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let status = self
+            .status_until(&id, &self.alice, |s| s["pods"][0]["phase"] == "Running")
+            .await;
+        let pod = status["pods"][0]["name"].as_str().unwrap().to_owned();
+        (id, pod)
     }
 
     /// The user id of the holder of `token`.

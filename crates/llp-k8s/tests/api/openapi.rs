@@ -135,3 +135,39 @@ async fn every_reference_resolves_and_the_deployment_schema_is_the_editors_one()
     assert!(containers.is_object(), "{containers}");
     assert!(document["components"]["securitySchemes"]["token"].is_object());
 }
+
+#[tokio::test]
+async fn the_document_passes_an_openapi_validator() {
+    let app = app();
+    let (status, text) = app.raw("GET", "/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let document: Value = serde_json::from_str(&text).unwrap();
+    // Each path parameter once per operation: a validator refuses duplicates.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let names: Vec<(&str, &str)> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+                .collect();
+            let unique: BTreeSet<_> = names.iter().collect();
+            assert_eq!(unique.len(), names.len(), "{method} {path}: {names:?}");
+        }
+    }
+    // The machine's openapi-spec-validator (Python), the reference implementation's checks.
+    let file = std::env::temp_dir().join(format!("llp-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

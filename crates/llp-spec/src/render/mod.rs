@@ -6,6 +6,7 @@
 
 mod ingress;
 mod job;
+mod network;
 
 pub use job::fresh_job;
 mod pod;
@@ -18,7 +19,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service, Toleration};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -46,6 +47,31 @@ pub struct RenderConfig {
     pub job_backoff_limit: i32,
     /// Ingress settings.
     pub ingress: IngressConfig,
+    /// Set `runAsNonRoot` on every pod (Pod Security "restricted"): images that run as root
+    /// then do not start. Pods whose YAML says `user: 0` (groups allowed root) never get it.
+    pub run_as_non_root: bool,
+    /// The NetworkPolicy of each deployment.
+    pub network_policy: NetworkPolicyConfig,
+}
+
+/// Which connections a deployment's pods accept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkPolicyConfig {
+    /// Render one per deployment: connections only from its own pods and, when exposed, from
+    /// the ingress controller to the exposed port.
+    pub enabled: bool,
+    /// The ingress controller's namespace.
+    pub ingress_namespace: String,
+}
+
+impl Default for NetworkPolicyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ingress_namespace: "ingress-nginx".into(),
+        }
+    }
 }
 
 /// How exposed deployments are reached.
@@ -81,6 +107,8 @@ impl Default for RenderConfig {
             // A broken training run should not hold GPUs for six retries.
             job_backoff_limit: 3,
             ingress: IngressConfig::default(),
+            run_as_non_root: false,
+            network_policy: NetworkPolicyConfig::default(),
         }
     }
 }
@@ -108,6 +136,8 @@ pub struct Objects {
     pub services: Vec<Service>,
     /// When the record has an `exposed_hostname`.
     pub ingress: Option<Ingress>,
+    /// Who may connect to its pods (unless switched off).
+    pub network_policy: Option<NetworkPolicy>,
     /// The claims of its shared (`ReadWriteMany`) volumes, which are the owner's rather than
     /// the deployment's: other deployments of the owner may mount them too.
     pub shared_claims: Vec<PersistentVolumeClaim>,
@@ -198,6 +228,7 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
             .as_ref()
             .and_then(|e| ingress::render_ingress(e, &ctx)),
         shared_claims: statefulset::render_shared_claims(&deployment.spec, &ctx),
+        network_policy: network::render_network_policy(deployment.expose.as_ref(), &ctx),
     }
 }
 

@@ -4,8 +4,8 @@ use super::Context;
 use crate::spec::{AccessMode, Container, EnvSource, EnvVar as SpecEnvVar, Spec, VolumeKind};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapKeySelector, Container as K8sContainer, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, PersistentVolumeClaimVolumeSource, PodSecurityContext, ResourceRequirements, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    EnvVarSource, PersistentVolumeClaimVolumeSource, PodSecurityContext, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -109,16 +109,23 @@ fn render_security_context(container: &Container, ctx: &Context<'_>) -> Security
     }
 }
 
-/// The pod's security context, from the settings the format puts on containers.
-pub(super) fn render_pod_security_context(spec: &Spec) -> Option<PodSecurityContext> {
+/// The pod's security context: the settings the format puts on containers, the runtime's
+/// default seccomp profile, and `runAsNonRoot` when configured (unless the YAML asks for root,
+/// which validation allows only to groups that may).
+pub(super) fn render_pod_security_context(spec: &Spec, ctx: &Context<'_>) -> Option<PodSecurityContext> {
     let security = spec.pod_security();
-    let context = PodSecurityContext {
+    let asks_for_root = security.fs_user == Some(0) || spec.all_containers().any(|c| c.user == Some(0));
+    Some(PodSecurityContext {
         run_as_user: security.fs_user,
         fs_group: security.fs_group,
         fs_group_change_policy: security.change_group_on_mismatch.then(|| "OnRootMismatch".to_owned()),
+        run_as_non_root: (ctx.config.run_as_non_root && !asks_for_root).then_some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
         ..Default::default()
-    };
-    (context != PodSecurityContext::default()).then_some(context)
+    })
 }
 
 /// The pod's own volumes: the memory-backed scratch directories, the owner's shared claims

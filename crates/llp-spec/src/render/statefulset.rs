@@ -74,7 +74,7 @@ pub(super) fn render_pod_template(spec: &Spec, ctx: &Context<'_>) -> PodTemplate
             enable_service_links: Some(false),
             // Users' pods do not talk to the Kubernetes API.
             automount_service_account_token: Some(false),
-            security_context: render_pod_security_context(spec),
+            security_context: render_pod_security_context(spec, ctx),
             volumes: render_pod_volumes(spec, ctx),
             ..Default::default()
         }),

@@ -97,5 +97,6 @@ pub fn from_job(
             completion_time: time(status.completion_time),
             message,
         }),
+        stale: None,
     }
 }

@@ -46,6 +46,33 @@ pub struct DeploymentStatus {
     /// For a run to completion (a Job): how far it got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunStatus>,
+    /// When the service cannot follow the cluster: since when, so this status may be out of
+    /// date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<Stale>,
+}
+
+/// The status may be out of date: the cluster has not been followed since `since`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stale {
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// What that means, in plain words.
+    pub message: String,
+}
+
+impl Stale {
+    /// Not followed since `since`.
+    pub fn since(since: jiff::Timestamp) -> Self {
+        let at = crate::reservations::readable(since);
+        Self {
+            since: since.to_string(),
+            message: format!(
+                "the cluster has not answered since {at}: this status may be out of date, and changes fail until it answers again."
+            ),
+        }
+    }
 }
 
 impl DeploymentStatus {
@@ -164,6 +191,7 @@ pub fn from_objects(
         reservation_ends: annotation(crate::names::RESERVATION_ENDS_ANNOTATION).filter(|_| replicas > 0),
         stopped,
         run: None,
+        stale: None,
     }
 }
 

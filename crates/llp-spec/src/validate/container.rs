@@ -62,6 +62,15 @@ pub fn check_container(p: &mut Problems, path: &str, raw: &RawContainer, limits:
     };
     let (user, group) = (id(p, "user", &raw.user), id(p, "group", &raw.group));
     let (fs_user, fs_group) = (id(p, "fsUser", &raw.fs_user), id(p, "fsGroup", &raw.fs_group));
+    for (key, value) in [("user", user), ("fsUser", fs_user)] {
+        if value == Some(0) && !limits.allow_root {
+            p.add(
+                join(path, key),
+                Rule::OutOfRange,
+                "is 0, the root user, which your group may not run as: give another id (such as 1000), or leave it out to run as the image's user.",
+            );
+        }
+    }
     let change_group_on_mismatch = typed(
         p,
         &join(path, "changeGroupOnMismatch"),

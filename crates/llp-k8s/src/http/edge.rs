@@ -1,0 +1,69 @@
+//! The outermost layer: every error the frontend can receive has the Directus shape, also
+//! those no handler wrote (axum's 405 and extractor rejections, a URI too long to route).
+
+use super::error::ApiError;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use llp_spec::ErrorBody;
+
+/// Longest request target (path and query) accepted; a longer one is a 414.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Refuses over-long URIs and gives any error response without a JSON body one in the
+/// Directus shape, keeping its status and headers (`Allow` on a 405).
+pub async fn shape_errors(request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let detail = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let (code, message) = describe(status, &String::from_utf8_lossy(&detail));
+    let body = serde_json::to_vec(&ErrorBody::single(code, message)).unwrap_or_default();
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The Directus error code and a message for an error no handler described.
+fn describe(status: StatusCode, detail: &str) -> (&'static str, String) {
+    let detail = detail.trim();
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "METHOD_NOT_ALLOWED",
+            "this route does not take that method; the `Allow` header lists the ones it takes.".into(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("CONTENT_TOO_LARGE", "the request body is too large.".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as JSON (`Content-Type: application/json`).".into(),
+        ),
+        s if s.is_client_error() => (
+            "INVALID_PAYLOAD",
+            if detail.is_empty() {
+                format!("the request was refused ({s}).")
+            } else {
+                format!("the request was refused: {detail}")
+            },
+        ),
+        _ => (
+            "INTERNAL_SERVER_ERROR",
+            "the service failed; the details are in its log.".into(),
+        ),
+    }
+}
