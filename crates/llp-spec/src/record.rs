@@ -142,11 +142,17 @@ fn check_exposure_form(record: &Record) -> Result<ExposureFields<'_>, Vec<FieldE
         Some(value) => match value.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0) {
             Some(port) => Some(port),
             None => {
+                // Text like "80" is the wrong type, not a number out of range.
+                let (rule, hint) = match value {
+                    serde_json::Value::Number(_) => (Rule::OutOfRange, ""),
+                    serde_json::Value::String(_) => (Rule::WrongType, " Write the number without quotes."),
+                    _ => (Rule::WrongType, ""),
+                };
                 problems.push(FieldError::new(
                     "exposed_port",
-                    Rule::OutOfRange,
+                    rule,
                     format!(
-                        "must be a port number from 1 to 65535, not {}.",
+                        "must be a port number from 1 to 65535, not {}.{hint}",
                         crate::validate::describe(value)
                     ),
                 ));

@@ -381,6 +381,17 @@ fn the_exposed_fields_must_point_into_the_yaml() {
         Rule::OutOfRange,
     );
     assert_record_problem(&Record::default(), "data", Rule::Required);
+    let mut quoted = record(&yaml, Some("web"), None, Some("my-app"));
+    quoted.exposed_port = Some(serde_json::json!("80"));
+    assert_record_problem(&quoted, "exposed_port", Rule::WrongType);
+}
+
+#[test]
+fn numbers_in_messages_are_readable() {
+    let found = problems(&container("memory: 1e-300"));
+    assert!(found[0].2.contains("is 1e-300, but"), "{}", found[0].2);
+    let found = problems(&container("memory: 100"));
+    assert!(found[0].2.contains("is 100, but"), "{}", found[0].2);
 }
 
 #[test]

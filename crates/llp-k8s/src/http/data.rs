@@ -52,7 +52,12 @@ pub fn parse_pairs(body: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
                 Value::String(s) => s,
                 Value::Null => String::new(),
                 Value::Object(_) | Value::Array(_) => {
-                    return Err(ApiError::bad_field(&key, "values must be text, numbers or true/false"));
+                    return Err(ApiError::bad_field(
+                        "body",
+                        format!(
+                            "the value of `{key}` is a list or mapping: values must be text, numbers or true/false"
+                        ),
+                    ));
                 }
                 other => other.to_string(),
             };
@@ -83,7 +88,8 @@ fn check_key(key: &str) -> Result<(), ApiError> {
         None
     };
     match problem {
-        Some(message) => Err(ApiError::bad_field(key, message)),
+        // The field is the body; the message names the key (a value the user chose).
+        Some(message) => Err(ApiError::bad_field("body", format!("`{key}`: {message}"))),
         None => Ok(()),
     }
 }

@@ -52,11 +52,18 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
             let (_, data) = app.call("GET", &uri, &app.alice, None).await;
             assert_eq!(data, json!({"data": {"API_KEY": "wrapped"}}), "{route}");
         }
+        // The field is the body; the message names the key.
         let (status, body) = app.call("PUT", &uri, &app.alice, Some(json!({"a/b": "x"}))).await;
         assert_eq!(
             (status, body["errors"][0]["extensions"]["field"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("a/b"))
+            (StatusCode::BAD_REQUEST, Some("body"))
         );
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("`a/b`"), "{body}");
+        // Keys Kubernetes refuses never reach it: a 400, not the cluster's 422 as a 503.
+        for key in [".", ".."] {
+            let (status, body) = app.call("PUT", &uri, &app.alice, Some(json!({ key: "x" }))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{key}: {body}");
+        }
     }
 }
 }

@@ -38,12 +38,21 @@ pub fn describe(value: &Value) -> String {
     match value {
         Value::Null => "nothing".into(),
         Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("the number {n}"),
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => format!("the number {}", readable(x)),
+            _ => format!("the number {n}"),
+        },
         Value::String(s) if s.chars().count() > 40 => "a long text".into(),
         Value::String(s) => format!("the text \"{s}\""),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "a mapping".into(),
     }
+}
+
+/// A number as a student reads it: `0.5`, `16`, and `1e-300` rather than three hundred zeros.
+pub fn readable(x: f64) -> String {
+    let plain = format!("{x}");
+    if plain.len() <= 16 { plain } else { format!("{x:e}") }
 }
 
 /// Reports every key of `unknown` (a mapping of type `T`) as an unknown field.

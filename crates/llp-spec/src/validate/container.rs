@@ -127,6 +127,7 @@ fn check_memory(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limit
     let expected = format!("a number of GB from {min} to {max}, like 16 or 0.5");
     let memory = *typed(p, path, &raw.memory, &expected)?;
     if !(min..=max).contains(&memory) {
+        let memory = super::check::readable(memory);
         p.add(path, Rule::OutOfRange, format!("is {memory}, but must be {expected}."));
         return None;
     }
