@@ -16,6 +16,16 @@ fn llp(args: &[&str]) -> Output {
         .expect("run llp-k8s")
 }
 
+/// Stops `child` as a terminal or Kubernetes would (SIGTERM) and waits for it.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait().unwrap()
+}
+
 fn llp_stdin(args: &[&str], input: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(args)
@@ -295,7 +305,7 @@ fn demo_prints_the_exports_first_and_serves() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(["demo", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -335,9 +345,39 @@ fn demo_prints_the_exports_first_and_serves() {
         assert!(std::time::Instant::now() < deadline, "the demo never answered");
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    child.kill().unwrap();
-    let _ = child.wait();
+    // SIGTERM: a clean stop, nothing reported, no temporary directory left.
+    let status = terminate(&mut child);
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("WARN") && !stderr.contains("ERROR"), "{stderr}");
+    let temp = std::env::temp_dir().join(format!("llp-k8s-demo-{}", child.id()));
+    assert!(!temp.exists(), "{} was left behind", temp.display());
+}
+
+#[test]
+fn serve_without_a_cluster_says_why_once_suggests_the_demo_and_leaves_nothing() {
+    let dir = tempdir();
+    let out = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .arg("serve")
+        .current_dir(&dir)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", &dir)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause once: {err}"
+    );
+    assert!(err.contains("llp-k8s demo") && err.contains("KUBECONFIG"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -602,8 +642,7 @@ async fn the_demo_runs_a_training_run_to_completion_and_again() {
         }
     })
     .await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    terminate(&mut child);
     let done = done.expect("the run completes");
     assert_eq!(done["run"]["succeeded"], 2, "{done}");
     assert!(
@@ -644,8 +683,7 @@ async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lac
             .unwrap();
         answers.push((deployed.status().as_u16(), deployed.json::<Value>().await.unwrap()));
     }
-    child.kill().unwrap();
-    let _ = child.wait();
+    terminate(&mut child);
     assert_eq!(answers[0].0, 201, "{}", answers[0].1);
     assert_eq!(answers[1].0, 400, "{}", answers[1].1);
     assert_eq!(answers[1].1["errors"][0]["extensions"]["code"], "NOT_ENOUGH_RESOURCES");

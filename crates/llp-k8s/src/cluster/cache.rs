@@ -38,6 +38,8 @@ pub struct Caches {
     changes: tokio::sync::watch::Receiver<u64>,
     /// The namespace they watch.
     namespace: String,
+    /// The reflector tasks, to stop them before the cluster goes (a demo's simulator).
+    tasks: Arc<Vec<tokio::task::AbortHandle>>,
 }
 
 /// Starts the reflectors; they run until the runtime stops.
@@ -46,46 +48,58 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
     let (tick, changes) = tokio::sync::watch::channel(0_u64);
     let tick = Arc::new(tick);
+    let (stateful_sets, stateful_sets_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        None,
+        (tick.clone(), health.clone()),
+        trim::stateful_set,
+    );
+    let (jobs, jobs_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        None,
+        (tick.clone(), health.clone()),
+        trim::job,
+    );
+    let (pods, pods_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        Some(pod_index.clone()),
+        (tick.clone(), health.clone()),
+        trim::pod,
+    );
+    let (claims, claims_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        Some(claim_index.clone()),
+        (tick.clone(), health.clone()),
+        trim::claim,
+    );
+    let (failed_creates, failed_creates_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
+        None,
+        (tick, health.clone()),
+        |event: &mut Event| event.metadata.managed_fields = None,
+    );
     Caches {
-        stateful_sets: reflect(
-            Api::namespaced(client.clone(), namespace),
-            config(),
-            None,
-            (tick.clone(), health.clone()),
-            trim::stateful_set,
-        ),
-        jobs: reflect(
-            Api::namespaced(client.clone(), namespace),
-            config(),
-            None,
-            (tick.clone(), health.clone()),
-            trim::job,
-        ),
-        pods: reflect(
-            Api::namespaced(client.clone(), namespace),
-            config(),
-            Some(pod_index.clone()),
-            (tick.clone(), health.clone()),
-            trim::pod,
-        ),
-        claims: reflect(
-            Api::namespaced(client.clone(), namespace),
-            config(),
-            Some(claim_index.clone()),
-            (tick.clone(), health.clone()),
-            trim::claim,
-        ),
-        failed_creates: reflect(
-            Api::namespaced(client.clone(), namespace),
-            watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
-            None,
-            (tick, health.clone()),
-            |event: &mut Event| event.metadata.managed_fields = None,
-        ),
+        stateful_sets,
+        jobs,
+        pods,
+        claims,
+        failed_creates,
         pod_index,
         claim_index,
         changes,
         namespace: namespace.to_owned(),
+        tasks: Arc::new(vec![
+            stateful_sets_task,
+            jobs_task,
+            pods_task,
+            claims_task,
+            failed_creates_task,
+        ]),
     }
 }
 
@@ -95,7 +109,7 @@ fn reflect<K>(
     index: Option<LabelIndex>,
     (tick, health): (Arc<tokio::sync::watch::Sender<u64>>, super::health::Health),
     trim: fn(&mut K),
-) -> Store<K>
+) -> (Store<K>, tokio::task::AbortHandle)
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -117,11 +131,16 @@ where
             }
             tick.send_modify(|n| *n = n.wrapping_add(1));
         });
-    tokio::spawn(stream.for_each(|_| async {}));
-    reader
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    (reader, task.abort_handle())
 }
 
 impl Caches {
+    /// Stops following the cluster (the stores keep what they hold).
+    pub fn stop(&self) {
+        self.tasks.iter().for_each(tokio::task::AbortHandle::abort);
+    }
+
     /// Waits until every store has its first full list.
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.stateful_sets.wait_until_ready().await?;

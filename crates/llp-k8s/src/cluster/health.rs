@@ -52,14 +52,15 @@ impl Health {
 
 /// Probes the API server every `every` (`GET /version`, within the client's request
 /// deadline) until the runtime stops.
-pub fn spawn_probe(client: kube::Client, health: Health, every: Duration) {
-    tokio::spawn(async move {
+pub fn spawn_probe(client: kube::Client, health: Health, every: Duration) -> tokio::task::AbortHandle {
+    let task = tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
             let answered = client.apiserver_version().await.is_ok();
             health.probed(answered);
         }
     });
+    task.abort_handle()
 }
 
 #[cfg(test)]

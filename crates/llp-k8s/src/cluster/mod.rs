@@ -24,6 +24,8 @@ pub struct Cluster {
     pub health: health::Health,
     /// How long the caches may fail to follow the cluster before `/readyz` fails.
     pub stale_after: std::time::Duration,
+    /// The probe's task.
+    probe: tokio::task::AbortHandle,
 }
 
 /// How often the API server is probed while the service runs.
@@ -51,13 +53,21 @@ impl Cluster {
     pub fn start_probing(client: kube::Client, namespace: &str, probe_every: std::time::Duration) -> Self {
         let health = health::Health::default();
         let caches = cache::start(&client, namespace, &health);
-        health::spawn_probe(client.clone(), health.clone(), probe_every);
+        let probe = health::spawn_probe(client.clone(), health.clone(), probe_every);
         Self {
             client,
             namespace: namespace.to_owned(),
             caches,
             health,
             stale_after: STALE_AFTER,
+            probe,
         }
+    }
+
+    /// Stops following the cluster: the caches' watches and the probe end (before a demo's
+    /// simulator stops, so that they do not report its closed connections).
+    pub fn stop(&self) {
+        self.caches.stop();
+        self.probe.abort();
     }
 }

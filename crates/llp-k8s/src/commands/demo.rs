@@ -59,6 +59,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
     let client = llp_k8s::cluster::calls::counted_client(config, metrics.api_calls(), deadline)?;
     let cluster = Cluster::start(client, "services");
+    let cluster_handle = cluster.clone();
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
@@ -85,7 +86,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     );
     let limits = llp_k8s::http::server::ServerLimits::default();
     llp_k8s::http::server::serve(listener, router(state), limits, async move {
-        let _ = tokio::signal::ctrl_c().await;
+        super::serve::shutdown_signal().await;
         // End open log streams, so that the in-flight requests can finish.
         let _ = stop.send(true);
     })
@@ -93,6 +94,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     if let Some(reconciling) = reconciling {
         let _ = reconciling.await;
     }
+    // The service's watches end before the simulator does: they would report its closed
+    // connections as errors.
+    cluster_handle.stop();
     sim.stop().await;
     let _ = std::fs::remove_dir_all(&temp);
     Ok(Outcome::Success)

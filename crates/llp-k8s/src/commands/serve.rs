@@ -19,13 +19,32 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<Outcome> {
+    // Settings first, then the cluster, then what creates files: a mistake leaves nothing
+    // behind (no record file in the working directory).
     let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
-    let (records, embedded) = record_source(&config.records, &metrics)?;
-    let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
+    let llp_api = match config.records.source {
+        SourceKind::Directus => Some(directus_source(&config.records, &metrics)?),
+        SourceKind::Embedded => None,
+    };
     // kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster service account.
-    let kube_config = kube::Config::infer()
-        .await
-        .context("cannot configure the Kubernetes client")?;
+    let kube_config = kube::Config::infer().await.map_err(|error| {
+        // The error's own text names both places it looked; its sources would repeat them.
+        anyhow::anyhow!(
+            "no Kubernetes cluster to serve: {error}.\n\
+             Set KUBECONFIG to a cluster's kubeconfig (or run the service inside a cluster), \
+             or try `llp-k8s demo` (a simulated cluster, records and the service in one command) \
+             or `llp-k8s sim` (a simulated cluster and its kubeconfig)."
+        )
+    })?;
+    let (records, embedded): (Arc<dyn RecordSource>, Option<EmbeddedStore>) = match llp_api {
+        Some(source) => (source, None),
+        None => {
+            let database = &config.records.database;
+            let store = EmbeddedStore::open(database).with_context(|| format!("cannot open {}", database.display()))?;
+            (Arc::new(store.clone()), Some(store))
+        }
+    };
+    let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
     let deadline = config.cluster_deadline();
     let client = llp_k8s::cluster::calls::counted_client(kube_config, metrics.api_calls(), deadline)
         .context("cannot configure the Kubernetes client")?;
@@ -68,32 +87,21 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// The configured record source (and the embedded store, when it is the one).
-fn record_source(
-    config: &RecordsConfig,
-    metrics: &Metrics,
-) -> anyhow::Result<(Arc<dyn RecordSource>, Option<EmbeddedStore>)> {
-    Ok(match config.source {
-        SourceKind::Embedded => {
-            let store = EmbeddedStore::open(&config.database)
-                .with_context(|| format!("cannot open {}", config.database.display()))?;
-            (Arc::new(store.clone()), Some(store))
-        }
-        SourceKind::Directus => {
-            tracing::info!(url = %config.directus.url, "records from the LLP API");
-            if config.directus.service_token.is_none() {
-                tracing::warn!(
-                    "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end"
-                );
-            }
-            let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
-            (Arc::new(source), None)
-        }
-    })
+/// The LLP API as the record source.
+fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<Arc<dyn RecordSource>> {
+    tracing::info!(url = %config.directus.url, "records from the LLP API");
+    if config.directus.service_token.is_none() {
+        tracing::warn!(
+            "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end"
+        );
+    }
+    let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
+    Ok(Arc::new(source))
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends a pod that is stopped).
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops).
+pub(super) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

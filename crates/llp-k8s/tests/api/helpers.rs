@@ -22,6 +22,17 @@ pub struct TestApp {
     pub alice: String,
     pub bob: String,
     pub admin: String,
+    /// The record store's directory, removed with the app.
+    _scratch: Scratch,
+}
+
+/// A directory removed when dropped, so that tests leave nothing in the temp directory.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub fn app() -> TestApp {
@@ -52,6 +63,7 @@ pub fn app() -> TestApp {
         sim: None,
         backend: Backend::Sim,
         stop,
+        _scratch: Scratch(dir),
     }
 }
 
