@@ -322,28 +322,3 @@ fn immutable_field_changed(status: &kube::core::Status) -> bool {
                 .into_iter()
                 .any(|c| c.field.starts_with("spec.") && c.message.contains("field is immutable")))
 }
-
-/// Whether `host` is the host of an Ingress of another deployment than `deployment_label`.
-pub async fn hostname_taken(cluster: &Cluster, host: &str, deployment_label: &str) -> Result<bool, kube::Error> {
-    let ingresses: Api<Ingress> = cluster.api();
-    let managed = ListParams::default().labels(&format!(
-        "{}={}",
-        llp_spec::names::MANAGED_BY.0,
-        llp_spec::names::MANAGED_BY.1
-    ));
-    Ok(ingresses.list(&managed).await?.items.iter().any(|ingress| {
-        let theirs = ingress
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(DEPLOYMENT_LABEL))
-            .map(String::as_str)
-            != Some(deployment_label);
-        let hosts = ingress
-            .spec
-            .iter()
-            .flat_map(|s| s.rules.iter().flatten())
-            .filter_map(|r| r.host.as_deref());
-        theirs && hosts.into_iter().any(|h| h == host)
-    }))
-}

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod cache;
 pub mod calls;
 pub mod health;
+pub mod hostnames;
 pub mod index;
 pub mod lease;
 pub mod resize;

@@ -216,18 +216,31 @@ async fn remove(
     let resolved = resolve(&state, &caller, &id, Purpose::Act).await?;
     let target = resolved.deployed()?;
     let cluster = target.cluster;
-    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={}", target.label));
     let base = target.names.base().to_owned();
+    delete_objects(cluster, &base, &target.label).await?;
+    // Read after write: a status request right after this answers 404.
+    if !cluster.caches.observe_gone(&base).await {
+        tracing::warn!(%base, "the watch cache has not seen the delete yet");
+    }
+    Ok(Json(json!({"deleted": id})).into_response())
+}
+
+/// Deletes every object of the deployment whose base name is `base` and `deployment` label
+/// `label`: its StatefulSet or Job (and so its pods), Services, Ingress, NetworkPolicy, claims,
+/// hostname claim, Secret and ConfigMap, and its part in the owner's shared volumes. What is
+/// already gone is no error.
+pub(super) async fn delete_objects(cluster: &crate::cluster::Cluster, base: &str, label: &str) -> Result<(), ApiError> {
+    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={label}"));
     for result in [
         cluster
             .api::<StatefulSet>()
-            .delete(&base, &DeleteParams::background())
+            .delete(base, &DeleteParams::background())
             .await
             .map(drop),
         // A Job's pods go with it (background propagation).
         cluster
             .api::<Job>()
-            .delete(&base, &DeleteParams::background())
+            .delete(base, &DeleteParams::background())
             .await
             .map(drop),
     ] {
@@ -241,19 +254,22 @@ async fn remove(
     delete_labelled(cluster.api::<Ingress>(), &selector).await?;
     delete_labelled(cluster.api::<NetworkPolicy>(), &selector).await?;
     delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
+    crate::cluster::hostnames::release(cluster, label, None)
+        .await
+        .map_err(ApiError::cluster)?;
     // Shared volumes go with the last deployment of the owner that declared them.
-    crate::cluster::shared::release(cluster, &target.label)
+    crate::cluster::shared::release(cluster, label)
         .await
         .map_err(ApiError::shared)?;
     for result in [
         cluster
             .api::<Secret>()
-            .delete(&base, &DeleteParams::default())
+            .delete(base, &DeleteParams::default())
             .await
             .map(|_| ()),
         cluster
             .api::<ConfigMap>()
-            .delete(&base, &DeleteParams::default())
+            .delete(base, &DeleteParams::default())
             .await
             .map(|_| ()),
     ] {
@@ -263,11 +279,7 @@ async fn remove(
             Err(error) => return Err(ApiError::cluster(error)),
         }
     }
-    // Read after write: a status request right after this answers 404.
-    if !cluster.caches.observe_gone(&base).await {
-        tracing::warn!(%base, "the watch cache has not seen the delete yet");
-    }
-    Ok(Json(json!({"deleted": id})).into_response())
+    Ok(())
 }
 
 /// Runs a Job again: the same Job (name, labels, spec as applied) is deleted with its pods and

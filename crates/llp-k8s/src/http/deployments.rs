@@ -8,7 +8,8 @@ use super::error::ApiError;
 use super::gpu_admission;
 use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
-use crate::cluster::apply::{ApplyError, apply_objects, hostname_taken};
+use crate::cluster::apply::{ApplyError, apply_objects};
+use crate::cluster::hostnames::{self, HostnameError};
 use crate::cluster::workload::Deployed;
 use crate::records::{Purpose, Session};
 use axum::Json;
@@ -171,14 +172,18 @@ async fn deploy(
         replicas,
     )
     .await?;
-    let _claiming = match deployment.hostname() {
-        Some(hostname) => {
-            let claim = state.locks.hostnames.lock().await;
-            let host = format!("{hostname}.{}", state.render.ingress.domain);
-            if hostname_taken(cluster, &host, &label)
-                .await
-                .map_err(ApiError::cluster)?
-            {
+    // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
+    // even by two replicas of the service, cannot both take it.
+    if let Some(hostname) = deployment.hostname() {
+        state
+            .render
+            .ingress
+            .check_hostname(hostname)
+            .map_err(|problem| ApiError::Validation(vec![problem]))?;
+        let host = format!("{hostname}.{}", state.render.ingress.domain);
+        match hostnames::claim(cluster, hostname, &host, &label, &label_value(&owner)).await {
+            Ok(()) => {}
+            Err(HostnameError::Taken) => {
                 return Err(ApiError::Conflict {
                     field: "exposed_hostname".into(),
                     message: format!(
@@ -186,10 +191,9 @@ async fn deploy(
                     ),
                 });
             }
-            Some(claim)
+            Err(HostnameError::Cluster(error)) => return Err(ApiError::cluster(error)),
         }
-        None => None,
-    };
+    }
     let base = objects.workload.name().to_owned();
     // Right after a DELETE the old pods terminate and keep their claims: wait a little for
     // them to go, so the new pods get fresh volumes, or tell the caller to retry.
@@ -206,6 +210,10 @@ async fn deploy(
         })?
         .map_err(apply_failed)?;
     clear_stopped(cluster, &base).await?;
+    // A hostname changed or dropped is free again once the new objects stand.
+    hostnames::release(cluster, &label, deployment.hostname())
+        .await
+        .map_err(ApiError::cluster)?;
     if !cluster.caches.observe(&base, &applied.uid, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
     }

@@ -144,14 +144,23 @@ async fn update(
     ))
 }
 
-/// Delete a record (its deployment, if any, stays: delete that first).
+/// Delete a record, and its deployment's objects with it (they would run on, owned by no
+/// record, their hostname taken).
 #[utoipa::path(delete, path = "/items/deployments/{id}", operation_id = "delete_deployment_record", tag = "records", params(DeploymentId),
-    responses((status = 204, description = "Deleted"), CommonErrors))]
+    responses((status = 204, description = "Deleted, and its deployment with it"), CommonErrors))]
 async fn remove(
     State(state): State<AppState>,
     Caller(session): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // Not while a deploy of the same record is applying; objects first, so that a failure
+    // leaves the record to delete them by.
+    let lock = state.locks.deployment(&id);
+    let _deleting = lock.lock().await;
+    if state.cluster.is_some() {
+        let target = super::deployments::resolve(&state, &session, &id, crate::records::Purpose::Act).await?;
+        super::actions::delete_objects(target.cluster, target.names.base(), &target.label).await?;
+    }
     blocking(&state.embedded, move |s| {
         s.delete(&session.identity, &RecordId::Text(id))
     })

@@ -54,12 +54,10 @@ pub struct AppState {
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
-/// writes, and two records must not claim one hostname at once.
+/// writes. (Hostnames are claimed through the API server instead, which holds across replicas.)
 #[derive(Default)]
 pub struct Locks {
     deployments: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Held while a hostname is checked and claimed.
-    pub hostnames: tokio::sync::Mutex<()>,
 }
 
 impl Locks {

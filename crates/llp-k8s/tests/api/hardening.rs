@@ -223,3 +223,92 @@ async fn one_user_may_follow_only_so_many_logs_at_once() {
     let again = app.open("GET", &follow, &app.alice).await;
     assert_eq!(again.status(), StatusCode::OK);
 }
+
+fn exposed(hostname: &str) -> serde_json::Value {
+    json!({"data": "containers: [{name: web, image: nginx, ports: [{port: 80}]}]",
+        "exposed_service": "web", "exposed_port": 80, "exposed_hostname": hostname})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_of_the_service_never_both_win_a_hostname() {
+    let app = crate::helpers::app_with_cluster().await;
+    let replica = app.replica().await;
+    for round in 0..5 {
+        let hostname = format!("race-{round}");
+        let alices = app.create_record_with(&app.alice, exposed(&hostname)).await;
+        let bobs = app.create_record_with(&app.bob, exposed(&hostname)).await;
+        let (a, b) = (
+            format!("/kubernetes/deployments/{alices}"),
+            format!("/kubernetes/deployments/{bobs}"),
+        );
+        let (first, second) = tokio::join!(
+            crate::helpers::TestApp::call_on(&app.state, "PUT", &a, &app.alice),
+            crate::helpers::TestApp::call_on(&replica, "PUT", &b, &app.bob),
+        );
+        let mut statuses = [first.0, second.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "round {round}: {first:?} {second:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostname_is_free_again_once_given_up_and_never_one_another_ingress_serves() {
+    let app = crate::helpers::app_with_cluster().await;
+    let alices = app.create_record_with(&app.alice, exposed("first")).await;
+    let put = |id: String, token: String| {
+        let app = &app;
+        async move {
+            app.call("PUT", &format!("/kubernetes/deployments/{id}"), &token, None)
+                .await
+        }
+    };
+    assert_eq!(put(alices.clone(), app.alice.clone()).await.0, StatusCode::CREATED);
+    let bobs = app.create_record_with(&app.bob, exposed("first")).await;
+    assert_eq!(put(bobs.clone(), app.bob.clone()).await.0, StatusCode::CONFLICT);
+    // Alice moves to another name: hers is free for Bob.
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/items/deployments/{alices}"),
+            &app.alice,
+            Some(json!({"exposed_hostname": "second"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(put(alices.clone(), app.alice.clone()).await.0, StatusCode::OK);
+    assert_eq!(put(bobs, app.bob.clone()).await.0, StatusCode::CREATED);
+
+    // A host another tool's Ingress serves in the namespace cannot be claimed.
+    let foreign: k8s_openapi::api::networking::v1::Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "not-ours"},
+        "spec": {"rules": [{"host": "theirs.llp.example.org"}]},
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(app.admin_client(), "services")
+        .create(&Default::default(), &foreign)
+        .await
+        .unwrap();
+    let carols = app.create_record_with(&app.alice, exposed("theirs")).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{carols}"), &app.alice, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"), "{body}");
+
+    // Reserved names and punycode look-alikes are refused before anything is claimed.
+    for hostname in ["www", "localhost", "xn--80ak6aa92e"] {
+        let id = app.create_record_with(&app.alice, exposed(hostname)).await;
+        let (status, body) = app
+            .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, "VALIDATION_FAILED"),
+            "{hostname}: {body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], "exposed_hostname");
+    }
+}

@@ -364,13 +364,18 @@ impl TestApp {
     /// Sends a request as the holder of `token` and returns the response with its body
     /// unread (a stream a test keeps open).
     pub async fn open(&self, method: &str, uri: &str, token: &str) -> axum::response::Response {
+        Self::open_on(&self.state, method, uri, token).await
+    }
+
+    /// [`TestApp::open`] on `state` (another replica).
+    async fn open_on(state: &AppState, method: &str, uri: &str, token: &str) -> axum::response::Response {
         let request = Request::builder()
             .method(method)
             .uri(uri)
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap();
-        router(self.state.clone()).oneshot(request).await.unwrap()
+        router(state.clone()).oneshot(request).await.unwrap()
     }
 
     /// Sends a request and returns status and the body as text.
@@ -406,6 +411,33 @@ impl TestApp {
             clock: clock.clone(),
         });
         clock
+    }
+
+    /// A second replica of the service: the same record source and simulator, its own
+    /// client, caches and in-process locks.
+    pub async fn replica(&self) -> AppState {
+        let sim = self.sim.as_ref().expect("an app with a simulator");
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
+        let client = llp_k8s::cluster::calls::counted_client(config, Default::default(), deadline).unwrap();
+        let cluster = Cluster::start(client, "services");
+        cluster.caches.ready().await.unwrap();
+        AppState {
+            cluster: Some(cluster),
+            locks: Arc::default(),
+            ..self.state.clone()
+        }
+    }
+
+    /// Sends a request to `state` (another replica) as the holder of `token`; status and JSON.
+    pub async fn call_on(state: &AppState, method: &str, uri: &str, token: &str) -> (StatusCode, Value) {
+        let response = Self::open_on(state, method, uri, token).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// A reservation reconciler of this service instance, named `holder` in its lease.

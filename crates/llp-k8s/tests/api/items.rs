@@ -134,3 +134,46 @@ async fn a_body_over_the_limit_is_413_in_the_directus_shape() {
         (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_deployed_record_deletes_its_deployment_and_frees_its_hostname() {
+    let app = crate::helpers::app_with_cluster().await;
+    let exposed = |hostname: &str| {
+        serde_json::json!({"data": "containers: [{name: web, image: nginx, ports: [{port: 80}]}]",
+            "exposed_service": "web", "exposed_port": 80, "exposed_hostname": hostname})
+    };
+    let id = app.create_record_with(&app.alice, exposed("kept")).await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    assert_eq!(
+        app.call("PUT", &deployment, &app.alice, None).await.0,
+        StatusCode::CREATED
+    );
+    // Bob cannot delete Alice's record, nor so her deployment.
+    let (status, _) = app
+        .call("DELETE", &format!("/items/deployments/{id}"), &app.bob, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let sets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        kube::Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    assert!(sets.get_opt(&format!("sd-{id}")).await.unwrap().is_some());
+
+    let (status, _) = app
+        .call("DELETE", &format!("/items/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let left = sets.get_opt(&format!("sd-{id}")).await.unwrap();
+    assert!(
+        left.is_none_or(|s| s.metadata.deletion_timestamp.is_some()),
+        "the StatefulSet goes too"
+    );
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    let selector = kube::api::ListParams::default().labels(&format!("llp.kitegg.de/deployment={id}"));
+    assert!(services.list(&selector).await.unwrap().items.is_empty());
+    // Its hostname is free again.
+    let bobs = app.create_record_with(&app.bob, exposed("kept")).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{bobs}"), &app.bob, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

@@ -86,6 +86,34 @@ pub struct IngressConfig {
     pub annotations: BTreeMap<String, String>,
     /// Serve TLS with the certificate in Secret `<base>-tls` (cert-manager fills it).
     pub tls: bool,
+    /// Hostnames no deployment may take (`www`, the LLP's own names, …).
+    pub reserved_hostnames: Vec<String>,
+    /// Allow punycode hostnames (`xn--…`), which can imitate other names in a browser.
+    pub allow_punycode: bool,
+}
+
+impl IngressConfig {
+    /// Whether `hostname` (an `exposed_hostname`, already a valid DNS label) may be used, as
+    /// a problem on `exposed_hostname` when not.
+    pub fn check_hostname(&self, hostname: &str) -> Result<(), crate::FieldError> {
+        let problem = if self.reserved_hostnames.iter().any(|r| r.eq_ignore_ascii_case(hostname)) {
+            Some(format!("`{hostname}` is reserved: pick another name."))
+        } else if hostname.starts_with("xn--") && !self.allow_punycode {
+            Some(format!(
+                "`{hostname}` is punycode (an encoded international name, which can look like another name in a browser): use plain letters, digits and `-`."
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => Err(crate::FieldError::new(
+                "exposed_hostname",
+                crate::Rule::Conflict,
+                message,
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for RenderConfig {
@@ -120,6 +148,8 @@ impl Default for IngressConfig {
             class: None,
             annotations: BTreeMap::new(),
             tls: true,
+            reserved_hostnames: vec!["www".into(), "localhost".into()],
+            allow_punycode: false,
         }
     }
 }
@@ -254,5 +284,26 @@ impl Context<'_> {
     /// The claim of the owner's shared volume `volume`.
     fn shared_claim(&self, volume: &str) -> String {
         crate::names::shared_claim(&self.config.name_prefix, self.owner, volume)
+    }
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::IngressConfig;
+
+    #[test]
+    fn reserved_and_punycode_hostnames_are_refused_unless_configured() {
+        let config = IngressConfig::default();
+        assert!(config.check_hostname("my-app").is_ok());
+        assert!(config.check_hostname("www").is_err());
+        assert!(config.check_hostname("LOCALHOST").is_err());
+        let punycode = config.check_hostname("xn--80ak6aa92e").unwrap_err();
+        assert_eq!(punycode.field, "exposed_hostname");
+        let allowed = IngressConfig {
+            allow_punycode: true,
+            reserved_hostnames: Vec::new(),
+            ..IngressConfig::default()
+        };
+        assert!(allowed.check_hostname("xn--80ak6aa92e").is_ok() && allowed.check_hostname("www").is_ok());
     }
 }

@@ -1,0 +1,107 @@
+//! Who holds a hostname. A deployment claims its `exposed_hostname` with an object named
+//! after it (a ConfigMap `llp-host-<hostname>`): the API server lets one create it, so two
+//! deploys, even by two replicas of the service, can never both win. Every Ingress of the
+//! namespace is checked too, so a host another tool serves cannot be claimed.
+
+use super::Cluster;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use llp_spec::names::{DEPLOYMENT_LABEL, MANAGED_BY, OWNER_LABEL};
+use std::collections::BTreeMap;
+
+/// Label of a hostname claim.
+const CLAIM_LABEL: &str = "llp.kitegg.de/hostname-claim";
+
+/// Why a hostname cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum HostnameError {
+    /// Another deployment, or an Ingress the service did not make, has it.
+    #[error("the hostname is taken")]
+    Taken,
+    /// The cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] kube::Error),
+}
+
+fn claim_name(hostname: &str) -> String {
+    format!("llp-host-{hostname}")
+}
+
+/// Claims `hostname` (serving `host`, its full name) for the deployment labelled
+/// `deployment_label` of `owner_label`; `Taken` if another deployment holds it or another
+/// Ingress of the namespace serves `host`. Claiming one's own hostname again is fine.
+pub async fn claim(
+    cluster: &Cluster,
+    hostname: &str,
+    host: &str,
+    deployment_label: &str,
+    owner_label: &str,
+) -> Result<(), HostnameError> {
+    let ingresses: Api<Ingress> = cluster.api();
+    let served_by_another = ingresses
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .any(|ingress| {
+            let ours = label(&ingress.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label)
+                && label(&ingress.metadata.labels, MANAGED_BY.0) == Some(MANAGED_BY.1);
+            let hosts = ingress
+                .spec
+                .iter()
+                .flat_map(|s| s.rules.iter().flatten())
+                .filter_map(|r| r.host.as_deref());
+            !ours && hosts.into_iter().any(|h| h.eq_ignore_ascii_case(host))
+        });
+    if served_by_another {
+        return Err(HostnameError::Taken);
+    }
+    let claims: Api<ConfigMap> = cluster.api();
+    let name = claim_name(hostname);
+    let object = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some(BTreeMap::from([
+                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                (CLAIM_LABEL.to_owned(), "true".to_owned()),
+                (DEPLOYMENT_LABEL.to_owned(), deployment_label.to_owned()),
+                (OWNER_LABEL.to_owned(), owner_label.to_owned()),
+            ])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("host".to_owned(), host.to_owned())])),
+        ..Default::default()
+    };
+    match claims.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            // Someone has it: fine if that is this deployment.
+            let holder = claims.get_opt(&name).await?;
+            let ours = holder.is_some_and(|c| label(&c.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label));
+            if ours { Ok(()) } else { Err(HostnameError::Taken) }
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Gives up every hostname the deployment labelled `deployment_label` holds but `keep`.
+pub async fn release(cluster: &Cluster, deployment_label: &str, keep: Option<&str>) -> Result<(), kube::Error> {
+    let claims: Api<ConfigMap> = cluster.api();
+    let selector = format!("{CLAIM_LABEL}=true,{DEPLOYMENT_LABEL}={deployment_label}");
+    let keep = keep.map(claim_name);
+    for held in claims.list(&ListParams::default().labels(&selector)).await? {
+        let name = held.metadata.name.unwrap_or_default();
+        if Some(&name) != keep.as_ref() {
+            match claims.delete(&name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                other => drop(other?),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn label<'a>(labels: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
+    labels.as_ref()?.get(key).map(String::as_str)
+}
