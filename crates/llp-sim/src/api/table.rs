@@ -45,6 +45,13 @@ fn columns(kind: &str) -> Vec<(&'static str, &'static str)> {
             ("Age", "string"),
         ],
         "StatefulSet" => vec![("Name", "string"), ("Ready", "string"), ("Age", "string")],
+        "Job" => vec![
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+            ("Age", "string"),
+        ],
         "Service" => vec![
             ("Name", "string"),
             ("Type", "string"),
@@ -100,6 +107,32 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 json!(restarts.to_string()),
                 created,
             ]
+        }
+        "Job" => {
+            let condition = |kind: &str| {
+                o["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+            };
+            let status = ["Complete", "Failed", "Suspended"]
+                .into_iter()
+                .find(|kind| condition(kind))
+                .unwrap_or("Running");
+            let succeeded = o["status"]["succeeded"].as_i64().unwrap_or(0);
+            let completions = match o["spec"]["completions"].as_i64() {
+                Some(c) => format!("{succeeded}/{c}"),
+                None => format!("{succeeded}/1 of {}", o["spec"]["parallelism"].as_i64().unwrap_or(1)),
+            };
+            // From the start to the completion, or to now while it runs.
+            let duration = match (
+                o["status"]["startTime"].as_str(),
+                o["status"]["completionTime"].as_str(),
+            ) {
+                (Some(start), Some(end)) => age(Some(start), end.parse().unwrap_or(now)),
+                (Some(start), None) => age(Some(start), now),
+                _ => String::new(),
+            };
+            vec![name, json!(status), json!(completions), json!(duration), created]
         }
         "StatefulSet" => {
             let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
@@ -263,6 +296,25 @@ mod tests {
         assert_eq!(age(Some("2026-01-01T09:55:00Z"), now), "125m");
         assert_eq!(age(Some("2026-01-01T07:55:00Z"), now), "4h5m");
         assert_eq!(age(Some("2025-12-29T12:00:00Z"), now), "3d");
+    }
+
+    #[test]
+    fn a_job_row_has_kubectls_status_completions_and_duration() {
+        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
+        let job = json!({"metadata": {"name": "train", "creationTimestamp": "2026-01-01T11:59:00Z"},
+            "spec": {"completions": 2, "parallelism": 2},
+            "status": {"succeeded": 2, "startTime": "2026-01-01T11:59:00Z", "completionTime": "2026-01-01T11:59:07Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(
+            cells("Job", &job, now),
+            [
+                json!("train"),
+                json!("Complete"),
+                json!("2/2"),
+                json!("7s"),
+                json!("60s")
+            ]
+        );
     }
 
     #[test]
