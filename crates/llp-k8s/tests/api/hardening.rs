@@ -312,3 +312,38 @@ async fn a_hostname_is_free_again_once_given_up_and_never_one_another_ingress_se
         assert_eq!(body["errors"][0]["extensions"]["field"], "exposed_hostname");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn races_with_the_cluster_are_the_4xx_they_are_never_a_503() {
+    let app = crate::helpers::app_with_cluster().await;
+    let (id, pod) = app
+        .running(json!({"data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    let deployment = format!("/kubernetes/deployments/{id}");
+    // One pod deleted three times at once: the first wins, the others find it going or gone.
+    let path = format!("{deployment}/pods/{pod}");
+    let (a, b, c) = tokio::join!(
+        app.call("DELETE", &path, &app.alice, None),
+        app.call("DELETE", &path, &app.alice, None),
+        app.call("DELETE", &path, &app.alice, None),
+    );
+    for (status, body) in [a, b, c] {
+        assert!(
+            status == StatusCode::OK || status == StatusCode::NOT_FOUND,
+            "{status}: {body}"
+        );
+    }
+    // A scale racing the deployment's DELETE: done, or not found; never "unavailable".
+    let scale = format!("{deployment}?scale=2");
+    let (scaled, deleted) = tokio::join!(
+        app.call("PATCH", &scale, &app.alice, None),
+        app.call("DELETE", &deployment, &app.alice, None),
+    );
+    assert_eq!(deleted.0, StatusCode::OK, "{deleted:?}");
+    assert!(
+        scaled.0 == StatusCode::OK || scaled.0 == StatusCode::NOT_FOUND,
+        "{scaled:?}"
+    );
+    let (status, _) = app.call("PATCH", &scale, &app.alice, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "scaling what is gone");
+}
