@@ -182,7 +182,9 @@ fn start_simulator() -> (Running, String) {
 async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -> (Running, String) {
     let port = llp_api::free_port();
     let config = dir.join("config.toml");
-    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{records}\n")).unwrap();
+    // Quotas large enough for the load: each user holds BENCH_DEPLOYMENTS / 20 deployments.
+    let quota = "[limits.default.quota]\ndeployments = 100000\ncpu = 1000000\nmemory = 10000000.0\ngpus = 100000\nstorage = 10000000\n";
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{records}\n{quota}")).unwrap();
     let log = std::fs::File::create(dir.join("service.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(["serve", "--config"])

@@ -5,5 +5,6 @@
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod quota;
 pub mod records;
 pub mod reservations;

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod names;
 pub mod parse;
 pub mod quantity;
+pub mod quota;
 pub mod raw;
 pub mod record;
 pub mod render;

@@ -28,6 +28,8 @@ pub struct Limits {
     pub gpus: GpuSet,
     /// Whether containers may run as root (`user: 0` or `fsUser: 0`).
     pub allow_root: bool,
+    /// What one user's deployments may hold together.
+    pub quota: crate::quota::Quota,
 }
 
 /// A set of GPU kinds; in configuration, a list of resource names.
@@ -82,6 +84,7 @@ impl Default for Limits {
             max_replicas: 16,
             gpus: GpuSet::ALL,
             allow_root: false,
+            quota: crate::quota::Quota::default(),
         }
     }
 }
@@ -99,6 +102,7 @@ impl Limits {
             max_replicas: self.max_replicas.max(other.max_replicas),
             gpus: self.gpus.union(other.gpus),
             allow_root: self.allow_root || other.allow_root,
+            quota: self.quota.widen(other.quota),
             ..self
         }
     }

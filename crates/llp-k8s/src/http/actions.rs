@@ -121,11 +121,23 @@ async fn scale(
     let Some(deployed) = target.cluster.caches.deployed(base) else {
         return Err(ApiError::NotFound("this deployment is not deployed".into()));
     };
-    // Scaling down never starts a pod; scaling up needs the GPUs booked.
-    if u32::try_from(replicas).unwrap_or(0) > deployed.replicas() {
-        target
-            .admit_gpus(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
-            .await?;
+    // Scaling down never starts a pod; scaling up needs the GPUs booked and fits the quota.
+    let wanted = u32::try_from(replicas).unwrap_or(0);
+    if wanted > deployed.replicas() {
+        target.admit_gpus(&state, &caller, Some(wanted)).await?;
+        let owner = target
+            .record
+            .user_created
+            .clone()
+            .unwrap_or_else(|| caller.identity.id.clone());
+        let mounted: Vec<String> = llp_spec::status::mounted_claims(deployed.pod_template())
+            .map(str::to_owned)
+            .collect();
+        let caches = &target.cluster.caches;
+        let others = crate::quota::others(caches, &llp_spec::names::label_value(&owner), &target.label, &mounted);
+        let this = crate::quota::scaled(caches, &deployed, base, wanted);
+        let quota = state.limits.for_groups(&caller.identity.groups).quota;
+        llp_spec::quota::check(&quota, others, this).map_err(ApiError::OverQuota)?;
     }
     match deployed {
         Deployed::StatefulSet(_) => {

@@ -172,6 +172,14 @@ async fn deploy(
         replicas,
     )
     .await?;
+    // What the owner's deployments would hold together, within the group's quota.
+    let mounted: Vec<String> = objects
+        .shared_claims
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    let others = crate::quota::others(&cluster.caches, &label_value(&owner), &label, &mounted);
+    llp_spec::quota::check(&limits.quota, others, crate::quota::of_objects(&objects)).map_err(ApiError::OverQuota)?;
     // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
     // even by two replicas of the service, cannot both take it.
     if let Some(hostname) = deployment.hostname() {

@@ -60,6 +60,8 @@ pub enum ApiError {
     PartlyApplied { object: String },
     /// A dependency did not answer in time (504).
     Timeout { dependency: &'static str },
+    /// The change would take the user's deployments over their group's quota (400).
+    OverQuota(String),
     /// The GPU reservations active now do not cover the change (400).
     NotEnoughResources(llp_spec::reservations::Shortfall),
 }
@@ -219,6 +221,7 @@ impl IntoResponse for ApiError {
                     ),
                 ),
             ),
+            ApiError::OverQuota(message) => (StatusCode::BAD_REQUEST, ErrorBody::single("QUOTA_EXCEEDED", message)),
             ApiError::UriTooLong => (
                 StatusCode::URI_TOO_LONG,
                 ErrorBody::single(

@@ -347,3 +347,77 @@ async fn races_with_the_cluster_are_the_4xx_they_are_never_a_503() {
     let (status, _) = app.call("PATCH", &scale, &app.alice, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "scaling what is gone");
 }
+
+/// Asserts a `QUOTA_EXCEEDED` answer whose message says `over`.
+#[track_caller]
+fn assert_over_quota((status, body): (StatusCode, serde_json::Value), over: &str) {
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "QUOTA_EXCEEDED"),
+        "{body}"
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(over), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_deployments_stay_within_their_groups_quota_on_deploy_and_scale() {
+    let mut app = crate::helpers::app_with_cluster().await;
+    let mut table = llp_spec::LimitsTable::default();
+    table.default.quota = llp_spec::quota::Quota {
+        deployments: 2,
+        cpu: 8,
+        memory: 64.0,
+        gpus: 2,
+        storage: 100,
+    };
+    app.state.limits = std::sync::Arc::new(table);
+    let small = json!({"data": "containers: [{name: web, image: nginx, cpu: 4, memory: 1}]"});
+    let put = |id: &str, token: &str| {
+        let (app, uri, token) = (&app, format!("/kubernetes/deployments/{id}"), token.to_owned());
+        async move { app.call("PUT", &uri, &token, None).await }
+    };
+    let first = app.create_record_with(&app.alice, small.clone()).await;
+    let second = app.create_record_with(&app.alice, small.clone()).await;
+    assert_eq!(put(&first, &app.alice).await.0, StatusCode::CREATED);
+    assert_eq!(put(&second, &app.alice).await.0, StatusCode::CREATED);
+    assert_eq!(
+        put(&second, &app.alice).await.0,
+        StatusCode::OK,
+        "a deployment again is not counted twice"
+    );
+
+    // A third deployment is one too many; Bob's own quota is untouched by Alice's.
+    let third = app.create_record_with(&app.alice, small.clone()).await;
+    assert_over_quota(
+        put(&third, &app.alice).await,
+        "deployments: this asks for 1 and your other deployments hold 2, 1 over your group's 2",
+    );
+    let bobs = app.create_record_with(&app.bob, small).await;
+    assert_eq!(put(&bobs, &app.bob).await.0, StatusCode::CREATED);
+
+    // Scaling up past the CPU total says by how much.
+    let scale = format!("/kubernetes/deployments/{first}?scale=3");
+    assert_over_quota(
+        app.call("PATCH", &scale, &app.alice, None).await,
+        "CPU: this asks for 12 cores and your other deployments hold 4 cores, 8 cores over your group's 8 cores",
+    );
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/kubernetes/deployments/{first}?scale=0"),
+            &app.alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "scaling down is always allowed");
+
+    // Storage counts a claim per replica: 16 × 10Gi is over 100 GiB.
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{second}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let big = json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1, volumeMounts: [{name: d, mountPath: /d}]}]\nvolumes: [{name: d, size: 10Gi}]\nreplicas: 16"});
+    let big = app.create_record_with(&app.alice, big).await;
+    assert_over_quota(put(&big, &app.alice).await, "storage: this asks for 160 GiB");
+}

@@ -10,7 +10,7 @@ mod pod;
 mod suggest;
 mod volume;
 
-pub use check::{describe, is_dns_label};
+pub use check::{describe, is_dns_label, readable};
 pub use suggest::did_you_mean;
 
 use crate::error::{FieldError, Rule};
