@@ -7,7 +7,7 @@
 
 use super::events::{Recorder, Severity};
 use crate::resources::ids;
-use crate::store::{ObjectKey, Propagation, Store, now};
+use crate::store::{ObjectKey, Store, now};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -124,8 +124,7 @@ fn condition(kind: &str, reason: &str, message: &str) -> Value {
 }
 
 fn owner_reference(job: &Value) -> Value {
-    json!({"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"], "uid": job["metadata"]["uid"],
-        "controller": true, "blockOwnerDeletion": true})
+    super::controller_reference(job, "batch/v1", "Job")
 }
 
 fn create_pod(store: &mut Store, job: &Value, namespace: &str, name: &str, recorder: &mut Recorder) {
@@ -167,12 +166,7 @@ fn create_pod(store: &mut Store, job: &Value, namespace: &str, name: &str, recor
 
 fn delete_pod(store: &mut Store, job: &Value, pod: &Value, recorder: &mut Recorder) {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let key = ObjectKey::new(
-        ids::pods(),
-        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
-        pod_name,
-    );
-    if store.delete(&key, Propagation::Background).is_ok() {
+    if super::delete_owned_pod(store, pod) {
         let message = format!("Deleted pod: {pod_name}");
         recorder.record(
             store,

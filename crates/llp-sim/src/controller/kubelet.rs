@@ -373,38 +373,10 @@ fn step_container(
                 && now >= since + timings.complete_after;
             if completes {
                 c.lines += 1;
-                effects.push(Effect::Log {
-                    container: c.name.clone(),
-                    text: format!("llp-sim: {} finished", c.name),
-                });
-                effects.push(Effect::Exited {
-                    container: c.name.clone(),
-                });
-                c.state = State::Exited {
-                    terminated: Terminated {
-                        exit_code: 0,
-                        reason: "Completed",
-                        started_at,
-                        finished_at: timestamp(),
-                    },
-                };
+                let line = format!("llp-sim: {} finished", c.name);
+                exit_for_good(c, (0, "Completed", &line), started_at, effects);
             } else if dies && c.restart == Restart::Never {
-                let (exit_code, reason, last_words) = last_words(c.behaviour);
-                effects.push(Effect::Log {
-                    container: c.name.clone(),
-                    text: last_words.into(),
-                });
-                effects.push(Effect::Exited {
-                    container: c.name.clone(),
-                });
-                c.state = State::Exited {
-                    terminated: Terminated {
-                        exit_code,
-                        reason,
-                        started_at,
-                        finished_at: timestamp(),
-                    },
-                };
+                exit_for_good(c, last_words(c.behaviour), started_at, effects);
             } else if dies {
                 let (exit_code, reason, last_words) = last_words(c.behaviour);
                 effects.push(Effect::Log {
@@ -447,6 +419,31 @@ fn step_container(
         }
         _ => {}
     }
+}
+
+/// A container of a run to completion exits for good with `(exit code, reason, last line)`;
+/// its lines stay the current run's.
+fn exit_for_good(
+    c: &mut ContainerRun,
+    (exit_code, reason, last_words): (i32, &'static str, &str),
+    started_at: String,
+    effects: &mut Vec<Effect>,
+) {
+    effects.push(Effect::Log {
+        container: c.name.clone(),
+        text: last_words.to_owned(),
+    });
+    effects.push(Effect::Exited {
+        container: c.name.clone(),
+    });
+    c.state = State::Exited {
+        terminated: Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at: timestamp(),
+        },
+    };
 }
 
 /// Exit code, reason and last log line of a container that dies.

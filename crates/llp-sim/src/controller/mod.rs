@@ -374,6 +374,19 @@ fn claims_bound(store: &Store, pod: &Value) -> bool {
         })
 }
 
+/// The ownerReference a controller puts on what it makes.
+fn controller_reference(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+        "controller": true, "blockOwnerDeletion": true})
+}
+
+/// Deletes a pod a controller owns (background); whether it was deleted.
+fn delete_owned_pod(store: &mut Store, pod: &Value) -> bool {
+    store
+        .delete(&key_of(ids::pods(), pod), crate::store::Propagation::Background)
+        .is_ok()
+}
+
 fn key_of(resource: usize, object: &Value) -> ObjectKey {
     let meta = &object["metadata"];
     ObjectKey::new(

@@ -6,7 +6,7 @@
 use super::events::{Recorder, Severity};
 use crate::resources::ids;
 use crate::store::selector::labels_of;
-use crate::store::{ObjectKey, Propagation, Store};
+use crate::store::{ObjectKey, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -75,8 +75,7 @@ fn template_hash(template: &Value) -> String {
 }
 
 fn owner_reference(sts: &Value) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": sts["metadata"]["name"], "uid": sts["metadata"]["uid"],
-        "controller": true, "blockOwnerDeletion": true})
+    super::controller_reference(sts, "apps/v1", "StatefulSet")
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -139,12 +138,7 @@ fn create_pod(
 
 fn delete_pod(store: &mut Store, sts: &Value, pod: &Value, recorder: &mut Recorder) {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let key = ObjectKey::new(
-        ids::pods(),
-        pod["metadata"]["namespace"].as_str().unwrap_or_default(),
-        pod_name,
-    );
-    if store.delete(&key, Propagation::Background).is_ok() {
+    if super::delete_owned_pod(store, pod) {
         let message = format!(
             "delete Pod {pod_name} in StatefulSet {} successful",
             sts["metadata"]["name"].as_str().unwrap_or_default()
