@@ -28,6 +28,8 @@ pub struct Config {
     pub limits: LimitsTable,
     /// GPU reservations (SPEC section 10).
     pub reservations: crate::reservations::ReservationSettings,
+    /// Deployments whose record is gone: found, listed, removed after a grace period.
+    pub orphans: crate::orphans::OrphanSettings,
     /// How long the Kubernetes API may take to begin answering one request before the route
     /// answers 504 naming the cluster.
     pub cluster_request_seconds: u64,
@@ -53,6 +55,7 @@ impl Default for Config {
             cluster: RenderConfig::default(),
             limits: LimitsTable::default(),
             reservations: crate::reservations::ReservationSettings::default(),
+            orphans: crate::orphans::OrphanSettings::default(),
             cluster_request_seconds: crate::cluster::calls::REQUEST_DEADLINE.as_secs(),
             cluster_stale_seconds: crate::cluster::STALE_AFTER.as_secs(),
         }

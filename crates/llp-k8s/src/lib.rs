@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod orphans;
 pub mod quota;
 pub mod records;
 pub mod reservations;

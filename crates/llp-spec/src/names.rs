@@ -35,6 +35,11 @@ pub const RESERVATION_ENDS_ANNOTATION: &str = "llp.kitegg.de/reservation-ends";
 /// (RFC 3339). Removed when it is deployed or scaled up again.
 pub const STOPPED_ANNOTATION: &str = "llp.kitegg.de/stopped-reservation-ended";
 
+/// Annotation of a deployment's StatefulSet or Job: its record's `date_created`. A record
+/// that later gets the same id has another date, so it never takes over these objects (nor
+/// their volumes).
+pub const RECORD_CREATED_ANNOTATION: &str = "llp.kitegg.de/record-created";
+
 /// Label of a shared (`ReadWriteMany`) volume's claim: the volume's name in the spec.
 pub const SHARED_VOLUME_LABEL: &str = "llp.kitegg.de/shared-volume";
 /// Prefix of the labels that say which deployments declared a shared claim: one label

@@ -54,6 +54,10 @@ pub struct Record {
     /// The owner's user id.
     #[serde(default)]
     pub user_created: Option<String>,
+    /// When the record was made (if the collection records it). Objects are stamped with it,
+    /// so that a later record given the same id never takes over an earlier one's objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
 }
 
 /// Where the deployment is reachable from outside the cluster.

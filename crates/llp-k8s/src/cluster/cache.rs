@@ -250,6 +250,28 @@ impl Caches {
         }
     }
 
+    /// Waits (up to `within`) until nothing named `base` is left: no StatefulSet or Job, no pod,
+    /// no claim. Returns what is still there when time runs out.
+    pub async fn wait_gone(&self, base: &str, within: std::time::Duration) -> Result<(), Vec<String>> {
+        let left = |caches: &Self| {
+            let (pods, claims) = caches.members(base);
+            let workload = caches.deployed(base).map(|d| format!("{} {base}", d.kind()));
+            let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                meta.name.clone().unwrap_or_default()
+            };
+            workload
+                .into_iter()
+                .chain(pods.iter().map(|p| format!("pod {}", name(&p.metadata))))
+                .chain(claims.iter().map(|c| format!("claim {}", name(&c.metadata))))
+                .collect::<Vec<_>>()
+        };
+        if self.wait_for(within, |caches| left(caches).is_empty()).await {
+            Ok(())
+        } else {
+            Err(left(self))
+        }
+    }
+
     /// What of the deployment `base` is still being deleted (see [`Caches::wait_deleted`]).
     fn terminating(&self, base: &str) -> Vec<String> {
         let (pods, claims) = self.members(base);

@@ -97,3 +97,37 @@ impl LeaseLock {
         }
     }
 }
+
+/// Runs `round` every `every` until `shutdown` turns true, then gives `lease` up: the loop of
+/// a lease-elected reconciler called `what`. A round answers the problem it met, if any; a
+/// problem is logged when it changes, not every round.
+pub async fn run_rounds<F, Fut>(
+    what: &str,
+    lease: &LeaseLock,
+    every: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let mut last_problem: Option<String> = None;
+    loop {
+        let problem = round().await;
+        if problem != last_problem {
+            match &problem {
+                Some(problem) => tracing::error!(%problem, "the {what} failed"),
+                None if last_problem.is_some() => tracing::info!("the {what} works again"),
+                None => {}
+            }
+            last_problem = problem;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    if let Err(error) = lease.release().await {
+        tracing::warn!(%error, "could not give up the {what}'s lease");
+    }
+}

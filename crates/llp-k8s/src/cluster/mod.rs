@@ -7,6 +7,7 @@ pub mod health;
 pub mod hostnames;
 pub mod index;
 pub mod lease;
+pub mod leftovers;
 pub mod resize;
 pub mod shared;
 pub mod trim;

@@ -73,8 +73,10 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         metrics,
         reservations: Arc::default(),
         follows: Arc::default(),
+        orphans: Arc::default(),
     };
     let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
+    let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
     println!("# Try (the walkthrough is in README.md):");
     println!(
         r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" -H 'Content-Type: application/json' $LLP_URL/items/deployments -d '{{"title":"web","data":"containers: [{{name: web, image: nginx, ports: [{{name: http, port: 80}}]}}]"}}'"#
@@ -91,8 +93,8 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         let _ = stop.send(true);
     })
     .await;
-    if let Some(reconciling) = reconciling {
-        let _ = reconciling.await;
+    for reconciler in [reconciling, collecting].into_iter().flatten() {
+        let _ = reconciler.await; // it gives its lease up
     }
     // The service's watches end before the simulator does: they would report its closed
     // connections as errors.

@@ -36,6 +36,13 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
              or `llp-k8s sim` (a simulated cluster and its kubeconfig)."
         )
     })?;
+    let has_service_token = config
+        .records
+        .directus
+        .service_token
+        .as_ref()
+        .is_some_and(|t| !t.expose().is_empty());
+    let embedded_source = llp_api.is_none();
     let (records, embedded): (Arc<dyn RecordSource>, Option<EmbeddedStore>) = match llp_api {
         Some(source) => (source, None),
         None => {
@@ -68,8 +75,14 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             settings: config.reservations,
             clock: Default::default(),
         }),
+        orphans: llp_k8s::orphans::OrphanPolicy::new(llp_k8s::orphans::OrphanSettings {
+            // Without its own token the service cannot list every record: nothing to compare.
+            enabled: config.orphans.enabled && (embedded_source || has_service_token),
+            ..config.orphans
+        }),
     };
     let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
+    let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
     tracing::info!(listen = %config.listen, "llp-k8s serving");
     let mut app = router(state);
     if let Some(cors) = cors {
@@ -81,8 +94,8 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         let _ = stop.send(true);
     })
     .await;
-    if let Some(reconciling) = reconciling {
-        let _ = reconciling.await; // it gives its lease up
+    for reconciler in [reconciling, collecting].into_iter().flatten() {
+        let _ = reconciler.await; // it gives its lease up
     }
     Ok(Outcome::Success)
 }
@@ -92,14 +105,14 @@ fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<
     tracing::info!(url = %config.directus.url, "records from the LLP API");
     if config.directus.service_token.is_none() {
         tracing::warn!(
-            "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end"
+            "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end, \
+             and deployments whose record is deleted in the LLP will not be removed"
         );
     }
     let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
     Ok(Arc::new(source))
 }
 
-/// Ctrl-C or SIGTERM (what Kubernetes sends a pod that is stopped).
 /// Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops).
 pub(super) async fn shutdown_signal() {
     let terminate = async {

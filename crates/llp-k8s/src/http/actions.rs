@@ -229,7 +229,7 @@ async fn remove(
     let target = resolved.deployed()?;
     let cluster = target.cluster;
     let base = target.names.base().to_owned();
-    delete_objects(cluster, &base, &target.label).await?;
+    delete_objects(cluster, Some(&base), &target.label).await?;
     // Read after write: a status request right after this answers 404.
     if !cluster.caches.observe_gone(&base).await {
         tracing::warn!(%base, "the watch cache has not seen the delete yet");
@@ -241,25 +241,31 @@ async fn remove(
 /// `label`: its StatefulSet or Job (and so its pods), Services, Ingress, NetworkPolicy, claims,
 /// hostname claim, Secret and ConfigMap, and its part in the owner's shared volumes. What is
 /// already gone is no error.
-pub(super) async fn delete_objects(cluster: &crate::cluster::Cluster, base: &str, label: &str) -> Result<(), ApiError> {
+pub async fn delete_objects(
+    cluster: &crate::cluster::Cluster,
+    base: Option<&str>,
+    label: &str,
+) -> Result<(), ApiError> {
     let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={label}"));
-    for result in [
-        cluster
-            .api::<StatefulSet>()
-            .delete(base, &DeleteParams::background())
-            .await
-            .map(drop),
-        // A Job's pods go with it (background propagation).
-        cluster
-            .api::<Job>()
-            .delete(base, &DeleteParams::background())
-            .await
-            .map(drop),
-    ] {
-        match result {
-            Ok(()) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(ApiError::cluster(error)),
+    if let Some(base) = base {
+        for result in [
+            cluster
+                .api::<StatefulSet>()
+                .delete(base, &DeleteParams::background())
+                .await
+                .map(drop),
+            // A Job's pods go with it (background propagation).
+            cluster
+                .api::<Job>()
+                .delete(base, &DeleteParams::background())
+                .await
+                .map(drop),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(ApiError::cluster(error)),
+            }
         }
     }
     delete_labelled(cluster.api::<Service>(), &selector).await?;
@@ -273,6 +279,9 @@ pub(super) async fn delete_objects(cluster: &crate::cluster::Cluster, base: &str
     crate::cluster::shared::release(cluster, label)
         .await
         .map_err(ApiError::shared)?;
+    let Some(base) = base else {
+        return Ok(());
+    };
     for result in [
         cluster
             .api::<Secret>()

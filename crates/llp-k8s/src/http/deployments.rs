@@ -10,6 +10,7 @@ use super::openapi::{CommonErrors, DeploymentId};
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects};
 use crate::cluster::hostnames::{self, HostnameError};
+use crate::cluster::leftovers::{self, Incarnation};
 use crate::cluster::workload::Deployed;
 use crate::records::{Purpose, Session};
 use axum::Json;
@@ -147,7 +148,7 @@ async fn deploy(
     let limits = state.limits.for_groups(&caller.identity.groups);
     let deployment = validate_record_with(&record, &limits, &own_claim).map_err(ApiError::Validation)?;
     let record_id = record.id.clone().unwrap_or(RecordId::Text(id));
-    let objects = render(
+    let mut objects = render(
         &deployment,
         Owner {
             id: &record_id,
@@ -155,11 +156,19 @@ async fn deploy(
         },
         &state.render,
     );
+    if let Some(created) = &record.date_created {
+        objects.stamp_record_created(created);
+    }
     let cluster = cluster(&state)?;
+    let label = label_value(&record_id.to_string());
+    let incarnation = Incarnation {
+        owner_label: record.user_created.as_ref().map(|_| owner_label.as_str()),
+        created: record.date_created.as_deref(),
+    };
+    remove_leftovers(cluster, objects.workload.name(), &label, incarnation).await?;
     // Claims can grow, not shrink: refused before anything is written.
     let current = crate::cluster::resize::current_sizes(&cluster.caches, &objects);
     llp_spec::resize::check_no_shrink(&deployment.spec, &current).map_err(ApiError::Validation)?;
-    let label = label_value(&record_id.to_string());
     let per_pod = crate::reservations::per_pod(objects.workload.pod_template());
     let replicas = deployment.spec.replicas;
     gpu_admission::check(
@@ -231,6 +240,27 @@ async fn deploy(
         StatusCode::OK
     };
     Ok((status, Json(deployment)).into_response())
+}
+
+/// Removes what an earlier record with the same id left under this deployment's names (see
+/// [`leftovers`]) and waits for it to be gone, so the record starts with fresh volumes; 409
+/// when the removal takes longer than a deploy may wait.
+async fn remove_leftovers(
+    cluster: &crate::cluster::Cluster,
+    base: &str,
+    label: &str,
+    record: Incarnation<'_>,
+) -> Result<(), ApiError> {
+    let Some(reason) = leftovers::left_by_another_record(&cluster.caches, base, record) else {
+        return Ok(());
+    };
+    tracing::warn!(deployment = %base, %reason, "removing what an earlier record with this id left");
+    super::actions::delete_objects(cluster, Some(base), label).await?;
+    cluster
+        .caches
+        .wait_gone(base, DELETION_WAIT)
+        .await
+        .map_err(|objects| ApiError::StillDeleting { objects })
 }
 
 /// The deployment's status, from the watch caches (costs the cluster nothing).

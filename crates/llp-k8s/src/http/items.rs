@@ -159,7 +159,7 @@ async fn remove(
     let _deleting = lock.lock().await;
     if state.cluster.is_some() {
         let target = super::deployments::resolve(&state, &session, &id, crate::records::Purpose::Act).await?;
-        super::actions::delete_objects(target.cluster, target.names.base(), &target.label).await?;
+        super::actions::delete_objects(target.cluster, Some(target.names.base()), &target.label).await?;
     }
     blocking(&state.embedded, move |s| {
         s.delete(&session.identity, &RecordId::Text(id))

@@ -1,6 +1,7 @@
 //! The HTTP service: routes, the caller's identity, and the error edge.
 
 mod actions;
+pub use actions::delete_objects;
 pub mod auth;
 mod capacity;
 pub mod cors;
@@ -13,6 +14,7 @@ mod items;
 pub mod metrics;
 pub mod openapi;
 mod ops;
+mod orphans;
 mod reservation_items;
 pub mod server;
 
@@ -51,6 +53,8 @@ pub struct AppState {
     pub reservations: Arc<crate::reservations::ReservationPolicy>,
     /// Open log streams per user, capped.
     pub follows: Arc<server::Follows>,
+    /// The orphan reconciler's settings and what it has seen.
+    pub orphans: Arc<crate::orphans::OrphanPolicy>,
 }
 
 /// Per-deployment locks: two concurrent deploys of one record must not interleave their
@@ -98,7 +102,8 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
         .merge(deployments::routes())
         .merge(actions::routes())
         .merge(data::routes())
-        .merge(capacity::routes());
+        .merge(capacity::routes())
+        .merge(orphans::routes());
     if with_items {
         routes.merge(items::routes()).merge(reservation_items::routes())
     } else {

@@ -298,7 +298,7 @@ impl EmbeddedStore {
         }
         let record = db
             .query_row(
-                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created FROM deployments WHERE id = ?1",
+                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created, date_created FROM deployments WHERE id = ?1",
                 [id],
                 row_to_record,
             )
@@ -328,13 +328,21 @@ impl EmbeddedStore {
         let db = self.db();
         let mut query = db
             .prepare(
-                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created FROM deployments
+                "SELECT id, title, data, exposed_service, exposed_port, exposed_hostname, user_created, date_created FROM deployments
                  WHERE ?1 OR user_created = ?2 ORDER BY date_created, id",
             )
             .map_err(failed)?;
         let rows = query
             .query_map(params![caller.admin, caller.id], row_to_record)
             .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// The id of every record.
+    pub fn ids(&self) -> Result<Vec<String>, RecordError> {
+        let db = self.db();
+        let mut query = db.prepare("SELECT id FROM deployments").map_err(failed)?;
+        let rows = query.query_map([], |row| row.get(0)).map_err(failed)?;
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
@@ -451,6 +459,10 @@ impl RecordSource for EmbeddedStore {
         Box::pin(self.blocking(move |store| store.open_reservations(now)))
     }
 
+    fn record_ids<'a>(&'a self, _fallback: Option<&'a Token>) -> BoxFuture<'a, Result<Vec<String>, RecordError>> {
+        Box::pin(self.blocking(EmbeddedStore::ids))
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(self.blocking(EmbeddedStore::ping))
     }
@@ -466,6 +478,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
         exposed_port: port.and_then(|p| serde_json::from_str(&p).ok()),
         exposed_hostname: row.get(5)?,
         user_created: row.get(6)?,
+        date_created: row.get(7)?,
     })
 }
 

@@ -102,6 +102,12 @@ pub trait RecordSource: Send + Sync {
         now: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
 
+    /// The id of every deployment record, as the service itself reads them (the orphan
+    /// reconciler's question: which deployments still have a record). The `directus` source
+    /// reads with its service token, or else with `fallback`, and fails naming the setting
+    /// when it has neither.
+    fn record_ids<'a>(&'a self, fallback: Option<&'a Token>) -> BoxFuture<'a, Result<Vec<String>, RecordError>>;
+
     /// Whether the source answers (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), RecordError>>;
 }

@@ -87,31 +87,15 @@ impl Reconciler {
 
     /// Reviews every `check_seconds` while this instance holds the lease, until `shutdown`
     /// turns true; then gives the lease up.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: tokio::sync::watch::Receiver<bool>) {
         if !self.policy.settings.enforce {
             return;
         }
         let every = Duration::from_secs(self.policy.settings.check_seconds.max(1));
-        let mut last_problem: Option<String> = None;
-        loop {
-            let problem = self.round().await.err().map(|e| e.to_string());
-            // Logged when it changes, not every few seconds.
-            if problem != last_problem {
-                match &problem {
-                    Some(problem) => tracing::error!(%problem, "the GPU reservation reconciler failed"),
-                    None if last_problem.is_some() => tracing::info!("the GPU reservation reconciler works again"),
-                    None => {}
-                }
-                last_problem = problem;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                _ = shutdown.wait_for(|stop| *stop) => break,
-            }
-        }
-        if let Err(error) = self.lease.release().await {
-            tracing::warn!(%error, "could not give up the reservation reconciler's lease");
-        }
+        crate::cluster::lease::run_rounds("GPU reservation reconciler", &self.lease, every, shutdown, || async {
+            self.round().await.err().map(|e| e.to_string())
+        })
+        .await;
     }
 
     /// One round: takes or renews the lease (on the wall clock), and reviews when this

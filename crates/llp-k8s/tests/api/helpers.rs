@@ -54,6 +54,7 @@ pub fn app() -> TestApp {
         metrics: Arc::default(),
         reservations: Arc::default(),
         follows: Arc::default(),
+        orphans: Arc::default(),
     };
     TestApp {
         state,
@@ -448,6 +449,29 @@ impl TestApp {
             self.state.reservations.clone(),
             holder,
         )
+    }
+
+    /// An orphan reconciler of this service instance, named `holder` in its lease, judging by
+    /// `settings` (with nothing seen yet).
+    pub fn orphan_reconciler(
+        &self,
+        holder: &str,
+        settings: llp_k8s::orphans::OrphanSettings,
+    ) -> llp_k8s::orphans::reconciler::OrphanReconciler {
+        llp_k8s::orphans::reconciler::OrphanReconciler::new(
+            self.state.records.clone(),
+            self.cluster().clone(),
+            llp_k8s::orphans::OrphanPolicy::new(settings),
+            holder,
+        )
+    }
+
+    /// Deletes record `id` from the record store behind the service's back, as a record
+    /// deleted in the LLP itself is: its objects stay in the cluster.
+    pub fn forget_record(&self, id: &str) {
+        let store = self.state.embedded.as_ref().expect("the embedded store");
+        let admin = store.authenticate(&self.admin).unwrap();
+        store.delete(&admin, &llp_spec::RecordId::Text(id.to_owned())).unwrap();
     }
 
     /// Alice's deployment of `body`, deployed and with its first pod Running; its id and that

@@ -6,6 +6,7 @@ mod compatibility;
 mod data;
 mod deployments;
 mod directus;
+mod directus_orphans;
 mod directus_reservations;
 mod e2e;
 mod hardening;
@@ -15,6 +16,7 @@ mod jobs;
 #[path = "../support/llp_api.rs"]
 mod llp_api;
 mod openapi;
+mod orphans;
 mod rbac;
 mod reservations;
 #[path = "../support/testbed.rs"]

@@ -30,6 +30,7 @@ const SERVICE_ROUTES: &[(&str, &str)] = &[
     ("put", "/kubernetes/deployments/{id}/config"),
     ("get", "/kubernetes/capacity"),
     ("get", "/kubernetes/capacity/profiles"),
+    ("get", "/kubernetes/orphans"),
 ];
 
 const ITEM_ROUTES: &[(&str, &str)] = &[

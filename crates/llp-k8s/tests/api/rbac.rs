@@ -197,6 +197,29 @@ async fn exercise_every_route(app: &TestApp) {
         .find(|v| v["shared"] == true)
         .unwrap();
     let shared_claim = shared["claim"].as_str().unwrap().to_owned();
+    // The orphan reconciler: a deployment whose record vanished in the LLP is listed (metadata
+    // only) and removed.
+    let lost = app
+        .create_record_with(&alice, json!({"data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    call(
+        "PUT",
+        format!("/kubernetes/deployments/{lost}/secret"),
+        Some(json!({"KEY": "v"})),
+    )
+    .await;
+    call("PUT", format!("/kubernetes/deployments/{lost}"), None).await;
+    app.forget_record(&lost);
+    let (status, listing) = app.call("GET", "/kubernetes/orphans", &app.admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    let settings = llp_k8s::orphans::OrphanSettings {
+        grace_seconds: 0,
+        ..Default::default()
+    };
+    let round = app.orphan_reconciler("rbac-test", settings).round().await;
+    let round = round.expect("the orphan reconciler works under the Role");
+    assert_eq!(round.expect("it holds the lease").removed, [lost]);
+
     call("DELETE", deployment.clone(), None).await;
     call("DELETE", format!("/kubernetes/deployments/{gpu}"), None).await;
     let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =

@@ -302,6 +302,12 @@ impl Admin {
             )
             .await;
         }
+        // The orphan reconciler asks which deployment records exist: their ids are enough.
+        self.post(
+            "/permissions",
+            json!({"policy": readers, "collection": "deployments", "action": "read", "fields": ["id"]}),
+        )
+        .await;
         let app = self.post("/policies", json!({"name": "App", "app_access": true})).await;
         let app = app["data"]["id"].as_str().unwrap().to_owned();
         let role = |name: &str, policies: &[&str]| {

@@ -219,6 +219,19 @@ impl Objects {
             Workload::StatefulSet(_) => None,
         }
     }
+
+    /// Stamps the workload with its record's `date_created` (see
+    /// [`crate::names::RECORD_CREATED_ANNOTATION`]). Only the workload's own metadata: its pod
+    /// template would restart the pods, and claim templates cannot change.
+    pub fn stamp_record_created(&mut self, created: &str) {
+        let meta = match &mut self.workload {
+            Workload::StatefulSet(s) => &mut s.metadata,
+            Workload::Job(j) => &mut j.metadata,
+        };
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(crate::names::RECORD_CREATED_ANNOTATION.to_owned(), created.to_owned());
+    }
 }
 
 /// Who a deployment is, for naming and labelling.

@@ -152,6 +152,22 @@ impl DirectusSource {
         })
     }
 
+    /// The service token, or else `fallback`; without either, an error naming the setting and
+    /// what the service cannot `do` without it.
+    fn service_token<'a>(&'a self, fallback: Option<&'a Token>, what: &str) -> Result<&'a Token, RecordError> {
+        self.config
+            .service_token
+            .as_ref()
+            .filter(|t| !t.expose().is_empty())
+            .or(fallback)
+            .ok_or_else(|| RecordError::Unavailable {
+                source_name: NAME,
+                detail: format!(
+                    "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: the service cannot {what} on its own"
+                ),
+            })
+    }
+
     /// Counts requests in `calls` (the service's `/metrics` registers it).
     pub fn counting(mut self, calls: LlpApiCalls) -> Self {
         self.records.api_mut().calls = calls.clone();
@@ -235,17 +251,15 @@ impl RecordSource for DirectusSource {
         now: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
         Box::pin(async move {
-            let token = self
-                .config
-                .service_token
-                .as_ref()
-                .filter(|t| !t.expose().is_empty())
-                .or(fallback)
-                .ok_or_else(|| RecordError::Unavailable {
-                    source_name: NAME,
-                    detail: "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: the service cannot read GPU reservations on its own".into(),
-                })?;
+            let token = self.service_token(fallback, "read GPU reservations")?;
             self.reservations.read(&self.api, token.expose(), None, &[], now).await
+        })
+    }
+
+    fn record_ids<'a>(&'a self, fallback: Option<&'a Token>) -> BoxFuture<'a, Result<Vec<String>, RecordError>> {
+        Box::pin(async move {
+            let token = self.service_token(fallback, "tell which deployments still have a record")?;
+            self.records.ids(token.expose()).await
         })
     }
 

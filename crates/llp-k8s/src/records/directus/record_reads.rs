@@ -17,8 +17,10 @@ use reqwest::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The fields of a record this service reads.
-const RECORD_FIELDS: &str = "id,title,data,exposed_service,exposed_port,exposed_hostname,user_created";
+/// The fields of a record this service reads: all the caller may read. Naming them would make
+/// Directus 11 refuse the read (403) in a collection without one of them, such as the
+/// optional `date_created`; fields this service does not know are ignored.
+const RECORD_FIELDS: &str = "*";
 
 /// Record reads of one collection. Clones share the cache (a refresh runs on a clone).
 #[derive(Clone)]
@@ -59,6 +61,37 @@ impl RecordReads {
                 reads.fetch(&owned_token, &owned_id).await
             })
             .await
+    }
+
+    /// The id of every record `token` may read (all of them for the service token).
+    pub(super) async fn ids(&self, token: &str) -> Result<Vec<String>, RecordError> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: serde_json::Value,
+        }
+        let path = format!("/items/{}?fields=id&limit=-1", self.collection);
+        let items: Vec<Id> = self
+            .api
+            .get("items", &path, token)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Status(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, message) => {
+                    RecordError::Forbidden(format!(
+                        "the LLP API does not let this token list the ids of `{}` ({message}); the service token needs read access to it",
+                        self.collection
+                    ))
+                }
+                other => other.into_error("/items (ids)"),
+            })?;
+        // Integer or text ids, as the record's own `RecordId` prints them.
+        Ok(items
+            .into_iter()
+            .filter_map(|item| match item.id {
+                serde_json::Value::String(text) => Some(text),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn fetch(&self, token: &str, id: &str) -> Result<Record, RecordError> {
