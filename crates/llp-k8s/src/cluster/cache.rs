@@ -141,6 +141,13 @@ impl Caches {
         self.tasks.iter().for_each(tokio::task::AbortHandle::abort);
     }
 
+    /// How many changes the stores have applied: equal versions mean equal contents, so
+    /// something derived from the caches at one version holds until the next (the version is
+    /// bumped after a store's write, so reading it first never pairs it with older contents).
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
     /// Waits until every store has its first full list.
     pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.stateful_sets.wait_until_ready().await?;

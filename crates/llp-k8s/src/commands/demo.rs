@@ -4,7 +4,7 @@
 use super::Outcome;
 use anyhow::Context;
 use llp_k8s::cluster::Cluster;
-use llp_k8s::http::{AppState, router};
+use llp_k8s::http::{AppParts, AppState, router};
 use llp_k8s::records::embedded::{EmbeddedStore, ReservationInput, UserRef};
 use llp_sim::{SimOptions, Simulator};
 use llp_spec::{LimitsTable, RenderConfig};
@@ -62,7 +62,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let cluster_handle = cluster.clone();
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let state: AppState = AppParts {
         records: Arc::new(records.clone()),
         embedded: Some(records),
         cluster: Some(cluster),
@@ -74,7 +74,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
-    };
+        status_memo: Arc::default(),
+    }
+    .into();
     let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
     let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
     println!("# Try (the walkthrough is in README.md):");

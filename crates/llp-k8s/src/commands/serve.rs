@@ -5,7 +5,7 @@ use anyhow::Context;
 use llp_k8s::cluster::Cluster;
 use llp_k8s::config::{Config, RecordsConfig, SourceKind};
 use llp_k8s::http::metrics::Metrics;
-use llp_k8s::http::{AppState, router};
+use llp_k8s::http::{AppParts, AppState, router};
 use llp_k8s::records::RecordSource;
 use llp_k8s::records::directus::DirectusSource;
 use llp_k8s::records::embedded::EmbeddedStore;
@@ -61,7 +61,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let state: AppState = AppParts {
         records,
         embedded,
         cluster: Some(cluster),
@@ -80,7 +80,9 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             enabled: config.orphans.enabled && (embedded_source || has_service_token),
             ..config.orphans
         }),
-    };
+        status_memo: Arc::default(),
+    }
+    .into();
     let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
     let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
     tracing::info!(listen = %config.listen, "llp-k8s serving");

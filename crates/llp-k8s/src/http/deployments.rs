@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::gpu_admission;
 use super::openapi::{CommonErrors, DeploymentId};
+use super::status_memo::Inputs;
 use crate::cluster::Cluster;
 use crate::cluster::apply::{ApplyError, apply_objects};
 use crate::cluster::hostnames::{self, HostnameError};
@@ -14,8 +15,11 @@ use crate::cluster::leftovers::{self, Incarnation};
 use crate::cluster::workload::Deployed;
 use crate::records::{Purpose, Session};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use llp_spec::names::{Names, STOPPED_ANNOTATION, label_value};
 use llp_spec::status::DeploymentStatus;
@@ -43,7 +47,7 @@ fn cluster(state: &AppState) -> Result<&Cluster, ApiError> {
 /// A record the caller may act on, and where its objects are.
 pub struct Resolved<'a> {
     /// The record.
-    pub record: Record,
+    pub record: std::sync::Arc<Record>,
     /// Its object names.
     pub names: Names,
     /// Its `llp.kitegg.de/deployment` label value.
@@ -282,11 +286,39 @@ async fn status(
     let Resolved {
         record, names, cluster, ..
     } = resolve(&state, &caller, &id, Purpose::Look).await?;
+    let inputs = Inputs {
+        // Read before the caches: see `Caches::version`.
+        version: cluster.caches.version(),
+        url: record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
+            format!(
+                "{}://{h}.{}",
+                if state.render.ingress.tls { "https" } else { "http" },
+                state.render.ingress.domain
+            )
+        }),
+        stale_since: cluster.health.stale_since(),
+    };
+    let body = match state.status_memo.get(names.base(), &inputs) {
+        Some(body) => body,
+        None => {
+            let status = render_status(cluster, names.base(), &inputs)?;
+            // Cannot fail: string keys only, and serde_json writes a non-finite number as null.
+            let body = Bytes::from(serde_json::to_vec(&status).unwrap_or_default());
+            let keep = 2 * (cluster.caches.stateful_sets.state().len() + cluster.caches.jobs.state().len()) + 64;
+            state.status_memo.put(names.base(), inputs, body.clone(), keep);
+            body
+        }
+    };
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
+
+/// The status of deployment `base` from the caches.
+fn render_status(cluster: &Cluster, base: &str, inputs: &Inputs) -> Result<DeploymentStatus, ApiError> {
     let deployed = cluster
         .caches
-        .deployed(names.base())
+        .deployed(base)
         .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
-    let (pods, mut claims) = cluster.caches.members(names.base());
+    let (pods, mut claims) = cluster.caches.members(base);
     // The claims its pods mount by name: shared ones, and a Job's (already among its members).
     for name in llp_spec::status::mounted_claims(deployed.pod_template()) {
         if !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name))
@@ -295,25 +327,18 @@ async fn status(
             claims.push(claim);
         }
     }
-    let url = record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
-        format!(
-            "{}://{h}.{}",
-            if state.render.ingress.tls { "https" } else { "http" },
-            state.render.ingress.domain
-        )
-    });
+    let url = inputs.url.clone();
     let status = match &deployed {
         Deployed::StatefulSet(sts) => {
-            let refused = cluster.caches.failed_create(names.base());
+            let refused = cluster.caches.failed_create(base);
             llp_spec::status::from_objects(sts, &pods, &claims, url).with_refused_pods(refused.as_deref())
         }
         Deployed::Job(job) => llp_spec::status::from_job(job, &pods, &claims, url),
     };
-    let status = llp_spec::status::DeploymentStatus {
-        stale: cluster.health.stale_since().map(llp_spec::status::Stale::since),
+    Ok(DeploymentStatus {
+        stale: inputs.stale_since.map(llp_spec::status::Stale::since),
         ..status
-    };
-    Ok(Json(status).into_response())
+    })
 }
 
 /// Removes the note that the reservation reconciler stopped the deployment, once it runs

@@ -29,12 +29,12 @@ pub struct EmbeddedStore {
 /// What the store has read or written, by token hash and by record id.
 #[derive(Default)]
 struct View {
-    identities: std::sync::RwLock<std::collections::HashMap<String, Identity>>,
-    records: std::sync::RwLock<std::collections::HashMap<String, Record>>,
+    identities: std::sync::RwLock<std::collections::HashMap<String, Arc<Identity>>>,
+    records: std::sync::RwLock<std::collections::HashMap<String, Arc<Record>>>,
 }
 
 impl View {
-    fn identity(&self, token_hash: &str) -> Option<Identity> {
+    fn identity(&self, token_hash: &str) -> Option<Arc<Identity>> {
         self.identities
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -42,14 +42,14 @@ impl View {
             .cloned()
     }
 
-    fn remember_identity(&self, token_hash: String, identity: Identity) {
+    fn remember_identity(&self, token_hash: String, identity: Arc<Identity>) {
         self.identities
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(token_hash, identity);
     }
 
-    fn record(&self, id: &str) -> Option<Record> {
+    fn record(&self, id: &str) -> Option<Arc<Record>> {
         self.records
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -57,7 +57,7 @@ impl View {
             .cloned()
     }
 
-    fn remember_record(&self, record: Record) {
+    fn remember_record(&self, record: Arc<Record>) {
         let Some(id) = record.id.as_ref().map(ToString::to_string) else {
             return;
         };
@@ -138,10 +138,13 @@ fn failed(error: rusqlite::Error) -> RecordError {
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(token.as_bytes()) {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 impl EmbeddedStore {
@@ -242,7 +245,7 @@ impl EmbeddedStore {
     }
 
     /// The user holding `token`.
-    pub fn authenticate(&self, token: &str) -> Result<Identity, RecordError> {
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Identity>, RecordError> {
         let hash = token_hash(token);
         if let Some(identity) = self.view.identity(&hash) {
             return Ok(identity);
@@ -265,12 +268,13 @@ impl EmbeddedStore {
             .optional()
             .map_err(failed)?
             .ok_or(RecordError::Unauthorized)?;
+        let identity = Arc::new(identity);
         self.view.remember_identity(hash, identity.clone());
         Ok(identity)
     }
 
     /// Creates a record owned by `caller`.
-    pub fn create(&self, caller: &Identity, input: &RecordInput) -> Result<Record, RecordError> {
+    pub fn create(&self, caller: &Identity, input: &RecordInput) -> Result<Arc<Record>, RecordError> {
         let id = uuid::Uuid::new_v4().to_string();
         let db = self.db();
         db.execute(
@@ -292,7 +296,7 @@ impl EmbeddedStore {
 
     /// The record `id`, from the view or else the file (then remembered); called with the
     /// file's lock held, so that no write slips between reading the file and the view.
-    fn read_through(&self, db: &Connection, id: &str) -> Result<Record, RecordError> {
+    fn read_through(&self, db: &Connection, id: &str) -> Result<Arc<Record>, RecordError> {
         if let Some(record) = self.view.record(id) {
             return Ok(record);
         }
@@ -305,12 +309,13 @@ impl EmbeddedStore {
             .optional()
             .map_err(failed)?
             .ok_or(RecordError::NotFound)?;
+        let record = Arc::new(record);
         self.view.remember_record(record.clone());
         Ok(record)
     }
 
     /// A record `caller` may read; others' records are [`RecordError::NotFound`].
-    pub fn get(&self, caller: &Identity, id: &RecordId) -> Result<Record, RecordError> {
+    pub fn get(&self, caller: &Identity, id: &RecordId) -> Result<Arc<Record>, RecordError> {
         let id = id.to_string();
         let record = match self.view.record(&id) {
             Some(record) => record,
@@ -348,10 +353,10 @@ impl EmbeddedStore {
 
     /// Changes the given fields of a record `caller` may read (read and write under one lock,
     /// so two changes at once never lose one).
-    pub fn update(&self, caller: &Identity, id: &RecordId, input: &RecordInput) -> Result<Record, RecordError> {
+    pub fn update(&self, caller: &Identity, id: &RecordId, input: &RecordInput) -> Result<Arc<Record>, RecordError> {
         let id = id.to_string();
         let db = self.db();
-        let current = self.read_through(&db, &id)?;
+        let current = Record::clone(&*self.read_through(&db, &id)?);
         if !caller.may_access(&current) {
             return Err(RecordError::NotFound);
         }
@@ -413,7 +418,7 @@ impl RecordSource for EmbeddedStore {
         NAME
     }
 
-    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Arc<Identity>, RecordError>> {
         // Known tokens are answered from the view, on this thread; others read the file.
         if let Some(identity) = self.view.identity(&token_hash(token.expose())) {
             return Box::pin(std::future::ready(Ok(identity)));
@@ -427,7 +432,7 @@ impl RecordSource for EmbeddedStore {
         session: &'a Session,
         id: &'a str,
         _purpose: Purpose,
-    ) -> BoxFuture<'a, Result<Record, RecordError>> {
+    ) -> BoxFuture<'a, Result<Arc<Record>, RecordError>> {
         if let Some(record) = self.view.record(id) {
             let answer = if session.identity.may_access(&record) {
                 Ok(record)

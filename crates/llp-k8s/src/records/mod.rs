@@ -11,6 +11,7 @@ mod ttl_cache;
 use futures::future::BoxFuture;
 use llp_spec::Record;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,8 +61,8 @@ impl std::fmt::Debug for Token {
 /// source reads records with it, so that the LLP decides what they may read).
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// Who is calling.
-    pub identity: Identity,
+    /// Who is calling (shared with the source's cache: a request copies no field of it).
+    pub identity: Arc<Identity>,
     /// Their token.
     pub token: Token,
 }
@@ -72,7 +73,7 @@ pub trait RecordSource: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// The user holding `token`.
-    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>>;
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Arc<Identity>, RecordError>>;
 
     /// The record `id`, if the session may read it. For [`Purpose::Look`] a source may answer
     /// from a short cache; for [`Purpose::Act`] it asks afresh.
@@ -81,7 +82,7 @@ pub trait RecordSource: Send + Sync {
         session: &'a Session,
         id: &'a str,
         purpose: Purpose,
-    ) -> BoxFuture<'a, Result<Record, RecordError>>;
+    ) -> BoxFuture<'a, Result<Arc<Record>, RecordError>>;
 
     /// The GPU reservations not ended at `now` that may cover a deployment of `owner`: those
     /// naming one of `deployments`, and `owner`'s own (SPEC section 10).

@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use llp_k8s::cluster::Cluster;
-use llp_k8s::http::{AppState, router};
+use llp_k8s::http::{AppParts, AppState, router};
 use llp_k8s::records::RecordSource;
 use llp_k8s::records::embedded::EmbeddedStore;
 use llp_sim::{ClusterSpec, SimOptions, Simulator, Timings};
@@ -43,7 +43,7 @@ pub fn app() -> TestApp {
     let (_, bob) = store.add_user("bob", &[], false).unwrap();
     let (_, admin) = store.add_user("root", &[], true).unwrap();
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let state: AppState = AppParts {
         records: Arc::new(store.clone()),
         embedded: Some(store),
         cluster: None,
@@ -55,7 +55,9 @@ pub fn app() -> TestApp {
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
-    };
+        status_memo: Arc::default(),
+    }
+    .into();
     TestApp {
         state,
         alice,
@@ -426,11 +428,12 @@ impl TestApp {
         let client = llp_k8s::cluster::calls::counted_client(config, Default::default(), deadline).unwrap();
         let cluster = Cluster::start(client, "services");
         cluster.caches.ready().await.unwrap();
-        AppState {
+        AppParts {
             cluster: Some(cluster),
             locks: Arc::default(),
-            ..self.state.clone()
+            ..(*self.state).clone()
         }
+        .into()
     }
 
     /// Sends a request to `state` (another replica) as the holder of `token`; status and JSON.
@@ -491,7 +494,14 @@ impl TestApp {
 
     /// The user id of the holder of `token`.
     pub fn user_id(&self, token: &str) -> String {
-        self.state.embedded.as_ref().unwrap().authenticate(token).unwrap().id
+        self.state
+            .embedded
+            .as_ref()
+            .unwrap()
+            .authenticate(token)
+            .unwrap()
+            .id
+            .clone()
     }
 
     /// Books `gpus` (slugs) for the holder of `token` from `start` to `end` (RFC 3339), for

@@ -84,7 +84,7 @@ pub struct DirectusSource {
     /// TTL (a changed role changes limits late); access itself is decided by the record read.
     /// Single flight with refresh-ahead, so an identity expiring under load costs one read
     /// and makes no poll wait.
-    identities: SingleFlight<Identity>,
+    identities: SingleFlight<Arc<Identity>>,
     /// Record reads, and the short cache of the ones made to look ([`record_reads`]).
     records: RecordReads,
     /// GPU reservation reads.
@@ -204,11 +204,13 @@ impl RecordSource for DirectusSource {
         NAME
     }
 
-    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Identity, RecordError>> {
+    fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Arc<Identity>, RecordError>> {
         Box::pin(async move {
             let (api, config, owned) = (self.api.clone(), self.config.clone(), token.expose().to_owned());
             self.identities
-                .get(token.expose(), move || async move { who(&api, &config, &owned).await })
+                .get(token.expose(), move || async move {
+                    who(&api, &config, &owned).await.map(Arc::new)
+                })
                 .await
         })
     }
@@ -218,7 +220,7 @@ impl RecordSource for DirectusSource {
         session: &'a Session,
         id: &'a str,
         purpose: Purpose,
-    ) -> BoxFuture<'a, Result<Record, RecordError>> {
+    ) -> BoxFuture<'a, Result<Arc<Record>, RecordError>> {
         Box::pin(async move {
             // Ids are UUIDs or integers; anything else cannot name a record, and must not be
             // pasted into a URL path (`../users`).

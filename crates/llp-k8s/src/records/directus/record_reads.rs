@@ -28,7 +28,7 @@ pub(super) struct RecordReads {
     api: LlpApi,
     collection: Arc<str>,
     /// The records read to look, by token and id.
-    looked: SingleFlight<Record>,
+    looked: SingleFlight<Arc<Record>>,
 }
 
 impl RecordReads {
@@ -47,18 +47,18 @@ impl RecordReads {
     }
 
     /// Reads record `id` with `token` from the LLP API, and remembers it for looking.
-    pub(super) async fn read(&self, token: &str, id: &str) -> Result<Record, RecordError> {
-        let record = self.fetch(token, id).await?;
+    pub(super) async fn read(&self, token: &str, id: &str) -> Result<Arc<Record>, RecordError> {
+        let record = Arc::new(self.fetch(token, id).await?);
         self.looked.remember(&question(token, id), record.clone());
         Ok(record)
     }
 
     /// Record `id` for looking at: from the cache when it may be.
-    pub(super) async fn look(&self, token: &str, id: &str) -> Result<Record, RecordError> {
+    pub(super) async fn look(&self, token: &str, id: &str) -> Result<Arc<Record>, RecordError> {
         let (reads, owned_token, owned_id) = (self.clone(), token.to_owned(), id.to_owned());
         self.looked
             .get(&question(token, id), move || async move {
-                reads.fetch(&owned_token, &owned_id).await
+                reads.fetch(&owned_token, &owned_id).await.map(Arc::new)
             })
             .await
     }

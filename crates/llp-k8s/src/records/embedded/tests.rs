@@ -38,7 +38,7 @@ fn nginx() -> RecordInput {
 fn a_token_authenticates_its_user_and_nothing_else() {
     let f = fixture();
     let (carol, token) = f.store.add_user("carol", &["students".into()], false).unwrap();
-    assert_eq!(f.store.authenticate(&token).unwrap(), carol);
+    assert_eq!(*f.store.authenticate(&token).unwrap(), carol);
     assert!(matches!(
         f.store.authenticate("llp_wrong"),
         Err(RecordError::Unauthorized)
@@ -59,7 +59,7 @@ fn a_record_belongs_to_its_creator() {
 #[test]
 fn another_users_record_reads_like_a_missing_one() {
     let f = fixture();
-    let id = f.store.create(&f.alice, &nginx()).unwrap().id.unwrap();
+    let id = f.store.create(&f.alice, &nginx()).unwrap().id.clone().unwrap();
     let unknown = RecordId::Text(uuid::Uuid::new_v4().to_string());
     for (what, result) in [
         ("alice's", f.store.get(&f.bob, &id)),
@@ -88,7 +88,7 @@ fn lists_hold_only_the_callers_records_except_for_admins() {
 #[test]
 fn updates_change_only_the_given_fields() {
     let f = fixture();
-    let id = f.store.create(&f.alice, &nginx()).unwrap().id.unwrap();
+    let id = f.store.create(&f.alice, &nginx()).unwrap().id.clone().unwrap();
     let changed = f
         .store
         .update(
@@ -105,7 +105,7 @@ fn updates_change_only_the_given_fields() {
     let input: RecordInput = serde_json::from_str(r#"{"exposed_port": null}"#).unwrap();
     let cleared = f.store.update(&f.alice, &id, &input).unwrap();
     assert_eq!(
-        (cleared.exposed_port, cleared.title.as_deref()),
+        (cleared.exposed_port.clone(), cleared.title.as_deref()),
         (None, Some("web")),
         "null clears, absent keeps"
     );
@@ -121,11 +121,11 @@ fn the_database_keeps_users_and_records_across_opens() {
     let (alice, token, id) = {
         let store = EmbeddedStore::open(&path).unwrap();
         let (alice, token) = store.add_user("alice", &[], false).unwrap();
-        let id = store.create(&alice, &nginx()).unwrap().id.unwrap();
+        let id = store.create(&alice, &nginx()).unwrap().id.clone().unwrap();
         (alice, token, id)
     };
     let store = EmbeddedStore::open(&path).unwrap();
-    assert_eq!(store.authenticate(&token).unwrap(), alice);
+    assert_eq!(*store.authenticate(&token).unwrap(), alice);
     assert!(store.get(&alice, &id).is_ok());
 }
 
@@ -250,7 +250,7 @@ mod reservations {
     fn admission_reads_the_owners_and_the_deployments_open_bookings() {
         let f = fixture();
         let record = f.store.create(&f.bob, &nginx()).unwrap();
-        let record_id = record.id.unwrap().to_string();
+        let record_id = record.id.clone().unwrap().to_string();
         f.store
             .add_reservation(&f.admin, &booking(&[&f.alice], &["gpu-xs"]))
             .unwrap();
@@ -336,11 +336,11 @@ fn a_user_another_process_adds_is_known_at_once_and_an_update_is_seen_by_the_nex
     ));
     let (carol, token) = cli.add_user("carol", &[], false).unwrap();
     assert_eq!(
-        f.store.authenticate(&token).unwrap(),
+        *f.store.authenticate(&token).unwrap(),
         carol,
         "read from the file on first sight"
     );
-    assert_eq!(f.store.authenticate(&token).unwrap(), carol, "then from the view");
+    assert_eq!(*f.store.authenticate(&token).unwrap(), carol, "then from the view");
 
     let record = f.store.create(&f.alice, &nginx()).unwrap();
     let id = record.id.clone().unwrap();
