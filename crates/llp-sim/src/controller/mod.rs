@@ -54,7 +54,7 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
         tokio::select! {
             _ = ticker.tick() => {
                 let now = Instant::now();
-                let running = controller.pass(&state, now);
+                let running = controller.pass(&state, now).await;
                 // The kubelets' part, a chunk of pods per hold of the store's lock: with
                 // thousands of pods one hold would keep API requests waiting for tens of ms.
                 for chunk in running.chunks(KUBELET_CHUNK) {
@@ -105,76 +105,106 @@ impl Controller {
 
     /// One pass of every controller but the kubelets; returns the pods placed on nodes, for
     /// [`Controller::run_pods`]. Objects that did not change since the last pass cost a
-    /// comparison, not a rewrite.
-    pub fn pass(&mut self, state: &ApiState, now: Instant) -> Vec<Arc<Value>> {
-        let mut store = state.store.lock().expect("store lock");
+    /// comparison, not a rewrite. The store's lock is taken per phase and given back (with a
+    /// yield) between them, and what needs no store (scanning snapshots of the pods) runs
+    /// without it: with thousands of pods one hold for the whole pass kept API requests
+    /// waiting for tens of milliseconds.
+    pub async fn pass(&mut self, state: &ApiState, now: Instant) -> Vec<Arc<Value>> {
         let everything = (LabelSelector::default(), FieldSelector::default());
-        let mut pods = store.list(ids::pods(), None, &everything.0, &everything.1);
-        let sets = store.list(ids::stateful_sets(), None, &everything.0, &everything.1);
-        if statefulset::adopt_orphans(&mut store, &sets, &pods) {
-            pods = store.list(ids::pods(), None, &everything.0, &everything.1);
-        }
-        let mut owned: HashMap<&str, Vec<Arc<Value>>> = HashMap::new();
-        for pod in &pods {
-            for owner in pod["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
-                if let Some(uid) = owner["uid"].as_str() {
-                    owned.entry(uid).or_default().push(pod.clone());
-                }
-            }
-        }
+        let list = |store: &Store, resource| store.list(resource, None, &everything.0, &everything.1);
+        // Workloads: which StatefulSets changed since the last pass, from snapshots.
+        let (pods, sets) = {
+            let store = state.store.lock().expect("store lock");
+            (list(&store, ids::pods()), list(&store, ids::stateful_sets()))
+        };
+        let orphans = statefulset::orphans(&pods);
+        let owned = owned_by(&pods);
         let mut fingerprints = HashMap::new();
-        for sts in sets {
+        let mut changed = Vec::new();
+        for sts in &sets {
             let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
-            let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
-            let fingerprint = fingerprint(&sts, pods);
+            let fingerprint = fingerprint(sts, owned.get(uid).map_or(&[][..], Vec::as_slice));
             if self.sts_fingerprints.get(uid).is_none_or(|old| !old.same(&fingerprint)) {
-                statefulset::reconcile(&mut store, &sts, pods, &mut self.recorder);
+                changed.push(uid.to_owned());
             }
             fingerprints.insert(uid.to_owned(), fingerprint);
         }
         self.sts_fingerprints = fingerprints;
-        for job in store.list(ids::jobs(), None, &everything.0, &everything.1) {
-            let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
-            let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
-            job::reconcile(&mut store, &job, pods, &mut self.recorder);
-        }
-        housekeeping::bind_claims(&mut store);
-        housekeeping::expand_claims(&mut store);
-        housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
-
-        let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
-        let nodes = store.list(ids::nodes(), None, &everything.0, &everything.1);
-        let mut bound: Vec<Arc<Value>> = pods
-            .iter()
-            .filter(|p| p["spec"]["nodeName"].is_string())
-            .cloned()
-            .collect();
-        let pending: Vec<&Arc<Value>> = pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()).collect();
-        // What the nodes' pods request: only needed (and only summed) when a pod waits.
-        let mut usage = if pending.is_empty() {
-            Default::default()
-        } else {
-            scheduler::usage(&bound)
-        };
-        for pod in pending {
-            if let Some(placed) = self.schedule(&mut store, pod, &nodes, &mut usage, now) {
-                bound.push(placed);
-            }
-        }
-        self.stop_terminating_pods(&mut store, &pods, now);
-        housekeeping::release_unused_claims(&mut store);
-        housekeeping::finish_foreground_deletions(&mut store);
-        // A scan of every Event (thousands with thousands of pods): once a minute for the
-        // hour they live, a sixtieth of the TTL in tests; not each pass.
-        let ttl = self.cluster.timings.event_ttl;
-        if self
-            .events_expired
-            .is_none_or(|last| now.duration_since(last) >= ttl / 60)
         {
-            housekeeping::expire_events(&mut store, ttl, jiff::Timestamp::now());
-            self.events_expired = Some(now);
+            let mut store = state.store.lock().expect("store lock");
+            // What was read above may have changed meanwhile: the sets to reconcile and their
+            // pods are read again under the lock.
+            let adopted = !orphans.is_empty() && statefulset::adopt_orphans(&mut store, &sets, &orphans);
+            if adopted || !changed.is_empty() {
+                let pods = list(&store, ids::pods());
+                let owned = owned_by(&pods);
+                for sts in list(&store, ids::stateful_sets()) {
+                    let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
+                    if adopted || changed.iter().any(|c| c == uid) {
+                        let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
+                        statefulset::reconcile(&mut store, &sts, pods, &mut self.recorder);
+                    }
+                }
+            }
+            let pods = list(&store, ids::pods());
+            let owned = owned_by(&pods);
+            for job in list(&store, ids::jobs()) {
+                let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
+                let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
+                job::reconcile(&mut store, &job, pods, &mut self.recorder);
+            }
+            housekeeping::bind_claims(&mut store);
+            housekeeping::expand_claims(&mut store);
+            housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
         }
-        let pods = store.list(ids::pods(), None, &everything.0, &everything.1);
+        tokio::task::yield_now().await;
+
+        // The scheduler.
+        let mut bound: Vec<Arc<Value>> = {
+            let mut store = state.store.lock().expect("store lock");
+            let pods = list(&store, ids::pods());
+            let nodes = list(&store, ids::nodes());
+            let mut bound: Vec<Arc<Value>> = pods
+                .iter()
+                .filter(|p| p["spec"]["nodeName"].is_string())
+                .cloned()
+                .collect();
+            let pending: Vec<&Arc<Value>> = pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()).collect();
+            // What the nodes' pods request: only needed (and only summed) when a pod waits.
+            let mut usage = if pending.is_empty() {
+                Default::default()
+            } else {
+                scheduler::usage(&bound)
+            };
+            for pod in pending {
+                if let Some(placed) = self.schedule(&mut store, pod, &nodes, &mut usage, now) {
+                    bound.push(placed);
+                }
+            }
+            bound
+        };
+        tokio::task::yield_now().await;
+
+        // Deletions and expiries.
+        let pods = {
+            let mut store = state.store.lock().expect("store lock");
+            let pods = list(&store, ids::pods());
+            self.stop_terminating_pods(&mut store, &pods, now);
+            housekeeping::release_unused_claims(&mut store);
+            housekeeping::finish_foreground_deletions(&mut store);
+            // A scan of every Event (thousands with thousands of pods): once a minute for the
+            // hour they live, a sixtieth of the TTL in tests; not each pass.
+            let ttl = self.cluster.timings.event_ttl;
+            if self
+                .events_expired
+                .is_none_or(|last| now.duration_since(last) >= ttl / 60)
+            {
+                housekeeping::expire_events(&mut store, ttl, jiff::Timestamp::now());
+                self.events_expired = Some(now);
+            }
+            list(&store, ids::pods())
+        };
+        // The controllers' memory of pods that are gone, from that snapshot.
         let existing: HashSet<&str> = pods.iter().filter_map(|p| p["metadata"]["uid"].as_str()).collect();
         bound.retain(|p| {
             p["metadata"]["uid"].as_str().is_some_and(|uid| existing.contains(uid))
@@ -347,6 +377,19 @@ impl Controller {
 /// A StatefulSet and its pods as one pass saw them: the very objects (the store replaces an
 /// object's `Arc` on every write), held so that no address is reused while compared.
 struct Fingerprint(Vec<Arc<Value>>);
+
+/// The pods of `pods` by the uid of each owner they name.
+fn owned_by(pods: &[Arc<Value>]) -> HashMap<&str, Vec<Arc<Value>>> {
+    let mut owned: HashMap<&str, Vec<Arc<Value>>> = HashMap::new();
+    for pod in pods {
+        for owner in pod["metadata"]["ownerReferences"].as_array().into_iter().flatten() {
+            if let Some(uid) = owner["uid"].as_str() {
+                owned.entry(uid).or_default().push(pod.clone());
+            }
+        }
+    }
+    owned
+}
 
 impl Fingerprint {
     /// Whether nothing was written since: the same objects, by identity (no JSON is read).

@@ -154,20 +154,25 @@ fn delete_pod(store: &mut Store, sts: &Value, pod: &Value, recorder: &mut Record
     }
 }
 
-/// Adopts pods that no controller owns and that a StatefulSet's selector matches (in its
-/// namespace), as the real controller's ref manager does: what a StatefulSet deleted with
+/// The pods no controller owns (not being deleted). The real controller's ref manager adopts
+/// those a StatefulSet's selector matches (in its namespace): what a StatefulSet deleted with
 /// `propagationPolicy: Orphan` left behind belongs to the next one of that selector, so
-/// recreating a StatefulSet that way keeps its pods running. Whether any was adopted.
-pub fn adopt_orphans(store: &mut Store, sets: &[Arc<Value>], pods: &[Arc<Value>]) -> bool {
-    let orphans: Vec<&Arc<Value>> = pods
-        .iter()
+/// recreating a StatefulSet that way keeps its pods running.
+pub fn orphans(pods: &[Arc<Value>]) -> Vec<Arc<Value>> {
+    pods.iter()
         .filter(|p| {
             !p["metadata"]["deletionTimestamp"].is_string()
                 && !p["metadata"]["ownerReferences"]
                     .as_array()
                     .is_some_and(|refs| refs.iter().any(|r| r["controller"] == true))
         })
-        .collect();
+        .cloned()
+        .collect()
+}
+
+/// Adopts `orphans` (see [`orphans`]) whose labels a StatefulSet of `sets` selects; whether
+/// any was.
+pub fn adopt_orphans(store: &mut Store, sets: &[Arc<Value>], orphans: &[Arc<Value>]) -> bool {
     let mut adopted = false;
     for pod in orphans {
         let labels = labels_of(pod);
