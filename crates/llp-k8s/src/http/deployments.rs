@@ -304,8 +304,7 @@ async fn status(
             let status = render_status(cluster, names.base(), &inputs)?;
             // Cannot fail: string keys only, and serde_json writes a non-finite number as null.
             let body = Bytes::from(serde_json::to_vec(&status).unwrap_or_default());
-            let keep = 2 * (cluster.caches.stateful_sets.state().len() + cluster.caches.jobs.state().len()) + 64;
-            state.status_memo.put(names.base(), inputs, body.clone(), keep);
+            state.status_memo.put(names.base(), inputs, body.clone());
             body
         }
     };

@@ -23,27 +23,37 @@ pub struct Inputs {
 /// The latest answer of each deployment polled.
 #[derive(Debug, Default)]
 pub struct StatusMemo {
-    answers: RwLock<HashMap<String, (Inputs, Bytes)>>,
+    answers: RwLock<Answers>,
+}
+
+#[derive(Debug, Default)]
+struct Answers {
+    by_deployment: HashMap<String, (Inputs, Bytes)>,
+    /// How many were left by the last pruning: the next comes at twice as many (and 64 more).
+    kept: usize,
 }
 
 impl StatusMemo {
     /// The answer for deployment `base` rendered from `inputs`, if there is one.
     pub fn get(&self, base: &str, inputs: &Inputs) -> Option<Bytes> {
         let answers = self.answers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (rendered_from, body) = answers.get(base)?;
+        let (rendered_from, body) = answers.by_deployment.get(base)?;
         (rendered_from == inputs).then(|| body.clone())
     }
 
-    /// Keeps `body` as the answer for `base` rendered from `inputs`. Answers of older versions
-    /// are dropped once there are more than `keep` of them, so deleted deployments do not pile
-    /// up.
-    pub fn put(&self, base: &str, inputs: Inputs, body: Bytes, keep: usize) {
+    /// Keeps `body` as the answer for `base` rendered from `inputs`. When the answers have
+    /// doubled since the last pruning, those of older versions go, so deleted deployments do
+    /// not pile up (without counting the deployments on every render).
+    pub fn put(&self, base: &str, inputs: Inputs, body: Bytes) {
         let mut answers = self.answers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if answers.len() > keep {
+        if answers.by_deployment.len() > 2 * answers.kept + 64 {
             let version = inputs.version;
-            answers.retain(|_, (rendered_from, _)| rendered_from.version == version);
+            answers
+                .by_deployment
+                .retain(|_, (rendered_from, _)| rendered_from.version == version);
+            answers.kept = answers.by_deployment.len();
         }
-        answers.insert(base.to_owned(), (inputs, body));
+        answers.by_deployment.insert(base.to_owned(), (inputs, body));
     }
 }
 
@@ -62,7 +72,7 @@ mod tests {
     #[test]
     fn an_answer_serves_only_the_same_version_url_and_staleness() {
         let memo = StatusMemo::default();
-        memo.put("sd-1", inputs(7, None), Bytes::from_static(b"{}"), 100);
+        memo.put("sd-1", inputs(7, None), Bytes::from_static(b"{}"));
         assert_eq!(memo.get("sd-1", &inputs(7, None)), Some(Bytes::from_static(b"{}")));
         assert_eq!(memo.get("sd-1", &inputs(8, None)), None, "the caches changed");
         assert_eq!(
@@ -79,13 +89,14 @@ mod tests {
     }
 
     #[test]
-    fn older_answers_go_once_there_are_more_than_asked_to_keep() {
+    fn older_answers_go_once_the_answers_have_doubled() {
         let memo = StatusMemo::default();
-        for n in 0..3 {
-            memo.put(&format!("sd-{n}"), inputs(1, None), Bytes::new(), 2);
+        for n in 0..65 {
+            memo.put(&format!("sd-{n}"), inputs(1, None), Bytes::new());
         }
-        memo.put("sd-9", inputs(2, None), Bytes::new(), 2);
+        assert!(memo.get("sd-0", &inputs(1, None)).is_some(), "64 and one more are kept");
+        memo.put("sd-99", inputs(2, None), Bytes::new());
         assert_eq!(memo.get("sd-0", &inputs(1, None)), None);
-        assert!(memo.get("sd-9", &inputs(2, None)).is_some());
+        assert!(memo.get("sd-99", &inputs(2, None)).is_some());
     }
 }
