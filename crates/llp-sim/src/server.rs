@@ -157,6 +157,12 @@ async fn serve(
             },
             _ = stop.changed() => return,
         };
+        // As kube-apiserver (Go sets TCP_NODELAY on every connection): without it a watch
+        // event written while the previous one is unacknowledged waits for the client's
+        // delayed ACK, 40 ms on Linux.
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
         let (router, acceptor, mut stop) = (router.clone(), acceptor.clone(), stop.clone());
         tokio::spawn(async move {
             let service = TowerToHyperService::new(router);

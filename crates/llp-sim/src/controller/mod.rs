@@ -43,7 +43,7 @@ pub fn seed(store: &mut Store, cluster: &ClusterSpec) {
 }
 
 /// Pods one hold of the store's lock steps at most.
-const KUBELET_CHUNK: usize = 256;
+const KUBELET_CHUNK: usize = 32;
 
 /// Runs the controller until `stop` turns true.
 pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receiver<bool>) {
@@ -130,60 +130,76 @@ impl Controller {
             fingerprints.insert(uid.to_owned(), fingerprint);
         }
         self.sts_fingerprints = fingerprints;
-        {
+        // Pods left without a controller (their StatefulSet deleted with orphan propagation)
+        // are rare: adopted in one hold, after which every StatefulSet is looked at.
+        let adopted = !orphans.is_empty() && {
             let mut store = state.store.lock().expect("store lock");
-            // What was read above may have changed meanwhile: the sets to reconcile and their
-            // pods are read again under the lock.
-            let adopted = !orphans.is_empty() && statefulset::adopt_orphans(&mut store, &sets, &orphans);
-            if adopted || !changed.is_empty() {
-                let pods = list(&store, ids::pods());
-                let owned = owned_by(&pods);
-                for sts in list(&store, ids::stateful_sets()) {
-                    let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
-                    if adopted || changed.iter().any(|c| c == uid) {
-                        let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
-                        statefulset::reconcile(&mut store, &sts, pods, &mut self.recorder);
-                    }
+            statefulset::adopt_orphans(&mut store, &sets, &orphans)
+        };
+        // Every write costs the store tens of microseconds, and a pass can have hundreds to
+        // make: each StatefulSet, Job and pending pod gets a hold of its own, so an API request
+        // waits for one of them at most, not for the pass. Each is read again under its hold
+        // (it may have changed since the snapshot), with its pods from the owner index.
+        for sts in sets
+            .iter()
+            .filter(|sts| adopted || changed.iter().any(|c| c == uid_of(sts)))
+        {
+            {
+                let mut store = state.store.lock().expect("store lock");
+                if let Some(sts) = store.get(&key_of(ids::stateful_sets(), sts)) {
+                    let pods = store.owned(uid_of(&sts), ids::pods());
+                    statefulset::reconcile(&mut store, &sts, &pods, &mut self.recorder);
                 }
             }
-            let pods = list(&store, ids::pods());
-            let owned = owned_by(&pods);
-            for job in list(&store, ids::jobs()) {
-                let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
-                let pods = owned.get(uid).map_or(&[][..], Vec::as_slice);
-                job::reconcile(&mut store, &job, pods, &mut self.recorder);
+            tokio::task::yield_now().await;
+        }
+        let jobs = list(&state.store.lock().expect("store lock"), ids::jobs());
+        for job in jobs {
+            {
+                let mut store = state.store.lock().expect("store lock");
+                if let Some(job) = store.get(&key_of(ids::jobs(), &job)) {
+                    let pods = store.owned(uid_of(&job), ids::pods());
+                    job::reconcile(&mut store, &job, &pods, &mut self.recorder);
+                }
             }
+            tokio::task::yield_now().await;
+        }
+        {
+            let mut store = state.store.lock().expect("store lock");
             housekeeping::bind_claims(&mut store);
             housekeeping::expand_claims(&mut store);
             housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
         }
         tokio::task::yield_now().await;
 
-        // The scheduler.
-        let mut bound: Vec<Arc<Value>> = {
-            let mut store = state.store.lock().expect("store lock");
-            let pods = list(&store, ids::pods());
-            let nodes = list(&store, ids::nodes());
-            let mut bound: Vec<Arc<Value>> = pods
-                .iter()
-                .filter(|p| p["spec"]["nodeName"].is_string())
-                .cloned()
-                .collect();
-            let pending: Vec<&Arc<Value>> = pods.iter().filter(|p| !p["spec"]["nodeName"].is_string()).collect();
-            // What the nodes' pods request: only needed (and only summed) when a pod waits.
-            let mut usage = if pending.is_empty() {
-                Default::default()
-            } else {
-                scheduler::usage(&bound)
-            };
-            for pod in pending {
-                if let Some(placed) = self.schedule(&mut store, pod, &nodes, &mut usage, now) {
-                    bound.push(placed);
-                }
-            }
-            bound
+        // The scheduler, from a snapshot of the pods and nodes; each pending pod in a hold of
+        // its own, read again under it.
+        let (pods, nodes) = {
+            let store = state.store.lock().expect("store lock");
+            (list(&store, ids::pods()), list(&store, ids::nodes()))
         };
-        tokio::task::yield_now().await;
+        let (mut bound, pending): (Vec<Arc<Value>>, Vec<Arc<Value>>) =
+            pods.into_iter().partition(|p| p["spec"]["nodeName"].is_string());
+        // What the nodes' pods request: only needed (and only summed) when a pod waits.
+        let mut usage = if pending.is_empty() {
+            Default::default()
+        } else {
+            scheduler::usage(&bound)
+        };
+        for pod in pending {
+            let placed = {
+                let mut store = state.store.lock().expect("store lock");
+                match store.get(&key_of(ids::pods(), &pod)) {
+                    Some(pod) if !pod["spec"]["nodeName"].is_string() => {
+                        self.schedule(&mut store, &pod, &nodes, &mut usage, now)
+                    }
+                    // Gone, or bound meanwhile (by a client): the next pass runs it.
+                    _ => None,
+                }
+            };
+            bound.extend(placed);
+            tokio::task::yield_now().await;
+        }
 
         // Deletions and expiries.
         let pods = {
@@ -428,6 +444,10 @@ fn delete_owned_pod(store: &mut Store, pod: &Value) -> bool {
     store
         .delete(&key_of(ids::pods(), pod), crate::store::Propagation::Background)
         .is_ok()
+}
+
+fn uid_of(object: &Value) -> &str {
+    object["metadata"]["uid"].as_str().unwrap_or_default()
 }
 
 fn key_of(resource: usize, object: &Value) -> ObjectKey {

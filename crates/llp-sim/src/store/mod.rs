@@ -578,6 +578,20 @@ impl Store {
         Ok(())
     }
 
+    /// The objects of kind `resource` that name `owner_uid` as an owner, in key order (from
+    /// the owner index: no scan of the kind).
+    pub fn owned(&self, owner_uid: &str, resource: ResourceId) -> Vec<Arc<Value>> {
+        let mut keys: Vec<&ObjectKey> = self
+            .dependents
+            .get(owner_uid)
+            .into_iter()
+            .flatten()
+            .filter(|k| k.resource == resource)
+            .collect();
+        keys.sort();
+        keys.into_iter().filter_map(|k| self.objects.get(k).cloned()).collect()
+    }
+
     /// Whether anything still names `uid` as its owner.
     pub fn has_dependents(&self, uid: &str) -> bool {
         self.dependents.get(uid).is_some_and(|d| !d.is_empty())
