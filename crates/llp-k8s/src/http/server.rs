@@ -65,6 +65,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Answers and log lines go out as soon as written, not after the client's delayed
+        // ACK (Nagle's algorithm holds a small write while an earlier one is unacknowledged).
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
         let (router, mut stopping) = (router.clone(), stopping.clone());
         tokio::spawn(async move {
             let _slot = slot;
