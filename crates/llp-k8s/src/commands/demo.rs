@@ -18,6 +18,7 @@ pub fn run(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcome> {
+    let signalled = super::serve::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -90,7 +91,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     );
     let limits = llp_k8s::http::server::ServerLimits::default();
     llp_k8s::http::server::serve(listener, router(state), limits, async move {
-        super::serve::shutdown_signal().await;
+        signalled.await;
         // End open log streams, so that the in-flight requests can finish.
         let _ = stop.send(true);
     })

@@ -19,6 +19,7 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<Outcome> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<Outcome> {
+    let signalled = shutdown_signal();
     // Settings first, then the cluster, then what creates files: a mistake leaves nothing
     // behind (no record file in the working directory).
     let metrics = Arc::new(llp_k8s::http::metrics::Metrics::default());
@@ -91,7 +92,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         app = app.layer(cors);
     }
     llp_k8s::http::server::serve(listener, app, config.server, async move {
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("shutting down: finishing requests, ending log streams");
         let _ = stop.send(true);
     })
@@ -115,18 +116,23 @@ fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<
     Ok(Arc::new(source))
 }
 
-/// Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops).
-pub(super) async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
+/// Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops). The handlers are installed by
+/// this call, not when the future is first polled: a signal that arrives while the server has
+/// not looked at the future yet (it answered a request first) still stops it cleanly instead
+/// of killing the process.
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let (terminate, interrupt) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    let received = |signal: std::io::Result<Signal>| async move {
+        match signal {
+            Ok(mut signal) => drop(signal.recv().await),
             Err(_) => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    async move {
+        tokio::select! {
+            () = received(terminate) => {}
+            () = received(interrupt) => {}
+        }
     }
 }
