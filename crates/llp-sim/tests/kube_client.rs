@@ -303,7 +303,7 @@ async fn the_status_mapping_reads_the_simulators_objects() {
     let sts: StatefulSet =
         serde_saphyr::from_str(manifest("st", "example/crash:1", 1).split("---").next().unwrap()).unwrap();
     sets.create(&PostParams::default(), &sts).await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "services");
+    let pods: Api<llp_spec::status::CachedPod> = Api::namespaced(client.clone(), "services");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "services");
     let status = tokio::time::timeout(Duration::from_secs(20), async {
         loop {

@@ -9,11 +9,12 @@ use super::workload::Deployed;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use llp_spec::names::{APP_LABEL, MANAGED_BY};
+use llp_spec::status::CachedPod;
 use std::sync::Arc;
 
 /// The reflector stores.
@@ -23,8 +24,8 @@ pub struct Caches {
     pub stateful_sets: Store<StatefulSet>,
     /// Jobs (runs to completion).
     pub jobs: Store<Job>,
-    /// Pods.
-    pub pods: Store<Pod>,
+    /// Pods, as much of each as is read (see [`CachedPod`]).
+    pub pods: Store<CachedPod>,
     /// Volume claims.
     pub claims: Store<PersistentVolumeClaim>,
     /// The StatefulSet controller's `FailedCreate` events.
@@ -67,7 +68,8 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         config(),
         Some(pod_index.clone()),
         (tick.clone(), health.clone()),
-        trim::pod,
+        // Kept as a `CachedPod`: trimmed as it is read from the watch.
+        |_: &mut CachedPod| {},
     );
     let (claims, claims_task) = reflect(
         Api::namespaced(client.clone(), namespace),
@@ -298,7 +300,7 @@ impl Caches {
     }
 
     /// The pods and claims of the deployment whose base name is `base` (its `app` label).
-    pub fn members(&self, base: &str) -> (Vec<Arc<Pod>>, Vec<Arc<PersistentVolumeClaim>>) {
+    pub fn members(&self, base: &str) -> (Vec<Arc<CachedPod>>, Vec<Arc<PersistentVolumeClaim>>) {
         (
             members(&self.pods, &self.pod_index, base, &self.namespace),
             members(&self.claims, &self.claim_index, base, &self.namespace),

@@ -1,10 +1,11 @@
-//! What the watch caches keep of each object: only what the status, the capacity, ownership
-//! and GPU admission read. `managedFields` alone are often half of an object, and a pod's
-//! environment, mounts and security settings are never read back; dropping them before the
-//! store keeps the caches' memory proportional to what they are for.
+//! What the watch caches keep of each StatefulSet, Job and claim: only what the status, the
+//! capacity, ownership and GPU admission read (pods are kept as
+//! `llp_spec::status::CachedPod`). `managedFields` alone are often half of an object, and a
+//! template's environment, mounts and security settings are never read back; dropping them
+//! before the store keeps the caches' memory proportional to what they are for.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSpec};
 use kube::api::ObjectMeta;
 
 fn meta(meta: &mut ObjectMeta) {
@@ -35,14 +36,6 @@ fn pod_spec(spec: &mut PodSpec) {
         node_name: spec.node_name.take(),
         ..PodSpec::default()
     };
-}
-
-/// Trims a pod.
-pub fn pod(pod: &mut Pod) {
-    meta(&mut pod.metadata);
-    if let Some(spec) = pod.spec.as_mut() {
-        pod_spec(spec);
-    }
 }
 
 /// Trims a StatefulSet: its pod template keeps what a pod keeps, and the claims it mounts by
@@ -122,7 +115,7 @@ mod tests {
             crate::reservations::per_pod(trimmed.spec.as_ref().map(|s| &s.template)),
             crate::reservations::per_pod(full.spec.as_ref().map(|s| &s.template))
         );
-        let pods: [Pod; 0] = [];
+        let pods: [llp_spec::status::CachedPod; 0] = [];
         let claims: [PersistentVolumeClaim; 0] = [];
         assert_eq!(
             llp_spec::status::from_objects(&trimmed, &pods, &claims, None),
@@ -136,34 +129,6 @@ mod tests {
         assert_eq!(
             llp_spec::status::mounted_claims(trimmed.spec.as_ref().map(|s| &s.template)).collect::<Vec<_>>(),
             ["sd-x-shared"]
-        );
-    }
-
-    #[test]
-    fn a_trimmed_pod_keeps_its_status_resources_and_node() {
-        let full: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "sd-1-0", "labels": {"app": "sd-1"},
-                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}]},
-            "spec": {"nodeName": "worker-1", "containers": [{"name": "web", "image": "nginx",
-                "env": [{"name": "A", "value": "1"}], "volumeMounts": [{"name": "d", "mountPath": "/d"}],
-                "resources": {"limits": {"memory": "16Gi"}, "requests": {"nvidia.com/gpu": "1"}}}],
-                "volumes": [{"name": "d", "emptyDir": {}}]},
-            "status": {"phase": "Running", "containerStatuses": [{"name": "web", "image": "nginx", "imageID": "",
-                "ready": false, "restartCount": 2, "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
-                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
-        }))
-        .unwrap();
-        let mut trimmed = full.clone();
-        pod(&mut trimmed);
-        let spec = trimmed.spec.as_ref().unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("worker-1"));
-        assert!(spec.volumes.is_none() && spec.containers[0].env.is_none());
-        let sts = sts();
-        let claims: [PersistentVolumeClaim; 0] = [];
-        assert_eq!(
-            llp_spec::status::from_objects(&sts, &[trimmed], &claims, None),
-            llp_spec::status::from_objects(&sts, &[full], &claims, None),
-            "the same status, the OOM message's memory limit included"
         );
     }
 }

@@ -142,10 +142,7 @@ async fn per_node(state: &AppState) -> Result<Vec<NodeCapacity>, ApiError> {
         .pods
         .state()
         .into_iter()
-        .filter(|p| {
-            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-            !matches!(phase, Some("Succeeded" | "Failed"))
-        })
+        .filter(|p| !matches!(p.phase(), Some("Succeeded" | "Failed")))
         .collect();
     let body: Vec<NodeCapacity> = nodes
         .items
@@ -162,18 +159,8 @@ async fn per_node(state: &AppState) -> Result<Vec<NodeCapacity>, ApiError> {
                 let available: i64 = allocatable.get(resource).and_then(|q| q.0.parse().ok()).unwrap_or(0);
                 let requested: i64 = pods
                     .iter()
-                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
-                    .flat_map(|p| p.spec.iter().flat_map(|s| s.containers.iter()))
-                    .filter_map(|c| {
-                        c.resources
-                            .as_ref()?
-                            .requests
-                            .as_ref()?
-                            .get(resource)?
-                            .0
-                            .parse::<i64>()
-                            .ok()
-                    })
+                    .filter(|p| p.node_name.as_deref() == Some(name.as_str()))
+                    .map(|p| p.requested(resource))
                     .sum();
                 let gpu = GpuCapacity {
                     resource: resource.to_owned(),

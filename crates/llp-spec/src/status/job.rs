@@ -1,9 +1,10 @@
 //! The status of a run to completion (a Job): the pods, finished ones included (their logs
 //! and events stay readable until the next deploy), and how far the run got.
 
+use super::CachedPod;
 use super::{DeploymentStatus, pod_status, stopped_note, volume_status};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde::Serialize;
 use std::borrow::Borrow;
 
@@ -36,7 +37,7 @@ pub struct RunStatus {
 /// The status of the deployment whose Job, pods and claims these are.
 pub fn from_job(
     job: &Job,
-    pods: &[impl Borrow<Pod>],
+    pods: &[impl Borrow<CachedPod>],
     claims: &[impl Borrow<PersistentVolumeClaim>],
     url: Option<String>,
 ) -> DeploymentStatus {
@@ -64,7 +65,7 @@ pub fn from_job(
     } else {
         ("Running", None)
     };
-    let mut pods: Vec<&Pod> = pods.iter().map(Borrow::borrow).collect();
+    let mut pods: Vec<&CachedPod> = pods.iter().map(Borrow::borrow).collect();
     pods.sort_by_key(|p| {
         (
             p.metadata.creation_timestamp.clone().map(|t| t.0),

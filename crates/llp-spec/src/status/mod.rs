@@ -4,13 +4,15 @@
 //! Beyond the seed's fields it says what a student needs to act: why a container waits or
 //! died, in plain words, and why a pod is not scheduled.
 
+pub mod cached_pod;
 pub mod events;
 mod job;
 
+pub use cached_pod::{CachedContainer, CachedPod};
 pub use job::{RunStatus, from_job};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, PodTemplateSpec};
 use serde::Serialize;
 use std::borrow::Borrow;
 
@@ -167,13 +169,13 @@ pub fn mounted_claims(template: Option<&PodTemplateSpec>) -> impl Iterator<Item 
 /// The status of the deployment whose StatefulSet, pods and claims these are.
 pub fn from_objects(
     sts: &StatefulSet,
-    pods: &[impl Borrow<Pod>],
+    pods: &[impl Borrow<CachedPod>],
     claims: &[impl Borrow<PersistentVolumeClaim>],
     url: Option<String>,
 ) -> DeploymentStatus {
     let name = sts.metadata.name.clone().unwrap_or_default();
     let status = sts.status.clone().unwrap_or_default();
-    let mut pods: Vec<&Pod> = pods.iter().map(Borrow::borrow).collect();
+    let mut pods: Vec<&CachedPod> = pods.iter().map(Borrow::borrow).collect();
     pods.sort_by_key(|p| ordinal(p.metadata.name.as_deref().unwrap_or_default(), &name));
     let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().map(Borrow::borrow).collect();
     claims.sort_by_key(|c| c.metadata.name.clone());
@@ -212,18 +214,10 @@ fn ordinal(pod: &str, sts: &str) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-pub(crate) fn pod_status(pod: &Pod) -> PodStatus {
+pub(crate) fn pod_status(pod: &CachedPod) -> PodStatus {
     // Read in place: a poll must not copy the pod's status (a tenth of its CPU, perf).
     let status = pod.status.as_ref();
-    let limits = |container: &str| -> Option<&str> {
-        let spec = pod.spec.as_ref()?;
-        let c = spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == container)?;
-        Some(c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0.as_str())
-    };
+    let limits = |container: &str| pod.memory_limit(container);
     let containers = |statuses: Option<&Vec<K8sContainerStatus>>| -> Vec<ContainerStatus> {
         statuses
             .into_iter()

@@ -2,7 +2,7 @@ use super::*;
 use serde_json::{Value, json};
 
 const NO_CLAIMS: &[PersistentVolumeClaim] = &[];
-const NO_PODS: &[Pod] = &[];
+const NO_PODS: &[CachedPod] = &[];
 
 fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
     serde_json::from_value(json!({
@@ -13,7 +13,7 @@ fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
     .unwrap()
 }
 
-fn mk_pod(name: &str, phase: &str, container_status: Value) -> Pod {
+fn mk_pod(name: &str, phase: &str, container_status: Value) -> CachedPod {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "spec": {"containers": [{"name": "app", "image": "nginx", "resources": {"limits": {"memory": "16Gi"}}}]},
@@ -111,7 +111,7 @@ fn a_growing_volume_shows_both_sizes_and_what_happens() {
 
 #[test]
 fn pods_are_listed_by_ordinal() {
-    let pods: Vec<Pod> = ["sd-42-10", "sd-42-2", "sd-42-0"]
+    let pods: Vec<CachedPod> = ["sd-42-10", "sd-42-2", "sd-42-0"]
         .iter()
         .map(|n| mk_pod(n, "Running", running()))
         .collect();
@@ -210,7 +210,7 @@ fn a_missing_secret_or_config_key_is_named_with_the_route_that_sets_it() {
 
 #[test]
 fn an_unschedulable_pod_says_which_resource_is_missing() {
-    let pod: Pod = serde_json::from_value(json!({
+    let pod: CachedPod = serde_json::from_value(json!({
         "metadata": {"name": "sd-42-0"},
         "spec": {"containers": [{"name": "app"}]},
         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -240,14 +240,14 @@ fn a_pod_being_deleted_is_terminating() {
 fn a_claim_being_deleted_is_terminating() {
     let mut claim = mk_claim("data-sd-42-0", "Bound");
     claim.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
-    let status = from_objects(&mk_sts(1, 0, 0), &[] as &[Pod], &[claim], None);
+    let status = from_objects(&mk_sts(1, 0, 0), NO_PODS, &[claim], None);
     assert_eq!(status.volumes[0].phase, "Terminating");
 }
 
 #[test]
 fn pods_the_cluster_refuses_to_create_are_explained_while_they_are_missing() {
     let event = "create Pod sd-42-0 in StatefulSet sd-42 failed error: pods \"sd-42-0\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, limited: pods=0";
-    let status = from_objects(&mk_sts(1, 0, 0), &[] as &[Pod], NO_CLAIMS, None).with_refused_pods(Some(event));
+    let status = from_objects(&mk_sts(1, 0, 0), NO_PODS, NO_CLAIMS, None).with_refused_pods(Some(event));
     assert_eq!(
         status.problem.as_deref(),
         Some(
@@ -276,7 +276,7 @@ fn the_reservation_notes_show_while_they_apply() {
             ]
             .into(),
         );
-        from_objects(&sts, &[] as &[Pod], NO_CLAIMS, None)
+        from_objects(&sts, NO_PODS, NO_CLAIMS, None)
     };
     let running = annotated(1);
     assert_eq!(running.reservation_ends.as_deref(), Some("2026-11-27T18:00:00Z"));
