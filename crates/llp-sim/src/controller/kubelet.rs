@@ -206,6 +206,26 @@ impl PodRun {
         effects
     }
 
+    /// Whether a step at `now` can change anything: a container to start, crash, finish or
+    /// log a line, or one waiting for a Secret or ConfigMap key (looked up each pass). Mirrors
+    /// [`step_container`]'s conditions, so the kubelet passes over a settled pod without
+    /// reading the store (most of a pass with thousands of pods running).
+    pub fn due(&self, now: Instant, timings: &Timings) -> bool {
+        self.init_finished.is_none()
+            || self.containers.iter().any(|c| match &c.state {
+                State::Creating { until } | State::BackOff { until } => now >= *until,
+                State::Running { since, next_log, .. } => {
+                    let dies = matches!(c.behaviour, Behaviour::Crash | Behaviour::Oom);
+                    let completes = c.behaviour == Behaviour::Healthy && c.restart != Restart::Always;
+                    now >= *next_log
+                        || (dies && now >= *since + timings.crash_after)
+                        || (completes && now >= *since + timings.complete_after)
+                }
+                State::ConfigError { .. } => true,
+                State::PullBackOff { .. } | State::Exited { .. } => false,
+            })
+    }
+
     /// The names of the pod's (app) containers.
     pub fn container_names(&self) -> impl Iterator<Item = &str> {
         self.containers.iter().map(|c| c.name.as_str())
@@ -515,6 +535,40 @@ mod tests {
             effects.extend(run.step(start + Duration::from_millis(*ms), &cluster.timings, &HashMap::new()));
         }
         (run, effects)
+    }
+
+    /// `due` is what lets the kubelet pass over a pod: whenever it says no, a step changes
+    /// nothing (no effect, the same status), for every behaviour and restart policy.
+    #[test]
+    fn a_pod_that_is_not_due_would_not_change() {
+        let cluster = ClusterSpec {
+            timings: Timings::fast(),
+            ..ClusterSpec::default()
+        };
+        let images = ["nginx", "example/crash:1", "example/oom:1", "example/no-such-image:1"];
+        for (image, policy) in images
+            .iter()
+            .flat_map(|i| ["Always", "OnFailure", "Never"].map(|p| (*i, p)))
+        {
+            let pod = json!({"spec": {"restartPolicy": policy, "containers": [{"name": "app", "image": image}]}});
+            let start = Instant::now();
+            let mut run = PodRun::new(&pod, &cluster, start);
+            let (mut due, mut settled) = (0, 0);
+            for ms in (0..3_000).step_by(7) {
+                let now = start + Duration::from_millis(ms);
+                if run.due(now, &cluster.timings) {
+                    due += 1;
+                } else {
+                    settled += 1;
+                    let mut probe = run.clone();
+                    let effects = probe.step(now, &cluster.timings, &HashMap::new());
+                    assert!(effects.is_empty(), "{image} {policy} at {ms} ms: {effects:?}");
+                    assert_eq!(probe.status("ip"), run.status("ip"), "{image} {policy} at {ms} ms");
+                }
+                run.step(now, &cluster.timings, &HashMap::new());
+            }
+            assert!(due > 0 && settled > 0, "{image} {policy}: {due} due, {settled} settled");
+        }
     }
 
     fn waiting_reason(run: &PodRun) -> Value {

@@ -250,6 +250,13 @@ impl Controller {
     pub fn run_pods(&mut self, state: &ApiState, pods: &[Arc<Value>], now: Instant) {
         let mut store = state.store.lock().expect("store lock");
         for pod in pods {
+            let settled = self
+                .runs
+                .get(uid_of(pod))
+                .is_some_and(|run| !run.due(now, &self.cluster.timings));
+            if settled {
+                continue;
+            }
             // Deleted meanwhile (the lock was let go between chunks): the next pass forgets it.
             if store.get(&key_of(ids::pods(), pod)).is_none() {
                 continue;
