@@ -9,8 +9,9 @@
 //! (from its own `/metrics`), the time and API requests of one deploy, and the service's
 //! resident memory idle and under load, the service's CPU time per status request, the
 //! latency of first deploys one at a time, and, with `wrk` installed, the same polling from
-//! wrk. The directus source's identities expire every BENCH_IDENTITY_SECONDS (5) seconds, so
-//! the polling runs through expiries. BENCH_SOURCES picks the sources (`embedded,directus`);
+//! wrk; then the service restarted on that cluster (time until its caches are synced, its
+//! memory then). The directus source's identities expire every BENCH_IDENTITY_SECONDS (5)
+//! seconds, so the polling runs through expiries. BENCH_SOURCES picks the sources (`embedded,directus`);
 //! BENCH_CLUSTER the cluster: `simulator` (default) or `kubernetes`, the real control plane of
 //! llp-testbed (kube-apiserver, controllers, scheduler, kwok nodes; started in this process).
 
@@ -196,7 +197,8 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let ready = llp_api::answers_ok(&format!("{url}/readyz"), Duration::from_secs(30)).await;
+    // Ready means the watch caches hold their first full lists: minutes with 40,000 pods.
+    let ready = llp_api::answers_ok(&format!("{url}/readyz"), Duration::from_secs(600)).await;
     assert!(ready, "the service did not get ready: see {}", dir.display());
     (Running(child), url)
 }
@@ -576,6 +578,28 @@ async fn embedded(dir: &std::path::Path) {
         owners.push(Owner { token, records: ids });
     }
     measure(&label("embedded"), service.0.id(), &url, &owners).await;
+    drop(service);
+    restarted(dir, &kubeconfig, &records, &label("embedded"), &owners).await;
+}
+
+/// The service started again on the cluster as the run left it: how long until it is ready
+/// (every watch cache holds its first full list), its memory then, and its first status
+/// answers (from the caches, not from the cluster).
+async fn restarted(dir: &std::path::Path, kubeconfig: &str, records: &str, source: &str, owners: &[Owner]) {
+    let started = Instant::now();
+    let (service, url) = start_service(dir, kubeconfig, records).await;
+    let ready = started.elapsed();
+    let rss = rss_mib(service.0.id());
+    let http = llp_api::client();
+    let before = api_requests(&http, &url).await;
+    let owner = &owners[0];
+    let running = running_pods(&http, &url, &owner.token, &owner.records[0]).await;
+    let after = api_requests(&http, &url).await - before;
+    let deployments: usize = owners.iter().map(|o| o.records.len()).sum();
+    println!(
+        "[{source}] restarted with {deployments} deployments in the cluster: ready (caches synced) after {:.2} s, {rss:.0} MiB resident; a status then: {running} pods Running, {after} Kubernetes API requests",
+        ready.as_secs_f64()
+    );
 }
 
 async fn directus(dir: &std::path::Path) {
@@ -602,6 +626,8 @@ async fn directus(dir: &std::path::Path) {
     );
     let (service, url) = start_service(dir, &kubeconfig, &records).await;
     measure(&label("directus"), service.0.id(), &url, &owners).await;
+    drop(service);
+    restarted(dir, &kubeconfig, &records, &label("directus"), &owners).await;
 }
 
 #[tokio::main]
