@@ -102,6 +102,51 @@ async fn server_side_apply_with_a_field_manager_prunes_dropped_fields() {
     assert_eq!(strategic.data.unwrap().len(), 2);
 }
 
+/// kube-rs's watcher and kubectl list 500 at a time: a list is paged with `limit` and
+/// `continue`, every page at the first page's resourceVersion.
+#[tokio::test]
+async fn lists_are_paged_with_limit_and_continue() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "services");
+    for n in 0..5 {
+        let map: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("m{n}")}})).unwrap();
+        maps.create(&PostParams::default(), &map).await.unwrap();
+    }
+    let first = maps.list(&ListParams::default().limit(2)).await.unwrap();
+    let version = first.metadata.resource_version.clone();
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    let (mut names, mut token) = (Vec::new(), first.metadata.continue_.clone());
+    names.extend(first.items.into_iter().filter_map(|m| m.metadata.name));
+    while let Some(next) = token.filter(|t| !t.is_empty()) {
+        let page = maps
+            .list(&ListParams::default().limit(2).continue_token(&next))
+            .await
+            .unwrap();
+        assert_eq!(
+            page.metadata.resource_version, version,
+            "every page at the first one's version"
+        );
+        names.extend(page.items.into_iter().filter_map(|m| m.metadata.name));
+        token = page.metadata.continue_;
+    }
+    assert_eq!(names, ["m0", "m1", "m2", "m3", "m4"]);
+    let refused = maps
+        .list(&ListParams::default().limit(2).continue_token("garbage"))
+        .await;
+    assert!(matches!(refused, Err(kube::Error::Api(status)) if status.code == 400));
+    // A watcher pages its first list and sees every object.
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(maps.clone(), watcher::Config::default().page_size(2)));
+    tokio::spawn(stream.applied_objects().for_each(|_| async {}));
+    tokio::time::timeout(Duration::from_secs(10), reader.wait_until_ready())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reader.state().len(), 5);
+}
+
 #[tokio::test]
 async fn a_watch_resumes_from_a_resource_version() {
     let t = TestSim::start().await;

@@ -5,6 +5,7 @@ pub mod discovery;
 mod events_v1;
 mod logs;
 mod objects;
+mod paging;
 pub mod path;
 pub mod protobuf;
 pub mod rbac;

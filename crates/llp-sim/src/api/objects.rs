@@ -168,24 +168,47 @@ fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
             &labels,
             &fields,
         );
-        (events_v1::present_all(target.resource, stored), store.revision())
+        (stored, store.revision())
     };
+    let page = super::paging::cut(items, revision, request.param("limit"), request.param("continue"))?;
+    let items = events_v1::present_all(target.resource, page.items);
+    // kube-apiserver counts what is left only of an unfiltered list.
+    let filtered = !labels.is_empty() || !fields.is_empty();
+    let more = page.next.map(|token| (token, (!filtered).then_some(page.remaining)));
     if request.wants_table() {
-        return Ok(Json(table::render(rt.kind, &items, revision, jiff::Timestamp::now())).into_response());
+        let mut table = table::render(rt.kind, &items, page.revision, jiff::Timestamp::now());
+        if let Some((token, remaining)) = more {
+            table["metadata"]["continue"] = token.into();
+            if let Some(remaining) = remaining {
+                table["metadata"]["remainingItemCount"] = remaining.into();
+            }
+        }
+        return Ok(Json(table).into_response());
     }
     Ok(list_response(
         &format!("{}List", rt.kind),
         &rt.api_version(),
-        revision,
+        page.revision,
+        more,
         items,
     ))
 }
 
 /// A list, streamed in chunks: 8,000 pods are never one 30 MB buffer, nor a deep copy.
-fn list_response(kind: &str, api_version: &str, revision: u64, items: Vec<std::sync::Arc<Value>>) -> Response {
+fn list_response(
+    kind: &str,
+    api_version: &str,
+    revision: u64,
+    more: Option<(String, Option<usize>)>,
+    items: Vec<std::sync::Arc<Value>>,
+) -> Response {
     const CHUNK: usize = 256;
+    let more = more.map_or(String::new(), |(token, remaining)| match remaining {
+        Some(remaining) => format!(r#","continue":"{token}","remainingItemCount":{remaining}"#),
+        None => format!(r#","continue":"{token}""#),
+    });
     let head = format!(
-        r#"{{"kind":"{kind}","apiVersion":"{api_version}","metadata":{{"resourceVersion":"{revision}"}},"items":["#
+        r#"{{"kind":"{kind}","apiVersion":"{api_version}","metadata":{{"resourceVersion":"{revision}"{more}}},"items":["#
     );
     let chunks: Vec<Vec<std::sync::Arc<Value>>> = items.chunks(CHUNK).map(<[_]>::to_vec).collect();
     let body = futures::stream::iter(
@@ -332,6 +355,7 @@ fn delete_collection(request: &Request<'_>, target: &Target) -> Result<Response,
         &format!("{}List", rt.kind),
         &rt.api_version(),
         store.revision(),
+        None,
         deleted,
     ))
 }

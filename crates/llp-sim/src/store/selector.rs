@@ -43,6 +43,11 @@ impl LabelSelector {
         self.matches_with(|key| labels.get(key).map(String::as_str))
     }
 
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether an object's `metadata.labels` satisfy the selector (read in place: this runs
     /// for every object of every list and watch).
     pub fn matches_object(&self, object: &Value) -> bool {
@@ -167,6 +172,11 @@ impl FieldSelector {
             };
             (actual == *value) == *equal
         })
+    }
+
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The value an equality term requires of `path`, if any (used to narrow lists cheaply).
