@@ -105,12 +105,14 @@ fn start_floor(document: &str) -> (Running, String) {
     (Running(child), format!("http://127.0.0.1:{}", line.trim()))
 }
 
-/// The simulator, in this binary re-executed: big nodes, so 2,000 pods fit.
+/// The simulator, in this binary re-executed: big nodes, so 40,000 pods fit (issue 16's
+/// scale run, `BENCH_DEPLOYMENTS=10000`).
 async fn serve_simulator() {
     let mut cluster = llp_sim::ClusterSpec::default();
     for node in &mut cluster.nodes {
-        node.cpu = 10_000;
-        node.memory_gi = 100_000;
+        node.cpu = 100_000;
+        node.memory_gi = 1_000_000;
+        node.pods = 100_000;
     }
     cluster.timings.pull = Duration::from_millis(200);
     let sim = llp_sim::Simulator::start(llp_sim::SimOptions {
