@@ -116,7 +116,10 @@ mod tests {
         let second = cut(now.clone(), 9, Some("2"), first.next.as_deref()).unwrap();
         assert_eq!((names(&second), second.revision), (vec!["bb", "c"], 7));
         let last = cut(now, 9, Some("2"), second.next.as_deref()).unwrap();
-        assert_eq!((names(&last), last.next.as_deref(), last.remaining), (vec!["d", "e"], None, 0));
+        assert_eq!(
+            (names(&last), last.next.as_deref(), last.remaining),
+            (vec!["d", "e"], None, 0)
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `Container` are large structs inline (1.4 and 2.1 KB), every label and resource map is a
 //! B-tree node of its own, and the kubelet's conditions, IPs and ids come along. With tens of
 //! thousands of pods cached that is most of the service's memory, so a pod is turned into
-//! this (about a fifth of it) as it arrives from the watch.
+//! this as it arrives from the watch: its parts add up to about 3 KB (5.9 KB resident per pod
+//! measured with glibc's malloc, against 13.4 KB for a full `Pod`).
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
