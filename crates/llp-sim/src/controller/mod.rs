@@ -105,10 +105,9 @@ impl Controller {
 
     /// One pass of every controller but the kubelets; returns the pods placed on nodes, for
     /// [`Controller::run_pods`]. Objects that did not change since the last pass cost a
-    /// comparison, not a rewrite. The store's lock is taken per phase and given back (with a
-    /// yield) between them, and what needs no store (scanning snapshots of the pods) runs
-    /// without it: with thousands of pods one hold for the whole pass kept API requests
-    /// waiting for tens of milliseconds.
+    /// comparison, not a rewrite. What needs no store (scanning snapshots of the pods) runs
+    /// without its lock, and writes take it per object (see below), with a yield between:
+    /// one hold for the whole pass kept API requests waiting for tens of milliseconds.
     pub async fn pass(&mut self, state: &ApiState, now: Instant) -> Vec<Arc<Value>> {
         let everything = (LabelSelector::default(), FieldSelector::default());
         let list = |store: &Store, resource| store.list(resource, None, &everything.0, &everything.1);
@@ -120,12 +119,12 @@ impl Controller {
         let orphans = statefulset::orphans(&pods);
         let owned = owned_by(&pods);
         let mut fingerprints = HashMap::new();
-        let mut changed = Vec::new();
+        let mut changed = HashSet::new();
         for sts in &sets {
             let uid = sts["metadata"]["uid"].as_str().unwrap_or_default();
             let fingerprint = fingerprint(sts, owned.get(uid).map_or(&[][..], Vec::as_slice));
             if self.sts_fingerprints.get(uid).is_none_or(|old| !old.same(&fingerprint)) {
-                changed.push(uid.to_owned());
+                changed.insert(uid.to_owned());
             }
             fingerprints.insert(uid.to_owned(), fingerprint);
         }
@@ -140,10 +139,7 @@ impl Controller {
         // make: each StatefulSet, Job and pending pod gets a hold of its own, so an API request
         // waits for one of them at most, not for the pass. Each is read again under its hold
         // (it may have changed since the snapshot), with its pods from the owner index.
-        for sts in sets
-            .iter()
-            .filter(|sts| adopted || changed.iter().any(|c| c == uid_of(sts)))
-        {
+        for sts in sets.iter().filter(|sts| adopted || changed.contains(uid_of(sts))) {
             {
                 let mut store = state.store.lock().expect("store lock");
                 if let Some(sts) = store.get(&key_of(ids::stateful_sets(), sts)) {
