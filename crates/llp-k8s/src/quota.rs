@@ -24,9 +24,7 @@ pub fn others(caches: &Caches, owner_label: &str, deployment_label: &str, mounte
             continue;
         }
         usage.deployments += 1;
-        if let Some(pod) = deployed.pod_template().and_then(|t| t.spec.as_ref()) {
-            usage = usage + pods(pod, deployed.replicas());
-        }
+        usage = usage + deployed.footprint().usage.times(deployed.replicas());
     }
     for claim in caches.claims.state() {
         let labels = &claim.metadata.labels;
@@ -80,9 +78,7 @@ pub fn scaled(caches: &Caches, deployed: &Deployed, base: &str, replicas: u32) -
         deployments: 1,
         ..Usage::default()
     };
-    if let Some(pod) = deployed.pod_template().and_then(|t| t.spec.as_ref()) {
-        usage = usage + pods(pod, replicas);
-    }
+    usage = usage + deployed.footprint().usage.times(replicas);
     let (_, claims) = caches.members(base);
     let held: f64 = claims.iter().map(|c| storage(c)).sum();
     let first: f64 = claims
@@ -95,7 +91,10 @@ pub fn scaled(caches: &Caches, deployed: &Deployed, base: &str, replicas: u32) -
         })
         .map(|c| storage(c))
         .sum();
-    let shared: f64 = llp_spec::status::mounted_claims(deployed.pod_template())
+    let shared: f64 = deployed
+        .footprint()
+        .claims
+        .iter()
         .filter(|name| !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name)))
         .filter_map(|name| caches.claim(name))
         .map(|c| storage(&c))

@@ -6,7 +6,7 @@ use crate::cluster::cache::Caches;
 use crate::cluster::workload::Deployed;
 use jiff::Timestamp;
 use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, label_value};
-use llp_spec::reservations::{GpuCounts, Holding, pod_gpus, times};
+use llp_spec::reservations::{Holding, times};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 
@@ -78,11 +78,6 @@ pub struct ReservationPolicy {
     pub clock: Clock,
 }
 
-/// The GPUs one pod of a StatefulSet or Job holds, from its pod template.
-pub fn per_pod(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> GpuCounts {
-    template.and_then(|t| t.spec.as_ref()).map(pod_gpus).unwrap_or_default()
-}
-
 /// Every StatefulSet and Job in the caches that is not being deleted.
 pub fn deployed(caches: &Caches) -> Vec<Deployed> {
     let sets = caches.stateful_sets.state().into_iter().map(Deployed::StatefulSet);
@@ -104,7 +99,7 @@ pub fn holdings(caches: &Caches, owner: &str) -> Vec<Holding> {
             if labels.get(OWNER_LABEL) != Some(&owner) {
                 return None;
             }
-            let gpus = times(&per_pod(d.pod_template()), d.replicas());
+            let gpus = times(&d.footprint().gpus, d.replicas());
             Some(Holding {
                 deployment: labels.get(DEPLOYMENT_LABEL)?.clone(),
                 gpus,

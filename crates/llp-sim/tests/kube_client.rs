@@ -348,11 +348,13 @@ async fn the_status_mapping_reads_the_simulators_objects() {
     let sts: StatefulSet =
         serde_saphyr::from_str(manifest("st", "example/crash:1", 1).split("---").next().unwrap()).unwrap();
     sets.create(&PostParams::default(), &sts).await.unwrap();
+    // Read as the service's caches read them.
+    let cached_sets: Api<llp_spec::status::CachedStatefulSet> = Api::namespaced(client.clone(), "services");
     let pods: Api<llp_spec::status::CachedPod> = Api::namespaced(client.clone(), "services");
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "services");
     let status = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            let sts = sets.get("st").await.unwrap();
+            let sts = cached_sets.get("st").await.unwrap();
             let pods = pods.list(&ListParams::default().labels("app=st")).await.unwrap().items;
             let claims = claims
                 .list(&ListParams::default().labels("app=st"))

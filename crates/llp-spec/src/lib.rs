@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod footprint;
 pub mod limits;
 pub mod names;
 pub mod parse;

@@ -79,6 +79,11 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// What `replicas` pods of `pod` ask for (the requests of its app containers).
 pub fn pods(pod: &PodSpec, replicas: u32) -> Usage {
+    per_pod(pod).times(replicas)
+}
+
+/// What one pod of `pod` asks for (the requests of its app containers).
+pub fn per_pod(pod: &PodSpec) -> Usage {
     let mut one = Usage::default();
     for container in &pod.containers {
         for (name, value) in container.resources.iter().flat_map(|r| r.requests.iter().flatten()) {
@@ -91,13 +96,21 @@ pub fn pods(pod: &PodSpec, replicas: u32) -> Usage {
             }
         }
     }
-    let n = f64::from(replicas);
-    Usage {
-        deployments: 0,
-        cpu: one.cpu * n,
-        memory: one.memory * n,
-        gpus: one.gpus * replicas,
-        storage: 0.0,
+    one
+}
+
+impl Usage {
+    /// The CPU, memory and GPUs of `replicas` pods each holding this (deployments and
+    /// storage are not per pod, and are not multiplied).
+    pub fn times(self, replicas: u32) -> Usage {
+        let n = f64::from(replicas);
+        Usage {
+            deployments: 0,
+            cpu: self.cpu * n,
+            memory: self.memory * n,
+            gpus: self.gpus * replicas,
+            storage: 0.0,
+        }
     }
 }
 

@@ -7,21 +7,20 @@ use super::index::LabelIndex;
 use super::trim;
 use super::workload::Deployed;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use llp_spec::names::{APP_LABEL, MANAGED_BY};
-use llp_spec::status::CachedPod;
+use llp_spec::status::{CachedPod, CachedStatefulSet};
 use std::sync::Arc;
 
 /// The reflector stores.
 #[derive(Clone)]
 pub struct Caches {
-    /// StatefulSets.
-    pub stateful_sets: Store<StatefulSet>,
+    /// StatefulSets, as much of each as is read (see [`CachedStatefulSet`]).
+    pub stateful_sets: Store<CachedStatefulSet>,
     /// Jobs (runs to completion).
     pub jobs: Store<Job>,
     /// Pods, as much of each as is read (see [`CachedPod`]).
@@ -54,7 +53,8 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         config(),
         None,
         (tick.clone(), health.clone()),
-        trim::stateful_set,
+        // Kept as a `CachedStatefulSet`: trimmed as it is read from the watch.
+        |_: &mut CachedStatefulSet| {},
     );
     let (jobs, jobs_task) = reflect(
         Api::namespaced(client.clone(), namespace),
@@ -171,7 +171,7 @@ impl Caches {
     }
 
     /// The StatefulSet named `name`.
-    pub fn stateful_set(&self, name: &str) -> Option<Arc<StatefulSet>> {
+    pub fn stateful_set(&self, name: &str) -> Option<Arc<CachedStatefulSet>> {
         self.stateful_sets
             .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }

@@ -1,10 +1,9 @@
-//! What the watch caches keep of each StatefulSet, Job and claim: only what the status, the
-//! capacity, ownership and GPU admission read (pods are kept as
-//! `llp_spec::status::CachedPod`). `managedFields` alone are often half of an object, and a
+//! What the watch caches keep of each Job and claim: only what the status, the capacity,
+//! ownership and GPU admission read (pods and StatefulSets, many more, are read into the
+//! compact `llp_spec::status::CachedPod` and `CachedStatefulSet` instead). `managedFields` alone are often half of an object, and a
 //! template's environment, mounts and security settings are never read back; dropping them
 //! before the store keeps the caches' memory proportional to what they are for.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSpec};
 use kube::api::ObjectMeta;
 
@@ -38,22 +37,8 @@ fn pod_spec(spec: &mut PodSpec) {
     };
 }
 
-/// Trims a StatefulSet: its pod template keeps what a pod keeps, and the claims it mounts by
-/// name (the owner's shared volumes, for the status); claim templates go (the claims
-/// themselves are cached).
-pub fn stateful_set(sts: &mut StatefulSet) {
-    meta(&mut sts.metadata);
-    if let Some(spec) = sts.spec.as_mut() {
-        spec.volume_claim_templates = None;
-        spec.template.metadata = None;
-        if let Some(pod) = spec.template.spec.as_mut() {
-            pod_template_spec(pod);
-        }
-    }
-}
-
-/// Trims a Job as a StatefulSet: its pod template keeps what a pod keeps, and the claims
-/// it mounts by name.
+/// Trims a Job: its pod template keeps what a pod keeps, and the claims it mounts by name
+/// (what its [`llp_spec::footprint::PodFootprint`] is read from).
 pub fn job(job: &mut k8s_openapi::api::batch::v1::Job) {
     meta(&mut job.metadata);
     if let Some(spec) = job.spec.as_mut() {
@@ -81,54 +66,51 @@ pub fn claim(claim: &mut PersistentVolumeClaim) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::batch::v1::Job;
+    use llp_spec::footprint::PodFootprint;
     use serde_json::json;
 
-    fn sts() -> StatefulSet {
+    fn job() -> Job {
         serde_json::from_value(json!({
             "metadata": {"name": "sd-1", "labels": {"app": "sd-1"}, "generation": 3,
                 "annotations": {"llp.kitegg.de/reservation-ends": "2026-11-27T18:00:00Z", "kubectl.kubernetes.io/last-applied-configuration": "{…}"},
                 "managedFields": [{"manager": "llp-k8s", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
-            "spec": {"replicas": 2, "serviceName": "sd-1", "selector": {"matchLabels": {"app": "sd-1"}},
-                "template": {"metadata": {"labels": {"app": "sd-1"}}, "spec": {
+            "spec": {"parallelism": 2, "template": {"metadata": {"labels": {"app": "sd-1"}}, "spec": {
                     "containers": [{"name": "train", "image": "trainer", "env": [{"name": "A", "value": "1"}],
-                        "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}}],
+                        "resources": {"requests": {"cpu": "2"}, "limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}}],
                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
-                    "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "shared", "persistentVolumeClaim": {"claimName": "sd-x-shared"}}]}},
-                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {}}]},
-            "status": {"replicas": 2, "readyReplicas": 1},
+                    "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "shared", "persistentVolumeClaim": {"claimName": "sd-x-shared"}}]}}},
+            "status": {"active": 2},
         }))
         .unwrap()
     }
 
     #[test]
-    fn a_trimmed_stateful_set_keeps_what_is_read_back() {
-        let full = sts();
+    fn a_trimmed_job_keeps_what_is_read_back() {
+        let full = job();
         let mut trimmed = full.clone();
-        stateful_set(&mut trimmed);
+        super::job(&mut trimmed);
         assert!(trimmed.metadata.managed_fields.is_none());
         let annotations = trimmed.metadata.annotations.clone().unwrap();
         assert_eq!(
             annotations.keys().collect::<Vec<_>>(),
             ["llp.kitegg.de/reservation-ends"]
         );
-        assert_eq!(
-            crate::reservations::per_pod(trimmed.spec.as_ref().map(|s| &s.template)),
-            crate::reservations::per_pod(full.spec.as_ref().map(|s| &s.template))
-        );
+        let footprint = |j: &Job| PodFootprint::of(j.spec.as_ref().map(|s| &s.template));
+        assert_eq!(footprint(&trimmed), footprint(&full));
+        assert_eq!(footprint(&trimmed).claims, ["sd-x-shared"]);
         let pods: [llp_spec::status::CachedPod; 0] = [];
         let claims: [PersistentVolumeClaim; 0] = [];
         assert_eq!(
-            llp_spec::status::from_objects(&trimmed, &pods, &claims, None),
-            llp_spec::status::from_objects(&full, &pods, &claims, None)
+            llp_spec::status::from_job(&trimmed, &pods, &claims, None),
+            llp_spec::status::from_job(&full, &pods, &claims, None)
         );
-        let spec = trimmed.spec.as_ref().unwrap();
-        let pod = spec.template.spec.as_ref().unwrap();
-        assert!(spec.volume_claim_templates.is_none() && pod.tolerations.is_none() && pod.containers[0].env.is_none());
-        let volumes = pod.volumes.as_deref().unwrap_or_default();
-        assert_eq!(volumes.len(), 1, "only the claims it mounts by name: {volumes:?}");
+        let pod = trimmed.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert!(pod.tolerations.is_none() && pod.containers[0].env.is_none());
         assert_eq!(
-            llp_spec::status::mounted_claims(trimmed.spec.as_ref().map(|s| &s.template)).collect::<Vec<_>>(),
-            ["sd-x-shared"]
+            pod.volumes.as_deref().unwrap_or_default().len(),
+            1,
+            "only the claims it mounts by name"
         );
     }
 }

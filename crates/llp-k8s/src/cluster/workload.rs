@@ -2,17 +2,18 @@
 //! keep running) or a Job (a run to completion). The routes and the reservation reconciler
 //! read both through this one view.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::ObjectMeta;
+use llp_spec::footprint::PodFootprint;
+use llp_spec::status::CachedStatefulSet;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A deployed StatefulSet or Job.
 #[derive(Debug, Clone)]
 pub enum Deployed {
     /// Pods that keep running.
-    StatefulSet(Arc<StatefulSet>),
+    StatefulSet(Arc<CachedStatefulSet>),
     /// A run to completion.
     Job(Arc<Job>),
 }
@@ -47,11 +48,12 @@ impl Deployed {
         }
     }
 
-    /// The template of its pods.
-    pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
+    /// What each of its pods holds and mounts (a Job's is read from its template: runs are
+    /// few, and their cache keeps the Job).
+    pub fn footprint(&self) -> Cow<'_, PodFootprint> {
         match self {
-            Deployed::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
-            Deployed::Job(j) => j.spec.as_ref().map(|s| &s.template),
+            Deployed::StatefulSet(s) => Cow::Borrowed(&s.footprint),
+            Deployed::Job(j) => Cow::Owned(PodFootprint::of(j.spec.as_ref().map(|s| &s.template))),
         }
     }
 
@@ -59,7 +61,7 @@ impl Deployed {
     /// while it runs, 0 once it finished or while suspended.
     pub fn replicas(&self) -> u32 {
         let wanted = match self {
-            Deployed::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            Deployed::StatefulSet(s) => s.replicas,
             Deployed::Job(j) if job_finished(j).is_some() || suspended(j) => 0,
             Deployed::Job(j) => j.spec.as_ref().and_then(|s| s.parallelism).unwrap_or(1),
         };

@@ -130,9 +130,7 @@ async fn scale(
             .user_created
             .clone()
             .unwrap_or_else(|| caller.identity.id.clone());
-        let mounted: Vec<String> = llp_spec::status::mounted_claims(deployed.pod_template())
-            .map(str::to_owned)
-            .collect();
+        let mounted = deployed.footprint().claims.clone();
         let caches = &target.cluster.caches;
         let others = crate::quota::others(caches, &llp_spec::names::label_value(&owner), &target.label, &mounted);
         let this = crate::quota::scaled(caches, &deployed, base, wanted);

@@ -96,7 +96,7 @@ impl Resolved<'_> {
         let replicas = replicas.unwrap_or(deployed.replicas());
         let id = self.record.id.as_ref().map(ToString::to_string).unwrap_or_default();
         let owner = self.record.user_created.as_deref().unwrap_or(&caller.identity.id);
-        let per_pod = crate::reservations::per_pod(deployed.pod_template());
+        let per_pod = deployed.footprint().gpus.clone();
         gpu_admission::check(state, self.cluster, caller, &id, owner, per_pod, replicas).await?;
         Ok(())
     }
@@ -173,7 +173,7 @@ async fn deploy(
     // Claims can grow, not shrink: refused before anything is written.
     let current = crate::cluster::resize::current_sizes(&cluster.caches, &objects);
     llp_spec::resize::check_no_shrink(&deployment.spec, &current).map_err(ApiError::Validation)?;
-    let per_pod = crate::reservations::per_pod(objects.workload.pod_template());
+    let per_pod = llp_spec::footprint::PodFootprint::of(objects.workload.pod_template()).gpus;
     let replicas = deployment.spec.replicas;
     gpu_admission::check(
         &state,
@@ -319,7 +319,7 @@ fn render_status(cluster: &Cluster, base: &str, inputs: &Inputs) -> Result<Deplo
         .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
     let (pods, mut claims) = cluster.caches.members(base);
     // The claims its pods mount by name: shared ones, and a Job's (already among its members).
-    for name in llp_spec::status::mounted_claims(deployed.pod_template()) {
+    for name in &deployed.footprint().claims {
         if !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name))
             && let Some(claim) = cluster.caches.claim(name)
         {

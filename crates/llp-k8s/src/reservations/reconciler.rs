@@ -118,7 +118,7 @@ impl Reconciler {
         let bookings = self.records.open_reservations(None, now).await?;
         let mut sets: Vec<Deployed> = super::deployed(&self.cluster.caches)
             .into_iter()
-            .filter(|d| d.replicas() > 0 && !super::per_pod(d.pod_template()).is_empty())
+            .filter(|d| d.replicas() > 0 && !d.footprint().gpus.is_empty())
             .collect();
         // Oldest first: they keep a shrinking shared budget.
         sets.sort_by_key(|d| (d.meta().creation_timestamp.clone().map(|t| t.0), d.meta().name.clone()));
@@ -136,7 +136,7 @@ impl Reconciler {
                 Running {
                     deployment: label(DEPLOYMENT_LABEL),
                     owner: label(OWNER_LABEL),
-                    per_pod: super::per_pod(s.pod_template()),
+                    per_pod: s.footprint().gpus.clone(),
                     replicas: s.replicas(),
                 }
             })

@@ -213,7 +213,7 @@ async fn the_owners_bookings_without_a_deployment_are_one_budget_for_all_their_d
     let name = format!("sd-{first}");
     for _ in 0..100 {
         let cached = app.cluster().caches.stateful_set(&name);
-        if cached.and_then(|s| s.spec.as_ref()?.replicas) == Some(0) {
+        if cached.map(|s| s.replicas) == Some(0) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -337,13 +337,7 @@ async fn a_bad_booking_is_a_400_naming_its_field() {
 /// Waits until the service's cache shows StatefulSet `name` with `replicas`.
 async fn cached_replicas(app: &TestApp, name: &str, replicas: i32) {
     tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        while app
-            .cluster()
-            .caches
-            .stateful_set(name)
-            .and_then(|s| s.spec.as_ref()?.replicas)
-            != Some(replicas)
-        {
+        while app.cluster().caches.stateful_set(name).map(|s| s.replicas) != Some(replicas) {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })

@@ -5,14 +5,16 @@
 //! died, in plain words, and why a pod is not scheduled.
 
 pub mod cached_pod;
+mod cached_stateful_set;
 pub mod events;
 mod job;
+mod wire;
 
-pub use cached_pod::{CachedContainer, CachedPod};
+pub use cached_pod::{CachedContainer, CachedContainerStatus, CachedPod, CachedPodStatus, Terminated};
+pub use cached_stateful_set::CachedStatefulSet;
 pub use job::{RunStatus, from_job};
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ContainerStatus as K8sContainerStatus, PersistentVolumeClaim, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use serde::Serialize;
 use std::borrow::Borrow;
 
@@ -156,36 +158,25 @@ pub struct VolumeStatus {
     pub shared: bool,
 }
 
-/// The claims a pod template mounts by name: the owner's shared volumes and a Job's claims
-/// (a StatefulSet's per-replica claims come from its claim templates instead).
-pub fn mounted_claims(template: Option<&PodTemplateSpec>) -> impl Iterator<Item = &str> {
-    template
-        .and_then(|t| t.spec.as_ref()?.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.as_str()))
-}
-
 /// The status of the deployment whose StatefulSet, pods and claims these are.
 pub fn from_objects(
-    sts: &StatefulSet,
+    sts: &CachedStatefulSet,
     pods: &[impl Borrow<CachedPod>],
     claims: &[impl Borrow<PersistentVolumeClaim>],
     url: Option<String>,
 ) -> DeploymentStatus {
     let name = sts.metadata.name.clone().unwrap_or_default();
-    let status = sts.status.clone().unwrap_or_default();
     let mut pods: Vec<&CachedPod> = pods.iter().map(Borrow::borrow).collect();
     pods.sort_by_key(|p| ordinal(p.metadata.name.as_deref().unwrap_or_default(), &name));
     let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().map(Borrow::borrow).collect();
     claims.sort_by_key(|c| c.metadata.name.clone());
-    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let annotation = |name: &str| sts.metadata.annotations.as_ref()?.get(name).cloned();
+    let replicas = sts.replicas;
+    let annotation = |name: &str| sts.annotation(name).cloned();
     let stopped = stopped_note(annotation(crate::names::STOPPED_ANNOTATION).filter(|_| replicas == 0));
     DeploymentStatus {
         replicas,
-        current_replicas: status.current_replicas.unwrap_or(0),
-        ready_replicas: status.ready_replicas.unwrap_or(0),
+        current_replicas: sts.current_replicas,
+        ready_replicas: sts.ready_replicas,
         pods: pods.into_iter().map(pod_status).collect(),
         volumes: claims.into_iter().map(|c| volume_status(c, &name)).collect(),
         url,
@@ -215,43 +206,31 @@ fn ordinal(pod: &str, sts: &str) -> u32 {
 }
 
 pub(crate) fn pod_status(pod: &CachedPod) -> PodStatus {
-    // Read in place: a poll must not copy the pod's status (a tenth of its CPU, perf).
-    let status = pod.status.as_ref();
     let limits = |container: &str| pod.memory_limit(container);
-    let containers = |statuses: Option<&Vec<K8sContainerStatus>>| -> Vec<ContainerStatus> {
-        statuses
-            .into_iter()
-            .flatten()
-            .map(|c| container_status(c, limits(&c.name)))
-            .collect()
+    let containers = |statuses: &[CachedContainerStatus]| -> Vec<ContainerStatus> {
+        statuses.iter().map(|c| container_status(c, limits(&c.name))).collect()
     };
-    let scheduling = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        .map(|c| scheduling_message(c.message.as_deref().unwrap_or_default()));
+    let status = &pod.status;
     PodStatus {
         name: pod.metadata.name.clone().unwrap_or_default(),
         phase: if pod.metadata.deletion_timestamp.is_some() {
             "Terminating".into()
         } else {
-            status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into())
+            status.phase.clone().unwrap_or_else(|| "Pending".into())
         },
-        containers: containers(status.and_then(|s| s.container_statuses.as_ref())),
-        init_containers: containers(status.and_then(|s| s.init_container_statuses.as_ref())),
-        scheduling,
+        containers: containers(&status.containers),
+        init_containers: containers(&status.init_containers),
+        scheduling: status.unschedulable.as_deref().map(scheduling_message),
     }
 }
 
-fn container_status(c: &K8sContainerStatus, memory_limit: Option<&str>) -> ContainerStatus {
-    let state = c.state.as_ref();
-    let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
-    let (reason, message) = if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+fn container_status(c: &CachedContainerStatus, memory_limit: Option<&str>) -> ContainerStatus {
+    let last = c.last_state.terminated.as_ref();
+    let (reason, message) = if let Some(waiting) = c.state.waiting.as_ref() {
         let reason = waiting.reason.clone().unwrap_or_else(|| "Waiting".into());
         let message = explain_waiting(&reason, waiting.message.as_deref(), c, last, memory_limit);
         (Some(reason), message)
-    } else if let Some(terminated) = state.and_then(|s| s.terminated.as_ref()) {
+    } else if let Some(terminated) = c.state.terminated.as_ref() {
         let reason = terminated.reason.clone().unwrap_or_else(|| "Terminated".into());
         let message = match reason.as_str() {
             "Completed" => None,
@@ -275,8 +254,8 @@ fn container_status(c: &K8sContainerStatus, memory_limit: Option<&str>) -> Conta
 fn explain_waiting(
     reason: &str,
     detail: Option<&str>,
-    c: &K8sContainerStatus,
-    last: Option<&k8s_openapi::api::core::v1::ContainerStateTerminated>,
+    c: &CachedContainerStatus,
+    last: Option<&Terminated>,
     memory_limit: Option<&str>,
 ) -> Option<String> {
     Some(match reason {

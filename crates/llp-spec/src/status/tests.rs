@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 const NO_CLAIMS: &[PersistentVolumeClaim] = &[];
 const NO_PODS: &[CachedPod] = &[];
 
-fn mk_sts(replicas: i32, current: i32, ready: i32) -> StatefulSet {
+fn mk_sts(replicas: i32, current: i32, ready: i32) -> CachedStatefulSet {
     serde_json::from_value(json!({
         "metadata": {"name": "sd-42"},
         "spec": {"replicas": replicas, "selector": {}, "serviceName": "sd-42", "template": {}},
