@@ -43,6 +43,28 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 /// CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat`.
+/// CPU-seconds the whole machine has spent busy (every process, the kernel's work for them).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait; 100 ticks/s.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| ![3, 4].contains(i))
+        .map(|(_, t)| t)
+        .sum();
+    busy / 100.0
+}
+
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
@@ -211,6 +233,9 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
 }
 
 /// The sum of a counter family of the service's `/metrics`.
+/// The service's list requests for pods (the watch cache's lists, page by page).
+const POD_LISTS: &str = "llp_k8s_kube_api_requests_total{verb=\"list\",resource=\"pods\"}";
+
 async fn counter(http: &reqwest::Client, url: &str, prefix: &str) -> u64 {
     let text = http
         .get(format!("{url}/metrics"))
@@ -335,7 +360,10 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
     );
     let wanted = (rest.len() + 1) * 4;
     let deadline = Instant::now() + Duration::from_secs(300);
+    let pod_lists = counter(&http, url, POD_LISTS).await;
+    let mut starting_peak = 0.0_f64;
     loop {
+        starting_peak = starting_peak.max(rss_mib(service_pid));
         let mut running = 0;
         for owner in owners {
             for id in &owner.records {
@@ -343,7 +371,12 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
             }
         }
         if running >= wanted || Instant::now() > deadline {
-            println!("[{source}] {running} of {wanted} pods Running");
+            // A pod watch that falls behind the API server's history lists every pod again,
+            // and the reflector holds both lists until the new one is whole.
+            println!(
+                "[{source}] {running} of {wanted} pods Running; service resident memory while they started: up to {starting_peak:.0} MiB; pod list pages requested meanwhile: {} (0: no watch had to list again)",
+                counter(&http, url, POD_LISTS).await - pod_lists
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -462,7 +495,45 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
         return;
     }
     let id = &owner.records[0];
+    let http = llp_api::client();
+    let waited = |cache: &'static str| {
+        let http = http.clone();
+        async move {
+            let prefix = format!("llp_k8s_llp_cache_lookups_total{{cache=\"{cache}\",answer=\"waited\"}}");
+            counter(&http, url, &prefix).await
+        }
+    };
+    let before = (
+        waited("identities").await,
+        waited("records").await,
+        slow_llp_requests(&http, url).await,
+    );
+    let busy_before = machine_busy_seconds();
+    let service_before = cpu_seconds(service_pid);
     let service = wrk_run(source, "llp-k8s", service_pid, url, &owner.token, id).await;
+    let busy = machine_busy_seconds() - busy_before;
+    let service_busy = cpu_seconds(service_pid) - service_before;
+    let after = (
+        waited("identities").await,
+        waited("records").await,
+        slow_llp_requests(&http, url).await,
+    );
+    // Polls that waited for the LLP API carry its latency; with refresh-ahead there should be
+    // none. What else ran meanwhile (wrk itself, the LLP API, the simulator) shares the cores.
+    let llp = if source.contains("directus") {
+        format!(
+            "{} polls waited for an identity and {} for a record from the LLP API; {} LLP API requests took over 100 ms; ",
+            after.0 - before.0,
+            after.1 - before.1,
+            after.2 - before.2
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "[{source}] during that wrk run: {llp}CPU-seconds: llp-k8s {service_busy:.1}, everything else {:.1} (wrk, the LLP API, the simulator)",
+        busy - service_busy
+    );
     let status = llp_api::client()
         .get(format!("{url}/kubernetes/deployments/{id}"))
         .bearer_auth(&owner.token)
@@ -479,6 +550,25 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
         status.len(),
         service / floor_cpu.max(0.001)
     );
+}
+
+/// How many LLP API requests have taken over 100 ms (from the service's histogram).
+async fn slow_llp_requests(http: &reqwest::Client, url: &str) -> u64 {
+    let all = counter(http, url, "llp_k8s_llp_api_request_duration_seconds_count").await;
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fast: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("llp_k8s_llp_api_request_duration_seconds_bucket") && l.contains("le=\"0.1\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    all.saturating_sub(fast)
 }
 
 /// One `wrk` run against `url` (served by process `pid`); prints its figures and returns the

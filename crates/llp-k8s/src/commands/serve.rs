@@ -112,7 +112,7 @@ fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<
              and deployments whose record is deleted in the LLP will not be removed"
         );
     }
-    let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api_calls());
+    let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api());
     Ok(Arc::new(source))
 }
 

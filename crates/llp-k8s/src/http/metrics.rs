@@ -1,10 +1,10 @@
 //! `GET /metrics` in the Prometheus text format: requests and their latency per route,
-//! method and status, Kubernetes API requests by verb and resource, and the size of each
-//! watch cache.
+//! method and status, Kubernetes API requests by verb and resource, the size of each watch
+//! cache, and the LLP API's requests, their latency and how its caches answered.
 
 use super::AppState;
 use crate::cluster::calls::ApiCalls;
-use crate::records::directus::LlpApiCalls;
+use crate::records::directus::LlpApiMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
@@ -42,7 +42,7 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram>,
     cache_objects: Family<CacheLabels, Gauge>,
     api_calls: ApiCalls,
-    llp_api_calls: LlpApiCalls,
+    llp_api: LlpApiMetrics,
 }
 
 impl Default for Metrics {
@@ -54,7 +54,7 @@ impl Default for Metrics {
         });
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let api_calls = ApiCalls::default();
-        let llp_api_calls = LlpApiCalls::default();
+        let llp_api = LlpApiMetrics::default();
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -70,7 +70,17 @@ impl Default for Metrics {
         registry.register(
             "llp_api_requests",
             "Requests to the LLP API (directus record source) by endpoint and outcome",
-            llp_api_calls.clone(),
+            llp_api.requests.clone(),
+        );
+        registry.register(
+            "llp_api_request_duration_seconds",
+            "Seconds until the LLP API answered a request, by endpoint",
+            llp_api.durations.clone(),
+        );
+        registry.register(
+            "llp_cache_lookups",
+            "Asks of the LLP API caches by cache and answer: fresh, aging (refreshed ahead), stale (refresh late) or waited (for a read of the LLP API)",
+            llp_api.lookups.clone(),
         );
         Self {
             registry,
@@ -78,7 +88,7 @@ impl Default for Metrics {
             latency,
             cache_objects,
             api_calls,
-            llp_api_calls,
+            llp_api,
         }
     }
 }
@@ -89,9 +99,9 @@ impl Metrics {
         self.api_calls.clone()
     }
 
-    /// The counters of LLP API requests, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).
-    pub fn llp_api_calls(&self) -> LlpApiCalls {
-        self.llp_api_calls.clone()
+    /// The LLP API's metrics, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).
+    pub fn llp_api(&self) -> LlpApiMetrics {
+        self.llp_api.clone()
     }
 }
 

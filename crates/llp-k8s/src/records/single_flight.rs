@@ -7,16 +7,42 @@
 //! (145 reads in one burst, p99 700 ms).
 
 use super::ttl_cache::{Lookup, TtlCache};
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// Labels of how asks of one cache were answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `identities` or `records`.
+    pub cache: String,
+    /// `fresh`, `aging` (served, refreshed ahead), `stale` (served past its life while a
+    /// refresh is late) or `waited` (the ask waited for a read of the LLP API).
+    pub answer: String,
+}
+
+/// Counters of how asks were answered, for `/metrics`: asks that `waited` are the ones whose
+/// latency includes the LLP API's.
+pub type Lookups = prometheus_client::metrics::family::Family<LookupLabels, Counter>;
 
 /// Answers by question, each read at most once at a time. Clones share everything.
 pub struct SingleFlight<V> {
     cache: Arc<TtlCache<V>>,
     /// A turn per question being read, so that concurrent readers wait for one read.
     turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Where asks are counted.
+    answers: Answers,
+}
+
+/// The counters of one cache's answers, made once (a poll counts without a map look-up).
+#[derive(Clone, Default)]
+struct Answers {
+    fresh: Counter,
+    aging: Counter,
+    stale: Counter,
+    waited: Counter,
 }
 
 impl<V> Clone for SingleFlight<V> {
@@ -24,6 +50,7 @@ impl<V> Clone for SingleFlight<V> {
         Self {
             cache: self.cache.clone(),
             turns: self.turns.clone(),
+            answers: self.answers.clone(),
         }
     }
 }
@@ -36,7 +63,26 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
         Self {
             cache: Arc::new(TtlCache::new(ttl).with_stale(stale)),
             turns: Arc::default(),
+            answers: Answers::default(),
         }
+    }
+
+    /// Counts how asks are answered in `lookups`, as cache `name`.
+    pub fn count_in(&mut self, lookups: &Lookups, name: &str) {
+        let counter = |answer: &str| {
+            lookups
+                .get_or_create(&LookupLabels {
+                    cache: name.to_owned(),
+                    answer: answer.to_owned(),
+                })
+                .clone()
+        };
+        self.answers = Answers {
+            fresh: counter("fresh"),
+            aging: counter("aging"),
+            stale: counter("stale"),
+            waited: counter("waited"),
+        };
     }
 
     /// Remembers `value` as the answer to `question` (a read made elsewhere).
@@ -62,12 +108,23 @@ impl<V: Clone + Send + Sync + 'static> SingleFlight<V> {
         E: Send + 'static,
     {
         match self.cache.lookup(question, now) {
-            Lookup::Fresh(value) => return Ok(value),
-            Lookup::Aging(value) | Lookup::Stale(value) => {
+            Lookup::Fresh(value) => {
+                self.answers.fresh.inc();
+                return Ok(value);
+            }
+            Lookup::Aging(value) => {
+                self.answers.aging.inc();
                 self.refresh_ahead(question, read());
                 return Ok(value);
             }
-            Lookup::Missing => {}
+            Lookup::Stale(value) => {
+                self.answers.stale.inc();
+                self.refresh_ahead(question, read());
+                return Ok(value);
+            }
+            Lookup::Missing => {
+                self.answers.waited.inc();
+            }
         }
         let turn = self.turn(question);
         let _turn = turn.lock().await;
@@ -211,5 +268,30 @@ mod tests {
         })
         .await
         .expect("the background read's answer is remembered");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_are_counted_by_how_they_were_given() {
+        let lookups = Lookups::default();
+        let mut flight = SingleFlight::<u32>::with_stale(Duration::from_secs(100), Duration::from_secs(50));
+        flight.count_in(&lookups, "records");
+        let stored = Instant::now();
+        let ask = |at: u64| flight.get_at("q", stored + Duration::from_secs(at), || async { Ok::<_, ()>(1) });
+        for at in [0, 1, 2, 79, 120] {
+            assert_eq!(ask(at).await, Ok(1));
+        }
+        let count = |answer: &str| {
+            lookups
+                .get_or_create(&LookupLabels {
+                    cache: "records".into(),
+                    answer: answer.into(),
+                })
+                .get()
+        };
+        // Its life is 80 to 100 s: at 79 s it is in its last quarter, at 120 s expired.
+        assert_eq!(
+            [count("waited"), count("fresh"), count("aging"), count("stale")],
+            [1, 2, 1, 1]
+        );
     }
 }

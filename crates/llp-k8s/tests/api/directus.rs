@@ -30,7 +30,7 @@ fn counted(app: TestApp, url: &str, tweak: impl FnOnce(&mut DirectusConfig)) -> 
     tweak(&mut config);
     let source = DirectusSource::new(config)
         .unwrap()
-        .counting(app.state.metrics.llp_api_calls());
+        .counting(app.state.metrics.llp_api());
     app.with_records(Arc::new(source))
 }
 
@@ -380,13 +380,14 @@ async fn a_connection_dropped_before_answering_is_retried_once() {
             let _ = socket.write_all(answer.as_bytes()).await;
         }
     });
-    let calls = llp_k8s::records::directus::LlpApiCalls::default();
+    let metrics = llp_k8s::records::directus::LlpApiMetrics::default();
     let source = DirectusSource::new(DirectusConfig {
         url,
         ..DirectusConfig::default()
     })
     .unwrap()
-    .counting(calls.clone());
+    .counting(metrics.clone());
+    let calls = metrics.requests;
     let identity = source.authenticate(&Token::new("t")).await.unwrap();
     assert_eq!(identity.name, "Ann");
     let count = |outcome: &str| {
@@ -412,13 +413,11 @@ async fn an_expired_identity_costs_one_read_however_many_polls_ask_at_once() {
     // Polls (answered 503 here: no cluster; who the caller is, is what counts).
     let route = format!("/kubernetes/deployments/{id}");
     let poll_twenty_at_once = || futures::future::join_all((0..20).map(|_| app.call("GET", &route, &alice, None)));
-    let identity_reads = || async {
-        let (_, metrics) = app.raw("GET", "/metrics", "").await;
-        let line = r#"llp_k8s_llp_api_requests_total{endpoint="users/me",outcome="200"} "#;
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(line))
-            .map_or(0, |n| n.parse::<u64>().unwrap())
+    let identity_reads = || {
+        metric(
+            &app,
+            r#"llp_k8s_llp_api_requests_total{endpoint="users/me",outcome="200"} "#,
+        )
     };
     poll_twenty_at_once().await;
     assert_eq!(identity_reads().await, 1);
@@ -442,4 +441,26 @@ async fn an_expired_identity_costs_one_read_however_many_polls_ask_at_once() {
     tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     poll_twenty_at_once().await;
     assert_eq!(identity_reads().await, 3, "one more read, not twenty");
+    // `/metrics` says how each of the sixty polls was answered: the first twenty and the last
+    // waited for the LLP API, the second were answered by the expired identity (those that
+    // came before the end of its stale allowance: the test cannot time them closer).
+    let answered = |answer: &'static str| {
+        let app = &app;
+        async move {
+            let line = format!(r#"llp_k8s_llp_cache_lookups_total{{cache="identities",answer="{answer}"}} "#);
+            metric(app, &line).await
+        }
+    };
+    let (waited, stale) = (answered("waited").await, answered("stale").await);
+    assert_eq!(waited + stale + answered("fresh").await + answered("aging").await, 60);
+    assert!(waited >= 40 && stale >= 1, "{waited} waited, {stale} stale");
+}
+
+/// The value of the metric whose line starts with `line` (0 when it has none yet).
+async fn metric(app: &TestApp, line: &str) -> u64 {
+    let (_, metrics) = app.raw("GET", "/metrics", "").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .map_or(0, |n| n.parse::<u64>().unwrap())
 }

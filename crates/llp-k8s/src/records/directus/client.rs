@@ -1,10 +1,15 @@
-//! The HTTP side of the LLP API: one GET, counted by endpoint and outcome, its body's `data`
-//! or a [`Failure`] that maps to the error a caller gets (naming "the LLP API").
+//! The HTTP side of the LLP API: one GET, counted and timed by endpoint and outcome, its body's
+//! `data` or a [`Failure`] that maps to the error a caller gets (naming "the LLP API").
 
 use super::NAME;
 use crate::records::RecordError;
+use crate::records::single_flight::Lookups;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use reqwest::StatusCode;
 use serde::Deserialize;
+use std::time::Instant;
 
 /// Labels of one request to the LLP API.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -15,31 +20,65 @@ pub struct LlpApiLabels {
     pub outcome: String,
 }
 
-/// Counters of requests to the LLP API, for `/metrics`.
-pub type LlpApiCalls =
-    prometheus_client::metrics::family::Family<LlpApiLabels, prometheus_client::metrics::counter::Counter>;
+/// Labels of the time requests to one endpoint took.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// `users/me`, `users/{id}`, `items`, `server/ping`.
+    pub endpoint: String,
+}
 
-/// A client of the LLP API at one base URL. Clones share the connection pool and counters.
+/// The LLP API's metrics, for `/metrics`: requests by endpoint and outcome, how long they
+/// took to be answered, and how the cached reads were answered (from the cache or not).
+#[derive(Clone)]
+pub struct LlpApiMetrics {
+    /// Requests by endpoint and outcome.
+    pub requests: Family<LlpApiLabels, Counter>,
+    /// Seconds until the answer's headers, by endpoint.
+    pub durations: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    /// How asks of the identity and record caches were answered.
+    pub lookups: Lookups,
+}
+
+impl Default for LlpApiMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(|| {
+                Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+            }),
+            lookups: Lookups::default(),
+        }
+    }
+}
+
+/// A client of the LLP API at one base URL. Clones share the connection pool and metrics.
 #[derive(Clone)]
 pub(super) struct LlpApi {
     pub(super) http: reqwest::Client,
     pub(super) base: std::sync::Arc<str>,
-    pub(super) calls: LlpApiCalls,
+    pub(super) metrics: LlpApiMetrics,
 }
 
 impl LlpApi {
-    fn count(&self, endpoint: &str, outcome: &Result<reqwest::Response, reqwest::Error>) {
+    fn count(&self, endpoint: &str, outcome: &Result<reqwest::Response, reqwest::Error>, started: Instant) {
         let outcome = match outcome {
             Ok(response) => response.status().as_u16().to_string(),
             Err(error) if error.is_timeout() => "timeout".to_owned(),
             Err(_) => "unreachable".to_owned(),
         };
-        self.calls
+        self.metrics
+            .requests
             .get_or_create(&LlpApiLabels {
                 endpoint: endpoint.to_owned(),
                 outcome,
             })
             .inc();
+        self.metrics
+            .durations
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// GET `path` (counted as `endpoint`) with `token`; the body's `data` on 200, the failure
@@ -51,13 +90,15 @@ impl LlpApi {
         token: &str,
     ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
+        let started = Instant::now();
         let mut sent = self.http.get(&url).bearer_auth(token).send().await;
-        self.count(endpoint, &sent);
+        self.count(endpoint, &sent, started);
         // A kept-alive connection the LLP API closed just as it was reused fails without the
         // request having been served; a GET is safe to send once more.
         if matches!(&sent, Err(e) if !e.is_timeout()) {
+            let started = Instant::now();
             sent = self.http.get(&url).bearer_auth(token).send().await;
-            self.count(endpoint, &sent);
+            self.count(endpoint, &sent, started);
         }
         let response = sent.map_err(Failure::transport)?;
         let status = response.status();
@@ -77,8 +118,9 @@ impl LlpApi {
 
     /// `GET /server/ping`, without a token.
     pub(super) async fn ping(&self) -> Result<(), RecordError> {
+        let started = Instant::now();
         let sent = self.http.get(format!("{}/server/ping", self.base)).send().await;
-        self.count("server/ping", &sent);
+        self.count("server/ping", &sent, started);
         let response = sent.map_err(|e| Failure::transport(e).into_error("/server/ping"))?;
         match response.status() {
             status if status.is_success() => Ok(()),

@@ -11,7 +11,7 @@ mod record_reads;
 mod reservations;
 mod users;
 
-pub use client::{LlpApiCalls, LlpApiLabels};
+pub use client::{EndpointLabels, LlpApiLabels, LlpApiMetrics};
 pub use reservations::ReservationsConfig;
 
 use super::single_flight::SingleFlight;
@@ -134,7 +134,7 @@ impl DirectusSource {
         let api = LlpApi {
             http,
             base: base.into(),
-            calls: LlpApiCalls::default(),
+            metrics: LlpApiMetrics::default(),
         };
         Ok(Self {
             records: RecordReads::new(
@@ -168,10 +168,11 @@ impl DirectusSource {
             })
     }
 
-    /// Counts requests in `calls` (the service's `/metrics` registers it).
-    pub fn counting(mut self, calls: LlpApiCalls) -> Self {
-        self.records.api_mut().calls = calls.clone();
-        self.api.calls = calls;
+    /// Counts requests and cache answers in `metrics` (the service's `/metrics` registers them).
+    pub fn counting(mut self, metrics: LlpApiMetrics) -> Self {
+        self.identities.count_in(&metrics.lookups, "identities");
+        self.records.count_in(metrics.clone());
+        self.api.metrics = metrics;
         self
     }
 }

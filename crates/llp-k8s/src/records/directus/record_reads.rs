@@ -41,9 +41,10 @@ impl RecordReads {
         }
     }
 
-    /// The client, to count its requests elsewhere.
-    pub(super) fn api_mut(&mut self) -> &mut LlpApi {
-        &mut self.api
+    /// Counts its requests and cache answers in `metrics`.
+    pub(super) fn count_in(&mut self, metrics: super::LlpApiMetrics) {
+        self.looked.count_in(&metrics.lookups, "records");
+        self.api.metrics = metrics;
     }
 
     /// Reads record `id` with `token` from the LLP API, and remembers it for looking.
