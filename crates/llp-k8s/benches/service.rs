@@ -33,10 +33,19 @@ fn env(name: &str, default: usize) -> usize {
 
 /// Resident memory of process `pid`, in MiB.
 fn rss_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmRSS:")
+}
+
+/// The most resident memory process `pid` has had so far (the kernel's high-water mark), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    proc_status_mib(pid, "VmHWM:")
+}
+
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
@@ -353,17 +362,17 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
     let took = started.elapsed();
     let requests = api_requests(&http, url).await - before;
     println!(
-        "[{source}] {} more deploys, 16 at a time: {:.1} s, {requests} Kubernetes API requests ({:.1} per deploy)",
+        "[{source}] {} more deploys, 16 at a time: {:.1} s, {requests} Kubernetes API requests ({:.1} per deploy); service resident memory now {:.0} MiB, at most {:.0} MiB so far",
         rest.len() - alone,
         took.as_secs_f64(),
-        requests as f64 / (rest.len() - alone).max(1) as f64
+        requests as f64 / (rest.len() - alone).max(1) as f64,
+        rss_mib(service_pid),
+        peak_rss_mib(service_pid)
     );
     let wanted = (rest.len() + 1) * 4;
     let deadline = Instant::now() + Duration::from_secs(300);
     let pod_lists = counter(&http, url, POD_LISTS).await;
-    let mut starting_peak = 0.0_f64;
     loop {
-        starting_peak = starting_peak.max(rss_mib(service_pid));
         let mut running = 0;
         for owner in owners {
             for id in &owner.records {
@@ -374,7 +383,9 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
             // A pod watch that falls behind the API server's history lists every pod again,
             // and the reflector holds both lists until the new one is whole.
             println!(
-                "[{source}] {running} of {wanted} pods Running; service resident memory while they started: up to {starting_peak:.0} MiB; pod list pages requested meanwhile: {} (0: no watch had to list again)",
+                "[{source}] {running} of {wanted} pods Running; service resident memory now {:.0} MiB, at most {:.0} MiB so far (the deploys and pod starts); pod list pages requested meanwhile: {} (0: no watch had to list again)",
+                rss_mib(service_pid),
+                peak_rss_mib(service_pid),
                 counter(&http, url, POD_LISTS).await - pod_lists
             );
             break;
@@ -496,6 +507,18 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
     }
     let id = &owner.records[0];
     let http = llp_api::client();
+    // The bench clients' last refreshes may still be queued at the LLP API, which shares the
+    // cores: wait until it has had nothing to do for a second (at most 30 s).
+    let quiet_by = Instant::now() + Duration::from_secs(30);
+    let mut llp_requests = counter(&http, url, "llp_k8s_llp_api_requests_total{").await;
+    while Instant::now() < quiet_by {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = counter(&http, url, "llp_k8s_llp_api_requests_total{").await;
+        if now == llp_requests {
+            break;
+        }
+        llp_requests = now;
+    }
     let waited = |cache: &'static str| {
         let http = http.clone();
         async move {
@@ -503,6 +526,7 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
             counter(&http, url, &prefix).await
         }
     };
+    let llp_before = counter(&http, url, "llp_k8s_llp_api_requests_total{").await;
     let before = (
         waited("identities").await,
         waited("records").await,
@@ -518,11 +542,12 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
         waited("records").await,
         slow_llp_requests(&http, url).await,
     );
+    let llp_during = counter(&http, url, "llp_k8s_llp_api_requests_total{").await - llp_before;
     // Polls that waited for the LLP API carry its latency; with refresh-ahead there should be
     // none. What else ran meanwhile (wrk itself, the LLP API, the simulator) shares the cores.
     let llp = if source.contains("directus") {
         format!(
-            "{} polls waited for an identity and {} for a record from the LLP API; {} LLP API requests took over 100 ms; ",
+            "{} polls waited for an identity and {} for a record from the LLP API; {llp_during} LLP API requests (refreshes), {} of them over 100 ms; ",
             after.0 - before.0,
             after.1 - before.1,
             after.2 - before.2
@@ -681,7 +706,7 @@ async fn restarted(dir: &std::path::Path, kubeconfig: &str, records: &str, sourc
     let started = Instant::now();
     let (service, url) = start_service(dir, kubeconfig, records).await;
     let ready = started.elapsed();
-    let rss = rss_mib(service.0.id());
+    let (rss, peak) = (rss_mib(service.0.id()), peak_rss_mib(service.0.id()));
     let http = llp_api::client();
     let before = api_requests(&http, &url).await;
     let owner = &owners[0];
@@ -689,7 +714,7 @@ async fn restarted(dir: &std::path::Path, kubeconfig: &str, records: &str, sourc
     let after = api_requests(&http, &url).await - before;
     let deployments: usize = owners.iter().map(|o| o.records.len()).sum();
     println!(
-        "[{source}] restarted with {deployments} deployments in the cluster: ready (caches synced) after {:.2} s, {rss:.0} MiB resident; a status then: {running} pods Running, {after} Kubernetes API requests",
+        "[{source}] restarted with {deployments} deployments in the cluster: ready (caches synced) after {:.2} s, {rss:.0} MiB resident (at most {peak:.0} MiB while listing); a status then: {running} pods Running, {after} Kubernetes API requests",
         ready.as_secs_f64()
     );
 }

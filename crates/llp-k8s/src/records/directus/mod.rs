@@ -207,12 +207,12 @@ impl RecordSource for DirectusSource {
 
     fn authenticate<'a>(&'a self, token: &'a Token) -> BoxFuture<'a, Result<Arc<Identity>, RecordError>> {
         Box::pin(async move {
-            let (api, config, owned) = (self.api.clone(), self.config.clone(), token.expose().to_owned());
-            self.identities
-                .get(token.expose(), move || async move {
-                    who(&api, &config, &owned).await.map(Arc::new)
-                })
-                .await
+            // Copied only when a read is made (most asks are answered by the cache).
+            let read = || {
+                let (api, config, token) = (self.api.clone(), self.config.clone(), token.expose().to_owned());
+                async move { who(&api, &config, &token).await.map(Arc::new) }
+            };
+            self.identities.get(token.expose(), read).await
         })
     }
 

@@ -56,12 +56,13 @@ impl RecordReads {
 
     /// Record `id` for looking at: from the cache when it may be.
     pub(super) async fn look(&self, token: &str, id: &str) -> Result<Arc<Record>, RecordError> {
-        let (reads, owned_token, owned_id) = (self.clone(), token.to_owned(), id.to_owned());
-        self.looked
-            .get(&question(token, id), move || async move {
-                reads.fetch(&owned_token, &owned_id).await.map(Arc::new)
-            })
-            .await
+        // What a read needs is copied only when one is made: most looks are answered by the
+        // cache, and a poll should not pay for a read it does not make.
+        let read = || {
+            let (reads, token, id) = (self.clone(), token.to_owned(), id.to_owned());
+            async move { reads.fetch(&token, &id).await.map(Arc::new) }
+        };
+        self.looked.get(&question(token, id), read).await
     }
 
     /// The id of every record `token` may read (all of them for the service token).
