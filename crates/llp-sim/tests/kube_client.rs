@@ -147,6 +147,39 @@ async fn lists_are_paged_with_limit_and_continue() {
     assert_eq!(reader.state().len(), 5);
 }
 
+/// A metadata-only list or get (`as=PartialObjectMetadataList`) is answered as
+/// kube-apiserver answers it: metadata only, no data.
+#[tokio::test]
+async fn metadata_only_requests_get_metadata_only() {
+    let t = TestSim::start().await;
+    let client = t.client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "services");
+    let map: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "data": {"k": "v"}})).unwrap();
+    maps.create(&PostParams::default(), &map).await.unwrap();
+    let request = kube::core::Request::new("/api/v1/namespaces/services/configmaps");
+    let list: serde_json::Value = client
+        .request(request.list_metadata(&ListParams::default().limit(1)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (&list["kind"], &list["apiVersion"]),
+        (&json!("PartialObjectMetadataList"), &json!("meta.k8s.io/v1"))
+    );
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["labels"]["a"], "b");
+    assert!(item.get("data").is_none(), "{item}");
+    let got: serde_json::Value = client
+        .request(request.get_metadata("m", &kube::api::GetParams::default()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got["kind"], "PartialObjectMetadata");
+    assert!(got.get("data").is_none(), "{got}");
+    let listed = maps.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items[0].metadata.name.as_deref(), Some("m"));
+}
+
 #[tokio::test]
 async fn a_watch_resumes_from_a_resource_version() {
     let t = TestSim::start().await;

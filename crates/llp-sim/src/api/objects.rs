@@ -65,6 +65,16 @@ impl Request<'_> {
             .is_some_and(table::wants_table)
     }
 
+    /// Whether the Accept header asks for metadata only (`as=PartialObjectMetadata[List]`,
+    /// what kube-rs's `list_metadata` and controllers' metadata informers ask for).
+    fn wants_metadata(&self) -> bool {
+        self.headers
+            .get(ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .and_then(|accept| accept.split(',').next())
+            .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+    }
+
     /// The body as JSON (or YAML, for server-side apply).
     pub fn json_body(&self) -> Result<Value, ApiError> {
         let content_type = self
@@ -171,7 +181,7 @@ fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
         (stored, store.revision())
     };
     let page = super::paging::cut(items, revision, request.param("limit"), request.param("continue"))?;
-    let items = events_v1::present_all(target.resource, page.items);
+    let mut items = events_v1::present_all(target.resource, page.items);
     // kube-apiserver counts what is left only of an unfiltered list.
     let filtered = !labels.is_empty() || !fields.is_empty();
     let more = page.next.map(|token| (token, (!filtered).then_some(page.remaining)));
@@ -185,6 +195,16 @@ fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
         }
         return Ok(Json(table).into_response());
     }
+    if request.wants_metadata() {
+        items = items.iter().map(|o| std::sync::Arc::new(metadata_only(o))).collect();
+        return Ok(list_response(
+            "PartialObjectMetadataList",
+            "meta.k8s.io/v1",
+            page.revision,
+            more,
+            items,
+        ));
+    }
     Ok(list_response(
         &format!("{}List", rt.kind),
         &rt.api_version(),
@@ -192,6 +212,11 @@ fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
         more,
         items,
     ))
+}
+
+/// An object as kube-apiserver answers a metadata-only request: its metadata, nothing else.
+fn metadata_only(object: &Value) -> Value {
+    serde_json::json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object["metadata"]})
 }
 
 /// A list, streamed in chunks: 8,000 pods are never one 30 MB buffer, nor a deep copy.
@@ -252,6 +277,9 @@ fn get(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> {
             jiff::Timestamp::now(),
         ))
         .into_response());
+    }
+    if request.wants_metadata() {
+        return Ok(Json(metadata_only(&object)).into_response());
     }
     Ok(Json(&*object).into_response())
 }
