@@ -39,12 +39,12 @@ pub async fn claim(
     owner_label: &str,
 ) -> Result<(), HostnameError> {
     let ingresses: Api<Ingress> = cluster.api();
-    let served_by_another = ingresses
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .any(|ingress| {
+    // Every Ingress of the namespace, a page at a time (there may be thousands).
+    let mut asking = Some(super::pages::first(&ListParams::default()));
+    while let Some(params) = asking {
+        let page = ingresses.list(&params).await?;
+        asking = super::pages::next(&params, &page.metadata);
+        let served_by_another = page.items.iter().any(|ingress| {
             let ours = label(&ingress.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label)
                 && label(&ingress.metadata.labels, MANAGED_BY.0) == Some(MANAGED_BY.1);
             let hosts = ingress
@@ -54,8 +54,9 @@ pub async fn claim(
                 .filter_map(|r| r.host.as_deref());
             !ours && hosts.into_iter().any(|h| h.eq_ignore_ascii_case(host))
         });
-    if served_by_another {
-        return Err(HostnameError::Taken);
+        if served_by_another {
+            return Err(HostnameError::Taken);
+        }
     }
     let claims: Api<ConfigMap> = cluster.api();
     let name = claim_name(hostname);

@@ -8,6 +8,7 @@ pub mod hostnames;
 pub mod index;
 pub mod lease;
 pub mod leftovers;
+pub mod pages;
 pub mod resize;
 pub mod shared;
 pub mod trim;

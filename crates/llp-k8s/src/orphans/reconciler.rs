@@ -38,7 +38,7 @@ pub enum OrphanError {
 /// Every deployment in the cluster: StatefulSets, Jobs and claims from the watch caches, the
 /// kinds the service does not watch from metadata-only lists (a Secret's data never travels).
 pub async fn inventory(cluster: &Cluster) -> Result<Found, OrphanError> {
-    inventory_in_pages(cluster, PAGE).await
+    inventory_in_pages(cluster, crate::cluster::pages::PAGE).await
 }
 
 /// [`inventory`] with lists of `page` items a page (tests make pages small).
@@ -65,11 +65,6 @@ pub async fn inventory_in_pages(cluster: &Cluster, page: u32) -> Result<Found, O
     Ok(collect(cached.chain(listed.iter().map(|(kind, meta)| (*kind, meta)))))
 }
 
-/// Metadata lists are read this many items a page (as kube-rs's watcher pages its lists).
-/// Whole, with 10,000 deployments, one list's metadata (managed fields and all) took the
-/// service from 115 to 381 MiB for a moment (measured in the service bench, issue 16).
-const PAGE: u32 = 500;
-
 /// The kind, name and labels of every `K` that `params` selects (all that [`collect`]
 /// reads), read a page of `params.limit` at a time.
 async fn list_metadata<K>(
@@ -84,9 +79,9 @@ where
         + serde::de::DeserializeOwned,
 {
     let api = cluster.api::<K>();
-    let mut params = params.clone();
+    let mut asking = Some(crate::cluster::pages::first(params));
     let mut kept = Vec::new();
-    loop {
+    while let Some(params) = asking {
         let page = api
             .list_metadata(&params)
             .await
@@ -94,6 +89,7 @@ where
                 doing: "listing the deployments' objects",
                 source,
             })?;
+        asking = crate::cluster::pages::next(&params, &page.metadata);
         kept.extend(page.items.into_iter().map(|o| {
             let meta = ObjectMeta {
                 name: o.metadata.name,
@@ -102,11 +98,8 @@ where
             };
             (<K as k8s_openapi::Resource>::KIND, meta)
         }));
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(kept),
-        }
     }
+    Ok(kept)
 }
 
 /// Looks once: the cluster first, then the records, so a record made in between is never
