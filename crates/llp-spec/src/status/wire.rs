@@ -44,8 +44,8 @@ impl From<WireMeta> for ObjectMeta {
 }
 
 /// A JSON object read as a list of its entries, keeping those whose key `keep` accepts (the
-/// others are skipped unallocated): a list of one to three entries is a fraction of a B-tree
-/// node's size.
+/// others' values are skipped unallocated): a list of one to three entries is a fraction of a
+/// B-tree node's size.
 struct Entries<V> {
     entries: Vec<(String, V)>,
 }
