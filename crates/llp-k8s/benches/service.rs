@@ -245,7 +245,13 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
 /// The service's list requests for pods (the watch cache's lists, page by page).
 const POD_LISTS: &str = "llp_k8s_kube_api_requests_total{verb=\"list\",resource=\"pods\"}";
 
+/// The sum of the service's metrics whose line starts with `prefix`.
 async fn counter(http: &reqwest::Client, url: &str, prefix: &str) -> u64 {
+    metrics_sum(http, url, |line| line.starts_with(prefix)).await
+}
+
+/// The sum of the service's metrics whose line `pick` accepts.
+async fn metrics_sum(http: &reqwest::Client, url: &str, pick: impl Fn(&str) -> bool) -> u64 {
     let text = http
         .get(format!("{url}/metrics"))
         .send()
@@ -255,7 +261,7 @@ async fn counter(http: &reqwest::Client, url: &str, prefix: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with(prefix))
+        .filter(|l| pick(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -580,19 +586,10 @@ async fn wrk(source: &str, service_pid: u32, url: &str, owner: &Owner) {
 /// How many LLP API requests have taken over 100 ms (from the service's histogram).
 async fn slow_llp_requests(http: &reqwest::Client, url: &str) -> u64 {
     let all = counter(http, url, "llp_k8s_llp_api_request_duration_seconds_count").await;
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let fast: u64 = text
-        .lines()
-        .filter(|l| l.starts_with("llp_k8s_llp_api_request_duration_seconds_bucket") && l.contains("le=\"0.1\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let fast = metrics_sum(http, url, |l| {
+        l.starts_with("llp_k8s_llp_api_request_duration_seconds_bucket") && l.contains("le=\"0.1\"")
+    })
+    .await;
     all.saturating_sub(fast)
 }
 

@@ -74,26 +74,7 @@ impl CachedStatefulSet {
     }
 }
 
-impl k8s_openapi::Resource for CachedStatefulSet {
-    const API_VERSION: &'static str = StatefulSet::API_VERSION;
-    const GROUP: &'static str = StatefulSet::GROUP;
-    const KIND: &'static str = StatefulSet::KIND;
-    const VERSION: &'static str = StatefulSet::VERSION;
-    const URL_PATH_SEGMENT: &'static str = StatefulSet::URL_PATH_SEGMENT;
-    type Scope = <StatefulSet as k8s_openapi::Resource>::Scope;
-}
-
-impl k8s_openapi::Metadata for CachedStatefulSet {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+super::wire::resource_as!(CachedStatefulSet, StatefulSet);
 
 #[cfg(test)]
 mod tests {

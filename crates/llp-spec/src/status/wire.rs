@@ -10,6 +10,34 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// Makes `$cached` a Kubernetes resource of `$kind`'s kind with its own metadata, so that
+/// kube's `Api`, watcher and reflector read it from the API as they would read `$kind`.
+macro_rules! resource_as {
+    ($cached:ty, $kind:ty) => {
+        impl k8s_openapi::Resource for $cached {
+            const API_VERSION: &'static str = <$kind as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <$kind as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <$kind as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str = <$kind as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str = <$kind as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <$kind as k8s_openapi::Resource>::Scope;
+        }
+
+        impl k8s_openapi::Metadata for $cached {
+            type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+            fn metadata(&self) -> &Self::Ty {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut Self::Ty {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(super) use resource_as;
+
 /// The metadata kept of a cached object: its identity, times, and the service's own labels
 /// (`app`, `llp.kitegg.de/…`) and annotations (`llp.kitegg.de/…`), the only ones read back.
 #[derive(Default, Deserialize)]
