@@ -109,6 +109,9 @@ pub enum ConfigError {
     /// An environment variable has an unusable value.
     #[error("{name}: {message}")]
     Env { name: &'static str, message: String },
+    /// A setting the service cannot honour.
+    #[error("[cluster] {0}")]
+    Cluster(String),
 }
 
 impl Config {
@@ -129,6 +132,7 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(env)?;
+        config.cluster.check().map_err(ConfigError::Cluster)?;
         Ok(config)
     }
 

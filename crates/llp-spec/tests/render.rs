@@ -429,3 +429,64 @@ fn a_network_policy_lets_in_its_own_pods_and_the_ingress_controller_to_the_expos
             .is_none()
     );
 }
+
+#[test]
+fn containers_that_may_start_as_root_get_back_the_capabilities_such_images_need() {
+    let id = RecordId::Text(UUID.into());
+    let added = |yaml: &str, config: &RenderConfig| -> Vec<Option<Vec<String>>> {
+        let deployment = validate_record(&record(yaml), &Limits::default()).unwrap();
+        let objects = render(&deployment, Identity { id: &id, owner: OWNER }, config);
+        let template = objects.workload.pod_template().unwrap();
+        template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .map(|c| {
+                let capabilities = c.security_context.as_ref().unwrap().capabilities.as_ref().unwrap();
+                assert_eq!(capabilities.drop.as_deref(), Some(["ALL".to_owned()].as_slice()));
+                capabilities.add.clone()
+            })
+            .collect()
+    };
+    let defaults = RenderConfig::default();
+    let root_set = Some(defaults.root_capabilities.clone());
+    assert!(root_set.as_ref().unwrap().contains(&"NET_BIND_SERVICE".to_owned()));
+    // nginx starts as root: it gets them; a container with its own user does not need them.
+    assert_eq!(
+        added(
+            "containers: [{name: a, image: nginx}, {name: b, image: b, user: 1000}]",
+            &defaults
+        ),
+        [root_set.clone(), None]
+    );
+    // The pod-wide user (`fsUser`) counts too.
+    assert_eq!(
+        added(
+            "containers: [{name: a, image: b, fsUser: 1000}, {name: c, image: c}]",
+            &defaults
+        ),
+        [None, None]
+    );
+    // Under run_as_non_root (Pod Security "restricted") nothing comes back.
+    let restricted = RenderConfig {
+        run_as_non_root: true,
+        ..RenderConfig::default()
+    };
+    assert_eq!(added("containers: [{name: a, image: nginx}]", &restricted), [None]);
+}
+
+#[test]
+fn root_capabilities_beyond_pod_security_baseline_are_refused() {
+    assert_eq!(RenderConfig::default().check(), Ok(()));
+    let config = RenderConfig {
+        root_capabilities: vec!["CHOWN".into(), "SYS_ADMIN".into()],
+        ..RenderConfig::default()
+    };
+    let problem = config.check().unwrap_err();
+    assert!(
+        problem.contains("SYS_ADMIN") && problem.contains("baseline"),
+        "{problem}"
+    );
+}

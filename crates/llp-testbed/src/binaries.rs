@@ -1,6 +1,6 @@
 //! The control plane's programs, built once from the pinned Go modules under `testbed/`
-//! (etcd and Kubernetes in `testbed/go`, kwok in `testbed/kwok`, whose pins differ) into
-//! `target/testbed/<stamp>/`. The stamp hashes the modules and the Go version, so a changed pin
+//! (etcd and Kubernetes in `testbed/go`, kwok in `testbed/kwok`, whose pins differ; a real
+//! node's kubelet and kube-proxy in `testbed/node`) into `target/testbed/<stamp>/`. The stamp hashes the modules and the Go version, so a changed pin
 //! builds anew; a file lock keeps parallel test processes from building at the same time.
 
 use sha2::{Digest, Sha256};
@@ -41,6 +41,9 @@ pub enum BuildError {
     /// `go.mod` names no Kubernetes release.
     #[error("testbed build: {} requires no k8s.io/kubernetes version", .0.display())]
     NoRelease(PathBuf),
+    /// Building or importing the container images failed; the tool's output is in the message.
+    #[error("testbed images: {what}:\n{output}")]
+    Image { what: String, output: String },
     /// `go build` failed; its output is in the message.
     #[error("testbed build: `go build` in {} failed:\n{output}", dir.display())]
     Go { dir: PathBuf, output: String },
@@ -52,23 +55,69 @@ pub fn modules_dir() -> PathBuf {
 }
 
 /// The folder build outputs go to (`<target>/testbed`).
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("testbed"),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/testbed"),
     }
 }
 
-/// The programs, built first if this version of the modules has not been built yet.
+/// The control plane's programs, built first if this version of the modules has not been
+/// built yet.
 pub fn ensure_built() -> Result<Binaries, BuildError> {
     let modules = modules_dir();
     let release = release(&modules.join("go/go.mod"))?;
+    let files = [
+        "go/go.mod",
+        "go/go.sum",
+        "go/cmd/etcd/main.go",
+        "kwok/go.mod",
+        "kwok/go.sum",
+    ];
+    let what = format!("the Kubernetes control plane {release} and kwok (about 13 minutes on 2 cores)");
+    build_once(&release, "", &files, &what, |dir, ldflags| {
+        let kubernetes = [
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "k8s.io/kubernetes/cmd/kube-scheduler",
+            "./cmd/etcd",
+        ];
+        go_build(&modules.join("go"), dir, ldflags, &kubernetes)?;
+        go_build(&modules.join("kwok"), dir, "-s -w", &["sigs.k8s.io/kwok/cmd/kwok"])
+    })
+}
+
+/// A real node's programs, kubelet and kube-proxy of the same release, from `testbed/node`: a
+/// module of its own, so that they build only for real nodes and the control plane's stamp
+/// stays as it was.
+pub fn ensure_node_built() -> Result<Binaries, BuildError> {
+    let modules = modules_dir();
+    let release = release(&modules.join("node/go.mod"))?;
+    let files = ["node/go.mod", "node/go.sum"];
+    let what = format!("kubelet and kube-proxy {release} (about 3 minutes on 2 cores after the control plane)");
+    build_once(&release, "node-", &files, &what, |dir, ldflags| {
+        let node = ["k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"];
+        go_build(&modules.join("node"), dir, ldflags, &node)
+    })
+}
+
+/// Builds into `<target>/testbed/<prefix><stamp>/` with `build`, unless a build of the same
+/// stamp (a hash of `files` under `testbed/`, the Go version and the flags) is done; one build
+/// at a time across processes.
+fn build_once(
+    release: &str,
+    prefix: &str,
+    files: &[&str],
+    what: &str,
+    build: impl FnOnce(&Path, &str) -> Result<(), BuildError>,
+) -> Result<Binaries, BuildError> {
+    let modules = modules_dir();
     let root = target_dir();
     std::fs::create_dir_all(&root).map_err(|source| io("create", &root, source))?;
-    let dir = root.join(stamp(&modules, &release)?);
+    let dir = root.join(format!("{prefix}{}", stamp(&modules, files, release)?));
     let binaries = Binaries {
         dir: dir.clone(),
-        release: release.clone(),
+        release: release.to_owned(),
     };
     if dir.join("done").exists() {
         return Ok(binaries);
@@ -80,24 +129,16 @@ pub fn ensure_built() -> Result<Binaries, BuildError> {
     if dir.join("done").exists() {
         return Ok(binaries);
     }
-    eprintln!(
-        "llp-testbed: building the Kubernetes control plane {release} and kwok into {} (first time only; about 20 minutes on 2 cores)",
+    crate::say(&format!(
+        "building {what} into {} (first time only; Go's cache makes later builds seconds)",
         dir.display()
-    );
+    ));
     let started = Instant::now();
     std::fs::create_dir_all(&dir).map_err(|source| io("create", &dir, source))?;
-    let ldflags = version_ldflags(&release);
-    let kubernetes = [
-        "k8s.io/kubernetes/cmd/kube-apiserver",
-        "k8s.io/kubernetes/cmd/kube-controller-manager",
-        "k8s.io/kubernetes/cmd/kube-scheduler",
-        "./cmd/etcd",
-    ];
-    go_build(&modules.join("go"), &dir, &ldflags, &kubernetes)?;
-    go_build(&modules.join("kwok"), &dir, "-s -w", &["sigs.k8s.io/kwok/cmd/kwok"])?;
+    build(&dir, &version_ldflags(release))?;
     let done = dir.join("done");
     std::fs::write(&done, format!("{release}\n")).map_err(|source| io("write", &done, source))?;
-    eprintln!("llp-testbed: built in {:.0} s", started.elapsed().as_secs_f64());
+    crate::say(&format!("built in {:.0} s", started.elapsed().as_secs_f64()));
     Ok(binaries)
 }
 
@@ -124,15 +165,9 @@ fn version_ldflags(release: &str) -> String {
 }
 
 /// A hash of everything that decides the binaries: the modules' files and the Go version.
-fn stamp(modules: &Path, release: &str) -> Result<String, BuildError> {
+fn stamp(modules: &Path, files: &[&str], release: &str) -> Result<String, BuildError> {
     let mut hash = Sha256::new();
-    for file in [
-        "go/go.mod",
-        "go/go.sum",
-        "go/cmd/etcd/main.go",
-        "kwok/go.mod",
-        "kwok/go.sum",
-    ] {
+    for file in files {
         let path = modules.join(file);
         hash.update(std::fs::read(&path).map_err(|source| io("read", &path, source))?);
     }

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::process::Component;
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use llp_sim::ClusterSpec;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -91,6 +91,45 @@ pub async fn create_cluster(
     for name in &cluster.namespaces {
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("a namespace");
         create(&namespaces, &namespace, &format!("create namespace {name}")).await?;
+    }
+    Ok(())
+}
+
+/// Waits until each real node's kubelet has registered it, then gives it the worker role (a
+/// kubelet may not label itself so: NodeRestriction).
+pub async fn label_real_nodes(
+    admin: &kube::Client,
+    nodes: &[crate::pki::NodeIdentity],
+    components: &mut [Component],
+    deadline: Instant,
+) -> Result<(), Error> {
+    let api: Api<Node> = Api::all(admin.clone());
+    for node in nodes {
+        loop {
+            if matches!(api.get_opt(&node.name).await, Ok(Some(_))) {
+                break;
+            }
+            check_running(components)?;
+            if Instant::now() > deadline {
+                return Err(Error::NotReady {
+                    component: "kubelet",
+                    what: format!("had not registered node {} in time", node.name),
+                    output: components
+                        .iter()
+                        .find(|c| c.name == format!("kubelet-{}", node.name))
+                        .map(|c| c.tail(40))
+                        .unwrap_or_default(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let patch = json!({"metadata": {"labels": {"node-role.kubernetes.io/worker": "worker"}}});
+        api.patch(&node.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|source| Error::Bootstrap {
+                step: format!("label node {}", node.name),
+                source,
+            })?;
     }
     Ok(())
 }

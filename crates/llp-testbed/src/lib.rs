@@ -1,17 +1,22 @@
 //! A real Kubernetes control plane for llp-k8s's tests and local trials: etcd,
 //! kube-apiserver, kube-controller-manager and kube-scheduler of the pinned upstream release,
-//! and kwok playing the kubelets of N worker nodes. The API server runs with RBAC,
-//! ServiceAccount token issuance and its default admission plugins, as a real cluster does.
+//! kwok playing the kubelets of N worker nodes, and M real nodes (a kubelet on containerd,
+//! kube-proxy) that run real containers. The API server runs with RBAC, ServiceAccount token
+//! issuance, the Node authorizer and its default admission plugins, as a real cluster does.
 //!
-//! [`Testbed::up`] builds the programs once ([`binaries`]), makes fresh credentials ([`pki`]),
-//! starts the components ([`process`]), and creates the nodes, the default StorageClass and the
-//! namespaces ([`bootstrap`]); a small provisioner ([`provisioner`]) binds claims. Dropping the
-//! testbed, or the end of the process that started it, stops every component.
+//! [`Testbed::up`] builds the programs once ([`binaries`], [`images`]), makes fresh
+//! credentials ([`pki`]), starts the components ([`process`], [`node`]), and creates the nodes,
+//! the default StorageClass and the namespaces ([`bootstrap`]); a small provisioner
+//! ([`provisioner`]) binds claims. Dropping the testbed, or the end of the process that
+//! started it, stops every component and removes what real nodes leave on the machine.
 #![forbid(unsafe_code)]
 
 pub mod binaries;
 pub mod bootstrap;
+pub mod host;
+pub mod images;
 pub mod kwok;
+pub mod node;
 pub mod pki;
 pub mod process;
 pub mod provisioner;
@@ -29,6 +34,8 @@ use std::time::{Duration, Instant};
 pub struct Options {
     /// The nodes and namespaces, as for the simulator (its control-plane node included).
     pub cluster: ClusterSpec,
+    /// Real nodes (a kubelet and containerd each) beside the kwok ones.
+    pub real_nodes: u32,
     /// How long the components may take to become ready.
     pub ready_within: Duration,
 }
@@ -37,6 +44,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             cluster: ClusterSpec::default(),
+            real_nodes: 0,
             ready_within: Duration::from_secs(120),
         }
     }
@@ -51,6 +59,8 @@ pub enum Error {
     Pki(#[from] pki::PkiError),
     #[error(transparent)]
     Spawn(#[from] process::SpawnError),
+    #[error(transparent)]
+    Host(#[from] host::HostError),
     #[error("testbed: {0}")]
     Io(#[from] std::io::Error),
     /// A component exited or did not become ready in time.
@@ -81,8 +91,9 @@ pub struct Testbed {
     components: Vec<Component>,
     /// Runs the provisioner (and nothing else).
     runtime: Option<tokio::runtime::Runtime>,
-    /// Removes `dir` when the process ends without dropping the testbed.
-    _cleanup: process::RemoveOnExit,
+    /// Removes `dir` (and what real nodes leave) when the process ends without dropping the
+    /// testbed; holds the real-node lock.
+    cleanup: process::RemoveOnExit,
     /// etcd's client port.
     etcd_port: u16,
     /// How kube-apiserver was started, to start it again.
@@ -185,7 +196,7 @@ impl Testbed {
         while let Some(mut component) = self.components.pop() {
             component.stop();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.cleanup.now();
     }
 }
 
@@ -200,12 +211,46 @@ pub fn kubeconfig(server: &str, ca_pem: &str, token: &str, namespace: &str) -> S
     llp_sim::kubeconfig::render(server, Some(ca_pem), token, namespace).replace("llp-sim", "llp-testbed")
 }
 
+/// What real nodes need, made ready before anything starts.
+struct RealNodes {
+    binaries: Binaries,
+    images: PathBuf,
+    address: std::net::IpAddr,
+    identities: Vec<pki::NodeIdentity>,
+}
+
+fn prepare_real_nodes(count: u32) -> Result<Option<RealNodes>, Error> {
+    if count == 0 {
+        return Ok(None);
+    }
+    host::ensure_packages()?;
+    host::ensure_kernel_settings()?;
+    let address = host::node_address()?;
+    let binaries = binaries::ensure_node_built()?;
+    let images = images::ensure_built()?;
+    Ok(Some(RealNodes {
+        binaries,
+        images,
+        address,
+        identities: node::identities(count, address),
+    }))
+}
+
 fn up_blocking(options: Options) -> Result<Testbed, Error> {
     let binaries = binaries::ensure_built()?;
+    let real = prepare_real_nodes(options.real_nodes)?;
     // The first build takes minutes; the time to get ready counts from here.
     let started = Instant::now();
     let dir = fresh_dir()?;
-    let pki = pki::generate(&dir)?;
+    let identities = real.as_ref().map(|r| r.identities.clone()).unwrap_or_default();
+    let pki = pki::generate(&dir, &identities)?;
+    let cleanup_script = dir.join("cleanup-nodes.sh");
+    if let Some(real) = &real {
+        std::fs::write(&cleanup_script, node::cleanup_script(&real.binaries.path("kube-proxy")))?;
+    }
+    let lock = node::lock_path();
+    let cleanup =
+        process::RemoveOnExit::arrange(&dir, real.as_ref().map(|_| (lock.as_path(), cleanup_script.as_path())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -218,7 +263,7 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         dir: dir.clone(),
         components: Vec::new(),
         runtime: None,
-        _cleanup: process::RemoveOnExit::arrange(&dir)?,
+        cleanup,
         etcd_port: 0,
         apiserver: (binaries.path("kube-apiserver"), Vec::new()),
     };
@@ -255,6 +300,15 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         kwok_port,
     ))?;
     runtime.spawn(provisioner::run(admin.clone()));
+    if let Some(real) = &real {
+        start_real_nodes(&mut testbed, real, &pki)?;
+        runtime.block_on(bootstrap::label_real_nodes(
+            &admin,
+            &real.identities,
+            &mut testbed.components,
+            deadline,
+        ))?;
+    }
     runtime.block_on(bootstrap::wait_settled(
         &admin,
         &options.cluster,
@@ -262,13 +316,60 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         deadline,
     ))?;
     testbed.runtime = Some(runtime);
-    eprintln!(
-        "llp-testbed: Kubernetes {} ready at {} in {:.1} s",
+    say(&format!(
+        "Kubernetes {} ready at {} in {:.1} s{}",
         binaries.release,
         testbed.url,
-        started.elapsed().as_secs_f64()
-    );
+        started.elapsed().as_secs_f64(),
+        match options.real_nodes {
+            0 => String::new(),
+            n => format!(" ({n} real node{})", if n == 1 { "" } else { "s" }),
+        }
+    ));
     Ok(testbed)
+}
+
+/// Starts each real node's containerd (with the images) and kubelet, and the machine's
+/// kube-proxy.
+fn start_real_nodes(testbed: &mut Testbed, real: &RealNodes, pki: &Pki) -> Result<(), Error> {
+    for (index, (identity, credentials)) in real.identities.iter().zip(&pki.nodes).enumerate() {
+        let layout = node::NodeLayout::new(&testbed.dir, index as u32 + 1, &identity.name);
+        testbed.components.push(node::start_containerd(&layout)?);
+        let socket = layout.containerd_socket();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            bootstrap::check_running(&mut testbed.components)?;
+            if Instant::now() > deadline {
+                return Err(Error::NotReady {
+                    component: "containerd",
+                    what: format!("did not make {} in time", socket.display()),
+                    output: testbed.components.last().map(|c| c.tail(30)).unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        images::import(&real.images, &socket)?;
+        let port = free_port()?;
+        testbed.components.push(node::start_kubelet(
+            &layout,
+            &real.binaries,
+            &testbed.url,
+            real.address,
+            port,
+            pki,
+            credentials,
+        )?);
+    }
+    let first = &real.identities[0].name;
+    testbed.components.push(node::start_kube_proxy(
+        &testbed.dir.join("node-kube-proxy"),
+        &real.binaries,
+        &testbed.url,
+        pki,
+        first,
+        (free_port()?, free_port()?),
+    )?);
+    Ok(())
 }
 
 fn start_etcd(binaries: &Binaries, dir: &Path, port: u16) -> Result<Component, Error> {
@@ -314,6 +415,8 @@ fn apiserver_args(pki: &Pki, etcd: u16, port: u16) -> Vec<String> {
         "--allow-privileged=true".into(),
         format!("--kubelet-client-certificate={}", p(&pki.kubelet_client_cert)),
         format!("--kubelet-client-key={}", p(&pki.kubelet_client_key)),
+        // Kubelets (kwok's endpoint, real ones) show serving certificates of the testbed's CA.
+        format!("--kubelet-certificate-authority={}", p(&pki.ca_cert)),
         "--kubelet-preferred-address-types=InternalIP".into(),
         "--profiling=false".into(),
     ]
@@ -410,6 +513,13 @@ fn fresh_dir() -> Result<PathBuf, Error> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Tells the person waiting what the testbed is doing. Written to the process's standard
+/// error directly, which a test runner does not capture, so that a long first build is seen.
+pub fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "llp-testbed: {message}");
 }
 
 fn pem_to_der(pem: &str) -> Vec<u8> {

@@ -1,5 +1,6 @@
-//! `llp-testbed up --kubeconfig PATH [--nodes N] [--gpus SPEC]`: a real Kubernetes control
-//! plane (see the library) until Ctrl-C; `llp-testbed build` only builds its programs.
+//! `llp-testbed up --kubeconfig PATH [--nodes N] [--gpus SPEC] [--real-nodes M]`: a real
+//! Kubernetes control plane (see the library) until Ctrl-C; `llp-testbed build` only builds
+//! its programs.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "llp-testbed",
-    about = "A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) for llp-k8s"
+    about = "A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, real nodes) for llp-k8s"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,9 +30,18 @@ enum Command {
         /// GPUs per worker, e.g. `nvidia.com/gpu=2,nvidia.com/mig-1g.10gb=7`.
         #[arg(long)]
         gpus: Option<String>,
+        /// Real nodes (kubelet, containerd, runc, a CNI bridge; one kube-proxy) that run real
+        /// containers, beside the kwok workers. Needs root (or Debian's containerd, runc,
+        /// containernetworking-plugins, iptables, umoci and mmdebstrap installed).
+        #[arg(long, default_value_t = 0)]
+        real_nodes: u32,
     },
     /// Builds the control plane's programs (done by `up` when needed).
-    Build,
+    Build {
+        /// Also the real nodes' programs (kubelet, kube-proxy) and container images.
+        #[arg(long)]
+        real_nodes: bool,
+    },
 }
 
 fn main() {
@@ -44,14 +54,19 @@ fn main() {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Build => {
+        Command::Build { real_nodes } => {
             let binaries = llp_testbed::binaries::ensure_built()?;
             println!("{}", binaries.dir.display());
+            if real_nodes {
+                println!("{}", llp_testbed::binaries::ensure_node_built()?.dir.display());
+                println!("{}", llp_testbed::images::ensure_built()?.display());
+            }
         }
         Command::Up {
             kubeconfig,
             nodes,
             gpus,
+            real_nodes,
         } => {
             let cluster = llp_sim::ClusterSpec::with_workers(nodes, gpus.as_deref()).unwrap_or_else(|e| {
                 eprintln!("llp-testbed: {e}");
@@ -59,6 +74,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             });
             let testbed = Testbed::up(Options {
                 cluster,
+                real_nodes,
                 ..Options::default()
             })?;
             std::fs::write(&kubeconfig, testbed.kubeconfig("services"))

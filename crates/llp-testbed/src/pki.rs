@@ -1,7 +1,9 @@
 //! The control plane's credentials, made fresh for every start: a CA, the API server's serving
-//! certificate, the client certificate it shows kwok's kubelet endpoint, kwok's serving
-//! certificate, the ServiceAccount token signing key, and static tokens for the admin and the
-//! components (the API server's `--token-auth-file`).
+//! certificate, the client certificate it shows kubelets (kwok's endpoint and real ones),
+//! kwok's serving certificate, each real node's credentials (a `system:node:<name>` client
+//! certificate for the Node authorizer, a serving certificate for its kubelet), the
+//! ServiceAccount token signing key, and static tokens for the admin and the components (the
+//! API server's `--token-auth-file`). The CA's key never leaves memory.
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
@@ -47,6 +49,31 @@ pub struct Pki {
     pub scheduler: StaticUser,
     /// kwok, which plays every kubelet (and so needs to write any node's and pod's status).
     pub kwok: StaticUser,
+    /// kube-proxy (`system:kube-proxy`, bound to `system:node-proxier` by the default policy).
+    pub kube_proxy: StaticUser,
+    /// The real nodes' credentials, in the order asked for.
+    pub nodes: Vec<NodeCredentials>,
+}
+
+/// A real node: who it is and where its kubelet serves.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// The node's name.
+    pub name: String,
+    /// The address its kubelet serves on (and the API server reaches it at).
+    pub address: std::net::IpAddr,
+}
+
+/// A real node's certificates.
+#[derive(Debug, Clone)]
+pub struct NodeCredentials {
+    /// The client certificate (`CN=system:node:<name>, O=system:nodes`) and key its kubelet
+    /// talks to the API server with: the Node authorizer and NodeRestriction judge it.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// The kubelet's serving certificate and key (the node's name and address).
+    pub serving_cert: PathBuf,
+    pub serving_key: PathBuf,
 }
 
 /// Making the credentials failed.
@@ -58,8 +85,8 @@ pub enum PkiError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Writes fresh credentials into `dir`.
-pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
+/// Writes fresh credentials into `dir`, with those of the real `nodes`.
+pub fn generate(dir: &Path, nodes: &[NodeIdentity]) -> Result<Pki, PkiError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.distinguished_name.push(DnType::CommonName, "llp-testbed CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -102,6 +129,28 @@ pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
         &[],
     )?;
     let (kwok_cert, kwok_key) = issue("kwok", "kwok", None, &["localhost", "127.0.0.1"])?;
+    let mut node_credentials = Vec::new();
+    for node in nodes {
+        let (client_cert, client_key) = issue(
+            &format!("{}-client", node.name),
+            &format!("system:node:{}", node.name),
+            Some("system:nodes"),
+            &[],
+        )?;
+        let address = node.address.to_string();
+        let (serving_cert, serving_key) = issue(
+            &format!("{}-serving", node.name),
+            &node.name,
+            None,
+            &[&node.name, &address],
+        )?;
+        node_credentials.push(NodeCredentials {
+            client_cert,
+            client_key,
+            serving_cert,
+            serving_key,
+        });
+    }
     let signing = KeyPair::generate()?;
     let service_account_key = write("service-account.key", &signing.serialize_pem())?;
     let service_account_public_key = write("service-account.pub", &signing.public_key_pem())?;
@@ -110,7 +159,8 @@ pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
     let controller_manager = user("system:kube-controller-manager", "");
     let scheduler = user("system:kube-scheduler", "");
     let kwok = user("kwok", "system:masters");
-    let csv: String = [&admin, &controller_manager, &scheduler, &kwok]
+    let kube_proxy = user("system:kube-proxy", "");
+    let csv: String = [&admin, &controller_manager, &scheduler, &kwok, &kube_proxy]
         .iter()
         .map(|u| format!("{},{},{},\"{}\"\n", u.token, u.name, u.name, u.groups))
         .collect();
@@ -132,6 +182,8 @@ pub fn generate(dir: &Path) -> Result<Pki, PkiError> {
         controller_manager,
         scheduler,
         kwok,
+        kube_proxy,
+        nodes: node_credentials,
     })
 }
 

@@ -86,21 +86,69 @@ impl Drop for Component {
 
 /// Removes a folder once this process ends, however it ends (a testbed shared by a test
 /// binary lives in a static and is never dropped): a shell waits for our end of a pipe to
-/// close, gives the components time to stop, and removes it.
+/// close, gives the components time to stop, and removes it. With real nodes, the shell first
+/// takes the machine's real-node lock (waiting for another testbed's to end), runs the
+/// cleanup script once for what an earlier testbed may have left, and runs it again before
+/// removing the folder; the lock is released only then.
 #[derive(Debug)]
 pub struct RemoveOnExit {
-    _shell: Child,
-    _pipe: Option<ChildStdin>,
+    shell: Child,
+    pipe: Option<ChildStdin>,
 }
 
+/// The watcher: `$1` the folder, `$2` the lock file and `$3` the cleanup script (or empty).
+const WATCHER: &str = r#"dir="$1" lock="$2" cleanup="$3"
+if [ -n "$lock" ]; then
+    exec 9>"$lock"
+    flock -n 9 || { echo busy; flock 9; }
+    sh "$cleanup" >/dev/null 2>&1
+fi
+echo ready
+read how
+[ "$how" = now ] || sleep 4
+[ -z "$cleanup" ] || sh "$cleanup" >/dev/null 2>&1
+rm -rf "$dir""#;
+
 impl RemoveOnExit {
-    /// Arranges for `dir` to be removed when this process ends.
-    pub fn arrange(dir: &Path) -> Result<Self, SpawnError> {
-        let (shell, pipe) = shell_with_pipe("cleanup", r#"read _; sleep 4; rm -rf "$1""#, &[dir.into()])?;
-        Ok(Self {
-            _shell: shell,
-            _pipe: pipe,
-        })
+    /// Arranges for `dir` to be removed when this process ends; with `real_nodes` (the lock
+    /// file and the cleanup script), holds the lock from now on. Returns once the lock is held.
+    pub fn arrange(dir: &Path, real_nodes: Option<(&Path, &Path)>) -> Result<Self, SpawnError> {
+        let (lock, cleanup) = real_nodes.map_or((Default::default(), Default::default()), |(l, c)| {
+            (l.as_os_str().to_owned(), c.as_os_str().to_owned())
+        });
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", WATCHER, "llp-testbed"])
+            .arg(dir)
+            .arg(lock)
+            .arg(cleanup)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut shell = command.spawn().map_err(|source| SpawnError {
+            name: "cleanup",
+            source,
+        })?;
+        let pipe = shell.stdin.take();
+        let stdout = shell.stdout.take().expect("a piped stdout");
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            match line.as_deref() {
+                Ok("busy") => {
+                    crate::say("waiting for another testbed's real nodes to stop (the machine runs one at a time)")
+                }
+                Ok("ready") | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        Ok(Self { shell, pipe })
+    }
+
+    /// Cleans up and removes the folder now (the components are stopped), returning when done.
+    pub fn now(&mut self) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = pipe.write_all(b"now\n");
+        }
+        let _ = self.shell.wait();
     }
 }
 

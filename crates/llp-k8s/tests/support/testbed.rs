@@ -22,6 +22,24 @@ pub fn shared() -> &'static Testbed {
         .unwrap_or_else(|e| panic!("the real control plane did not start: {e}"))
 }
 
+/// A control plane of the process with one real node (kubelet, containerd) and no kwok
+/// worker, started by the first test that asks for it (the `containers` tests).
+#[allow(dead_code)]
+pub fn with_real_node() -> &'static Testbed {
+    static TESTBED: OnceLock<Result<Testbed, String>> = OnceLock::new();
+    TESTBED
+        .get_or_init(|| {
+            let options = Options {
+                cluster: llp_sim::ClusterSpec::with_workers(Some(0), None).expect("a cluster of no kwok worker"),
+                real_nodes: 1,
+                ..Options::default()
+            };
+            Testbed::up(options).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("the control plane with a real node did not start: {e}"))
+}
+
 /// The simulator's nodes, with room for every pod the tests of a process leave running
 /// (their namespaces stay until the process ends; a default pod asks for 4 cores).
 fn roomy() -> Options {

@@ -23,6 +23,23 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The capabilities Pod Security "baseline" lets a container add.
+pub const BASELINE_CAPABILITIES: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
 /// Cluster-wide settings that shape the objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,8 +57,13 @@ pub struct RenderConfig {
     pub gpu_tolerations: Vec<Toleration>,
     /// Storage class of the volume claims; the cluster's default when unset.
     pub storage_class: Option<String>,
-    /// Drop every Linux capability of every container.
+    /// Drop every Linux capability of every container (then give back `root_capabilities`).
     pub drop_all_capabilities: bool,
+    /// What a container that may start as root gets back after every capability is dropped
+    /// (unless `run_as_non_root`): what images that start as root and then switch to their
+    /// own user need (nginx binds port 80, chowns its cache, sets its workers' user and
+    /// signals them). Pod Security "baseline" allows only its own list ([`BASELINE_CAPABILITIES`]).
+    pub root_capabilities: Vec<String>,
     /// Failed pods (or, with `OnFailure`, container restarts) a run to completion may have
     /// before it counts as failed; Kubernetes' own default is 6.
     pub job_backoff_limit: i32,
@@ -52,6 +74,28 @@ pub struct RenderConfig {
     pub run_as_non_root: bool,
     /// The NetworkPolicy of each deployment.
     pub network_policy: NetworkPolicyConfig,
+}
+
+impl RenderConfig {
+    /// A problem with settings the renderer cannot honour safely, e.g. a capability in
+    /// `root_capabilities` that Pod Security "baseline" does not allow.
+    pub fn check(&self) -> Result<(), String> {
+        let beyond: Vec<&str> = self
+            .root_capabilities
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !BASELINE_CAPABILITIES.contains(c))
+            .collect();
+        if beyond.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "root_capabilities: {} beyond what Pod Security \"baseline\" allows ({})",
+                beyond.join(", "),
+                BASELINE_CAPABILITIES.join(", ")
+            ))
+        }
+    }
 }
 
 /// Which connections a deployment's pods accept.
@@ -132,6 +176,17 @@ impl Default for RenderConfig {
             }],
             storage_class: None,
             drop_all_capabilities: true,
+            root_capabilities: [
+                "CHOWN",
+                "DAC_OVERRIDE",
+                "FOWNER",
+                "KILL",
+                "NET_BIND_SERVICE",
+                "SETGID",
+                "SETUID",
+            ]
+            .map(String::from)
+            .to_vec(),
             // A broken training run should not hold GPUs for six retries.
             job_backoff_limit: 3,
             ingress: IngressConfig::default(),
@@ -252,6 +307,7 @@ pub fn render(deployment: &Deployment, who: Identity<'_>, config: &RenderConfig)
         labels: &labels,
         owner: who.owner,
         config,
+        pod_user: deployment.spec.pod_security().fs_user,
     };
     let runs_to_completion = deployment.spec.restart_policy != crate::spec::RestartPolicy::Always;
     Objects {
@@ -281,6 +337,8 @@ struct Context<'a> {
     labels: &'a BTreeMap<String, String>,
     owner: &'a str,
     config: &'a RenderConfig,
+    /// The pod-wide user (`fsUser`), which containers without a `user` run as.
+    pod_user: Option<i64>,
 }
 
 impl Context<'_> {

@@ -96,12 +96,18 @@ fn render_env_var(var: &SpecEnvVar, ctx: &Context<'_>) -> EnvVar {
     }
 }
 
+/// Drops every capability; a container that may start as root (like nginx, which binds port
+/// 80 and chowns its cache before switching to its worker user) gets back the few that such
+/// images need, all of them within Pod Security "baseline" (`[cluster] root_capabilities`).
+/// Under `run_as_non_root` (Pod Security "restricted") none come back: no root may start.
 fn render_security_context(container: &Container, ctx: &Context<'_>) -> SecurityContext {
+    let may_start_as_root = container.user.or(ctx.pod_user).is_none_or(|user| user == 0);
+    let add_back = may_start_as_root && !ctx.config.run_as_non_root && !ctx.config.root_capabilities.is_empty();
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: ctx.config.drop_all_capabilities.then(|| Capabilities {
             drop: Some(vec!["ALL".into()]),
-            add: None,
+            add: add_back.then(|| ctx.config.root_capabilities.clone()),
         }),
         run_as_user: container.user,
         run_as_group: container.group,

@@ -230,6 +230,13 @@ fn container_status(c: &CachedContainerStatus, memory_limit: Option<&str>) -> Co
         let reason = waiting.reason.clone().unwrap_or_else(|| "Waiting".into());
         let message = explain_waiting(&reason, waiting.message.as_deref(), c, last, memory_limit);
         (Some(reason), message)
+    } else if let Some(terminated) = c.state.terminated.as_ref().filter(|t| crash_looping(c, t)) {
+        // Between two restarts of a crashing container the kubelet mostly reports the run that
+        // just ended (`terminated: Error`), and `CrashLoopBackOff` only at its next sync: one
+        // steady answer instead of one that flips with every restart.
+        let reason = "CrashLoopBackOff".to_owned();
+        let message = explain_waiting(&reason, None, c, Some(terminated), memory_limit);
+        (Some(reason), message)
     } else if let Some(terminated) = c.state.terminated.as_ref() {
         let reason = terminated.reason.clone().unwrap_or_else(|| "Terminated".into());
         let message = match reason.as_str() {
@@ -249,6 +256,11 @@ fn container_status(c: &CachedContainerStatus, memory_limit: Option<&str>) -> Co
         reason,
         message,
     }
+}
+
+/// A container that ended in failure and has been restarted before: it is crash-looping.
+fn crash_looping(c: &CachedContainerStatus, terminated: &Terminated) -> bool {
+    c.restart_count > 0 && terminated.reason.as_deref() != Some("Completed") && terminated.exit_code != 0
 }
 
 fn explain_waiting(

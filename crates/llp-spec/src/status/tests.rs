@@ -142,6 +142,46 @@ fn a_crash_loop_names_the_exit_code_and_the_previous_logs() {
 }
 
 #[test]
+fn a_crashed_container_between_restarts_is_crash_looping_too() {
+    // Kubernetes 1.37's kubelet shows the run that just ended most of the time between restarts.
+    let mut between = waiting(
+        "CrashLoopBackOff",
+        json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+    );
+    between["state"] = json!({"terminated": {"exitCode": 3, "reason": "Error"}});
+    let status = from_objects(
+        &mk_sts(1, 1, 0),
+        &[mk_pod("sd-42-0", "Running", between)],
+        NO_CLAIMS,
+        None,
+    );
+    let c = only_container(&status);
+    assert_eq!(c.reason.as_deref(), Some("CrashLoopBackOff"));
+    let message = c.message.as_deref().unwrap();
+    assert!(
+        message.contains("keeps crashing") && message.contains("exited with code 3"),
+        "{message}"
+    );
+
+    // The first failure is not a loop yet, and a run that completed is no crash.
+    for (restarts, state) in [
+        (0, json!({"terminated": {"exitCode": 3, "reason": "Error"}})),
+        (2, json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+    ] {
+        let mut status = waiting("x", json!({}));
+        status["restartCount"] = json!(restarts);
+        status["state"] = state;
+        let answer = from_objects(
+            &mk_sts(1, 1, 0),
+            &[mk_pod("sd-42-0", "Running", status)],
+            NO_CLAIMS,
+            None,
+        );
+        assert_ne!(only_container(&answer).reason.as_deref(), Some("CrashLoopBackOff"));
+    }
+}
+
+#[test]
 fn an_oom_kill_names_the_memory_limit() {
     let last = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}});
     let status = from_objects(

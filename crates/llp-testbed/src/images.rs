@@ -1,0 +1,116 @@
+//! The images real nodes run, without a registry: `testbed/images/build.sh` makes them from
+//! Debian packages once (cached under `<target>/testbed/images-<stamp>/`, the stamp hashing the
+//! recipe), and each node's containerd imports them under the names users write.
+
+use crate::binaries::BuildError;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The pod sandbox image containerd is configured with (never pulled: imported).
+pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// Each archive and the name it is imported under (its tag comes from the archive).
+pub const IMAGES: &[(&str, &str)] = &[
+    ("pause", "registry.k8s.io/pause"),
+    ("busybox", "docker.io/library/busybox"),
+    ("nginx", "docker.io/library/nginx"),
+    ("python", "docker.io/library/python"),
+];
+
+/// The folder holding `<name>.tar` for every image of [`IMAGES`], built first if needed.
+pub fn ensure_built() -> Result<PathBuf, BuildError> {
+    let recipe = crate::binaries::modules_dir().join("images/build.sh");
+    let pause_c = pause_source()?;
+    let mut hash = Sha256::new();
+    for file in [&recipe, &pause_c] {
+        hash.update(std::fs::read(file).map_err(|source| io("read", file, source))?);
+    }
+    let digest = hash.finalize();
+    let stamp: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let dir = crate::binaries::target_dir().join(format!("images-{stamp}"));
+    if dir.join("done").exists() {
+        return Ok(dir);
+    }
+    let root = crate::binaries::target_dir();
+    let lock_path = root.join("build.lock");
+    std::fs::create_dir_all(&root).map_err(|source| io("create", &root, source))?;
+    let lock = std::fs::File::create(&lock_path).map_err(|source| io("create", &lock_path, source))?;
+    lock.lock().map_err(|source| io("lock", &lock_path, source))?;
+    if dir.join("done").exists() {
+        return Ok(dir);
+    }
+    crate::say(&format!(
+        "building the container images pause, busybox, nginx and python from Debian packages into {} (first time only; about 1.5 minutes)",
+        dir.display()
+    ));
+    let started = Instant::now();
+    let output = Command::new("sh")
+        .arg(&recipe)
+        .arg(&dir)
+        .arg(&pause_c)
+        .output()
+        .map_err(|source| io("run", &recipe, source))?;
+    if !output.status.success() {
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        return Err(BuildError::Image {
+            what: format!("{} failed", recipe.display()),
+            output: text,
+        });
+    }
+    let done = dir.join("done");
+    std::fs::write(&done, "").map_err(|source| io("write", &done, source))?;
+    crate::say(&format!("images built in {:.0} s", started.elapsed().as_secs_f64()));
+    Ok(dir)
+}
+
+/// `pause.c` of the pinned Kubernetes release, from Go's module cache.
+fn pause_source() -> Result<PathBuf, BuildError> {
+    let module = crate::binaries::modules_dir().join("node");
+    let output = Command::new("go")
+        .current_dir(&module)
+        .args(["mod", "download", "-json", "k8s.io/kubernetes"])
+        .env(
+            "GOTOOLCHAIN",
+            std::env::var("GOTOOLCHAIN").unwrap_or_else(|_| "local".into()),
+        )
+        .output()
+        .map_err(BuildError::NoGo)?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let dir = json["Dir"].as_str().ok_or_else(|| BuildError::Image {
+        what: "`go mod download -json k8s.io/kubernetes` (for pause.c) named no folder".into(),
+        output: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })?;
+    Ok(Path::new(dir).join("build/pause/linux/pause.c"))
+}
+
+/// Imports every image into the `k8s.io` namespace of the containerd at `address`.
+pub fn import(images: &Path, address: &Path) -> Result<(), BuildError> {
+    for (file, name) in IMAGES {
+        let archive = images.join(format!("{file}.tar"));
+        let output = Command::new("ctr")
+            .arg("--address")
+            .arg(address)
+            .args(["--namespace", "k8s.io", "images", "import", "--base-name", name])
+            .arg(&archive)
+            .output()
+            .map_err(|source| io("import", &archive, source))?;
+        if !output.status.success() {
+            return Err(BuildError::Image {
+                what: format!("importing {} as {name}", archive.display()),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn io(what: &'static str, path: &Path, source: std::io::Error) -> BuildError {
+    BuildError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
