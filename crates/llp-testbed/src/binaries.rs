@@ -38,9 +38,9 @@ pub enum BuildError {
     /// The Go toolchain is missing.
     #[error("testbed build: cannot run `go` ({0}); the real control plane is built with Go (see README)")]
     NoGo(std::io::Error),
-    /// `go.mod` names no Kubernetes release.
-    #[error("testbed build: {} requires no k8s.io/kubernetes version", .0.display())]
-    NoRelease(PathBuf),
+    /// `go.mod` requires no version of a module it must.
+    #[error("testbed build: {} requires no version of {module}", path.display())]
+    NoRelease { path: PathBuf, module: String },
     /// Building or importing the container images failed; the tool's output is in the message.
     #[error("testbed images: {what}:\n{output}")]
     Image { what: String, output: String },
@@ -101,6 +101,17 @@ pub fn ensure_node_built() -> Result<Binaries, BuildError> {
     })
 }
 
+/// CoreDNS, the real nodes' cluster DNS, from `testbed/dns` (its own module: its pins differ).
+pub fn ensure_dns_built() -> Result<Binaries, BuildError> {
+    let modules = modules_dir();
+    let version = required_version(&modules.join("dns/go.mod"), "github.com/coredns/coredns")?;
+    let files = ["dns/go.mod", "dns/go.sum"];
+    let what = format!("CoreDNS {version} (about 2 minutes on 2 cores)");
+    build_once(&version, "coredns-", &files, &what, |dir, _| {
+        go_build(&modules.join("dns"), dir, "-s -w", &["github.com/coredns/coredns"])
+    })
+}
+
 /// Builds into `<target>/testbed/<prefix><stamp>/` with `build`, unless a build of the same
 /// stamp (a hash of `files` under `testbed/`, the Go version and the flags) is done; one build
 /// at a time across processes.
@@ -144,12 +155,21 @@ fn build_once(
 
 /// The Kubernetes release `go.mod` requires (`k8s.io/kubernetes v1.X.Y`).
 fn release(go_mod: &Path) -> Result<String, BuildError> {
+    required_version(go_mod, "k8s.io/kubernetes")
+}
+
+/// The version of `module` that `go.mod` requires.
+fn required_version(go_mod: &Path, module: &str) -> Result<String, BuildError> {
     let text = std::fs::read_to_string(go_mod).map_err(|source| io("read", go_mod, source))?;
+    let prefix = format!("{module} ");
     text.lines()
-        .filter_map(|line| line.trim().strip_prefix("k8s.io/kubernetes "))
+        .filter_map(|line| line.trim().strip_prefix(prefix.as_str()))
         .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned())
         .find(|version| version.starts_with('v'))
-        .ok_or_else(|| BuildError::NoRelease(go_mod.to_owned()))
+        .ok_or_else(|| BuildError::NoRelease {
+            path: go_mod.to_owned(),
+            module: module.to_owned(),
+        })
 }
 
 /// Stamps the release into the binaries, so that `/version` says `v1.X.Y` (kubectl and

@@ -193,7 +193,8 @@ fn node_settled(node: &Node) -> bool {
     ready && !tainted
 }
 
-async fn create<K>(api: &Api<K>, object: &K, step: &str) -> Result<(), Error>
+/// Creates `object`; one that exists already is fine. A failure names `step`.
+pub(crate) async fn create<K>(api: &Api<K>, object: &K, step: &str) -> Result<(), Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {

@@ -13,6 +13,7 @@
 
 pub mod binaries;
 pub mod bootstrap;
+pub mod dns;
 pub mod host;
 pub mod images;
 pub mod kwok;
@@ -214,6 +215,7 @@ pub fn kubeconfig(server: &str, ca_pem: &str, token: &str, namespace: &str) -> S
 /// What real nodes need, made ready before anything starts.
 struct RealNodes {
     binaries: Binaries,
+    dns: Binaries,
     images: PathBuf,
     address: std::net::IpAddr,
     identities: Vec<pki::NodeIdentity>,
@@ -227,9 +229,11 @@ fn prepare_real_nodes(count: u32) -> Result<Option<RealNodes>, Error> {
     host::ensure_kernel_settings()?;
     let address = host::node_address()?;
     let binaries = binaries::ensure_node_built()?;
+    let dns = binaries::ensure_dns_built()?;
     let images = images::ensure_built()?;
     Ok(Some(RealNodes {
         binaries,
+        dns,
         images,
         address,
         identities: node::identities(count, address),
@@ -299,9 +303,20 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         &binaries.release,
         kwok_port,
     ))?;
-    runtime.spawn(provisioner::run(admin.clone()));
+    runtime.spawn(provisioner::run(admin.clone(), dir.join("volumes")));
     if let Some(real) = &real {
         start_real_nodes(&mut testbed, real, &pki)?;
+        let dns_port = free_port()?;
+        testbed.components.push(dns::start(
+            &dir.join("node-dns"),
+            &real.dns,
+            &testbed.url,
+            &pki.ca_pem,
+            &pki.coredns.token,
+            real.address,
+            dns_port,
+        )?);
+        runtime.block_on(dns::create_objects(&admin, real.address, dns_port))?;
         runtime.block_on(bootstrap::label_real_nodes(
             &admin,
             &real.identities,

@@ -38,7 +38,7 @@ enum Command {
     },
     /// Builds the control plane's programs (done by `up` when needed).
     Build {
-        /// Also the real nodes' programs (kubelet, kube-proxy) and container images.
+        /// Also the real nodes' programs (kubelet, kube-proxy, CoreDNS) and container images.
         #[arg(long)]
         real_nodes: bool,
     },
@@ -59,6 +59,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", binaries.dir.display());
             if real_nodes {
                 println!("{}", llp_testbed::binaries::ensure_node_built()?.dir.display());
+                println!("{}", llp_testbed::binaries::ensure_dns_built()?.dir.display());
                 println!("{}", llp_testbed::images::ensure_built()?.display());
             }
         }

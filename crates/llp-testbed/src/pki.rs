@@ -51,6 +51,8 @@ pub struct Pki {
     pub kwok: StaticUser,
     /// kube-proxy (`system:kube-proxy`, bound to `system:node-proxier` by the default policy).
     pub kube_proxy: StaticUser,
+    /// CoreDNS (for real nodes), allowed to read what it serves.
+    pub coredns: StaticUser,
     /// The real nodes' credentials, in the order asked for.
     pub nodes: Vec<NodeCredentials>,
 }
@@ -160,7 +162,8 @@ pub fn generate(dir: &Path, nodes: &[NodeIdentity]) -> Result<Pki, PkiError> {
     let scheduler = user("system:kube-scheduler", "");
     let kwok = user("kwok", "system:masters");
     let kube_proxy = user("system:kube-proxy", "");
-    let csv: String = [&admin, &controller_manager, &scheduler, &kwok, &kube_proxy]
+    let coredns = user(crate::dns::USER, "");
+    let csv: String = [&admin, &controller_manager, &scheduler, &kwok, &kube_proxy, &coredns]
         .iter()
         .map(|u| format!("{},{},{},\"{}\"\n", u.token, u.name, u.name, u.groups))
         .collect();
@@ -183,6 +186,7 @@ pub fn generate(dir: &Path, nodes: &[NodeIdentity]) -> Result<Pki, PkiError> {
         scheduler,
         kwok,
         kube_proxy,
+        coredns,
         nodes: node_credentials,
     })
 }

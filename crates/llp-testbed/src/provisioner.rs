@@ -1,8 +1,10 @@
 //! The default StorageClass's provisioner: a claim of that class gets a PersistentVolume of its
 //! size and access modes (the PV controller of kube-controller-manager then binds the two), a
 //! released volume is deleted (reclaim policy Delete), and a claim asking for more than its
-//! volume holds is expanded, as an external provisioner and resizer would. The volumes are never
-//! mounted: kwok runs no containers.
+//! volume holds is expanded, as an external provisioner and resizer would. A volume is a folder
+//! of the testbed's (`<testbed>/volumes/pvc-<uid>`, writable by every user, as a fresh file
+//! system made writable by `fsGroup` would be): real nodes mount it, kwok's never do. Sizes
+//! are not enforced.
 
 use crate::bootstrap::{PROVISIONER, STORAGE_CLASS};
 use futures::{StreamExt, TryStreamExt};
@@ -10,12 +12,14 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
 
-/// Runs until the runtime stops; a failed watch is started again.
-pub async fn run(admin: kube::Client) {
+/// Runs until the runtime stops, with the volumes' folders under `folders`; a failed watch is
+/// started again.
+pub async fn run(admin: kube::Client, folders: PathBuf) {
     let claims = watcher(
         Api::<PersistentVolumeClaim>::all(admin.clone()),
         watcher::Config::default(),
@@ -30,7 +34,7 @@ pub async fn run(admin: kube::Client) {
     let mut events = futures::stream::select(claims, volumes);
     while let Some(event) = events.next().await {
         let outcome = match event {
-            Ok(Event::Claim(claim)) => on_claim(&admin, &claim).await,
+            Ok(Event::Claim(claim)) => on_claim(&admin, &claim, &folders).await,
             Ok(Event::Volume(volume)) => on_volume(&admin, &volume).await,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -48,7 +52,7 @@ enum Event {
     Volume(Box<PersistentVolume>),
 }
 
-async fn on_claim(admin: &kube::Client, claim: &PersistentVolumeClaim) -> Result<(), kube::Error> {
+async fn on_claim(admin: &kube::Client, claim: &PersistentVolumeClaim, folders: &Path) -> Result<(), kube::Error> {
     let spec = claim.spec.clone().unwrap_or_default();
     if claim.metadata.deletion_timestamp.is_some() || spec.storage_class_name.as_deref() != Some(STORAGE_CLASS) {
         return Ok(());
@@ -64,6 +68,10 @@ async fn on_claim(admin: &kube::Client, claim: &PersistentVolumeClaim) -> Result
     match &spec.volume_name {
         None => {
             let uid = claim.metadata.uid.clone().unwrap_or_default();
+            let folder = folders.join(format!("pvc-{uid}"));
+            if let Err(error) = make_world_writable_folder(&folder) {
+                tracing::warn!(%error, folder = %folder.display(), "testbed provisioner");
+            }
             let volume: PersistentVolume = serde_json::from_value(json!({
                 "metadata": {"name": format!("pvc-{uid}"), "annotations": {PROVISIONED_BY: PROVISIONER}},
                 "spec": {
@@ -76,7 +84,7 @@ async fn on_claim(admin: &kube::Client, claim: &PersistentVolumeClaim) -> Result
                         "kind": "PersistentVolumeClaim", "apiVersion": "v1",
                         "namespace": claim.metadata.namespace, "name": claim.metadata.name, "uid": uid,
                     },
-                    "hostPath": {"path": format!("/tmp/llp-testbed-volumes/pvc-{uid}")},
+                    "hostPath": {"path": folder, "type": "Directory"},
                 },
             }))
             .expect("a persistent volume");
@@ -87,6 +95,12 @@ async fn on_claim(admin: &kube::Client, claim: &PersistentVolumeClaim) -> Result
         }
         Some(name) => expand(admin, claim, name, &requested).await,
     }
+}
+
+fn make_world_writable_folder(folder: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(folder)?;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o777))
 }
 
 /// Grows the volume, then the claim's reported capacity, when the claim asks for more.

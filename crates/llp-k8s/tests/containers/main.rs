@@ -9,6 +9,7 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod lifecycle;
 mod node;
 mod runs;
 mod serving;

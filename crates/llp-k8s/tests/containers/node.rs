@@ -100,8 +100,8 @@ pub async fn logs_until(app: &TestApp, id: &str, pod: &str, query: &str, text: &
     panic!("the logs of {pod} ({query}) never held {text:?} in {seconds} s; the last: {last}")
 }
 
-/// The cluster IP of the Service of `container` of deployment `id`.
-pub async fn service_ip(app: &TestApp, id: &str, container: &str) -> String {
+/// The name and cluster IP of the Service of `container` of deployment `id`.
+pub async fn service(app: &TestApp, id: &str, container: &str) -> (String, String) {
     let admin = crate::testbed::admin_of(crate::testbed::with_real_node());
     let services: Api<Service> = Api::namespaced(admin, &app.state.render.namespace);
     let selector = format!("llp.kitegg.de/deployment={id}");
@@ -116,7 +116,8 @@ pub async fn service_ip(app: &TestApp, id: &str, container: &str) -> String {
                 .is_some_and(|n| n.ends_with(&format!("-{container}")))
         })
         .unwrap_or_else(|| panic!("no Service for container {container} of {id}"));
-    service.spec.as_ref().unwrap().cluster_ip.clone().unwrap()
+    let name = service.metadata.name.clone().unwrap();
+    (name, service.spec.as_ref().unwrap().cluster_ip.clone().unwrap())
 }
 
 /// Deletes alice's deployment `id` (200).
@@ -125,4 +126,27 @@ pub async fn delete(app: &TestApp, id: &str) {
         .call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Labels the app's namespace so that the API server enforces Pod Security `level`.
+pub async fn enforce_pod_security(app: &TestApp, level: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let admin = crate::testbed::admin_of(crate::testbed::with_real_node());
+    let patch = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": level}}});
+    Api::<Namespace>::all(admin)
+        .patch(
+            &app.state.render.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .unwrap();
+}
+
+/// Sends `method uri` as alice and expects 200.
+pub async fn ok(app: &TestApp, method: &str, uri: &str) -> Value {
+    let (status, body) = app.call(method, uri, &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{method} {uri}: {body}");
+    body
 }

@@ -85,3 +85,32 @@ async fn a_secret_key_never_set_is_named_until_it_is_set() {
     logs_until(&app, &id, &first_pod(&status), "", "token: s3cret", 30).await;
     delete(&app, &id).await;
 }
+
+/// A run to completion ends by its containers' real exit codes: success is Complete, with the
+/// finished pod's output still readable; failure is retried up to the backoff limit, then
+/// Failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_to_completion_succeeds_or_fails_by_its_exit_code() {
+    let (_turn, mut app) = take_turn().await;
+    // One retry: the Job controller waits 10 s before it, 20 s before a second.
+    app.state.render = std::sync::Arc::new(llp_spec::RenderConfig {
+        job_backoff_limit: 1,
+        ..(*app.state.render).clone()
+    });
+    let run = |command: &str| {
+        format!(
+            "containers: [{{name: train, image: busybox, cpu: 1, memory: 0.1, command: [sh, -c, '{command}']}}]\nrestartPolicy: Never"
+        )
+    };
+    let good = deploy(&app, &run("echo trained; exit 0")).await;
+    let done = status_until(&app, &good, 90, |s| s["run"]["state"] == "Complete").await;
+    assert_eq!(done["run"]["succeeded"], 1, "{done:#}");
+    logs_until(&app, &good, &first_pod(&done), "", "trained", 30).await;
+    delete(&app, &good).await;
+
+    let bad = deploy(&app, &run("echo failing; exit 2")).await;
+    let failed = status_until(&app, &bad, 120, |s| s["run"]["state"] == "Failed").await;
+    assert_eq!(failed["run"]["failed"], 2, "{failed:#}");
+    assert!(failed["run"]["message"].is_string(), "{failed:#}");
+    delete(&app, &bad).await;
+}

@@ -1,30 +1,38 @@
 //! Long-running deployments on the real node: the seed's nginx serving through its Service,
 //! and logs that are the container's own output.
 
-use crate::node::{delete, deploy, first_container, first_pod, logs_until, service_ip, status_until, take_turn};
+use crate::node::{
+    delete, deploy, enforce_pod_security, first_container, first_pod, logs_until, service, status_until, take_turn,
+};
 use axum::http::StatusCode;
 use futures::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 
 /// The seed's example (nginx, as root, port 80) starts under the security context the
-/// service renders, is ready, and answers through its Service from another pod.
+/// service renders, in a namespace that enforces Pod Security "baseline", is ready, and
+/// answers another pod through its Service, by the Service's name (cluster DNS).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_nginx_runs_and_answers_through_its_service() {
     let (_turn, app) = take_turn().await;
+    enforce_pod_security(&app, "baseline").await;
     let web = deploy(
         &app,
         "containers: [{name: nginx, image: nginx, cpu: 1, memory: 0.25, ports: [{name: http, port: 80}]}]",
     )
     .await;
-    let status = status_until(&app, &web, 90, |s| first_container(s)["ready"] == true).await;
-    assert_eq!(status["pods"][0]["phase"], "Running", "{status:#}");
+    // Ready, and still so a few seconds later (a crashing nginx is ready for a moment).
+    status_until(&app, &web, 90, |s| first_container(s)["ready"] == true).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = status_until(&app, &web, 5, |_| true).await;
+    assert_eq!(first_container(&status)["ready"], true, "{status:#}");
+    assert_eq!(first_container(&status)["restartCount"], 0, "{status:#}");
 
-    let ip = service_ip(&app, &web, "nginx").await;
+    let (name, _) = service(&app, &web, "nginx").await;
     let client = deploy(
         &app,
         &format!(
-            "containers: [{{name: client, image: busybox, cpu: 1, memory: 0.1, command: [sh, -c, 'until wget -qO- http://{ip}/; do sleep 1; done; sleep 3600']}}]"
+            "containers: [{{name: client, image: busybox, cpu: 1, memory: 0.1, command: [sh, -c, 'until wget -qO- http://{name}/; do sleep 1; done; sleep 3600']}}]"
         ),
     )
     .await;
@@ -109,4 +117,36 @@ async fn logs_are_the_containers_own_output() {
         "the followed stream brought: {seen:?}"
     );
     delete(&app, &id).await;
+}
+
+/// With `run_as_non_root` (opt-in), the pods pass Pod Security "restricted": a server that
+/// runs as its own user starts in a namespace that enforces it and answers another pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_pod_security_restricted_a_non_root_server_starts_and_answers() {
+    let (_turn, mut app) = take_turn().await;
+    enforce_pod_security(&app, "restricted").await;
+    app.state.render = std::sync::Arc::new(llp_spec::RenderConfig {
+        run_as_non_root: true,
+        ..(*app.state.render).clone()
+    });
+    let server = deploy(
+        &app,
+        "containers: [{name: files, image: python, cpu: 1, memory: 0.25, user: 1000, group: 1000, \
+         ports: [{name: http, port: 8000}], command: [python3, -m, http.server, '8000', --directory, /etc]}]",
+    )
+    .await;
+    status_until(&app, &server, 90, |s| first_container(s)["ready"] == true).await;
+    let (_, ip) = service(&app, &server, "files").await;
+    let client = deploy(
+        &app,
+        &format!(
+            "containers: [{{name: client, image: busybox, cpu: 1, memory: 0.1, user: 1000, \
+             command: [sh, -c, 'until wget -qO- http://{ip}:8000/; do sleep 1; done; sleep 3600']}}]"
+        ),
+    )
+    .await;
+    let status = status_until(&app, &client, 90, |s| s["pods"][0]["phase"] == "Running").await;
+    logs_until(&app, &client, &first_pod(&status), "", "Directory listing for /", 60).await;
+    delete(&app, &client).await;
+    delete(&app, &server).await;
 }
