@@ -166,6 +166,13 @@ async fn a_crashing_container_loops_and_keeps_its_previous_logs() {
     let t = TestSim::start().await;
     let file = t.write("crash.yaml", &manifest("boom", "example/crash:1", 1));
     t.kubectl_ok(&["apply", "--validate=false", "-f", &file]).await;
+    // Between restarts kubectl shows the crash (`Error`) first and `CrashLoopBackOff` at the
+    // kubelet's next sync, as Kubernetes 1.37's kubelet reports them.
+    let restarted = |out: &str| out.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)) != Some("0");
+    t.kubectl_until(&["get", "pods", "boom-0"], |out| {
+        out.contains("Error") && restarted(out)
+    })
+    .await;
     let pods = t
         .kubectl_until(&["get", "pods", "boom-0"], |out| out.contains("CrashLoopBackOff"))
         .await;

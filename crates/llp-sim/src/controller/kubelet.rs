@@ -54,8 +54,13 @@ enum State {
         started_at: String,
         next_log: Instant,
     },
+    /// Waiting to start again after a crash. Until `shown_waiting_from` the status shows the
+    /// run that just ended (`terminated`), after it `waiting: CrashLoopBackOff`: Kubernetes
+    /// 1.37's kubelet reports the crash first and the back-off only at its next sync.
     BackOff {
         until: Instant,
+        shown_waiting_from: Instant,
+        shown_waiting: bool,
     },
     PullBackOff {
         reason: &'static str,
@@ -98,6 +103,9 @@ struct ContainerRun {
     state: State,
     restarts: u32,
     last_terminated: Option<Terminated>,
+    /// The termination before `last_terminated` (the `lastState` while the status still shows
+    /// the run that just ended).
+    prior_terminated: Option<Terminated>,
     lines: u64,
     restart: Restart,
 }
@@ -162,6 +170,7 @@ impl PodRun {
                 },
                 restarts: 0,
                 last_terminated: None,
+                prior_terminated: None,
                 lines: 0,
             })
             .collect();
@@ -213,7 +222,12 @@ impl PodRun {
     pub fn due(&self, now: Instant, timings: &Timings) -> bool {
         self.init_finished.is_none()
             || self.containers.iter().any(|c| match &c.state {
-                State::Creating { until } | State::BackOff { until } => now >= *until,
+                State::Creating { until } => now >= *until,
+                State::BackOff {
+                    until,
+                    shown_waiting_from,
+                    shown_waiting,
+                } => now >= *until || (!shown_waiting && now >= *shown_waiting_from),
                 State::Running { since, next_log, .. } => {
                     let dies = matches!(c.behaviour, Behaviour::Crash | Behaviour::Oom);
                     let completes = c.behaviour == Behaviour::Healthy && c.restart != Restart::Always;
@@ -406,7 +420,7 @@ fn step_container(
                 effects.push(Effect::RunEnded {
                     container: c.name.clone(),
                 });
-                c.last_terminated = Some(Terminated {
+                c.prior_terminated = c.last_terminated.replace(Terminated {
                     exit_code,
                     reason,
                     started_at,
@@ -414,12 +428,11 @@ fn step_container(
                 });
                 c.restarts += 1;
                 let backoff = timings.backoff * 2u32.pow(c.restarts.saturating_sub(1).min(3));
-                effects.push(event(
-                    Severity::Warning,
-                    "BackOff",
-                    format!("Back-off restarting failed container {}", c.name),
-                ));
-                c.state = State::BackOff { until: now + backoff };
+                c.state = State::BackOff {
+                    until: now + backoff,
+                    shown_waiting_from: now + backoff / 2,
+                    shown_waiting: false,
+                };
             } else if now >= next_log {
                 c.lines += 1;
                 effects.push(Effect::Log {
@@ -433,9 +446,25 @@ fn step_container(
                 };
             }
         }
-        State::BackOff { until } if now >= until => {
+        State::BackOff { until, .. } if now >= until => {
             c.state = State::Creating { until: now };
             step_container(c, now, timings, pull, config_error, effects);
+        }
+        State::BackOff {
+            until,
+            shown_waiting_from,
+            shown_waiting: false,
+        } if now >= shown_waiting_from => {
+            effects.push(event(
+                Severity::Warning,
+                "BackOff",
+                format!("Back-off restarting failed container {}", c.name),
+            ));
+            c.state = State::BackOff {
+                until,
+                shown_waiting_from,
+                shown_waiting: true,
+            };
         }
         _ => {}
     }
@@ -477,6 +506,14 @@ fn last_words(behaviour: Behaviour) -> (i32, &'static str, &'static str) {
 fn container_status(c: &ContainerRun) -> Value {
     let state = match &c.state {
         State::Creating { .. } if c.restarts == 0 => json!({"waiting": {"reason": "ContainerCreating"}}),
+        State::BackOff {
+            shown_waiting: false, ..
+        } if c.last_terminated.is_some() => {
+            let t = c.last_terminated.as_ref().expect("a crash before the back-off");
+            json!({"terminated": {
+                "exitCode": t.exit_code, "reason": t.reason, "startedAt": t.started_at, "finishedAt": t.finished_at,
+            }})
+        }
         State::Creating { .. } | State::BackOff { .. } => json!({"waiting": {
             "reason": "CrashLoopBackOff",
             "message": format!("back-off restarting failed container {}", c.name),
@@ -503,7 +540,19 @@ fn container_status(c: &ContainerRun) -> Value {
         "state": state,
         "lastState": {},
     });
-    if let Some(t) = &c.last_terminated {
+    let showing_the_crash = matches!(
+        c.state,
+        State::BackOff {
+            shown_waiting: false,
+            ..
+        }
+    );
+    let last = if showing_the_crash {
+        &c.prior_terminated
+    } else {
+        &c.last_terminated
+    };
+    if let Some(t) = last {
         status["lastState"] = json!({"terminated": {
             "exitCode": t.exit_code, "reason": t.reason, "startedAt": t.started_at, "finishedAt": t.finished_at,
         }});
@@ -591,8 +640,23 @@ mod tests {
     }
 
     #[test]
+    fn between_restarts_the_crash_shows_first_then_the_back_off_as_the_kubelet_shows_them() {
+        // Timings::fast(): running at 60 ms, crashed at 170, back-off 100 ms, half of it shown
+        // as the crash.
+        let (crashed, _) = run("crash:1", &[0, 60, 170]);
+        let c = &crashed.status("ip")["containerStatuses"][0];
+        assert_eq!(c["state"]["terminated"]["reason"], "Error", "{c}");
+        assert_eq!(c["restartCount"], 1);
+        assert_eq!(c["lastState"], json!({}), "no run ended before this one: {c}");
+        let (backing_off, _) = run("crash:1", &[0, 60, 170, 230]);
+        let c = &backing_off.status("ip")["containerStatuses"][0];
+        assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff", "{c}");
+        assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
+    }
+
+    #[test]
     fn a_crashing_image_loops_with_back_off_and_exit_code() {
-        let (run, effects) = run("crash:1", &[0, 60, 200]);
+        let (run, effects) = run("crash:1", &[0, 60, 200, 260]);
         let status = run.status("ip");
         let c = &status["containerStatuses"][0];
         assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
@@ -638,11 +702,13 @@ mod tests {
 
     #[test]
     fn an_oom_image_is_killed_with_137() {
-        let (run, _) = run("oom-app", &[0, 60, 200]);
-        assert_eq!(
-            run.status("ip")["containerStatuses"][0]["lastState"]["terminated"]["reason"],
-            "OOMKilled"
-        );
+        let (killed, _) = run("oom-app", &[0, 60, 200]);
+        let c = &killed.status("ip")["containerStatuses"][0];
+        assert_eq!(c["state"]["terminated"]["reason"], "OOMKilled", "{c}");
+        assert_eq!(c["state"]["terminated"]["exitCode"], 137, "{c}");
+        let (backing_off, _) = run("oom-app", &[0, 60, 200, 260]);
+        let c = &backing_off.status("ip")["containerStatuses"][0];
+        assert_eq!(c["lastState"]["terminated"]["reason"], "OOMKilled", "{c}");
     }
 
     #[test]
