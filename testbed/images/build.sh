@@ -8,6 +8,7 @@
 #   nginx.tar    Debian's nginx, started as root like the official image (workers as
 #                www-data), its welcome page on port 80, logging to stdout and stderr
 #   python.tar   Debian's python3 (`python3 -m http.server` serves a folder)
+#   debian-rootfs.tar  their root file system, the base of the service's own image (service.sh)
 #
 # Each archive holds one image tagged `latest` (pause: `3.10`); llp-testbed imports them into
 # containerd under the names users write (`nginx` is `docker.io/library/nginx:latest`).
@@ -62,7 +63,7 @@ for applet in $("$work/busybox/bin/busybox" --list); do
 done
 image busybox latest "$(layer_of busybox)" --config.cmd=sh --config.env=PATH=/bin
 
-mmdebstrap --quiet --variant=minbase --include=nginx-light,python3 \
+mmdebstrap --quiet --variant=minbase --include=nginx-light,python3,ca-certificates \
     --customize-hook='ln -sf /dev/stdout "$1/var/log/nginx/access.log"' \
     --customize-hook='ln -sf /dev/stderr "$1/var/log/nginx/error.log"' \
     --customize-hook='rm -rf "$1/var/cache/apt"/* "$1/var/lib/apt/lists"/*' \
@@ -72,3 +73,4 @@ image nginx latest "$work/debian.tar" --config.env=$path \
     --config.cmd=nginx --config.cmd=-g --config.cmd='daemon off;' \
     --config.exposedports=80/tcp --config.stopsignal=SIGQUIT
 image python latest "$work/debian.tar" --config.env=$path --config.cmd=python3
+mv "$work/debian.tar" "$out/debian-rootfs.tar"

@@ -55,15 +55,23 @@ pub async fn wait_ready(admin: &kube::Client, components: &mut [Component], dead
 }
 
 /// Creates the nodes, the default StorageClass and the namespaces of `cluster`.
+///
+/// Beside real nodes, the control-plane node is tainted as a real cluster's is: a pod without
+/// a node selector (the service of `deploy/`) must land on a node that runs it, not on kwok's.
 pub async fn create_cluster(
     admin: &kube::Client,
     cluster: &ClusterSpec,
     release: &str,
     kwok_port: u16,
+    real_nodes: bool,
 ) -> Result<(), Error> {
     let nodes: Api<Node> = Api::all(admin.clone());
     for spec in &cluster.nodes {
         let mut object = spec.to_object();
+        if real_nodes && spec.labels.contains_key("node-role.kubernetes.io/control-plane") {
+            object["spec"]["taints"] =
+                json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
+        }
         object["metadata"]["annotations"] = json!({KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"});
         object["status"]["addresses"] = json!([
             {"type": "InternalIP", "address": "127.0.0.1"},

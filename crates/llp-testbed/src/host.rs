@@ -1,5 +1,5 @@
 //! What a real node needs of this machine: Debian's container runtime (containerd, runc), CNI
-//! plugins, iptables and the image tools, installed by the testbed itself when missing and it
+//! plugins, iptables and the image tools (umoci, mmdebstrap; docker.io for the service's image), installed by the testbed itself when missing and it
 //! runs as root; the kernel settings that let pods reach Services; and the machine's own
 //! address, which the node announces (a kubelet refuses a loopback node IP).
 
@@ -21,6 +21,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("gcc", "/usr/bin/gcc"),
     ("util-linux", "/usr/bin/flock"),
     ("iproute2", "/usr/sbin/ip"),
+    // Builds the service's own image from its Containerfile (testbed/images/service.sh).
+    ("docker.io", "/usr/sbin/dockerd"),
 ];
 
 /// The machine cannot run a real node.

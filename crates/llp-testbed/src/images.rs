@@ -89,22 +89,32 @@ fn pause_source() -> Result<PathBuf, BuildError> {
 /// Imports every image into the `k8s.io` namespace of the containerd at `address`.
 pub fn import(images: &Path, address: &Path) -> Result<(), BuildError> {
     for (file, name) in IMAGES {
-        let archive = images.join(format!("{file}.tar"));
-        let output = Command::new("ctr")
-            .arg("--address")
-            .arg(address)
-            .args(["--namespace", "k8s.io", "images", "import", "--base-name", name])
-            .arg(&archive)
-            .output()
-            .map_err(|source| io("import", &archive, source))?;
-        if !output.status.success() {
-            return Err(BuildError::Image {
-                what: format!("importing {} as {name}", archive.display()),
-                output: String::from_utf8_lossy(&output.stderr).into_owned(),
-            });
-        }
+        ctr_import(&images.join(format!("{file}.tar")), address, &["--base-name", name])?;
     }
     Ok(())
+}
+
+/// Imports an archive that names its images itself (`docker save`).
+pub fn import_archive(archive: &Path, address: &Path) -> Result<(), BuildError> {
+    ctr_import(archive, address, &[])
+}
+
+fn ctr_import(archive: &Path, address: &Path, flags: &[&str]) -> Result<(), BuildError> {
+    let output = Command::new("ctr")
+        .arg("--address")
+        .arg(address)
+        .args(["--namespace", "k8s.io", "images", "import"])
+        .args(flags)
+        .arg(archive)
+        .output()
+        .map_err(|source| io("import", archive, source))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(BuildError::Image {
+        what: format!("importing {}", archive.display()),
+        output: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 fn io(what: &'static str, path: &Path, source: std::io::Error) -> BuildError {

@@ -99,6 +99,12 @@ pub struct Testbed {
     etcd_port: u16,
     /// How kube-apiserver was started, to start it again.
     apiserver: (PathBuf, Vec<String>),
+    /// The real nodes' folders (their containerd sockets).
+    real_nodes: Vec<node::NodeLayout>,
+    /// The folder of the real nodes' images (and the Debian root file system they share).
+    images: Option<PathBuf>,
+    /// The address real nodes announce.
+    node_address: Option<std::net::IpAddr>,
 }
 
 impl Testbed {
@@ -189,6 +195,25 @@ impl Testbed {
         })
     }
 
+    /// The address real nodes announce (this machine's), when there are real nodes.
+    pub fn node_address(&self) -> Option<std::net::IpAddr> {
+        self.node_address
+    }
+
+    /// The folder of the real nodes' image archives, with `debian-rootfs.tar`, the Debian root
+    /// file system they are made of.
+    pub fn images_dir(&self) -> Option<&Path> {
+        self.images.as_deref()
+    }
+
+    /// Imports an image archive (OCI or `docker save`) into every real node's containerd.
+    pub fn import_image(&self, archive: &Path) -> Result<(), Error> {
+        for node in &self.real_nodes {
+            images::import_archive(archive, &node.containerd_socket())?;
+        }
+        Ok(())
+    }
+
     /// Stops every component, newest first, and removes the folder.
     pub fn stop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
@@ -270,6 +295,9 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         cleanup,
         etcd_port: 0,
         apiserver: (binaries.path("kube-apiserver"), Vec::new()),
+        real_nodes: Vec::new(),
+        images: real.as_ref().map(|r| r.images.clone()),
+        node_address: real.as_ref().map(|r| r.address),
     };
     let deadline = started + options.ready_within;
 
@@ -280,7 +308,7 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
     let apiserver = free_port()?;
     testbed.url = format!("https://127.0.0.1:{apiserver}");
     testbed.etcd_port = etcd;
-    testbed.apiserver.1 = apiserver_args(&pki, etcd, apiserver);
+    testbed.apiserver.1 = apiserver_args(&pki, etcd, apiserver, real.as_ref().map(|r| r.address));
     testbed.components.push(Component::start(
         "kube-apiserver",
         &dir,
@@ -302,6 +330,7 @@ fn up_blocking(options: Options) -> Result<Testbed, Error> {
         &options.cluster,
         &binaries.release,
         kwok_port,
+        real.is_some(),
     ))?;
     runtime.spawn(provisioner::run(admin.clone(), dir.join("volumes")));
     if let Some(real) = &real {
@@ -364,6 +393,7 @@ fn start_real_nodes(testbed: &mut Testbed, real: &RealNodes, pki: &Pki) -> Resul
             std::thread::sleep(Duration::from_millis(50));
         }
         images::import(&real.images, &socket)?;
+        testbed.real_nodes.push(layout.clone());
         let port = free_port()?;
         testbed.components.push(node::start_kubelet(
             &layout,
@@ -406,35 +436,48 @@ fn start_etcd(binaries: &Binaries, dir: &Path, port: u16) -> Result<Component, E
     Ok(Component::start("etcd", dir, &binaries.path("etcd"), &args)?)
 }
 
-fn apiserver_args(pki: &Pki, etcd: u16, port: u16) -> Vec<String> {
+/// The API server's flags. Without real nodes it listens on loopback only and nothing calls
+/// it through the `kubernetes` Service (whose endpoint may not be a loopback address); with
+/// them, pods do (the service in-cluster), so it listens on the machine's address too and
+/// publishes that as the Service's endpoint.
+fn apiserver_args(pki: &Pki, etcd: u16, port: u16, node_address: Option<std::net::IpAddr>) -> Vec<String> {
     let p = |path: &Path| path.display().to_string();
-    vec![
-        format!("--etcd-servers=http://127.0.0.1:{etcd}"),
-        "--bind-address=127.0.0.1".into(),
-        "--advertise-address=127.0.0.1".into(),
-        // Nothing in-cluster calls the API through the `kubernetes` Service here, and its
-        // endpoint may not be a loopback address.
-        "--endpoint-reconciler-type=none".into(),
-        format!("--secure-port={port}"),
-        format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
-        format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
-        format!("--client-ca-file={}", p(&pki.ca_cert)),
-        format!("--token-auth-file={}", p(&pki.tokens)),
-        "--authorization-mode=Node,RBAC".into(),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        format!("--service-account-key-file={}", p(&pki.service_account_public_key)),
-        format!("--service-account-signing-key-file={}", p(&pki.service_account_key)),
-        "--service-cluster-ip-range=10.96.0.0/16".into(),
-        // The default admission plugins plus NodeRestriction, as kubeadm sets them.
-        "--enable-admission-plugins=NodeRestriction".into(),
-        "--allow-privileged=true".into(),
-        format!("--kubelet-client-certificate={}", p(&pki.kubelet_client_cert)),
-        format!("--kubelet-client-key={}", p(&pki.kubelet_client_key)),
-        // Kubelets (kwok's endpoint, real ones) show serving certificates of the testbed's CA.
-        format!("--kubelet-certificate-authority={}", p(&pki.ca_cert)),
-        "--kubelet-preferred-address-types=InternalIP".into(),
-        "--profiling=false".into(),
-    ]
+    let reachable = match node_address {
+        None => vec![
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            "--endpoint-reconciler-type=none".to_owned(),
+        ],
+        Some(address) => vec![
+            "--bind-address=0.0.0.0".to_owned(),
+            format!("--advertise-address={address}"),
+        ],
+    };
+    reachable
+        .into_iter()
+        .chain([
+            format!("--etcd-servers=http://127.0.0.1:{etcd}"),
+            format!("--secure-port={port}"),
+            format!("--tls-cert-file={}", p(&pki.apiserver_cert)),
+            format!("--tls-private-key-file={}", p(&pki.apiserver_key)),
+            format!("--client-ca-file={}", p(&pki.ca_cert)),
+            format!("--token-auth-file={}", p(&pki.tokens)),
+            "--authorization-mode=Node,RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p(&pki.service_account_public_key)),
+            format!("--service-account-signing-key-file={}", p(&pki.service_account_key)),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            // The default admission plugins plus NodeRestriction, as kubeadm sets them.
+            "--enable-admission-plugins=NodeRestriction".into(),
+            "--allow-privileged=true".into(),
+            format!("--kubelet-client-certificate={}", p(&pki.kubelet_client_cert)),
+            format!("--kubelet-client-key={}", p(&pki.kubelet_client_key)),
+            // Kubelets (kwok's endpoint, real ones) show serving certificates of the testbed's CA.
+            format!("--kubelet-certificate-authority={}", p(&pki.ca_cert)),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            "--profiling=false".into(),
+        ])
+        .collect()
 }
 
 fn start_components(testbed: &mut Testbed, binaries: &Binaries, pki: &Pki, kwok_port: u16) -> Result<(), Error> {
@@ -477,7 +520,7 @@ fn start_components(testbed: &mut Testbed, binaries: &Binaries, pki: &Pki, kwok_
         format!("--tls-cert-file={}", pki.kwok_cert.display()),
         format!("--tls-private-key-file={}", pki.kwok_key.display()),
         "--node-ip=127.0.0.1".into(),
-        "--cidr=10.244.0.0/16".into(),
+        format!("--cidr={}", node::KWOK_POD_CIDR),
         "--node-lease-duration-seconds=40".into(),
     ];
     for (name, args) in [

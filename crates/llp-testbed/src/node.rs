@@ -29,6 +29,10 @@ pub const POD_CIDR: &str = "10.89.0.0/16";
 /// The cluster DNS Service's address (in the API server's Service range).
 pub const CLUSTER_DNS: &str = "10.96.0.10";
 
+/// The addresses kwok gives its pods: never reachable (no network device has them), so with
+/// real nodes a blackhole route keeps Service traffic to a kwok pod on this machine.
+pub const KWOK_POD_CIDR: &str = "10.244.0.0/16";
+
 /// The cgroup (in every hierarchy) the kubelets' pods live under.
 const CGROUP_ROOT: &str = "llp-testbed";
 
@@ -232,6 +236,9 @@ pub fn start_containerd(node: &NodeLayout) -> Result<Component, crate::Error> {
     for controller in cgroup_controllers() {
         std::fs::create_dir_all(controller.join(CGROUP_ROOT).join(&node.name))?;
     }
+    let _ = std::process::Command::new("ip")
+        .args(["route", "replace", "blackhole", KWOK_POD_CIDR])
+        .status();
     let args = vec![format!("--config={}", config.display())];
     Ok(Component::start(
         leak(format!("containerd-{}", node.name)),
@@ -340,6 +347,7 @@ done
 for bridge in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '{{print $2}}' | grep '^{bridge}'); do
     ip link delete "$bridge" 2>/dev/null
 done
+ip route del blackhole {kwok} 2>/dev/null
 [ -x '{kube_proxy}' ] && '{kube_proxy}' --cleanup >/dev/null 2>&1
 # The kubelet's own chains (kube-proxy's cleanup leaves them): the jumps to them, then them.
 for tool in iptables ip6tables; do
@@ -359,6 +367,7 @@ true
         root = CGROUP_ROOT,
         bridge = BRIDGE_PREFIX,
         kube_proxy = kube_proxy.display(),
+        kwok = KWOK_POD_CIDR,
     )
 }
 

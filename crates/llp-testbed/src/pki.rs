@@ -116,13 +116,22 @@ pub fn generate(dir: &Path, nodes: &[NodeIdentity]) -> Result<Pki, PkiError> {
             write(&format!("{name}.key"), &key.serialize_pem())?,
         ))
     };
-    let serving_hosts = [
+    // Pods reach the API server at the `kubernetes` Service's address (the first of the
+    // Service range) or its names; real nodes' pods through the machine's address.
+    let mut serving_hosts: Vec<String> = [
         "localhost",
         "127.0.0.1",
+        "10.96.0.1",
         "kubernetes",
         "kubernetes.default",
         "kubernetes.default.svc",
-    ];
+        "kubernetes.default.svc.cluster.local",
+    ]
+    .map(String::from)
+    .to_vec();
+    serving_hosts.extend(nodes.iter().map(|n| n.address.to_string()));
+    serving_hosts.dedup();
+    let serving_hosts: Vec<&str> = serving_hosts.iter().map(String::as_str).collect();
     let (apiserver_cert, apiserver_key) = issue("apiserver", "kube-apiserver", None, &serving_hosts)?;
     let (kubelet_client_cert, kubelet_client_key) = issue(
         "apiserver-kubelet-client",

@@ -9,7 +9,10 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod in_cluster;
 mod lifecycle;
+#[path = "../support/llp_api.rs"]
+mod llp_api;
 mod node;
 mod runs;
 mod serving;
