@@ -130,27 +130,40 @@ fn build_once(
         dir: dir.clone(),
         release: release.to_owned(),
     };
-    if dir.join("done").exists() {
-        return Ok(binaries);
+    once(&dir, what, |dir| build(dir, &version_ldflags(release)))?;
+    Ok(binaries)
+}
+
+/// Runs `build` into `dir` unless a build there is done (its `done` file), one build at a time
+/// across processes (a file lock), saying what it builds and how long it took.
+pub(crate) fn once(
+    dir: &Path,
+    what: &str,
+    build: impl FnOnce(&Path) -> Result<(), BuildError>,
+) -> Result<(), BuildError> {
+    let done = dir.join("done");
+    if done.exists() {
+        return Ok(());
     }
+    let root = target_dir();
+    std::fs::create_dir_all(&root).map_err(|source| io("create", &root, source))?;
     let lock_path = root.join("build.lock");
     let lock = File::create(&lock_path).map_err(|source| io("create", &lock_path, source))?;
     lock.lock().map_err(|source| io("lock", &lock_path, source))?;
     // Another process may have built it while this one waited for the lock.
-    if dir.join("done").exists() {
-        return Ok(binaries);
+    if done.exists() {
+        return Ok(());
     }
     crate::say(&format!(
-        "building {what} into {} (first time only; Go's cache makes later builds seconds)",
+        "building {what} into {} (first time only; later runs reuse it)",
         dir.display()
     ));
     let started = Instant::now();
-    std::fs::create_dir_all(&dir).map_err(|source| io("create", &dir, source))?;
-    build(&dir, &version_ldflags(release))?;
-    let done = dir.join("done");
-    std::fs::write(&done, format!("{release}\n")).map_err(|source| io("write", &done, source))?;
-    crate::say(&format!("built in {:.0} s", started.elapsed().as_secs_f64()));
-    Ok(binaries)
+    std::fs::create_dir_all(dir).map_err(|source| io("create", dir, source))?;
+    build(dir)?;
+    std::fs::write(&done, "").map_err(|source| io("write", &done, source))?;
+    crate::say(&format!("built {what} in {:.0} s", started.elapsed().as_secs_f64()));
+    Ok(())
 }
 
 /// The Kubernetes release `go.mod` requires (`k8s.io/kubernetes v1.X.Y`).

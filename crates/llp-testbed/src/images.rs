@@ -6,7 +6,6 @@ use crate::binaries::BuildError;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// The pod sandbox image containerd is configured with (never pulled: imported).
 pub const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
@@ -30,39 +29,24 @@ pub fn ensure_built() -> Result<PathBuf, BuildError> {
     let digest = hash.finalize();
     let stamp: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let dir = crate::binaries::target_dir().join(format!("images-{stamp}"));
-    if dir.join("done").exists() {
-        return Ok(dir);
-    }
-    let root = crate::binaries::target_dir();
-    let lock_path = root.join("build.lock");
-    std::fs::create_dir_all(&root).map_err(|source| io("create", &root, source))?;
-    let lock = std::fs::File::create(&lock_path).map_err(|source| io("create", &lock_path, source))?;
-    lock.lock().map_err(|source| io("lock", &lock_path, source))?;
-    if dir.join("done").exists() {
-        return Ok(dir);
-    }
-    crate::say(&format!(
-        "building the container images pause, busybox, nginx and python from Debian packages into {} (first time only; about 1.5 minutes)",
-        dir.display()
-    ));
-    let started = Instant::now();
-    let output = Command::new("sh")
-        .arg(&recipe)
-        .arg(&dir)
-        .arg(&pause_c)
-        .output()
-        .map_err(|source| io("run", &recipe, source))?;
-    if !output.status.success() {
+    let what = "the container images pause, busybox, nginx and python from Debian packages (about 1.5 minutes)";
+    crate::binaries::once(&dir, what, |dir| {
+        let output = Command::new("sh")
+            .arg(&recipe)
+            .arg(dir)
+            .arg(&pause_c)
+            .output()
+            .map_err(|source| io("run", &recipe, source))?;
+        if output.status.success() {
+            return Ok(());
+        }
         let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stdout));
-        return Err(BuildError::Image {
+        Err(BuildError::Image {
             what: format!("{} failed", recipe.display()),
             output: text,
-        });
-    }
-    let done = dir.join("done");
-    std::fs::write(&done, "").map_err(|source| io("write", &done, source))?;
-    crate::say(&format!("images built in {:.0} s", started.elapsed().as_secs_f64()));
+        })
+    })?;
     Ok(dir)
 }
 

@@ -82,28 +82,13 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
     let nginx = services.list(&ListParams::default().labels(&selector)).await.unwrap();
     let nginx_ip = nginx.items[0].spec.as_ref().unwrap().cluster_ip.clone().unwrap();
     let welcome = poll(60, || async {
-        let text = http
-            .get(format!("http://{nginx_ip}/"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = text_of(http.get(format!("http://{nginx_ip}/"))).await?;
         text.contains("Welcome to nginx!").then_some(())
     })
     .await;
     assert!(welcome.is_some(), "nginx never answered through its Service");
     let logs = poll(60, || async {
-        let text = http
-            .get(format!("{deployment}/logs/{pod}"))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = text_of(http.get(format!("{deployment}/logs/{pod}")).bearer_auth(&alice)).await?;
         text.contains("\"GET / HTTP/1.1\" 200").then_some(text)
     })
     .await;
@@ -269,6 +254,11 @@ async fn service_log(admin: &kube::Client) -> String {
         }
     }
     text
+}
+
+/// The body of `request`'s answer, if there was one.
+async fn text_of(request: reqwest::RequestBuilder) -> Option<String> {
+    request.send().await.ok()?.text().await.ok()
 }
 
 /// Calls `attempt` every half second until it returns something, for at most `seconds`.

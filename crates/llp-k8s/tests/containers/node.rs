@@ -22,21 +22,8 @@ pub async fn take_turn() -> (Turn, TestApp) {
     let turn = NODE.lock().await;
     let testbed = crate::testbed::with_real_node();
     let admin = crate::testbed::admin_of(testbed);
-    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=llp-k8s");
-    let sets: Api<StatefulSet> = Api::all(admin.clone());
-    for set in sets.list(&managed).await.unwrap() {
-        let api: Api<StatefulSet> = Api::namespaced(admin.clone(), &set.metadata.namespace.clone().unwrap());
-        let _ = api
-            .delete(&set.metadata.name.clone().unwrap(), &DeleteParams::foreground())
-            .await;
-    }
-    let jobs: Api<Job> = Api::all(admin.clone());
-    for job in jobs.list(&managed).await.unwrap() {
-        let api: Api<Job> = Api::namespaced(admin.clone(), &job.metadata.namespace.clone().unwrap());
-        let _ = api
-            .delete(&job.metadata.name.clone().unwrap(), &DeleteParams::foreground())
-            .await;
-    }
+    delete_everywhere::<StatefulSet>(&admin).await;
+    delete_everywhere::<Job>(&admin).await;
     let mut app = app_with_testbed_of(testbed).await;
     let render = RenderConfig {
         image_pull_policy: "IfNotPresent".into(),
@@ -44,6 +31,25 @@ pub async fn take_turn() -> (Turn, TestApp) {
     };
     app.state.render = Arc::new(render);
     (turn, app)
+}
+
+/// Deletes every object of kind `K` the service made, in every namespace.
+async fn delete_everywhere<K>(admin: &kube::Client)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=llp-k8s");
+    for object in Api::<K>::all(admin.clone()).list(&managed).await.unwrap() {
+        let meta = object.meta();
+        let api: Api<K> = Api::namespaced(admin.clone(), meta.namespace.as_deref().unwrap());
+        let _ = api
+            .delete(meta.name.as_deref().unwrap(), &DeleteParams::foreground())
+            .await;
+    }
 }
 
 /// Alice's deployment of `yaml`, deployed (201); its id.
