@@ -253,9 +253,13 @@ fn prepare_real_nodes(count: u32) -> Result<Option<RealNodes>, Error> {
     host::ensure_packages()?;
     host::ensure_kernel_settings()?;
     let address = host::node_address()?;
+    // The images are mostly downloads and file copies: made while Go compiles.
+    let images = std::thread::spawn(images::ensure_built);
     let binaries = binaries::ensure_node_built()?;
     let dns = binaries::ensure_dns_built()?;
-    let images = images::ensure_built()?;
+    let images = images
+        .join()
+        .map_err(|_| Error::Io(std::io::Error::other("the image build thread panicked")))??;
     Ok(Some(RealNodes {
         binaries,
         dns,

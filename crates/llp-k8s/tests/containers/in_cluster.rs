@@ -76,17 +76,22 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
         bobs.status()
     );
 
-    // nginx answers through its own Service, and its access log comes through the service.
-    let services: Api<Service> = Api::namespaced(admin.clone(), "services");
+    // nginx answers at its pod's address (the test sends traffic to pods, not to Service IPs:
+    // pod-to-Service routing is `serving`'s), and its access log comes through the service.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "services");
     let selector = format!("llp.kitegg.de/deployment={id}");
-    let nginx = services.list(&ListParams::default().labels(&selector)).await.unwrap();
-    let nginx_ip = nginx.items[0].spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    let listed = pods.list(&ListParams::default().labels(&selector)).await.unwrap();
+    let nginx_ip = listed
+        .items
+        .iter()
+        .find_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .expect("alice's nginx pod has an address");
     let welcome = poll(60, || async {
         let text = text_of(http.get(format!("http://{nginx_ip}/"))).await?;
         text.contains("Welcome to nginx!").then_some(())
     })
     .await;
-    assert!(welcome.is_some(), "nginx never answered through its Service");
+    assert!(welcome.is_some(), "nginx never answered at {nginx_ip}");
     let logs = poll(60, || async {
         let text = text_of(http.get(format!("{deployment}/logs/{pod}")).bearer_auth(&alice)).await?;
         text.contains("\"GET / HTTP/1.1\" 200").then_some(text)
@@ -102,6 +107,10 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
     })
     .await;
     assert!(gone.is_some(), "the deployment was still there after DELETE");
+    Api::<Deployment>::namespaced(admin, "llp-system")
+        .delete("llp-k8s", &kube::api::DeleteParams::foreground())
+        .await
+        .unwrap();
 }
 
 /// The service's image, built from the Containerfile with the binary this test run built.

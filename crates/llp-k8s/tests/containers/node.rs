@@ -2,9 +2,9 @@
 
 use crate::helpers::{TestApp, app_with_testbed_of};
 use axum::http::StatusCode;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams};
 use llp_spec::RenderConfig;
 use serde_json::{Value, json};
@@ -15,15 +15,44 @@ use std::time::Duration;
 pub type Turn = tokio::sync::MutexGuard<'static, ()>;
 
 /// Waits for the node, clears what an earlier scenario left running on it (a failed one
-/// leaves its pods), and returns the service on the real node, in a namespace of its own,
-/// rendering `IfNotPresent` (the images are on the node; there is no registry).
+/// leaves its pods; so does a failed in-cluster service), and returns the service on the real
+/// node, in a namespace of its own, rendering `IfNotPresent` (the images are on the node; there
+/// is no registry).
 pub async fn take_turn() -> (Turn, TestApp) {
     static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let turn = NODE.lock().await;
     let testbed = crate::testbed::with_real_node();
     let admin = crate::testbed::admin_of(testbed);
-    delete_everywhere::<StatefulSet>(&admin).await;
-    delete_everywhere::<Job>(&admin).await;
+    delete_everywhere::<StatefulSet>(&admin, "app.kubernetes.io/managed-by=llp-k8s").await;
+    delete_everywhere::<Job>(&admin, "app.kubernetes.io/managed-by=llp-k8s").await;
+    // The service itself, run from its image by `in_cluster` (it holds a tenth of a core; the
+    // node has two and the scenarios' pods ask for one each).
+    delete_everywhere::<Deployment>(&admin, "app=llp-k8s").await;
+    // Their pods hold cores until they are gone (a `sleep` ignores SIGTERM: 30 s).
+    let pods: Api<Pod> = Api::all(admin.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    for selector in ["app.kubernetes.io/managed-by=llp-k8s", "app=llp-k8s"] {
+        let selected = ListParams::default().labels(selector);
+        loop {
+            let left: Vec<_> = pods
+                .list(&selected)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            // A scenario on a node still busy would fail later with a confusing "Insufficient cpu".
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pods of an earlier scenario still hold the node after 90 s: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let mut app = app_with_testbed_of(testbed).await;
     let render = RenderConfig {
         image_pull_policy: "IfNotPresent".into(),
@@ -33,8 +62,8 @@ pub async fn take_turn() -> (Turn, TestApp) {
     (turn, app)
 }
 
-/// Deletes every object of kind `K` the service made, in every namespace.
-async fn delete_everywhere<K>(admin: &kube::Client)
+/// Deletes every object of kind `K` with the labels `selector`, in every namespace.
+async fn delete_everywhere<K>(admin: &kube::Client, selector: &str)
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -42,8 +71,8 @@ where
         + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=llp-k8s");
-    for object in Api::<K>::all(admin.clone()).list(&managed).await.unwrap() {
+    let selected = ListParams::default().labels(selector);
+    for object in Api::<K>::all(admin.clone()).list(&selected).await.unwrap() {
         let meta = object.meta();
         let api: Api<K> = Api::namespaced(admin.clone(), meta.namespace.as_deref().unwrap());
         let _ = api
