@@ -2,6 +2,7 @@
 //! in `main.rs`; the parts the service is built from live here.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod cluster;
 pub mod config;
 pub mod http;

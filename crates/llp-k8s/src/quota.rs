@@ -5,38 +5,96 @@
 use crate::cluster::cache::Caches;
 use crate::cluster::workload::Deployed;
 use llp_spec::Objects;
+use llp_spec::admission::{Entry, Ledger};
 use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL};
 use llp_spec::quota::{Usage, pods, storage};
+use llp_spec::reservations::GpuCounts;
+use std::collections::BTreeMap;
 
 /// What the owner's deployments other than `deployment_label` hold: pods as they run, and
 /// every claim of the owner but that deployment's and the shared ones it mounts (`mounted`),
-/// which it counts itself.
-pub fn others(caches: &Caches, owner_label: &str, deployment_label: &str, mounted: &[String]) -> Usage {
+/// which it counts itself. A deployment with a live entry in the owner's admission ledger
+/// (`pending`) counts as the larger of what the caches and the entry say: it may have been
+/// admitted a moment ago, by this replica or another, and not be in the caches yet.
+pub fn others(
+    caches: &Caches,
+    owner_label: &str,
+    deployment_label: &str,
+    mounted: &[String],
+    pending: &Ledger,
+) -> Usage {
     let label = |labels: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
         labels.as_ref().and_then(|l| l.get(key)).cloned()
     };
-    let mut usage = Usage::default();
+    // Per deployment (its label), and the owner's claims of no deployment (shared) by name.
+    let mut per_deployment: BTreeMap<String, Usage> = BTreeMap::new();
+    let mut shared: BTreeMap<String, f64> = BTreeMap::new();
     for deployed in crate::reservations::deployed(caches) {
         let labels = &deployed.meta().labels;
-        if label(labels, OWNER_LABEL).as_deref() != Some(owner_label)
-            || label(labels, DEPLOYMENT_LABEL).as_deref() == Some(deployment_label)
-        {
+        let Some(deployment) = label(labels, DEPLOYMENT_LABEL) else {
+            continue;
+        };
+        if label(labels, OWNER_LABEL).as_deref() != Some(owner_label) || deployment == deployment_label {
             continue;
         }
-        usage.deployments += 1;
-        usage = usage + deployed.footprint().usage.times(deployed.replicas());
+        let held = per_deployment.entry(deployment).or_default();
+        held.deployments = 1;
+        *held = *held + deployed.footprint().usage.times(deployed.replicas());
     }
     for claim in caches.claims.state() {
         let labels = &claim.metadata.labels;
         let name = claim.metadata.name.clone().unwrap_or_default();
-        if label(labels, OWNER_LABEL).as_deref() == Some(owner_label)
-            && label(labels, DEPLOYMENT_LABEL).as_deref() != Some(deployment_label)
-            && !mounted.contains(&name)
-        {
-            usage.storage += storage(&claim);
+        if label(labels, OWNER_LABEL).as_deref() != Some(owner_label) || mounted.contains(&name) {
+            continue;
+        }
+        match label(labels, DEPLOYMENT_LABEL) {
+            Some(d) if d == deployment_label => {}
+            Some(d) => per_deployment.entry(d).or_default().storage += storage(&claim),
+            None => {
+                shared.insert(name, storage(&claim));
+            }
         }
     }
+    for (deployment, entry) in &pending.entries {
+        if deployment == deployment_label {
+            continue;
+        }
+        let held = per_deployment.entry(deployment.clone()).or_default();
+        *held = llp_spec::admission::max(*held, entry.usage());
+        for (name, size) in &entry.shared {
+            if !mounted.contains(name) {
+                let counted = shared.entry(name.clone()).or_default();
+                *counted = counted.max(*size);
+            }
+        }
+    }
+    let mut usage = per_deployment.into_values().fold(Usage::default(), |a, b| a + b);
+    usage.storage += shared.values().sum::<f64>();
     usage
+}
+
+/// The ledger entry of a deployment that holds `usage` (as [`of_objects`] or [`scaled`]
+/// count it, shared claims included), `gpus` in all, and mounts the shared claims `shared`
+/// (name and GiB). Its time is set when it is written.
+pub fn entry(usage: Usage, gpus: GpuCounts, shared: BTreeMap<String, f64>) -> Entry {
+    let in_shared: f64 = shared.values().sum();
+    Entry {
+        cpu: usage.cpu,
+        memory: usage.memory,
+        gpus,
+        storage: (usage.storage - in_shared).max(0.0),
+        shared,
+        until: jiff::Timestamp::UNIX_EPOCH,
+    }
+}
+
+/// The shared claims among `objects`: name and GiB.
+pub fn shared_claims(objects: &Objects) -> BTreeMap<String, f64> {
+    objects
+        .shared_claims
+        .iter()
+        .filter_map(|c| Some((c.metadata.name.clone()?, storage(c))))
+        .collect()
 }
 
 /// What a deployment rendered as `objects` holds: its pods, a claim per replica and
@@ -91,14 +149,20 @@ pub fn scaled(caches: &Caches, deployed: &Deployed, base: &str, replicas: u32) -
         })
         .map(|c| storage(c))
         .sum();
-    let shared: f64 = deployed
+    let shared: f64 = mounted_shared(caches, deployed, base).values().sum();
+    usage.storage = held.max(first * f64::from(replicas)) + shared;
+    usage
+}
+
+/// The claims the deployed `deployed` (base name `base`) mounts that are not its own (the
+/// owner's shared volumes): name and GiB.
+pub fn mounted_shared(caches: &Caches, deployed: &Deployed, base: &str) -> BTreeMap<String, f64> {
+    let (_, claims) = caches.members(base);
+    deployed
         .footprint()
         .claims
         .iter()
         .filter(|name| !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name)))
-        .filter_map(|name| caches.claim(name))
-        .map(|c| storage(&c))
-        .sum();
-    usage.storage = held.max(first * f64::from(replicas)) + shared;
-    usage
+        .filter_map(|name| Some((name.clone(), storage(caches.claim(name)?.as_ref()))))
+        .collect()
 }

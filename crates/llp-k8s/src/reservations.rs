@@ -5,9 +5,11 @@
 use crate::cluster::cache::Caches;
 use crate::cluster::workload::Deployed;
 use jiff::Timestamp;
+use llp_spec::admission::{Ledger, max_gpus};
 use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, label_value};
-use llp_spec::reservations::{Holding, times};
+use llp_spec::reservations::{GpuCounts, Holding, times};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 pub mod reconciler;
@@ -88,24 +90,30 @@ pub fn deployed(caches: &Caches) -> Vec<Deployed> {
 }
 
 /// What `owner`'s deployments hold now: each one's GPUs per pod × the pods it runs (a
-/// finished or suspended run holds none). Deployments are named by their `deployment` label,
-/// which is the record id for the UUIDs and integers records have.
-pub fn holdings(caches: &Caches, owner: &str) -> Vec<Holding> {
+/// finished or suspended run holds none), or, while its entry in the owner's admission ledger
+/// (`pending`) counts, the more of that and the entry's. Deployments are named by their
+/// `deployment` label, which is the record id for the UUIDs and integers records have.
+pub fn holdings(caches: &Caches, owner: &str, pending: &Ledger) -> Vec<Holding> {
     let owner = label_value(owner);
-    deployed(caches)
-        .iter()
-        .filter_map(|d| {
-            let labels = d.meta().labels.as_ref()?;
-            if labels.get(OWNER_LABEL) != Some(&owner) {
-                return None;
-            }
-            let gpus = times(&d.footprint().gpus, d.replicas());
-            Some(Holding {
-                deployment: labels.get(DEPLOYMENT_LABEL)?.clone(),
-                gpus,
-            })
-        })
-        .filter(|h| !h.gpus.is_empty())
+    let mut held: BTreeMap<String, GpuCounts> = BTreeMap::new();
+    for d in deployed(caches) {
+        let Some(labels) = d.meta().labels.as_ref() else {
+            continue;
+        };
+        if labels.get(OWNER_LABEL) != Some(&owner) {
+            continue;
+        }
+        if let Some(deployment) = labels.get(DEPLOYMENT_LABEL) {
+            held.insert(deployment.clone(), times(&d.footprint().gpus, d.replicas()));
+        }
+    }
+    for (deployment, entry) in &pending.entries {
+        let gpus = held.entry(deployment.clone()).or_default();
+        *gpus = max_gpus(gpus, &entry.gpus);
+    }
+    held.into_iter()
+        .filter(|(_, gpus)| !gpus.is_empty())
+        .map(|(deployment, gpus)| Holding { deployment, gpus })
         .collect()
 }
 

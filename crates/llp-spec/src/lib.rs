@@ -6,6 +6,7 @@
 //! [`FieldError`]) → [`render()`] (→ [`Objects`]: StatefulSet, Services, Ingress).
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod error;
 pub mod footprint;
 pub mod limits;

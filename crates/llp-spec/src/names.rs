@@ -35,6 +35,10 @@ pub const RESERVATION_ENDS_ANNOTATION: &str = "llp.kitegg.de/reservation-ends";
 /// (RFC 3339). Removed when it is deployed or scaled up again.
 pub const STOPPED_ANNOTATION: &str = "llp.kitegg.de/stopped-reservation-ended";
 
+/// The value of [`STOPPED_ANNOTATION`] when no booking ended but the owner's deployments
+/// started earlier hold what is booked.
+pub const STOPPED_OVER_BUDGET: &str = "over-budget";
+
 /// Annotation of a deployment's StatefulSet or Job: its record's `date_created`. A record
 /// that later gets the same id has another date, so it never takes over these objects (nor
 /// their volumes).
@@ -57,6 +61,12 @@ pub fn shared_user_label(deployment_label: &str) -> String {
 /// claim (`<volume>-<base>-<ordinal>` ends in digits).
 pub fn shared_claim(prefix: &str, owner: &str, volume: &str) -> String {
     format!("{prefix}{}-{volume}-shared", hash(owner))
+}
+
+/// The ConfigMap holding the admission ledger of `owner` (see [`crate::admission`]): one per
+/// owner, named by a hash of the owner so that any user id makes a valid name.
+pub fn admission_ledger(owner: &str) -> String {
+    format!("llp-admission-{}", hash(owner))
 }
 
 /// The names of one deployment's objects.

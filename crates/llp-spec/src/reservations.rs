@@ -291,6 +291,10 @@ pub enum Verdict {
     Covered(Admitted),
     /// No longer covered: it is to stop.
     Uncovered(Shortfall),
+    /// Covered by the bookings alone, but the owner's deployments started earlier hold them
+    /// (more was admitted than booked, e.g. before admission was one step per owner): it is
+    /// to stop.
+    Overbooked(Shortfall),
 }
 
 /// Reviews running deployments against the bookings at `now`, in the order given (oldest
@@ -323,6 +327,7 @@ pub fn review(running: &[Running], reservations: &[Reservation], now: Timestamp)
                     ));
                     Verdict::Covered(until)
                 }
+                Err(short) if admit(&demand, reservations, &[], now).is_ok() => Verdict::Overbooked(short),
                 Err(short) => Verdict::Uncovered(short),
             }
         })

@@ -8,7 +8,7 @@ use super::trim;
 use super::workload::Deployed;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim};
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -29,6 +29,8 @@ pub struct Caches {
     pub claims: Store<PersistentVolumeClaim>,
     /// The StatefulSet controller's `FailedCreate` events.
     pub failed_creates: Store<Event>,
+    /// The owners' admission ledgers (see [`crate::admission`]).
+    pub ledgers: Store<ConfigMap>,
     /// Pod names by deployment (`app` label).
     pod_index: LabelIndex,
     /// Claim names by deployment.
@@ -82,8 +84,15 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
         None,
-        (tick, health.clone()),
+        (tick.clone(), health.clone()),
         |event: &mut Event| event.metadata.managed_fields = None,
+    );
+    let (ledgers, ledgers_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().labels(crate::admission::LEDGER_SELECTOR),
+        None,
+        (tick, health.clone()),
+        |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
     );
     Caches {
         stateful_sets,
@@ -91,6 +100,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         pods,
         claims,
         failed_creates,
+        ledgers,
         pod_index,
         claim_index,
         changes,
@@ -101,6 +111,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
             pods_task,
             claims_task,
             failed_creates_task,
+            ledgers_task,
         ]),
     }
 }
@@ -156,7 +167,14 @@ impl Caches {
         self.jobs.wait_until_ready().await?;
         self.pods.wait_until_ready().await?;
         self.claims.wait_until_ready().await?;
-        self.failed_creates.wait_until_ready().await
+        self.failed_creates.wait_until_ready().await?;
+        self.ledgers.wait_until_ready().await
+    }
+
+    /// The admission ledger named `name`, as the watch last saw it.
+    pub fn ledger(&self, name: &str) -> Option<Arc<ConfigMap>> {
+        self.ledgers
+            .get(&reflector::ObjectRef::new(name).within(&self.namespace))
     }
 
     /// The message of the latest `FailedCreate` event of StatefulSet `name`.

@@ -121,21 +121,11 @@ async fn scale(
     let Some(deployed) = target.cluster.caches.deployed(base) else {
         return Err(ApiError::NotFound("this deployment is not deployed".into()));
     };
-    // Scaling down never starts a pod; scaling up needs the GPUs booked and fits the quota.
+    // Scaling up needs the GPUs booked and fits the quota, decided one step per owner;
+    // scaling down frees what the deployment's admission entry may still count.
     let wanted = u32::try_from(replicas).unwrap_or(0);
     if wanted > deployed.replicas() {
-        target.admit_gpus(&state, &caller, Some(wanted)).await?;
-        let owner = target
-            .record
-            .user_created
-            .clone()
-            .unwrap_or_else(|| caller.identity.id.clone());
-        let mounted = deployed.footprint().claims.clone();
-        let caches = &target.cluster.caches;
-        let others = crate::quota::others(caches, &llp_spec::names::label_value(&owner), &target.label, &mounted);
-        let this = crate::quota::scaled(caches, &deployed, base, wanted);
-        let quota = state.limits.for_groups(&caller.identity.groups).quota;
-        llp_spec::quota::check(&quota, others, this).map_err(ApiError::OverQuota)?;
+        target.admit(&state, &caller, Some(wanted)).await?;
     }
     match deployed {
         Deployed::StatefulSet(_) => {
@@ -159,6 +149,15 @@ async fn scale(
             .await
             .map_err(ApiError::cluster)?;
         }
+    }
+    if wanted < deployed.replicas() {
+        let caches = &target.cluster.caches;
+        let held = crate::quota::scaled(caches, &deployed, base, wanted);
+        let gpus = llp_spec::reservations::times(&deployed.footprint().gpus, wanted);
+        let entry = crate::quota::entry(held, gpus, crate::quota::mounted_shared(caches, &deployed, base));
+        crate::admission::settle(target.cluster, target.owner(&caller), &target.label, Some(entry))
+            .await
+            .map_err(ApiError::cluster)?;
     }
     if replicas > 0 {
         super::deployments::clear_stopped(target.cluster, target.names.base()).await?;
@@ -189,14 +188,16 @@ async fn restart(
     if let Some(Deployed::Job(job)) = target.cluster.caches.deployed(base) {
         // A run to completion starts again from the beginning, with all its pods.
         let replicas = job.spec.as_ref().and_then(|s| s.parallelism).unwrap_or(1);
+        // Held from here on: the deleted run's pods are gone from the caches before the new
+        // run's are there, and its entry keeps another admission from taking its place.
         target
-            .admit_gpus(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
+            .admit(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
             .await?;
         rerun(target.cluster, base).await?;
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         return Ok(Json(json!({"restartedAt": now, "success": true})).into_response());
     }
-    target.admit_gpus(&state, &caller, None).await?;
+    target.admit(&state, &caller, None).await?;
     let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch =
@@ -228,6 +229,10 @@ async fn remove(
     let cluster = target.cluster;
     let base = target.names.base().to_owned();
     delete_objects(cluster, Some(&base), &target.label).await?;
+    // What it held is free for the owner's next deploy at once.
+    crate::admission::settle(cluster, target.owner(&caller), &target.label, None)
+        .await
+        .map_err(ApiError::cluster)?;
     // Read after write: a status request right after this answers 404.
     if !cluster.caches.observe_gone(&base).await {
         tracing::warn!(%base, "the watch cache has not seen the delete yet");
@@ -348,7 +353,7 @@ async fn delete_pod(
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     target.own_pod(&pod)?;
     // The StatefulSet starts the pod again.
-    target.admit_gpus(&state, &caller, None).await?;
+    target.admit(&state, &caller, None).await?;
     target
         .cluster
         .api::<Pod>()

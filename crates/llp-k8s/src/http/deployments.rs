@@ -3,9 +3,9 @@
 //! and status reads the watch caches alone.
 
 use super::AppState;
+use super::admission::{self, Ask};
 use super::auth::Caller;
 use super::error::ApiError;
-use super::gpu_admission;
 use super::openapi::{CommonErrors, DeploymentId};
 use super::status_memo::Inputs;
 use crate::cluster::Cluster;
@@ -22,6 +22,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use llp_spec::names::{Names, STOPPED_ANNOTATION, label_value};
+use llp_spec::reservations::{Demand, times};
 use llp_spec::status::DeploymentStatus;
 use llp_spec::{ErrorBody, Identity as Owner, Record, RecordId, render, validate_record_with};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -86,19 +87,48 @@ impl Resolved<'_> {
         Ok(self)
     }
 
-    /// Checks that the GPU reservations active now cover `replicas` pods of the deployed
-    /// StatefulSet or Job (the pods it runs now when `None`): what scale, restart and pod
-    /// delete need before they start GPU pods.
-    pub async fn admit_gpus(&self, state: &AppState, caller: &Session, replicas: Option<u32>) -> Result<(), ApiError> {
-        let Some(deployed) = self.cluster.caches.deployed(self.names.base()) else {
+    /// The user the deployment belongs to (the caller's own when the record names none).
+    pub fn owner<'b>(&'b self, caller: &'b Session) -> &'b str {
+        self.record.user_created.as_deref().unwrap_or(&caller.identity.id)
+    }
+
+    /// Admits the deployed StatefulSet or Job at `replicas` pods (the pods it runs now when
+    /// `None`), one step per owner through the admission ledger (see [`crate::admission`]):
+    /// the GPU reservations active now must cover its GPUs, and, when it grows, the group's
+    /// quota what it would hold. What scale-up, restart and pod delete do before they start
+    /// pods.
+    pub async fn admit(&self, state: &AppState, caller: &Session, replicas: Option<u32>) -> Result<(), ApiError> {
+        let caches = &self.cluster.caches;
+        let base = self.names.base();
+        let Some(deployed) = caches.deployed(base) else {
             return Ok(());
         };
         let replicas = replicas.unwrap_or(deployed.replicas());
+        let grows = replicas > deployed.replicas();
         let id = self.record.id.as_ref().map(ToString::to_string).unwrap_or_default();
-        let owner = self.record.user_created.as_deref().unwrap_or(&caller.identity.id);
+        let owner = self.owner(caller);
         let per_pod = deployed.footprint().gpus.clone();
-        gpu_admission::check(state, self.cluster, caller, &id, owner, per_pod, replicas).await?;
-        Ok(())
+        let this = crate::quota::scaled(caches, &deployed, base, replicas);
+        let mounted = deployed.footprint().claims.clone();
+        let quota = state.limits.for_groups(&caller.identity.groups).quota;
+        let entry = crate::quota::entry(
+            this,
+            times(&per_pod, replicas),
+            crate::quota::mounted_shared(caches, &deployed, base),
+        );
+        let ask = Ask {
+            demand: Demand {
+                deployment: &id,
+                owner,
+                per_pod,
+                replicas,
+            },
+            label: &self.label,
+            quota: grows.then_some((this, quota)),
+            mounted: &mounted,
+            entry,
+        };
+        admission::admit(state, self.cluster, caller, &ask).await
     }
 
     /// Checks that `pod` is one of this deployment's pods (404 otherwise, whoever owns it).
@@ -173,26 +203,30 @@ async fn deploy(
     // Claims can grow, not shrink: refused before anything is written.
     let current = crate::cluster::resize::current_sizes(&cluster.caches, &objects);
     llp_spec::resize::check_no_shrink(&deployment.spec, &current).map_err(ApiError::Validation)?;
+    // The group's quota and the GPU bookings, one step per owner (see crate::admission).
     let per_pod = llp_spec::footprint::PodFootprint::of(objects.workload.pod_template()).gpus;
     let replicas = deployment.spec.replicas;
-    gpu_admission::check(
-        &state,
-        cluster,
-        &caller,
-        &record_id.to_string(),
-        &owner,
-        per_pod,
-        replicas,
-    )
-    .await?;
-    // What the owner's deployments would hold together, within the group's quota.
     let mounted: Vec<String> = objects
         .shared_claims
         .iter()
         .filter_map(|c| c.metadata.name.clone())
         .collect();
-    let others = crate::quota::others(&cluster.caches, &label_value(&owner), &label, &mounted);
-    llp_spec::quota::check(&limits.quota, others, crate::quota::of_objects(&objects)).map_err(ApiError::OverQuota)?;
+    let this = crate::quota::of_objects(&objects);
+    let entry = crate::quota::entry(this, times(&per_pod, replicas), crate::quota::shared_claims(&objects));
+    let record_label = record_id.to_string();
+    let ask = Ask {
+        demand: Demand {
+            deployment: &record_label,
+            owner: &owner,
+            per_pod,
+            replicas,
+        },
+        label: &label,
+        quota: Some((this, limits.quota)),
+        mounted: &mounted,
+        entry,
+    };
+    admission::admit(&state, cluster, &caller, &ask).await?;
     // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
     // even by two replicas of the service, cannot both take it.
     if let Some(hostname) = deployment.hostname() {

@@ -2,6 +2,7 @@
 
 mod actions;
 pub use actions::delete_objects;
+mod admission;
 pub mod auth;
 mod capacity;
 pub mod cors;
@@ -9,7 +10,6 @@ mod data;
 mod deployments;
 pub mod edge;
 pub mod error;
-mod gpu_admission;
 mod items;
 pub mod metrics;
 pub mod openapi;

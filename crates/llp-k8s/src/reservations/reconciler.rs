@@ -14,7 +14,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use llp_spec::names::{DEPLOYMENT_LABEL, OWNER_LABEL, RESERVATION_ENDS_ANNOTATION, STOPPED_ANNOTATION};
+use llp_spec::names::{
+    DEPLOYMENT_LABEL, OWNER_LABEL, RESERVATION_ENDS_ANNOTATION, STOPPED_ANNOTATION, STOPPED_OVER_BUDGET,
+};
 use llp_spec::reservations::{Running, Verdict, readable, review, times};
 use serde_json::json;
 use std::sync::Arc;
@@ -144,6 +146,7 @@ impl Reconciler {
         for ((sts, verdict), running) in sets.iter().zip(review(&running, &bookings, now)).zip(&running) {
             let name = sts.name().to_owned();
             let noted = sts.annotation(RESERVATION_ENDS_ANNOTATION).cloned();
+            let overbooked = matches!(verdict, Verdict::Overbooked(_));
             match verdict {
                 Verdict::Covered(until) => {
                     let until = until.map(|t| t.to_string());
@@ -153,24 +156,35 @@ impl Reconciler {
                         pass.annotated.push(name);
                     }
                 }
-                Verdict::Uncovered(shortfall) => {
+                Verdict::Uncovered(shortfall) | Verdict::Overbooked(shortfall) => {
                     // The end the reconciler noted while it ran, else now.
-                    let ended = noted
-                        .and_then(|t| t.parse::<Timestamp>().ok())
-                        .filter(|t| *t <= now)
-                        .unwrap_or(now);
+                    let noted_end = noted.and_then(|t| t.parse::<Timestamp>().ok()).filter(|t| *t <= now);
+                    let ended = noted_end.unwrap_or(now);
+                    // Booked enough, and no booking it ran on ended: it was admitted beside
+                    // deployments that hold the booking (or the booking was made smaller).
+                    let over_budget = overbooked && noted_end.is_none();
+                    let note = if over_budget {
+                        STOPPED_OVER_BUDGET.to_owned()
+                    } else {
+                        ended.to_string()
+                    };
                     let mut patch = sts.stop_patch();
-                    patch["metadata"] = json!({"annotations": {STOPPED_ANNOTATION: ended.to_string(), RESERVATION_ENDS_ANNOTATION: null}});
+                    patch["metadata"] =
+                        json!({"annotations": {STOPPED_ANNOTATION: note, RESERVATION_ENDS_ANNOTATION: null}});
                     self.patch(sts, &patch).await?;
                     let gpus = times(&running.per_pod, running.replicas);
                     let held: Vec<String> = gpus.iter().map(|(g, n)| format!("{n} × {}", g.slug())).collect();
+                    let why = if over_budget {
+                        "over budget: the GPU reservations active now are held by the owner's deployments started earlier".to_owned()
+                    } else {
+                        format!("the GPU reservation ended at {}", readable(ended))
+                    };
                     let message = format!(
-                        "Stopped ({}, volumes kept): the GPU reservation ended at {}; {} no longer covered ({shortfall})",
+                        "Stopped ({}, volumes kept): {why}; {} no longer covered ({shortfall})",
                         match sts {
                             Deployed::StatefulSet(_) => "scaled to 0",
                             Deployed::Job(_) => "run suspended",
                         },
-                        readable(ended),
                         held.join(", ")
                     );
                     self.record_event(sts, &message).await?;

@@ -17,6 +17,8 @@ pub struct TestApp {
     /// Shuts the service down (ends log streams).
     pub stop: tokio::sync::watch::Sender<bool>,
     pub sim: Option<Simulator>,
+    /// How the service reaches the cluster, for another replica to do the same.
+    pub cluster_config: Option<kube::Config>,
     /// The backend the cluster runs on.
     pub backend: Backend,
     pub alice: String,
@@ -64,6 +66,7 @@ pub fn app() -> TestApp {
         bob,
         admin,
         sim: None,
+        cluster_config: None,
         backend: Backend::Sim,
         stop,
         _scratch: Scratch(dir),
@@ -93,11 +96,13 @@ pub async fn app_with_sim_timings(options: SimOptions, timings: Timings) -> Test
         .await
         .unwrap();
     let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
-    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls(), deadline).unwrap();
+    let client =
+        llp_k8s::cluster::calls::counted_client(config.clone(), app.state.metrics.api_calls(), deadline).unwrap();
     let cluster = Cluster::start(client, "services");
     cluster.caches.ready().await.unwrap();
     app.state.cluster = Some(cluster);
     app.sim = Some(sim);
+    app.cluster_config = Some(config);
     app
 }
 
@@ -214,7 +219,8 @@ pub async fn app_with_testbed_of(testbed: &llp_testbed::Testbed) -> TestApp {
     let mut app = app();
     let (namespace, config) = crate::testbed::service_account_in_fresh_namespace_of(testbed, "t").await;
     let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
-    let client = llp_k8s::cluster::calls::counted_client(config, app.state.metrics.api_calls(), deadline).unwrap();
+    let client =
+        llp_k8s::cluster::calls::counted_client(config.clone(), app.state.metrics.api_calls(), deadline).unwrap();
     let cluster = Cluster::start(client, &namespace);
     cluster.caches.ready().await.unwrap();
     app.state.render = Arc::new(RenderConfig {
@@ -222,6 +228,7 @@ pub async fn app_with_testbed_of(testbed: &llp_testbed::Testbed) -> TestApp {
         ..RenderConfig::default()
     });
     app.state.cluster = Some(cluster);
+    app.cluster_config = Some(config);
     app.backend = Backend::Real;
     app
 }
@@ -416,21 +423,19 @@ impl TestApp {
         clock
     }
 
-    /// A second replica of the service: the same record source and simulator, its own
-    /// client, caches and in-process locks.
+    /// A second replica of the service: the same record source and cluster, its own
+    /// client, caches, in-process locks and metrics.
     pub async fn replica(&self) -> AppState {
-        let sim = self.sim.as_ref().expect("an app with a simulator");
-        let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig("services")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .unwrap();
+        let config = self.cluster_config.clone().expect("an app with a cluster");
         let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
         let client = llp_k8s::cluster::calls::counted_client(config, Default::default(), deadline).unwrap();
-        let cluster = Cluster::start(client, "services");
+        let cluster = Cluster::start(client, &self.state.render.namespace);
         cluster.caches.ready().await.unwrap();
         AppParts {
             cluster: Some(cluster),
             locks: Arc::default(),
+            metrics: Arc::default(),
+            status_memo: Arc::default(),
             ..(*self.state).clone()
         }
         .into()

@@ -17,6 +17,7 @@ mod jobs;
 mod llp_api;
 mod openapi;
 mod orphans;
+mod races;
 mod rbac;
 mod reservations;
 #[path = "../support/testbed.rs"]

@@ -420,3 +420,60 @@ async fn one_instance_at_a_time_holds_the_reconcilers_lease(backend) {
     assert!(first.round().await.unwrap().is_some() ^ second.round().await.unwrap().is_some(), "exactly one reviewed");
 }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_beyond_a_booking_made_smaller_is_stopped_as_over_budget_not_as_ended() {
+    let mut app = crate::helpers::app_with_cluster().await;
+    app.set_clock("2026-11-27T12:00:00Z");
+    let booking = app
+        .book(
+            &app.alice,
+            &["gpu-xs", "gpu-xs"],
+            None,
+            "2026-11-27T10:00:00Z",
+            "2026-11-27T18:00:00Z",
+        )
+        .await;
+    let first = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    assert_eq!(deploy(&app, &app.alice, &first).await.0, StatusCode::CREATED);
+    cached_replicas(&app, &format!("sd-{first}"), 1).await;
+    let second = app.create_record_with(&app.alice, json!({"data": SMALL_GPU})).await;
+    assert_eq!(deploy(&app, &app.alice, &second).await.0, StatusCode::CREATED);
+    // The booking shrinks to one GPU: the deployment started later no longer fits it.
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/items/gpu_reservations/{booking}"),
+            &app.admin,
+            Some(json!({"gpus": ["gpu-xs"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    cached_replicas(&app, &format!("sd-{second}"), 1).await;
+    let pass = app.reconciler("instance-a").round().await.unwrap().unwrap();
+    // The one started later (by the second: both may have started in the same one).
+    assert_eq!(pass.stopped.len(), 1, "{pass:?}");
+    let name = pass.stopped[0].clone();
+    let stopped = name.strip_prefix("sd-").unwrap();
+    let events = app
+        .cluster()
+        .api::<k8s_openapi::api::core::v1::Event>()
+        .list(&kube::api::ListParams::default().fields(&format!("involvedObject.name={name},reason=ReservationEnded")))
+        .await
+        .unwrap();
+    let message = events.items[0].message.clone().unwrap();
+    assert!(
+        message.starts_with("Stopped (scaled to 0, volumes kept): over budget: the GPU reservations active now are held by the owner's deployments started earlier; 1 × gpu-xs no longer covered"),
+        "{message}"
+    );
+    let status = app
+        .status_until(stopped, &app.alice, |s| s["stopped"].is_string())
+        .await;
+    assert!(
+        status["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("held by your deployments started earlier"),
+        "{status}"
+    );
+}

@@ -188,9 +188,12 @@ pub fn from_objects(
     }
 }
 
-/// `stopped: reservation ended at …`, from the reconciler's annotation.
+/// `stopped: reservation ended at …` (or: over budget), from the reconciler's annotation.
 fn stopped_note(ended: Option<String>) -> Option<String> {
     ended.map(|ended| {
+        if ended == crate::names::STOPPED_OVER_BUDGET {
+            return "stopped: your GPU reservations active now are held by your deployments started earlier; the volumes are kept. Stop one of them or book more GPUs, then scale up or deploy again.".to_owned();
+        }
         let at = ended
             .parse::<jiff::Timestamp>()
             .map_or(ended, crate::reservations::readable);

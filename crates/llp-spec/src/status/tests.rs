@@ -330,3 +330,18 @@ fn the_reservation_notes_show_while_they_apply() {
         )
     );
 }
+
+#[test]
+fn a_stop_over_budget_says_so_and_not_that_a_booking_ended() {
+    let mut sts = mk_sts(0, 0, 0);
+    sts.metadata.annotations = Some(
+        [(
+            crate::names::STOPPED_ANNOTATION.to_owned(),
+            crate::names::STOPPED_OVER_BUDGET.to_owned(),
+        )]
+        .into(),
+    );
+    let note = from_objects(&sts, NO_PODS, NO_CLAIMS, None).stopped.unwrap();
+    assert!(note.contains("held by your deployments started earlier"), "{note}");
+    assert!(!note.contains("ended"), "{note}");
+}
