@@ -241,6 +241,53 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
     counter(http, url, "llp_k8s_kube_api_requests_total{").await
 }
 
+/// The service's deploy step timings so far: step → (seconds in all, deploys).
+async fn deploy_steps(http: &reqwest::Client, url: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut steps = std::collections::BTreeMap::<String, (f64, f64)>::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("llp_k8s_deploy_step_duration_seconds_") else {
+            continue;
+        };
+        let (Some(step), Some(value)) = (
+            rest.split('"').nth(1),
+            rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let entry = steps.entry(step.to_owned()).or_default();
+        if rest.starts_with("sum{") {
+            entry.0 = value;
+        } else if rest.starts_with("count{") {
+            entry.1 = value;
+        }
+    }
+    steps
+}
+
+/// `record 0.4 ms, admission 1.2 ms, …`: the mean of each step between two readings.
+fn step_means(
+    before: &std::collections::BTreeMap<String, (f64, f64)>,
+    after: &std::collections::BTreeMap<String, (f64, f64)>,
+) -> String {
+    after
+        .iter()
+        .map(|(step, (sum, count))| {
+            let (sum0, count0) = before.get(step).copied().unwrap_or_default();
+            let n = (count - count0).max(1.0);
+            format!("{step} {:.1} ms", (sum - sum0) / n * 1000.0)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The sum of a counter family of the service's `/metrics`.
 /// The service's list requests for pods (the watch cache's lists, page by page).
 const POD_LISTS: &str = "llp_k8s_kube_api_requests_total{verb=\"list\",resource=\"pods\"}";
@@ -342,14 +389,26 @@ async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]) {
         .skip(1)
         .collect();
     let alone = rest.len().min(100);
+    let steps = deploy_steps(&http, url).await;
+    let requests_before = api_requests(&http, url).await;
     let mut firsts = Vec::new();
     for (owner, id) in &rest[..alone] {
         firsts.push(put(&http, url, owner, id).await);
     }
+    let first_requests = api_requests(&http, url).await - requests_before;
+    let first_steps = step_means(&steps, &deploy_steps(&http, url).await);
+    let (steps, requests_before) = (deploy_steps(&http, url).await, api_requests(&http, url).await);
     let mut agains = Vec::new();
     for (owner, id) in &rest[..alone] {
         agains.push(put(&http, url, owner, id).await);
     }
+    let again_requests = api_requests(&http, url).await - requests_before;
+    let again_steps = step_means(&steps, &deploy_steps(&http, url).await);
+    println!(
+        "[{source}] per deploy, one at a time: first {:.1} Kubernetes API requests, mean per step {first_steps}; again {:.1} requests, {again_steps}",
+        first_requests as f64 / alone.max(1) as f64,
+        again_requests as f64 / alone.max(1) as f64,
+    );
     firsts.sort();
     agains.sort();
     println!(

@@ -82,6 +82,13 @@ where
         .unwrap_or(Err(AdmitError::Timeout(DEADLINE)))
 }
 
+/// `owner`'s live ledger without `deployment`'s entry, as the watch cache shows it: what a
+/// change that holds no more than the caches show decides on (it writes nothing).
+pub fn seen(cluster: &Cluster, owner: &str, deployment: &str) -> Ledger {
+    let cached = cluster.caches.ledger(&admission_ledger(owner));
+    Ledger::from_data(cached.as_ref().and_then(|c| c.data.as_ref())).with(Timestamp::now(), deployment, None)
+}
+
 /// Sets `deployment`'s entry in `owner`'s ledger to `entry`, or removes it (`None`): after a
 /// scale-down or a delete, so that what it no longer holds is free at once. Costs nothing when
 /// the ledger has no live entry for it.

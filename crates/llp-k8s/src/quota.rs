@@ -73,6 +73,16 @@ pub fn others(
     usage
 }
 
+/// Whether `this` holds no more than `held` of anything.
+pub fn within(this: Usage, held: Usage) -> bool {
+    let tolerance = 1e-9;
+    this.deployments <= held.deployments
+        && this.cpu <= held.cpu + tolerance
+        && this.memory <= held.memory + tolerance
+        && this.gpus <= held.gpus
+        && this.storage <= held.storage + tolerance
+}
+
 /// The ledger entry of a deployment that holds `usage` (as [`of_objects`] or [`scaled`]
 /// count it, shared claims included), `gpus` in all, and mounts the shared claims `shared`
 /// (name and GiB). Its time is set when it is written.

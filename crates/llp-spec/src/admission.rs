@@ -106,6 +106,11 @@ pub fn max(a: Usage, b: Usage) -> Usage {
     }
 }
 
+/// Whether `this` has no more of any profile than `held`.
+pub fn gpus_within(this: &GpuCounts, held: &GpuCounts) -> bool {
+    this.iter().all(|(gpu, n)| *n <= held.get(gpu).copied().unwrap_or(0))
+}
+
 /// The larger of two GPU counts, profile by profile.
 pub fn max_gpus(a: &GpuCounts, b: &GpuCounts) -> GpuCounts {
     let mut out = a.clone();

@@ -83,9 +83,10 @@ pub async fn apply_objects(
         let name = name.clone();
         move |source| ApplyError::Apply { kind, name, source }
     };
-    let existing_set = sets.get_opt(&name).await.map_err(failed("StatefulSet"))?;
-    let existing_job = jobs.get_opt(&name).await.map_err(failed("Job"))?;
-    let created = existing_set.is_none() && existing_job.is_none();
+    // What is there, from the watch caches (a deploy reads nothing from the API server).
+    let existing_set = cluster.caches.stateful_set(&name).is_some();
+    let existing_job = cluster.caches.job(&name);
+    let created = !existing_set && existing_job.is_none();
     // Before the pods that mount them.
     super::shared::attach(cluster, shared_claims, deployment_label).await?;
     ensure_claims(cluster, claims).await?;
@@ -153,33 +154,29 @@ pub async fn apply_objects(
                     .await
                     .map_err(failed("Job"))?;
             }
-            apply_stateful_set(&sets, sts, existing_set.as_ref())
+            apply_stateful_set(&sets, sts)
                 .await
                 .map_err(failed("StatefulSet"))?
                 .metadata
         }
         Workload::Job(job) => {
-            if existing_set.is_some() {
+            if existing_set {
                 delete_and_wait(&sets, &name, DeleteParams::foreground())
                     .await
                     .map_err(failed("StatefulSet"))?;
             }
-            apply_job(&jobs, job, existing_job.as_ref())
+            apply_job(&jobs, job, existing_job.as_deref())
                 .await
                 .map_err(failed("Job"))?
                 .metadata
         }
     };
-    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
+    // Pruned as the watch caches list them: an object made a moment ago by a concurrent deploy
+    // of the same record is pruned by the next deploy.
     let wanted: Vec<&str> = services.iter().filter_map(|s| s.metadata.name.as_deref()).collect();
-    for old in svcs.list(&selector).await.map_err(|source| ApplyError::Prune {
-        kind: "Service",
-        name: "(list)".into(),
-        source,
-    })? {
-        let old_name = old.metadata.name.unwrap_or_default();
+    for old_name in super::cache::Caches::labelled(&cluster.caches.services, deployment_label) {
         if !wanted.contains(&old_name.as_str()) {
-            svcs.delete(&old_name, &DeleteParams::default())
+            delete_if_there(&svcs, &old_name)
                 .await
                 .map_err(|source| ApplyError::Prune {
                     kind: "Service",
@@ -189,14 +186,8 @@ pub async fn apply_objects(
         }
     }
     if ingress.is_none() {
-        for old in ingresses.list(&selector).await.map_err(|source| ApplyError::Prune {
-            kind: "Ingress",
-            name: "(list)".into(),
-            source,
-        })? {
-            let old_name = old.metadata.name.unwrap_or_default();
-            ingresses
-                .delete(&old_name, &DeleteParams::default())
+        for old_name in super::cache::Caches::labelled(&cluster.caches.ingresses, deployment_label) {
+            delete_if_there(&ingresses, &old_name)
                 .await
                 .map_err(|source| ApplyError::Prune {
                     kind: "Ingress",
@@ -212,23 +203,32 @@ pub async fn apply_objects(
     })
 }
 
+/// Deletes `name`; already gone is fine.
+async fn delete_if_there<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 /// Server-side applies the StatefulSet. One whose immutable fields changed is recreated;
 /// claims stay (retention Retain). When only the claims' sizes changed (grown in place
 /// before), the pods stay too: orphaned, then adopted by the new StatefulSet, whose template
 /// is the same.
-async fn apply_stateful_set(
-    sets: &Api<StatefulSet>,
-    sts: &StatefulSet,
-    existing: Option<&StatefulSet>,
-) -> Result<StatefulSet, kube::Error> {
+async fn apply_stateful_set(sets: &Api<StatefulSet>, sts: &StatefulSet) -> Result<StatefulSet, kube::Error> {
     let name = sts.metadata.name.clone().unwrap_or_default();
     let params = PatchParams::apply(MANAGER).force();
     match sets.patch(&name, &params, &Patch::Apply(sts)).await {
         Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
+            // Rare (a volume added or grown): the old templates are read for it alone.
+            let existing = sets.get_opt(&name).await?;
             let templates = |s: &StatefulSet| s.spec.as_ref()?.volume_claim_templates.clone();
             let resized = existing.is_some_and(|old| {
                 llp_spec::resize::only_sizes_differ(
-                    &templates(old).unwrap_or_default(),
+                    &templates(&old).unwrap_or_default(),
                     &templates(sts).unwrap_or_default(),
                 )
             });
@@ -293,12 +293,16 @@ async fn ensure_claims(cluster: &Cluster, claims: &[PersistentVolumeClaim]) -> R
             name: name.clone(),
             source,
         };
-        match api.get_opt(&name).await.map_err(fail)? {
-            None => drop(api.create(&PostParams::default(), claim).await.map_err(fail)?),
+        match cluster.caches.claim(&name) {
+            None => match api.create(&PostParams::default(), claim).await {
+                // Made a moment ago (the cache had not seen it): as good as made now.
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                other => drop(other.map_err(fail)?),
+            },
             Some(existing) => {
                 let wanted = llp_spec::resize::requested(claim).unwrap_or_default();
-                let grows =
-                    llp_spec::resize::requested(&existing).is_some_and(|now| llp_spec::resize::grows(now, wanted));
+                let grows = llp_spec::resize::requested(existing.as_ref())
+                    .is_some_and(|now| llp_spec::resize::grows(now, wanted));
                 if grows {
                     let patch = serde_json::json!({"spec": {"resources": {"requests": {"storage": wanted}}}});
                     api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))

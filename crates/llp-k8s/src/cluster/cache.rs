@@ -8,7 +8,8 @@ use super::trim;
 use super::workload::Deployed;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -31,6 +32,12 @@ pub struct Caches {
     pub failed_creates: Store<Event>,
     /// The owners' admission ledgers (see [`crate::admission`]).
     pub ledgers: Store<ConfigMap>,
+    /// Services, Ingresses and hostname claims: name and labels only (what a deploy prunes).
+    pub services: Store<Service>,
+    /// See `services`.
+    pub ingresses: Store<Ingress>,
+    /// See `services`.
+    pub host_claims: Store<ConfigMap>,
     /// Pod names by deployment (`app` label).
     pod_index: LabelIndex,
     /// Claim names by deployment.
@@ -91,8 +98,29 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(crate::admission::LEDGER_SELECTOR),
         None,
-        (tick, health.clone()),
+        (tick.clone(), health.clone()),
         |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
+    );
+    let (services, services_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        None,
+        (tick.clone(), health.clone()),
+        trim::to_labels::<Service>,
+    );
+    let (ingresses, ingresses_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        config(),
+        None,
+        (tick.clone(), health.clone()),
+        trim::to_labels::<Ingress>,
+    );
+    let (host_claims, host_claims_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().labels(super::hostnames::CLAIM_SELECTOR),
+        None,
+        (tick, health.clone()),
+        trim::to_labels::<ConfigMap>,
     );
     Caches {
         stateful_sets,
@@ -101,6 +129,9 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         claims,
         failed_creates,
         ledgers,
+        services,
+        ingresses,
+        host_claims,
         pod_index,
         claim_index,
         changes,
@@ -112,6 +143,9 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
             claims_task,
             failed_creates_task,
             ledgers_task,
+            services_task,
+            ingresses_task,
+            host_claims_task,
         ]),
     }
 }
@@ -168,7 +202,31 @@ impl Caches {
         self.pods.wait_until_ready().await?;
         self.claims.wait_until_ready().await?;
         self.failed_creates.wait_until_ready().await?;
-        self.ledgers.wait_until_ready().await
+        self.ledgers.wait_until_ready().await?;
+        self.services.wait_until_ready().await?;
+        self.ingresses.wait_until_ready().await?;
+        self.host_claims.wait_until_ready().await
+    }
+
+    /// The names of the objects in `store` labelled as deployment `deployment_label`'s.
+    pub fn labelled<K>(store: &Store<K>, deployment_label: &str) -> Vec<String>
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        store
+            .state()
+            .iter()
+            .filter(|o| {
+                o.meta()
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(llp_spec::names::DEPLOYMENT_LABEL))
+                    .map(String::as_str)
+                    == Some(deployment_label)
+            })
+            .filter_map(|o| o.meta().name.clone())
+            .collect()
     }
 
     /// The admission ledger named `name`, as the watch last saw it.

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 /// Label of a hostname claim.
 const CLAIM_LABEL: &str = "llp.kitegg.de/hostname-claim";
 
+/// The selector of the hostname claims' watch.
+pub const CLAIM_SELECTOR: &str = "llp.kitegg.de/hostname-claim=true";
+
 /// Why a hostname cannot be had.
 #[derive(Debug, thiserror::Error)]
 pub enum HostnameError {
@@ -86,13 +89,26 @@ pub async fn claim(
     }
 }
 
-/// Gives up every hostname the deployment labelled `deployment_label` holds but `keep`.
+/// Gives up every hostname the deployment labelled `deployment_label` holds but `keep`, as
+/// the API server lists them (DELETE: nothing may be left).
 pub async fn release(cluster: &Cluster, deployment_label: &str, keep: Option<&str>) -> Result<(), kube::Error> {
     let claims: Api<ConfigMap> = cluster.api();
     let selector = format!("{CLAIM_LABEL}=true,{DEPLOYMENT_LABEL}={deployment_label}");
+    let held = claims.list(&ListParams::default().labels(&selector)).await?;
+    let names = held.into_iter().filter_map(|c| c.metadata.name).collect();
+    give_up(&claims, names, keep).await
+}
+
+/// [`release`] as the watch cache shows the claims, costing no list (a deploy: a claim that
+/// the cache has not seen yet is one a moment old, released by the next deploy or DELETE).
+pub async fn release_seen(cluster: &Cluster, deployment_label: &str, keep: Option<&str>) -> Result<(), kube::Error> {
+    let names = super::cache::Caches::labelled(&cluster.caches.host_claims, deployment_label);
+    give_up(&cluster.api(), names, keep).await
+}
+
+async fn give_up(claims: &Api<ConfigMap>, held: Vec<String>, keep: Option<&str>) -> Result<(), kube::Error> {
     let keep = keep.map(claim_name);
-    for held in claims.list(&ListParams::default().labels(&selector)).await? {
-        let name = held.metadata.name.unwrap_or_default();
+    for name in held {
         if Some(&name) != keep.as_ref() {
             match claims.delete(&name, &DeleteParams::default()).await {
                 Err(kube::Error::Api(status)) if status.code == 404 => {}

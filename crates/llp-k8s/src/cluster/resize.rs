@@ -6,7 +6,7 @@
 use super::Cluster;
 use super::cache::Caches;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use llp_spec::Objects;
 use llp_spec::names::DEPLOYMENT_LABEL;
 use llp_spec::resize::{grows, larger, requested};
@@ -58,8 +58,21 @@ pub async fn grow_claims(
 ) -> Result<Vec<String>, (String, kube::Error)> {
     let base = objects.workload.name();
     let api: Api<PersistentVolumeClaim> = cluster.api();
-    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
-    let claims = api.list(&selector).await.map_err(|e| ("(list)".to_owned(), e))?;
+    // From the watch cache: the claims were made by the StatefulSet controller long before.
+    let claims: Vec<_> = cluster
+        .caches
+        .claims
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(DEPLOYMENT_LABEL))
+                .map(String::as_str)
+                == Some(deployment_label)
+        })
+        .collect();
     let mut grown = Vec::new();
     for template in templates(objects) {
         let volume = template.metadata.name.as_deref().unwrap_or_default();

@@ -58,6 +58,25 @@ fn pod_template_spec(pod: &mut PodSpec) {
     pod.volumes = (!claims.is_empty()).then_some(claims);
 }
 
+/// Keeps only an object's name and labels: what is read of Services, Ingresses and hostname
+/// claims (which of them a deployment has, to prune what it no longer has).
+pub fn to_labels<K>(object: &mut K)
+where
+    K: kube::Resource + Default,
+{
+    let meta = object.meta_mut();
+    let kept = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        labels: meta.labels.take(),
+        resource_version: meta.resource_version.take(),
+        uid: meta.uid.take(),
+        ..ObjectMeta::default()
+    };
+    *object = K::default();
+    *object.meta_mut() = kept;
+}
+
 /// Trims a claim.
 pub fn claim(claim: &mut PersistentVolumeClaim) {
     meta(&mut claim.metadata);

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::deployments::resolve;
+use super::deployments::{Change, resolve};
 use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId, PodPath};
 use crate::cluster::workload::Deployed;
@@ -125,7 +125,7 @@ async fn scale(
     // scaling down frees what the deployment's admission entry may still count.
     let wanted = u32::try_from(replicas).unwrap_or(0);
     if wanted > deployed.replicas() {
-        target.admit(&state, &caller, Some(wanted)).await?;
+        target.admit(&state, &caller, Change::Scale(wanted)).await?;
     }
     match deployed {
         Deployed::StatefulSet(_) => {
@@ -191,13 +191,13 @@ async fn restart(
         // Held from here on: the deleted run's pods are gone from the caches before the new
         // run's are there, and its entry keeps another admission from taking its place.
         target
-            .admit(&state, &caller, Some(u32::try_from(replicas).unwrap_or(0)))
+            .admit(&state, &caller, Change::Rerun(u32::try_from(replicas).unwrap_or(0)))
             .await?;
         rerun(target.cluster, base).await?;
         let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         return Ok(Json(json!({"restartedAt": now, "success": true})).into_response());
     }
-    target.admit(&state, &caller, None).await?;
+    target.admit(&state, &caller, Change::Keep).await?;
     let sets: Api<StatefulSet> = target.cluster.api();
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let patch =
@@ -353,7 +353,7 @@ async fn delete_pod(
     let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
     target.own_pod(&pod)?;
     // The StatefulSet starts the pod again.
-    target.admit(&state, &caller, None).await?;
+    target.admit(&state, &caller, Change::Keep).await?;
     target
         .cluster
         .api::<Pod>()

@@ -26,6 +26,9 @@ pub struct Ask<'a> {
     pub quota: Option<(Usage, Quota)>,
     /// The shared claims it mounts, which it counts itself.
     pub mounted: &'a [String],
+    /// Whether it may hold more than the caches show (then its entry is written; otherwise the
+    /// checks alone decide, and nothing is written).
+    pub hold: bool,
     /// Its ledger entry once admitted.
     pub entry: Entry,
 }
@@ -34,14 +37,21 @@ pub struct Ask<'a> {
 pub async fn admit(state: &AppState, cluster: &Cluster, caller: &Session, ask: &Ask<'_>) -> Result<(), ApiError> {
     let owner_label = label_value(ask.demand.owner);
     let owner_label = &owner_label;
+    let decide = |pending: Ledger| async move {
+        check(state, cluster, caller, &ask.demand, &pending).await?;
+        if let Some((this, quota)) = &ask.quota {
+            let others = crate::quota::others(&cluster.caches, owner_label, ask.label, ask.mounted, &pending);
+            llp_spec::quota::check(quota, others, *this).map_err(ApiError::OverQuota)?;
+        }
+        Ok(())
+    };
+    if !ask.hold {
+        return decide(crate::admission::seen(cluster, ask.demand.owner, ask.label)).await;
+    }
     crate::admission::admit(cluster, ask.demand.owner, ask.label, |pending| {
         let entry = ask.entry.clone();
         async move {
-            check(state, cluster, caller, &ask.demand, &pending).await?;
-            if let Some((this, quota)) = &ask.quota {
-                let others = crate::quota::others(&cluster.caches, owner_label, ask.label, ask.mounted, &pending);
-                llp_spec::quota::check(quota, others, *this).map_err(ApiError::OverQuota)?;
-            }
+            decide(pending).await?;
             Ok(entry)
         }
     })

@@ -57,6 +57,17 @@ pub struct Resolved<'a> {
     pub cluster: &'a Cluster,
 }
 
+/// A change to a deployed deployment that admission decides on.
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    /// To this many pods.
+    Scale(u32),
+    /// A run to completion started again with this many pods (its old ones go first).
+    Rerun(u32),
+    /// Its pods as they are (a rolling restart, a pod deleted and made again).
+    Keep,
+}
+
 /// Finds the record `id` for `caller` (404 when unknown or someone else's) and its names.
 pub async fn resolve<'a>(
     state: &'a AppState,
@@ -92,18 +103,21 @@ impl Resolved<'_> {
         self.record.user_created.as_deref().unwrap_or(&caller.identity.id)
     }
 
-    /// Admits the deployed StatefulSet or Job at `replicas` pods (the pods it runs now when
-    /// `None`), one step per owner through the admission ledger (see [`crate::admission`]):
-    /// the GPU reservations active now must cover its GPUs, and, when it grows, the group's
-    /// quota what it would hold. What scale-up, restart and pod delete do before they start
-    /// pods.
-    pub async fn admit(&self, state: &AppState, caller: &Session, replicas: Option<u32>) -> Result<(), ApiError> {
+    /// Admits `change` of the deployed StatefulSet or Job, one step per owner through the
+    /// admission ledger (see [`crate::admission`]): the GPU reservations active now must cover
+    /// its GPUs, and, when it grows, the group's quota what it would hold. What scale-up,
+    /// restart and pod delete do before they start pods.
+    pub async fn admit(&self, state: &AppState, caller: &Session, change: Change) -> Result<(), ApiError> {
         let caches = &self.cluster.caches;
         let base = self.names.base();
         let Some(deployed) = caches.deployed(base) else {
             return Ok(());
         };
-        let replicas = replicas.unwrap_or(deployed.replicas());
+        let (replicas, rerun) = match change {
+            Change::Scale(n) => (n, false),
+            Change::Rerun(n) => (n, true),
+            Change::Keep => (deployed.replicas(), false),
+        };
         let grows = replicas > deployed.replicas();
         let id = self.record.id.as_ref().map(ToString::to_string).unwrap_or_default();
         let owner = self.owner(caller);
@@ -126,6 +140,8 @@ impl Resolved<'_> {
             label: &self.label,
             quota: grows.then_some((this, quota)),
             mounted: &mounted,
+            // A rerun's pods are gone from the caches before the new ones are there.
+            hold: grows || rerun,
             entry,
         };
         admission::admit(state, self.cluster, caller, &ask).await
@@ -166,6 +182,7 @@ async fn deploy(
     // deploy applies the latest record and no mix of two is left behind.
     let lock = state.locks.deployment(&id);
     let _deploying = lock.lock().await;
+    let step = std::time::Instant::now();
     let record = state.records.record(&caller, &id, Purpose::Act).await?;
     let owner = record
         .user_created
@@ -214,6 +231,13 @@ async fn deploy(
     let this = crate::quota::of_objects(&objects);
     let entry = crate::quota::entry(this, times(&per_pod, replicas), crate::quota::shared_claims(&objects));
     let record_label = record_id.to_string();
+    // An unchanged or smaller deployment holds no more than the caches show: no entry needed.
+    let hold = cluster.caches.deployed(objects.workload.name()).is_none_or(|d| {
+        let base = objects.workload.name();
+        let held = crate::quota::scaled(&cluster.caches, &d, base, d.replicas());
+        let held_gpus = times(&d.footprint().gpus, d.replicas());
+        !crate::quota::within(this, held) || !llp_spec::admission::gpus_within(&times(&per_pod, replicas), &held_gpus)
+    });
     let ask = Ask {
         demand: Demand {
             deployment: &record_label,
@@ -224,9 +248,12 @@ async fn deploy(
         label: &label,
         quota: Some((this, limits.quota)),
         mounted: &mounted,
+        hold,
         entry,
     };
+    let step = state.metrics.deploy_step("record", step);
     admission::admit(&state, cluster, &caller, &ask).await?;
+    let step = state.metrics.deploy_step("admission", step);
     // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
     // even by two replicas of the service, cannot both take it.
     if let Some(hostname) = deployment.hostname() {
@@ -265,13 +292,15 @@ async fn deploy(
         })?
         .map_err(apply_failed)?;
     clear_stopped(cluster, &base).await?;
+    let step = state.metrics.deploy_step("apply", step);
     // A hostname changed or dropped is free again once the new objects stand.
-    hostnames::release(cluster, &label, deployment.hostname())
+    hostnames::release_seen(cluster, &label, deployment.hostname())
         .await
         .map_err(ApiError::cluster)?;
     if !cluster.caches.observe(&base, &applied.uid, applied.generation).await {
         tracing::warn!(%base, "the watch cache has not seen the deploy yet");
     }
+    state.metrics.deploy_step("observe", step);
     let status = if applied.created {
         StatusCode::CREATED
     } else {

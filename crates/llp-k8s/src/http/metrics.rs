@@ -35,11 +35,20 @@ pub struct CacheLabels {
     pub kind: String,
 }
 
+/// Labels of one step of a deploy.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// `record` (read, validate, render), `admission`, `apply`, `observe` (until the watch
+    /// cache has it).
+    pub step: &'static str,
+}
+
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    deploy_steps: Family<StepLabels, Histogram>,
     cache_objects: Family<CacheLabels, Gauge>,
     api_calls: ApiCalls,
     llp_api: LlpApiMetrics,
@@ -52,6 +61,11 @@ impl Default for Metrics {
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
         });
+        let deploy_steps = Family::<StepLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
+            ])
+        });
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let api_calls = ApiCalls::default();
         let llp_api = LlpApiMetrics::default();
@@ -61,6 +75,11 @@ impl Default for Metrics {
             requests.clone(),
         );
         registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register(
+            "deploy_step_duration_seconds",
+            "Seconds each step of a deploy (PUT) took",
+            deploy_steps.clone(),
+        );
         registry.register("cache_objects", "Objects in each watch cache", cache_objects.clone());
         registry.register(
             "kube_api_requests",
@@ -86,6 +105,7 @@ impl Default for Metrics {
             registry,
             requests,
             latency,
+            deploy_steps,
             cache_objects,
             api_calls,
             llp_api,
@@ -97,6 +117,15 @@ impl Metrics {
     /// The counters of Kubernetes API requests, for [`counted_client`](crate::cluster::calls::counted_client).
     pub fn api_calls(&self) -> ApiCalls {
         self.api_calls.clone()
+    }
+
+    /// Records that `step` of a deploy took since `started`; now, for the next step.
+    pub fn deploy_step(&self, step: &'static str, started: Instant) -> Instant {
+        let now = Instant::now();
+        self.deploy_steps
+            .get_or_create(&StepLabels { step })
+            .observe((now - started).as_secs_f64());
+        now
     }
 
     /// The LLP API's metrics, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).

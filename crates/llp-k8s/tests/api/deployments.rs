@@ -194,6 +194,24 @@ async fn a_deploy_comes_up_and_its_status_costs_the_cluster_nothing(backend) {
     assert_eq!(app.kube_api_requests().await, before, "status is served from the watch caches");
 }
 
+/// A first deploy costs the Kubernetes API at most 5 requests (its admission included), an
+/// unchanged one fewer: what is there and what to prune come from the watch caches.
+async fn a_first_deploy_costs_at_most_five_kubernetes_requests_and_an_unchanged_one_fewer(backend) {
+    let app = app_on(backend).await;
+    let yaml = "replicas: 4\ncontainers: [{name: web, image: nginx, cpu: 1, memory: 0.1, ports: [{name: http, port: 80}]}]";
+    let id = app.create_record_with(&app.alice, json!({"data": yaml})).await;
+    let uri = format!("/kubernetes/deployments/{id}");
+    let mut costs = Vec::new();
+    for expected in [StatusCode::CREATED, StatusCode::OK] {
+        let before = requests_but_watches(&app).await;
+        let (status, body) = app.call("PUT", &uri, &app.alice, None).await;
+        assert_eq!(status, expected, "{body}");
+        costs.push(requests_but_watches(&app).await - before);
+    }
+    assert!(costs[0] <= 5, "a first deploy made {} requests", costs[0]);
+    assert!(costs[1] < costs[0], "an unchanged deploy made {} requests, the first {}", costs[1], costs[0]);
+}
+
 async fn another_user_cannot_deploy_or_read_a_deployment_and_cannot_tell_it_exists(backend) {
     let app = app_on(backend).await;
     let id = app.create_record(&app.alice).await;
@@ -489,4 +507,13 @@ async fn the_next_deploy_repairs_a_half_applied_deployment(backend) {
     names.sort();
     assert_eq!(names, [format!("sd-{id}-api"), format!("sd-{id}-web")]);
 }
+}
+
+/// The Kubernetes API requests the service has made so far but its caches' watches.
+async fn requests_but_watches(app: &crate::helpers::TestApp) -> u64 {
+    let (_, text) = app.raw("GET", "/metrics", "").await;
+    text.lines()
+        .filter(|l| l.starts_with("llp_k8s_kube_api_requests_total{") && !l.contains("verb=\"watch\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
