@@ -49,6 +49,8 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         None => {
             let database = &config.records.database;
             let store = EmbeddedStore::open(database).with_context(|| format!("cannot open {}", database.display()))?;
+            // Several replicas may share the file: each sees the others' writes within this.
+            store.follow_other_writers(std::time::Duration::from_millis(250));
             (Arc::new(store.clone()), Some(store))
         }
     };
@@ -91,10 +93,14 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
+    let drain = std::time::Duration::from_secs(config.server.drain_seconds);
     llp_k8s::http::server::serve(listener, app, config.server, async move {
         signalled.await;
-        tracing::info!("shutting down: finishing requests, ending log streams");
+        // Readiness fails and log streams end at once; requests are served while the load
+        // balancers notice, then the listener closes and open requests finish.
+        tracing::info!(?drain, "shutting down: draining, then finishing requests");
         let _ = stop.send(true);
+        tokio::time::sleep(drain).await;
     })
     .await;
     for reconciler in [reconciling, collecting].into_iter().flatten() {

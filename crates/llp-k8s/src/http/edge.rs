@@ -67,3 +67,21 @@ fn describe(status: StatusCode, detail: &str) -> (&'static str, String) {
         ),
     }
 }
+
+/// While the replica drains (told to stop, still serving), every answer says
+/// `Connection: close`: clients open their next request anew, which the load balancer sends
+/// to another replica, instead of reusing a connection this one is about to close.
+pub async fn close_while_draining(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if *state.shutdown.borrow() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}

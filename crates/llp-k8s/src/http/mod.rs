@@ -121,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(edge::shape_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::close_while_draining,
+        ))
         .with_state(state)
 }
 

@@ -23,7 +23,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready: the record source answers and the watch caches are synced.
+/// Ready: not shutting down, the record source answers and the watch caches are synced.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses(
         (status = 200, description = "`ok`", body = String, content_type = "text/plain"),
@@ -32,6 +32,11 @@ async fn healthz() -> &'static str {
         (status = 504, description = "The LLP API did not answer in time", body = ErrorBody)
     ))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if *state.shutdown.borrow() {
+        return Err(ApiError::Unavailable {
+            dependency: "this replica (shutting down)",
+        });
+    }
     state.records.ping().await?;
     let cluster = state.cluster.as_ref().ok_or(ApiError::Unavailable {
         dependency: "the cluster",

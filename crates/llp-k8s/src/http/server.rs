@@ -23,6 +23,9 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// Log streams (`logs?follow=true`) one user may have open at once.
     pub follows_per_user: usize,
+    /// Seconds a replica told to stop goes on serving, `/readyz` failing, so that load
+    /// balancers take it out before it closes its listener.
+    pub drain_seconds: u64,
 }
 
 impl Default for ServerLimits {
@@ -31,6 +34,7 @@ impl Default for ServerLimits {
             header_read_seconds: 10,
             max_connections: 4096,
             follows_per_user: 8,
+            drain_seconds: 5,
         }
     }
 }

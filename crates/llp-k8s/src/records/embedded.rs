@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex};
 /// Users and records in a SQLite file. Clones share one connection and one in-memory view.
 ///
 /// The file is the truth; the view answers the reads every request makes (the caller's
-/// identity, the record) without SQLite or a blocking thread. It is exact because every write
-/// of a record goes through this store, which updates the view under the same lock as the
-/// file; users that another process adds (`llp-k8s users add` while the service runs) are read
-/// from the file the first time their token is seen.
+/// identity, the record) without SQLite or a blocking thread. This store's own writes update
+/// the view under the same lock as the file; what other processes write (a second replica of
+/// the service, `llp-k8s users add` while it runs) is noticed by
+/// [`EmbeddedStore::follow_other_writers`], and users another process adds are read from the
+/// file the first time their token is seen.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Mutex<Connection>>,
@@ -65,6 +66,18 @@ impl View {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id, record);
+    }
+
+    /// Forgets everything: another process wrote to the file.
+    fn clear(&self) {
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.records
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     fn forget_record(&self, id: &str) {
@@ -153,11 +166,42 @@ impl EmbeddedStore {
         let db = Connection::open(path).map_err(failed)?;
         db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
             .map_err(failed)?;
+        // Another process (a second replica, the command line) may be writing: wait for it.
+        db.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
         db.execute_batch(SCHEMA).map_err(failed)?;
         db.execute_batch(reservations::SCHEMA).map_err(failed)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
             view: Arc::default(),
+        })
+    }
+
+    /// Follows what other processes write to the file (another replica of the service, the
+    /// command line): every `every`, SQLite's `data_version` says whether another connection
+    /// committed since; if so the view is dropped and refilled from the file as requests come,
+    /// so a record another replica changed or deleted is seen within `every`. The thread ends
+    /// with the store.
+    pub fn follow_other_writers(&self, every: std::time::Duration) -> std::thread::JoinHandle<()> {
+        let version = |db: &Connection| db.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0));
+        // From now: a write another process makes after this returns is noticed.
+        let mut seen = version(&self.db()).ok();
+        let (db, view) = (Arc::downgrade(&self.db), Arc::downgrade(&self.view));
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let (Some(db), Some(view)) = (db.upgrade(), view.upgrade()) else {
+                    return;
+                };
+                let now = version(&db.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                match now {
+                    Ok(version) if seen.is_some_and(|s| s != version) => {
+                        view.clear();
+                        seen = Some(version);
+                    }
+                    Ok(version) => seen = Some(version),
+                    Err(error) => tracing::warn!(%error, "cannot read the record store's data version"),
+                }
+            }
         })
     }
 

@@ -153,7 +153,7 @@ async fn a_silent_connection_is_closed_and_connections_are_capped() {
     let limits = llp_k8s::http::server::ServerLimits {
         header_read_seconds: 2,
         max_connections: 2,
-        follows_per_user: 8,
+        ..Default::default()
     };
     let router = llp_k8s::http::router(app.state.clone());
     tokio::spawn(llp_k8s::http::server::serve(

@@ -29,6 +29,7 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
     let admin = crate::testbed::admin_of(testbed);
     apply_manifests(&admin, &format!("http://{directus}")).await;
     let url = wait_for_the_service(&admin).await;
+    both_replicas_ready(&admin).await;
 
     // The walkthrough, as alice and bob of the LLP, over HTTP through the Service.
     let alice = llp.add_user("alice-in-cluster", Role::Student).await;
@@ -99,6 +100,26 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
     .await;
     assert!(logs.is_some(), "nginx's own log never came through the service");
 
+    // One replica after the other restarts (a rollout) while alice polls, deploys again and
+    // follows a log through the Service: not one request fails.
+    let load = Load::start(
+        &http,
+        &deployment,
+        &alice,
+        &format!("{deployment}/logs/{pod}?follow=true"),
+    );
+    restart_the_service(&admin).await;
+    let load = load.stop().await;
+    assert!(
+        load.failures.is_empty(),
+        "failed during the restart: {:#?}",
+        load.failures
+    );
+    assert!(
+        load.polls > 20 && load.deploys > 5 && load.follows > 0,
+        "too little load to tell: {load:?}"
+    );
+
     let deleted = http.delete(&deployment).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(deleted.status(), 200);
     let gone = poll(90, || async {
@@ -111,6 +132,120 @@ async fn the_service_runs_from_its_own_image_by_the_deploy_manifests_and_serves_
         .delete("llp-k8s", &kube::api::DeleteParams::foreground())
         .await
         .unwrap();
+}
+
+/// Alice's steady use of the service during a restart: status polls, deploys of the same
+/// record, a followed log (resumed whenever it ends cleanly).
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(&'static str, u64, Vec<String>)>>,
+}
+
+/// What a [`Load`] did.
+#[derive(Debug)]
+struct Done {
+    polls: u64,
+    deploys: u64,
+    follows: u64,
+    failures: Vec<String>,
+}
+
+impl Load {
+    fn start(http: &reqwest::Client, deployment: &str, token: &str, follow: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let repeat = |what: &'static str, method: reqwest::Method, url: String, pause: u64, expect: u16| {
+            let (http, token, stop) = (http.clone(), token.to_owned(), stop.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut failures) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    sent += 1;
+                    let answer = http.request(method.clone(), &url).bearer_auth(&token).send().await;
+                    match answer {
+                        Ok(a) if a.status() == expect => {
+                            // Read to the end: a followed log until the replica ends it.
+                            if let Err(error) = a.bytes().await {
+                                failures.push(format!("{what}: the body broke off: {error}"));
+                            }
+                        }
+                        Ok(a) => failures.push(format!(
+                            "{what}: {}: {}",
+                            a.status(),
+                            a.text().await.unwrap_or_default()
+                        )),
+                        Err(error) => failures.push(format!("{what}: {error}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                (what, sent, failures)
+            })
+        };
+        let tasks = vec![
+            repeat("poll", reqwest::Method::GET, deployment.to_owned(), 50, 200),
+            repeat("deploy", reqwest::Method::PUT, deployment.to_owned(), 300, 200),
+            repeat("follow", reqwest::Method::GET, follow.to_owned(), 100, 200),
+        ];
+        Self { stop, tasks }
+    }
+
+    async fn stop(self) -> Done {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut done = Done {
+            polls: 0,
+            deploys: 0,
+            follows: 0,
+            failures: Vec::new(),
+        };
+        for task in self.tasks {
+            // A followed log that never ends keeps its task: it has said what it had to.
+            let Ok(Ok((what, sent, failures))) = tokio::time::timeout(Duration::from_secs(5), task).await else {
+                done.follows += 1;
+                continue;
+            };
+            match what {
+                "poll" => done.polls = sent,
+                "deploy" => done.deploys = sent,
+                _ => done.follows += sent,
+            }
+            done.failures.extend(failures);
+        }
+        done
+    }
+}
+
+/// Restarts the service's pods one after the other (`kubectl rollout restart`) and waits
+/// until the new ones serve and the old ones are gone.
+async fn restart_the_service(admin: &kube::Client) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "llp-system");
+    let now = jiff::Timestamp::now().to_string();
+    let patch =
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
+    let patched = deployments
+        .patch("llp-k8s", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let generation = patched.metadata.generation.unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "llp-system");
+    let done = poll(180, || async {
+        let status = deployments.get("llp-k8s").await.ok()?.status?;
+        let all = pods
+            .list(&ListParams::default().labels("app=llp-k8s"))
+            .await
+            .ok()?
+            .items
+            .len();
+        (status.observed_generation.unwrap_or_default() >= generation
+            && status.updated_replicas == Some(2)
+            && status.ready_replicas == Some(2)
+            && status.replicas == Some(2)
+            && all == 2)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the rollout did not finish: {:#?}",
+        deployments.get("llp-k8s").await.map(|d| d.status)
+    );
 }
 
 /// The service's image, built from the Containerfile with the binary this test run built.
@@ -243,6 +378,17 @@ async fn wait_for_the_service(admin: &kube::Client) -> String {
         .unwrap();
     let ip = service.spec.unwrap().cluster_ip.unwrap();
     format!("http://{ip}:80")
+}
+
+/// Waits until both of the service's replicas are ready.
+async fn both_replicas_ready(admin: &kube::Client) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "llp-system");
+    let ready = poll(120, || async {
+        let status = deployments.get("llp-k8s").await.ok()?.status?;
+        (status.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "the service's two replicas were never both ready");
 }
 
 /// The in-cluster service's own log, to explain a failure.

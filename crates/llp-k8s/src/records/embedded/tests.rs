@@ -359,3 +359,56 @@ fn a_user_another_process_adds_is_known_at_once_and_an_update_is_seen_by_the_nex
     f.store.delete(&f.alice, &id).unwrap();
     assert!(matches!(f.store.get(&f.alice, &id), Err(RecordError::NotFound)));
 }
+
+/// Waits (up to 5 s) until `done` holds.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_replicas_on_one_file_see_each_others_records_changes_and_deletions() {
+    let f = fixture();
+    let path = f._dir.join("llp.sqlite");
+    // A second replica of the service: its own connection and view, following the file.
+    let other = EmbeddedStore::open(&path).unwrap();
+    let _following = (
+        f.store.follow_other_writers(std::time::Duration::from_millis(50)),
+        other.follow_other_writers(std::time::Duration::from_millis(50)),
+    );
+    let record = f.store.create(&f.alice, &nginx()).unwrap();
+    let id = record.id.clone().unwrap();
+    assert_eq!(
+        other.get(&f.alice, &id).unwrap(),
+        record,
+        "made by one, served by the other"
+    );
+    // Both views hold it now; a change through one is seen by the other.
+    assert_eq!(f.store.get(&f.alice, &id).unwrap(), record);
+    let retitled = RecordInput {
+        title: Some(Some("renamed".into())),
+        ..RecordInput::default()
+    };
+    other.update(&f.alice, &id, &retitled).unwrap();
+    eventually("the change is seen", || {
+        f.store.get(&f.alice, &id).unwrap().title.as_deref() == Some("renamed")
+    });
+    other.delete(&f.alice, &id).unwrap();
+    eventually("the deletion is seen", || {
+        matches!(f.store.get(&f.alice, &id), Err(RecordError::NotFound))
+    });
+    // Both write at once: neither write is lost (SQLite waits for the other's lock).
+    let writers: Vec<_> = [f.store.clone(), other.clone()]
+        .into_iter()
+        .map(|store| {
+            let alice = f.alice.clone();
+            std::thread::spawn(move || (0..20).map(|_| store.create(&alice, &nginx()).unwrap()).count())
+        })
+        .collect();
+    let made: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(made, 40);
+    assert_eq!(f.store.list(&f.alice).unwrap().len(), 40);
+}
