@@ -405,10 +405,15 @@ fn two_replicas_on_one_file_see_each_others_records_changes_and_deletions() {
         .into_iter()
         .map(|store| {
             let alice = f.alice.clone();
-            std::thread::spawn(move || (0..20).map(|_| store.create(&alice, &nginx()).unwrap()).count())
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    store.create(&alice, &nginx()).unwrap();
+                }
+                20
+            })
         })
         .collect();
-    let made: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    let made: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     assert_eq!(made, 40);
     assert_eq!(f.store.list(&f.alice).unwrap().len(), 40);
 }
