@@ -253,7 +253,10 @@ async fn deploy_steps(http: &reqwest::Client, url: &str) -> std::collections::BT
         .unwrap();
     let mut steps = std::collections::BTreeMap::<String, (f64, f64)>::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("llp_k8s_deploy_step_duration_seconds_") else {
+        let Some(rest) = line
+            .strip_prefix("llp_k8s_deploy_step_duration_seconds_")
+            .filter(|r| r.starts_with("sum{") || r.starts_with("count{"))
+        else {
             continue;
         };
         let (Some(step), Some(value)) = (

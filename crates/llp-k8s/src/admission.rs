@@ -71,9 +71,12 @@ where
             {
                 return Ok(());
             }
-            // Lost to another admission of the owner: read what it wrote and decide again.
+            // Lost to another admission of the owner: decide again on what it wrote, as the
+            // watch brings it (moments later), or else as read.
             tokio::time::sleep(backoff(attempt)).await;
-            current = api.get_opt(&name).await.map_err(AdmitError::Cluster)?;
+            current = fresher(cluster, &api, &name, current.as_ref())
+                .await
+                .map_err(AdmitError::Cluster)?;
         }
         unreachable!("the loop returns")
     };
@@ -122,7 +125,7 @@ pub async fn settle(cluster: &Cluster, owner: &str, deployment: &str, entry: Opt
             return Ok(());
         }
         tokio::time::sleep(backoff(attempt)).await;
-        current = api.get_opt(&name).await?;
+        current = fresher(cluster, &api, &name, current.as_ref()).await?;
         if !live(current.as_ref()) {
             return Ok(());
         }
@@ -130,6 +133,24 @@ pub async fn settle(cluster: &Cluster, owner: &str, deployment: &str, entry: Opt
     tracing::warn!(%deployment, "the admission ledger kept changing; its entry counts until it expires");
     Ok(())
 }
+
+/// The ledger newer than `lost` (the version a write lost against): from the watch when it
+/// brings one within a moment, else read from the API server.
+async fn fresher(
+    cluster: &Cluster,
+    api: &Api<ConfigMap>,
+    name: &str,
+    lost: Option<&ConfigMap>,
+) -> Result<Option<ConfigMap>, kube::Error> {
+    let known = lost.and_then(|c| c.metadata.resource_version.as_deref());
+    match cluster.caches.ledger_after(name, known, WATCH_PATIENCE).await {
+        Some(seen) => Ok(Some((*seen).clone())),
+        None => api.get_opt(name).await,
+    }
+}
+
+/// How long a lost write waits for the watch to bring the winner's ledger before reading it.
+const WATCH_PATIENCE: Duration = Duration::from_millis(100);
 
 fn until(now: Timestamp) -> Timestamp {
     let hold = jiff::SignedDuration::try_from(HOLD).unwrap_or(jiff::SignedDuration::from_secs(120));

@@ -97,55 +97,69 @@ pub async fn apply_objects(
             name,
             source,
         })?;
+    // The Services, the Ingress and the NetworkPolicy at once (none depends on another); all
+    // before the pods, so that none runs unprotected.
     let svcs: Api<Service> = cluster.api();
-    for service in services {
-        let svc_name = service.metadata.name.clone().unwrap_or_default();
-        svcs.patch(&svc_name, &params, &Patch::Apply(service))
-            .await
-            .map_err(|source| ApplyError::Apply {
-                kind: "Service",
-                name: svc_name,
-                source,
-            })?;
-    }
     let ingresses: Api<Ingress> = cluster.api();
-    if let Some(ingress) = ingress {
+    let policies: Api<NetworkPolicy> = cluster.api();
+    let services_applied = futures::future::try_join_all(services.iter().map(|service| {
+        let svc_name = service.metadata.name.clone().unwrap_or_default();
+        let (svcs, params) = (&svcs, &params);
+        async move {
+            svcs.patch(&svc_name, params, &Patch::Apply(service))
+                .await
+                .map_err(|source| ApplyError::Apply {
+                    kind: "Service",
+                    name: svc_name,
+                    source,
+                })
+        }
+    }));
+    let ingress_applied = async {
+        let Some(ingress) = ingress else {
+            return Ok(());
+        };
         let ing_name = ingress.metadata.name.clone().unwrap_or_default();
         ingresses
             .patch(&ing_name, &params, &Patch::Apply(ingress))
             .await
+            .map(drop)
             .map_err(|source| ApplyError::Apply {
                 kind: "Ingress",
                 name: ing_name,
                 source,
-            })?;
-    }
-    // Before the pods, so that none runs unprotected; gone when switched off.
-    let policies: Api<NetworkPolicy> = cluster.api();
-    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
-    match network_policy {
-        Some(policy) => {
-            let policy_name = policy.metadata.name.clone().unwrap_or_default();
-            policies
-                .patch(&policy_name, &params, &Patch::Apply(policy))
-                .await
-                .map_err(|source| ApplyError::Apply {
-                    kind: "NetworkPolicy",
-                    name: policy_name,
-                    source,
-                })?;
+            })
+    };
+    // Gone when switched off.
+    let policy_applied = async {
+        match network_policy {
+            Some(policy) => {
+                let policy_name = policy.metadata.name.clone().unwrap_or_default();
+                policies
+                    .patch(&policy_name, &params, &Patch::Apply(policy))
+                    .await
+                    .map(drop)
+                    .map_err(|source| ApplyError::Apply {
+                        kind: "NetworkPolicy",
+                        name: policy_name,
+                        source,
+                    })
+            }
+            None => {
+                let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={deployment_label}"));
+                policies
+                    .delete_collection(&DeleteParams::default(), &selector)
+                    .await
+                    .map(drop)
+                    .map_err(|source| ApplyError::Prune {
+                        kind: "NetworkPolicy",
+                        name: "(all)".into(),
+                        source,
+                    })
+            }
         }
-        None => drop(
-            policies
-                .delete_collection(&DeleteParams::default(), &selector)
-                .await
-                .map_err(|source| ApplyError::Prune {
-                    kind: "NetworkPolicy",
-                    name: "(all)".into(),
-                    source,
-                })?,
-        ),
-    }
+    };
+    tokio::try_join!(services_applied, ingress_applied, policy_applied)?;
     // A changed `restartPolicy` switches kinds: the other one goes first, with its pods.
     let meta = match workload {
         Workload::StatefulSet(sts) => {

@@ -229,6 +229,26 @@ impl Caches {
             .collect()
     }
 
+    /// The admission ledger named `name` once the watch has seen a version other than
+    /// `known` (the one a write just lost against), or `None` after `within`.
+    pub async fn ledger_after(
+        &self,
+        name: &str,
+        known: Option<&str>,
+        within: std::time::Duration,
+    ) -> Option<Arc<ConfigMap>> {
+        let newer = |caches: &Self| {
+            caches
+                .ledger(name)
+                .is_some_and(|l| l.metadata.resource_version.as_deref() != known)
+        };
+        if self.wait_for(within, newer).await {
+            self.ledger(name)
+        } else {
+            None
+        }
+    }
+
     /// The admission ledger named `name`, as the watch last saw it.
     pub fn ledger(&self, name: &str) -> Option<Arc<ConfigMap>> {
         self.ledgers
