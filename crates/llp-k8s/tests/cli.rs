@@ -741,3 +741,101 @@ fn users_need_a_name_of_their_own() {
     let blank = llp(&["users", "add", " ", "--db", db]);
     assert!(stderr(&blank).contains("a user needs a name"), "{}", stderr(&blank));
 }
+
+/// Two `llp-k8s serve` processes on one SQLite file and one cluster (the simulator), as two
+/// replicas behind one Service: records made through one are served by the other, and deploys
+/// sent to both at once never pass the quota (3 deployments), round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_file_share_records_and_never_pass_a_quota_together() {
+    let dir = tempdir();
+    let (mut sim, kubeconfig) = start_sim(&dir, &[]);
+    let database = dir.join("shared.sqlite");
+    let out = llp(&["users", "add", "alice", "--db", database.to_str().unwrap()]);
+    let alice = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let config = dir.join("quota.toml");
+    std::fs::write(&config, "[limits.default.quota]\ndeployments = 3\n").unwrap();
+    let ports = [llp_api::free_port(), llp_api::free_port()];
+    let mut replicas: Vec<_> = ports
+        .iter()
+        .map(|port| {
+            Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+                .args(["serve", "--config", config.to_str().unwrap()])
+                .env("KUBECONFIG", &kubeconfig)
+                .env("LLP_LISTEN", format!("127.0.0.1:{port}"))
+                .env("LLP_DATABASE", &database)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let outcome = async move {
+        for url in &urls {
+            let ready = llp_api::answers_ok(&format!("{url}/readyz"), std::time::Duration::from_secs(30)).await;
+            assert!(ready, "{url} did not get ready");
+        }
+        let http = llp_api::client();
+        for round in 0..20 {
+            let mut ids = Vec::new();
+            for n in 0..8 {
+                // Made through one replica, deployed through the other.
+                let made: Value = http
+                    .post(format!("{}/items/deployments", urls[n % 2]))
+                    .bearer_auth(&alice)
+                    .json(&serde_json::json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 0.1}]"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.push((n, made["data"]["id"].as_str().unwrap().to_owned()));
+            }
+            let puts = ids.iter().map(|(n, id)| {
+                let url = format!("{}/kubernetes/deployments/{id}", urls[(n + 1) % 2]);
+                let request = http.put(url).bearer_auth(&alice);
+                async move { request.send().await.unwrap().status().as_u16() }
+            });
+            let statuses = futures::future::join_all(puts).await;
+            let admitted: Vec<&String> = ids
+                .iter()
+                .zip(&statuses)
+                .filter(|(_, s)| **s == 201)
+                .map(|((_, id), _)| id)
+                .collect();
+            assert_eq!(admitted.len(), 3, "round {round}: {statuses:?}");
+            assert!(
+                statuses.iter().all(|s| *s == 201 || *s == 400),
+                "round {round}: {statuses:?}"
+            );
+            for id in admitted {
+                let deleted = http
+                    .delete(format!("{}/kubernetes/deployments/{id}", urls[round % 2]))
+                    .bearer_auth(&alice)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(deleted.status().as_u16(), 200);
+                // Both replicas have seen it go before the next round.
+                for url in &urls {
+                    let gone = format!("{url}/kubernetes/deployments/{id}");
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while http.get(&gone).bearer_auth(&alice).send().await.unwrap().status() != 404 {
+                        assert!(std::time::Instant::now() < deadline, "{url} still shows {id}");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
+    };
+    let result = tokio::spawn(outcome).await;
+    for replica in &mut replicas {
+        let _ = terminate(replica);
+    }
+    sim.kill().unwrap();
+    let _ = sim.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
