@@ -243,14 +243,7 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> u64 {
 
 /// The service's deploy step timings so far: step → (seconds in all, deploys).
 async fn deploy_steps(http: &reqwest::Client, url: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(http, url).await;
     let mut steps = std::collections::BTreeMap::<String, (f64, f64)>::new();
     for line in text.lines() {
         let Some(rest) = line
@@ -300,16 +293,20 @@ async fn counter(http: &reqwest::Client, url: &str, prefix: &str) -> u64 {
     metrics_sum(http, url, |line| line.starts_with(prefix)).await
 }
 
-/// The sum of the service's metrics whose line `pick` accepts.
-async fn metrics_sum(http: &reqwest::Client, url: &str, pick: impl Fn(&str) -> bool) -> u64 {
-    let text = http
-        .get(format!("{url}/metrics"))
+/// The service's `/metrics`.
+async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(format!("{url}/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The sum of the service's metrics whose line `pick` accepts.
+async fn metrics_sum(http: &reqwest::Client, url: &str, pick: impl Fn(&str) -> bool) -> u64 {
+    let text = metrics_text(http, url).await;
     text.lines()
         .filter(|l| pick(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
