@@ -59,10 +59,21 @@ where
     let attempts = async {
         // The watch's copy first: right almost always, and a stale one only costs a retry.
         let mut current = cluster.caches.ledger(&name).map(|c| (*c).clone());
+        let mut read = false;
         for attempt in 0_u32.. {
             let now = Timestamp::now();
             let ledger = Ledger::from_data(current.as_ref().and_then(|c| c.data.as_ref())).with(now, deployment, None);
-            let mut entry = decide(ledger.clone()).await.map_err(AdmitError::Refused)?;
+            let mut entry = match decide(ledger.clone()).await {
+                Ok(entry) => entry,
+                // Refused with entries the watch may not have seen go (a delete, a scale-down
+                // a moment ago): refused only if the ledger as read says so too.
+                Err(_) if !read && !ledger.entries.is_empty() => {
+                    current = api.get_opt(&name).await.map_err(AdmitError::Cluster)?;
+                    read = true;
+                    continue;
+                }
+                Err(refusal) => return Err(AdmitError::Refused(refusal)),
+            };
             entry.until = until(now);
             let next = ledger.with(now, deployment, Some(entry));
             if write(&api, &name, owner, current.as_ref(), &next)

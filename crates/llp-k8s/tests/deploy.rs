@@ -3,7 +3,9 @@
 //! it (`tests/api/rbac.rs`).
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -49,6 +51,7 @@ fn every_manifest_parses_as_its_kind() {
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
+            "PodDisruptionBudget",
             "Service"
         ]
     );
@@ -67,6 +70,8 @@ fn every_manifest_parses_as_its_kind() {
         Some("/readyz")
     );
     let _: Role = serde_json::from_value(of_kind("Role").remove(0)).expect("a valid Role");
+    let _: PodDisruptionBudget =
+        serde_json::from_value(of_kind("PodDisruptionBudget").remove(0)).expect("a valid PodDisruptionBudget");
     let _: ClusterRole = serde_json::from_value(of_kind("ClusterRole").remove(0)).expect("a valid ClusterRole");
 }
 
@@ -110,5 +115,27 @@ fn the_llp_route_sends_kubernetes_to_the_service_and_the_rest_to_directus() {
         ingress.metadata.namespace.as_deref(),
         service["metadata"]["namespace"].as_str(),
         "an Ingress reaches Services of its own namespace only"
+    );
+}
+
+#[test]
+fn the_disruption_budget_covers_the_service_pods_and_leaves_one_to_go() {
+    let deployment: Deployment = serde_json::from_value(of_kind("Deployment").remove(0)).unwrap();
+    let budget: PodDisruptionBudget = serde_json::from_value(of_kind("PodDisruptionBudget").remove(0)).unwrap();
+    let spec = deployment.spec.unwrap();
+    let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+    let budget = budget.spec.unwrap();
+    let selected = budget.selector.unwrap().match_labels.unwrap();
+    assert!(
+        selected.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the budget selects {selected:?}, the pods carry {pod_labels:?}"
+    );
+    let replicas = spec.replicas.unwrap();
+    let IntOrString::Int(min_available) = budget.min_available.unwrap() else {
+        panic!("minAvailable is a count")
+    };
+    assert!(
+        (1..replicas).contains(&min_available),
+        "with {replicas} replicas, minAvailable {min_available} must keep one serving and let one go"
     );
 }
