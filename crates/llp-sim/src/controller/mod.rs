@@ -54,10 +54,17 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
         tokio::select! {
             _ = ticker.tick() => {
                 let now = Instant::now();
-                let running = controller.pass(&state, now).await;
-                // The kubelets' part, a chunk of pods per hold of the store's lock: with
-                // thousands of pods one hold would keep API requests waiting for tens of ms.
-                for chunk in running.chunks(KUBELET_CHUNK) {
+                let revision = followed_revision(&state.store.lock().expect("store lock"));
+                // Nothing the controllers follow written since the last pass began and nothing
+                // timed due: they would find what they found, so only the kubelets step (a
+                // pod's own run times its starts, logs and crashes; it reads the Secrets and
+                // ConfigMaps it waits for itself).
+                if controller.pass_needed(revision, now) {
+                    let placed = controller.pass(&state, now).await;
+                    controller.placed = placed.into_iter().map(Placed::new).collect();
+                    controller.passed_at = Some(revision);
+                }
+                for chunk in controller.due_pods(now).chunks(KUBELET_CHUNK) {
                     controller.run_pods(&state, chunk, now);
                     tokio::task::yield_now().await;
                 }
@@ -65,6 +72,23 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
             _ = stop.changed() => return,
         }
     }
+}
+
+/// The latest change to the kinds a pass reads (Events, Leases, Secrets, ConfigMaps and the
+/// rest are not among them: a busy cluster writes those all the time).
+fn followed_revision(store: &Store) -> u64 {
+    [
+        ids::pods(),
+        ids::stateful_sets(),
+        ids::jobs(),
+        ids::claims(),
+        ids::services(),
+        ids::nodes(),
+    ]
+    .into_iter()
+    .map(|resource| store.written(resource))
+    .max()
+    .unwrap_or_default()
 }
 
 /// The controllers' memory between passes.
@@ -83,6 +107,11 @@ pub struct Controller {
     terminating: HashMap<String, Instant>,
     /// When expired Events were last removed.
     events_expired: Option<Instant>,
+    /// [`followed_revision`] when the last pass began: a pass sees every write before it, so
+    /// another is needed only after a write (its own included).
+    passed_at: Option<u64>,
+    /// The pods on nodes as the last pass left them, for the kubelets between passes.
+    placed: Vec<Placed>,
 }
 
 impl Controller {
@@ -100,7 +129,30 @@ impl Controller {
             sts_fingerprints: HashMap::new(),
             terminating: HashMap::new(),
             events_expired: None,
+            passed_at: None,
+            placed: Vec::new(),
         }
+    }
+
+    /// Whether a pass could change anything at `revision` ([`followed_revision`]): a write since the last one
+    /// began, or a timed step of its own (a pod's grace period, a FailedScheduling event to
+    /// repeat, Events to expire). At tens of thousands of pods a pass costs tens of
+    /// milliseconds; a cluster at rest costs none.
+    pub fn pass_needed(&self, revision: u64, now: Instant) -> bool {
+        self.passed_at != Some(revision)
+            || !self.terminating.is_empty()
+            || self.events_expiry_due(now)
+            || self
+                .unschedulable_reported
+                .values()
+                .any(|at| now.duration_since(*at) >= RESCHEDULE_EVENT_EVERY)
+    }
+
+    /// Whether expired Events are to be looked for: a scan of every Event (thousands with
+    /// thousands of pods), once a minute for the hour they live, a sixtieth of the TTL in tests.
+    fn events_expiry_due(&self, now: Instant) -> bool {
+        self.events_expired
+            .is_none_or(|last| now.duration_since(last) >= self.cluster.timings.event_ttl / 60)
     }
 
     /// One pass of every controller but the kubelets; returns the pods placed on nodes, for
@@ -204,14 +256,8 @@ impl Controller {
             self.stop_terminating_pods(&mut store, &pods, now);
             housekeeping::release_unused_claims(&mut store);
             housekeeping::finish_foreground_deletions(&mut store);
-            // A scan of every Event (thousands with thousands of pods): once a minute for the
-            // hour they live, a sixtieth of the TTL in tests; not each pass.
-            let ttl = self.cluster.timings.event_ttl;
-            if self
-                .events_expired
-                .is_none_or(|last| now.duration_since(last) >= ttl / 60)
-            {
-                housekeeping::expire_events(&mut store, ttl, jiff::Timestamp::now());
+            if self.events_expiry_due(now) {
+                housekeeping::expire_events(&mut store, self.cluster.timings.event_ttl, jiff::Timestamp::now());
                 self.events_expired = Some(now);
             }
             list(&store, ids::pods())
@@ -242,17 +288,26 @@ impl Controller {
         bound
     }
 
-    /// The kubelets of `pods` (placed on nodes): containers start, run, log and crash.
+    /// The placed pods whose kubelet has something to do at `now`: new ones, and those with a
+    /// timed step due. Read without the store and without reading any pod's JSON: with tens
+    /// of thousands of pods at rest, this is all a tick costs.
+    pub fn due_pods(&self, now: Instant) -> Vec<Arc<Value>> {
+        self.placed
+            .iter()
+            .filter(|p| {
+                self.runs
+                    .get(&p.uid)
+                    .is_none_or(|run| run.due(now, &self.cluster.timings))
+            })
+            .map(|p| p.pod.clone())
+            .collect()
+    }
+
+    /// The kubelets of `pods` (placed on nodes, due: [`Controller::due_pods`]): containers
+    /// start, run, log and crash.
     pub fn run_pods(&mut self, state: &ApiState, pods: &[Arc<Value>], now: Instant) {
         let mut store = state.store.lock().expect("store lock");
         for pod in pods {
-            let settled = self
-                .runs
-                .get(uid_of(pod))
-                .is_some_and(|run| !run.due(now, &self.cluster.timings));
-            if settled {
-                continue;
-            }
             // Deleted meanwhile (the lock was let go between chunks): the next pass forgets it.
             if store.get(&key_of(ids::pods(), pod)).is_none() {
                 continue;
@@ -388,6 +443,21 @@ impl Controller {
                     });
                 }
             }
+        }
+    }
+}
+
+/// A pod on a node, with its uid read once.
+struct Placed {
+    uid: String,
+    pod: Arc<Value>,
+}
+
+impl Placed {
+    fn new(pod: Arc<Value>) -> Self {
+        Self {
+            uid: uid_of(&pod).to_owned(),
+            pod,
         }
     }
 }

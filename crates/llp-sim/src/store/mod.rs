@@ -177,6 +177,8 @@ pub struct Store {
     revision: u64,
     history: Vec<VecDeque<Arc<Change>>>,
     history_limit: usize,
+    /// The revision of each kind's last change.
+    written: Vec<u64>,
     /// Owner uid → the objects that name it in their ownerReferences (garbage collection).
     dependents: HashMap<String, std::collections::HashSet<ObjectKey>>,
     changes: Vec<broadcast::Sender<Arc<Change>>>,
@@ -202,6 +204,7 @@ impl Store {
             revision: 1,
             history: RESOURCES.iter().map(|_| VecDeque::new()).collect(),
             history_limit,
+            written: RESOURCES.iter().map(|_| 0).collect(),
             dependents: HashMap::new(),
             changes,
             clock: now,
@@ -213,6 +216,12 @@ impl Store {
     /// The current resourceVersion.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// The revision of the last change to objects of `resource` (0: none yet), so that a
+    /// controller can tell whether the kinds it follows changed without reading them.
+    pub fn written(&self, resource: ResourceId) -> u64 {
+        self.written[resource]
     }
 
     /// Live changes of a kind from now on.
@@ -654,6 +663,7 @@ impl Store {
 
     fn publish(&mut self, change: Change) {
         let change = Arc::new(change);
+        self.written[change.resource] = change.revision;
         let history = &mut self.history[change.resource];
         history.push_back(change.clone());
         while history.len() > self.history_limit {
