@@ -531,3 +531,61 @@ fn key_of(resource: usize, object: &Value) -> ObjectKey {
         meta["name"].as_str().unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(now: Instant) -> Controller {
+        let mut controller = Controller::new(ClusterSpec::default());
+        controller.passed_at = Some(7);
+        controller.events_expired = Some(now);
+        controller
+    }
+
+    #[test]
+    fn a_pass_is_needed_after_a_followed_write_or_when_a_timed_step_is_due() {
+        let now = Instant::now();
+        assert!(
+            Controller::new(ClusterSpec::default()).pass_needed(1, now),
+            "the first pass"
+        );
+        let controller = settled(now);
+        assert!(!controller.pass_needed(7, now), "nothing written, nothing due");
+        assert!(controller.pass_needed(8, now), "a write since the last pass began");
+
+        let mut terminating = settled(now);
+        terminating.terminating.insert("uid".into(), now);
+        assert!(terminating.pass_needed(7, now), "a pod's grace period runs");
+
+        let mut unschedulable = settled(now);
+        unschedulable.unschedulable_reported.insert("uid".into(), now);
+        assert!(!unschedulable.pass_needed(7, now + Duration::from_secs(1)));
+        assert!(
+            unschedulable.pass_needed(7, now + RESCHEDULE_EVENT_EVERY),
+            "FailedScheduling repeats"
+        );
+
+        let ttl = settled(now).cluster.timings.event_ttl;
+        assert!(settled(now).pass_needed(7, now + ttl / 60), "Events to expire");
+    }
+
+    #[test]
+    fn the_followed_revision_moves_with_pods_and_not_with_config_maps() {
+        let mut store = Store::new(100);
+        seed(&mut store, &ClusterSpec::default());
+        let before = followed_revision(&store);
+        store
+            .create(ids::config_maps(), "default", json!({"metadata": {"name": "marker"}}))
+            .unwrap();
+        assert_eq!(followed_revision(&store), before);
+        store
+            .create(
+                ids::pods(),
+                "default",
+                json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+            )
+            .unwrap();
+        assert_eq!(followed_revision(&store), store.revision());
+    }
+}
