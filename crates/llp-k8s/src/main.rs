@@ -8,7 +8,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc's malloc: a status poll allocates a few dozen small objects, and
-/// glibc's malloc and free took about a fifth of its CPU (perf, README "Performance").
+/// glibc's malloc and free took about a fifth of its CPU (perf, docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

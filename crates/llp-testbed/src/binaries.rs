@@ -38,7 +38,7 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// The Go toolchain is missing.
-    #[error("testbed build: cannot run `go` ({0}); the real control plane is built with Go (see README)")]
+    #[error("testbed build: cannot run `go` ({0}); the real control plane is built with Go (see docs/testing.md)")]
     NoGo(std::io::Error),
     /// `go.mod` requires no version of a module it must.
     #[error("testbed build: {} requires no version of {module}", path.display())]

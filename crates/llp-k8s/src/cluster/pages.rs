@@ -1,6 +1,6 @@
 //! Lists of a whole namespace read a page at a time, as kube-rs's watcher reads its first
 //! list: with 10,000 deployments one list of every Service's metadata took the service from
-//! 115 to 381 MiB for a moment (README "Performance"). A page is processed, then dropped.
+//! 115 to 381 MiB for a moment (docs/performance.md). A page is processed, then dropped.
 
 use kube::api::{ListMeta, ListParams};
 

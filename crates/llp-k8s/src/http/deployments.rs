@@ -251,17 +251,20 @@ async fn deploy(
         hold,
         entry,
     };
-    let step = state.metrics.deploy_step("record", step);
-    admission::admit(&state, cluster, &caller, &ask).await?;
-    let step = state.metrics.deploy_step("admission", step);
-    // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
-    // even by two replicas of the service, cannot both take it.
+    // Every refusal that needs no cluster is decided before the first write (the ledger's).
     if let Some(hostname) = deployment.hostname() {
         state
             .render
             .ingress
             .check_hostname(hostname)
             .map_err(|problem| ApiError::Validation(vec![problem]))?;
+    }
+    let step = state.metrics.deploy_step("record", step);
+    admission::admit(&state, cluster, &caller, &ask).await?;
+    let step = state.metrics.deploy_step("admission", step);
+    // The hostname is claimed through the API server (see cluster::hostnames), so two deploys,
+    // even by two replicas of the service, cannot both take it.
+    if let Some(hostname) = deployment.hostname() {
         let host = format!("{hostname}.{}", state.render.ingress.domain);
         match hostnames::claim(cluster, hostname, &host, &label, &label_value(&owner)).await {
             Ok(()) => {}

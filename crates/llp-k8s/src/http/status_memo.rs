@@ -1,6 +1,6 @@
 //! Status answers, rendered once per change of the watch caches. A status poll would
 //! otherwise find the pods and claims, build the status and encode it as JSON every time: most
-//! of its CPU beyond what any HTTP answer costs (perf, README "Performance"). An answer is
+//! of its CPU beyond what any HTTP answer costs (perf, docs/performance.md). An answer is
 //! reused only while the caches are at the version it was rendered from, and the parts that do
 //! not come from the caches (the record's URL, the caches' staleness) are the same.
 

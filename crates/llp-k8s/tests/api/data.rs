@@ -70,7 +70,7 @@ async fn the_owner_sets_and_reads_secret_and_config_and_nobody_else_can(backend)
 
 /// The kubelet's CreateContainerConfigError for a key not set yet, as the status explains it.
 /// Simulator only: kwok, the real control plane's kubelet here, starts containers without
-/// resolving their environment (README, known limits).
+/// resolving their environment (README, "What it cannot do").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_from_secret_key_not_set_yet_says_which_key_and_route_until_it_is_set() {
     let app = crate::helpers::app_with_cluster().await;

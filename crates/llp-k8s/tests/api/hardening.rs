@@ -310,6 +310,18 @@ async fn a_hostname_is_free_again_once_given_up_and_never_one_another_ingress_se
             "{hostname}: {body}"
         );
         assert_eq!(body["errors"][0]["extensions"]["field"], "exposed_hostname");
+        // Refused before the first write: no admission was recorded for it.
+        let ledgers = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(app.admin_client(), "services")
+            .list(&kube::api::ListParams::default().labels("llp.kitegg.de/ledger=admission"))
+            .await
+            .unwrap();
+        assert!(!ledgers.items.is_empty(), "alice's earlier deploys are in her ledger");
+        for ledger in ledgers.items {
+            assert!(
+                !ledger.data.unwrap_or_default().contains_key(&id.to_string()),
+                "{hostname}: refused, yet admitted in the ledger"
+            );
+        }
     }
 }
 
