@@ -5,9 +5,6 @@ mod admission;
 mod compatibility;
 mod data;
 mod deployments;
-mod directus;
-mod directus_orphans;
-mod directus_reservations;
 mod e2e;
 mod hardening;
 mod helpers;
@@ -24,3 +21,7 @@ mod reservations;
 mod testbed;
 mod volumes;
 mod watches;
+// Against a real Directus 11.3.5 as the LLP API (installed on first use, tests/support/llp_api.rs).
+mod with_directus;
+mod with_directus_orphans;
+mod with_directus_reservations;
