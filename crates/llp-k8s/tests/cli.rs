@@ -84,6 +84,29 @@ fn validate_reports_every_problem_in_the_directus_shape_and_exits_1() {
 }
 
 #[test]
+fn validate_reports_a_broken_file_as_the_files_not_as_a_record_field() {
+    let dir = tempdir();
+    let file = dir.join("app.yaml");
+    std::fs::write(&file, "containers:\n  - name: web\n\timage: nginx\n").unwrap();
+    let out = llp(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = &json(&out)["errors"][0];
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("{}: is not valid YAML: line 3", file.display())),
+        "{message}"
+    );
+    assert_eq!(error["extensions"]["field"], file.to_str().unwrap());
+    let out = llp_stdin(&["validate", "-"], "containers: [\n");
+    assert!(
+        json(&out)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("stdin: ")
+    );
+}
+
+#[test]
 fn validate_checks_the_record_exposed_fields() {
     let dir = tempdir();
     let record = dir.join("record.json");

@@ -31,7 +31,7 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
         return Err(FieldError::new(DATA, Rule::Syntax, message));
     }
     let value: Value =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, DATA, "deployment"))?;
+        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, yaml, DATA, "deployment"))?;
     match value {
         Value::Object(_) => RawSpec::deserialize(&value)
             .map_err(|e| FieldError::new(DATA, Rule::Syntax, format!("cannot be read: {e}."))),
@@ -55,7 +55,7 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
 /// limits on documents, depth, nodes and aliases as the deployment YAML; a problem is
 /// reported on `field`.
 pub fn parse_yaml_value(yaml: &str, field: &str) -> Result<Value, FieldError> {
-    serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, field, "mapping"))
+    serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, yaml, field, "mapping"))
 }
 
 fn options() -> serde_saphyr::Options {
@@ -79,8 +79,28 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
-/// The parse error as a problem on `field`, whose YAML holds one `thing`.
-fn syntax_error(error: serde_saphyr::Error, field: &str, thing: &str) -> FieldError {
+/// The first line (counted from 1) indented with a tab, which YAML forbids.
+fn tab_indented_line(yaml: &str) -> Option<usize> {
+    yaml.lines()
+        .position(|line| line.chars().take_while(|c| *c == ' ' || *c == '\t').any(|c| c == '\t'))
+        .map(|index| index + 1)
+}
+
+/// The parse error of `yaml` as a problem on `field`, whose YAML holds one `thing`.
+fn syntax_error(error: serde_saphyr::Error, yaml: &str, field: &str, thing: &str) -> FieldError {
+    // The parser reports a tab where the value it was reading began, often a line early, and
+    // in its own words: say what to do, on the tab's line.
+    if !matches!(error, serde_saphyr::Error::Budget { .. })
+        && let Some(line) = tab_indented_line(yaml)
+    {
+        return FieldError::new(
+            field,
+            Rule::Syntax,
+            format!(
+                "is not valid YAML: line {line} is indented with a tab; YAML indents with spaces only: replace the tab with spaces."
+            ),
+        );
+    }
     let at = error
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))

@@ -414,3 +414,48 @@ fn record_and_yaml_problems_are_reported_together() {
         "{fields:?}"
     );
 }
+
+/// The message of the one problem at `field`.
+#[track_caller]
+fn message_at(yaml: &str, field: &str) -> String {
+    let found = problems(yaml);
+    found
+        .iter()
+        .find(|(f, _, _)| f == field)
+        .unwrap_or_else(|| panic!("no problem at `{field}`: {found:#?}"))
+        .2
+        .clone()
+}
+
+#[test]
+fn messages_a_student_can_follow() {
+    // A booking's slug where the resource name belongs.
+    let message = message_at(&container("gpu: gpu-xs"), "containers[0].gpu");
+    assert!(message.contains("write `gpu: nvidia.com/mig-1g.10gb`"), "{message}");
+    let message = message_at(&container("gpu: gpu-l"), "containers[0].gpu");
+    assert!(message.contains("write `gpu: nvidia.com/gpu`"), "{message}");
+
+    // A tab in the indentation: the tab's own line, and what to do.
+    let tabbed = "containers:\n  - name: web\n\timage: nginx\n";
+    let message = message_at(tabbed, "data");
+    assert!(
+        message.contains("line 3 is indented with a tab") && message.contains("spaces"),
+        "{message}"
+    );
+
+    // A container's field at the top, a top-level field in a container.
+    let misplaced = "containers:\n  - name: web\n    image: nginx\nports:\n  - {name: http, port: 80}\n";
+    let message = message_at(misplaced, "ports");
+    assert!(
+        message.contains("belongs to a container: indent it under an entry of `containers`"),
+        "{message}"
+    );
+    let message = message_at(
+        &container("volumes: [{name: data, size: 1Gi}]"),
+        "containers[0].volumes",
+    );
+    assert!(message.contains("belongs at the top of the YAML"), "{message}");
+    // A key that is nobody's gets no such hint.
+    let message = message_at(&container("colour: blue"), "containers[0].colour");
+    assert!(!message.contains("belongs"), "{message}");
+}

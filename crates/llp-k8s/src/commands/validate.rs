@@ -1,7 +1,8 @@
 //! `llp-k8s validate FILE [--record RECORD.json] [--group G]`.
 
 use super::{Outcome, limits_for, parse_record, print_out, read_input, report_invalid};
-use llp_spec::{Record, validate_record};
+use llp_spec::parse::DATA;
+use llp_spec::{FieldError, Record, validate_record};
 use std::path::Path;
 
 pub fn run(file: &Path, record: Option<&Path>, groups: &[String]) -> anyhow::Result<Outcome> {
@@ -26,6 +27,20 @@ pub fn run(file: &Path, record: Option<&Path>, groups: &[String]) -> anyhow::Res
             print_out(&serde_json::to_string_pretty(&deployment)?)?;
             Ok(Outcome::Success)
         }
-        Err(problems) => report_invalid(&problems),
+        Err(problems) => report_invalid(&in_file(problems, file)),
     }
+}
+
+/// Problems of the YAML as a whole are the file's, not a record field's: `app.yaml: is not
+/// valid YAML: …` rather than `data: …`.
+fn in_file(mut problems: Vec<FieldError>, file: &Path) -> Vec<FieldError> {
+    let name = if file == Path::new("-") {
+        "stdin".to_owned()
+    } else {
+        file.display().to_string()
+    };
+    for problem in problems.iter_mut().filter(|p| p.field == DATA) {
+        problem.field.clone_from(&name);
+    }
+    problems
 }

@@ -62,7 +62,11 @@ pub fn unknown_keys<T: JsonSchema>(p: &mut Problems, path: &str, unknown: &Unkno
     }
     let known = field_names::<T>();
     for key in unknown.keys() {
-        let hint = did_you_mean(key, known.iter().map(String::as_str));
+        let hint = format!(
+            "{}{}",
+            belongs_elsewhere(path, key),
+            did_you_mean(key, known.iter().map(String::as_str))
+        );
         let hint = if hint.is_empty() {
             format!(" Known fields here: {}.", known.join(", "))
         } else {
@@ -73,6 +77,21 @@ pub fn unknown_keys<T: JsonSchema>(p: &mut Problems, path: &str, unknown: &Unkno
             Rule::UnknownField,
             format!("unknown field `{key}`.{hint}"),
         );
+    }
+}
+
+/// A hint for a field written at the wrong indentation: a container's field at the top, or a
+/// top-level field inside a container (the most common YAML mistake after tabs).
+fn belongs_elsewhere(path: &str, key: &str) -> String {
+    let in_container = ["containers[", "initContainers["]
+        .iter()
+        .any(|list| path.starts_with(list) && path.ends_with(']') && !path[list.len()..].contains('.'));
+    if path.is_empty() && field_names::<crate::raw::RawContainer>().iter().any(|f| f == key) {
+        format!(" `{key}` belongs to a container: indent it under an entry of `containers`, level with its `name`.")
+    } else if in_container && field_names::<crate::raw::RawSpec>().iter().any(|f| f == key) {
+        format!(" `{key}` belongs at the top of the YAML, level with `containers`: indent it less.")
+    } else {
+        String::new()
     }
 }
 

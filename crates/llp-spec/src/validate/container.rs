@@ -9,8 +9,9 @@ use super::check::{
 };
 use crate::error::Rule;
 use crate::limits::Limits;
-use crate::raw::{Command, RawContainer, RawEnvVar, RawPort, RawVolumeMount};
+use crate::raw::{Command, Lenient, RawContainer, RawEnvVar, RawPort, RawVolumeMount};
 use crate::spec::{Container, EnvSource, EnvVar, GpuRequest, Port, VolumeMount};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Largest uid/gid Kubernetes accepts.
@@ -138,6 +139,20 @@ fn check_memory(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limit
 fn check_gpu(p: &mut Problems, path: &str, raw: &RawContainer, limits: &Limits) -> Option<Option<GpuRequest>> {
     let options =
         "one of `nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`, `nvidia.com/mig-2g.20gb`, `nvidia.com/mig-3g.40gb`";
+    // A booking's slug where the resource name belongs: the student copied it from a booking.
+    if let Some(Lenient::Invalid(Value::String(word))) = &raw.gpu
+        && let Some(profile) = crate::spec::Gpu::from_slug(word)
+    {
+        p.add(
+            join(path, "gpu"),
+            Rule::InvalidFormat,
+            format!(
+                "`{word}` is what a GPU booking calls this profile; a container names its Kubernetes resource: write `gpu: {}`.",
+                profile.resource_name()
+            ),
+        );
+        return None;
+    }
     let gpu = choice(p, &join(path, "gpu"), &raw.gpu, options).copied();
     let count_path = join(path, "gpuCount");
     let count = int_in(
@@ -216,7 +231,6 @@ fn check_command(p: &mut Problems, path: &str, raw: &RawContainer) -> Option<Opt
 
 /// Checks a list of texts, pointing at each item that is not text.
 fn check_strings(p: &mut Problems, path: &str, field: &crate::raw::Field<Vec<String>>) -> Option<Option<Vec<String>>> {
-    use crate::raw::Lenient;
     match field {
         None => Some(None),
         Some(Lenient::Valid(list)) => Some(Some(list.clone())),
