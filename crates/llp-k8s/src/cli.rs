@@ -16,6 +16,7 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process: a simulated cluster, embedded records and the service.
     /// Prints `export` lines (URL and three users' tokens) first, then curl lines to try.
+    #[cfg(feature = "simulator")]
     Demo {
         /// Address of the service.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -70,6 +71,7 @@ pub enum Command {
         command: ReservationsCommand,
     },
     /// Run the Kubernetes API simulator alone and write a kubeconfig for kubectl.
+    #[cfg(feature = "simulator")]
     Sim {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:6443")]

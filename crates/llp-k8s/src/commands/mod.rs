@@ -1,10 +1,12 @@
 //! The subcommands. Each returns an [`Outcome`]; failures to do the work at all (a file
 //! that cannot be read) are errors and exit with [`EXIT_FAILURE`].
 
+#[cfg(feature = "simulator")]
 mod demo;
 mod render;
 mod reservations;
 mod serve;
+#[cfg(feature = "simulator")]
 mod sim;
 mod users;
 mod validate;
@@ -41,6 +43,7 @@ impl Outcome {
 /// Runs one subcommand.
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
+        #[cfg(feature = "simulator")]
         Command::Demo { listen, db } => demo::run(listen, db),
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Validate { file, record, groups } => validate::run(&file, record.as_deref(), &groups),
@@ -50,6 +53,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             owner,
             groups,
         } => render::run(&record, namespace, owner, &groups),
+        #[cfg(feature = "simulator")]
         Command::Sim {
             listen,
             kubeconfig,

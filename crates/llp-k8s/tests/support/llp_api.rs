@@ -1,7 +1,7 @@
 //! A real Directus 11.3.5 as the LLP API, for tests and the benchmark (the recipe and why:
 //! `docs/directus-in-tests.md`).
 //!
-//! Installed once with npm under cargo's target directory (about 2.5 minutes the first time,
+//! Installed once with npm under cargo's target directory (3-5 minutes the first time,
 //! then reused), bootstrapped on SQLite in a fresh directory per process, and stopped when the
 //! process ends: it runs under a shell that waits on our pipe and kills it when the pipe closes.
 //! Schema as the LLP has it: `deployments` with `user_created`, an owner-only policy, roles
@@ -84,7 +84,12 @@ fn install_dir() -> PathBuf {
 fn install(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let lock = std::fs::File::create(dir.join(".lock")).unwrap();
-    lock.lock().unwrap();
+    if lock.try_lock().is_err() {
+        say(&format!(
+            "waiting for another test process installing directus@{VERSION} (3-5 minutes the first time)"
+        ));
+        lock.lock().unwrap();
+    }
     let bin = dir.join("node_modules/.bin/directus");
     let stamp = dir.join(".installed");
     if !stamp.exists() {
@@ -93,10 +98,10 @@ fn install(dir: &Path) -> PathBuf {
             r#"{"name":"llp-test-directus","private":true}"#,
         )
         .unwrap();
-        eprintln!(
-            "installing directus@{VERSION} with npm into {} (once, ~2.5 min)",
+        say(&format!(
+            "installing directus@{VERSION}, the LLP API of the tests, with npm into {} (once; 3-5 minutes on 2 cores)",
             dir.display()
-        );
+        ));
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
             .arg(format!("directus@{VERSION}"))
@@ -500,4 +505,11 @@ impl LlpApi {
         assert!(status.is_success(), "{status} {body}");
         body["data"]["id"].as_i64().unwrap()
     }
+}
+
+/// Tells the person waiting what is happening: written to standard error directly, which the
+/// test runner does not capture (it captures `eprintln!`), so a long first install is seen.
+fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "llp-k8s tests: {message}");
 }
