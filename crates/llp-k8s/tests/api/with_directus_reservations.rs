@@ -110,7 +110,15 @@ async fn the_reconciler_reads_every_booking_with_the_service_token_and_stops_at_
     assert_eq!(deploy(&app, &alice, &id).await.0, StatusCode::CREATED);
 
     // Bob may not read alice's booking, but the capacity counts it (the service's token).
-    let (status, profiles) = app.call("GET", "/kubernetes/capacity/profiles", &bob, None).await;
+    // `requested` counts the pod, which the cluster makes just after the deploy returns.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, profiles) = loop {
+        let (status, profiles) = app.call("GET", "/kubernetes/capacity/profiles", &bob, None).await;
+        if profiles["gpu-xs"]["requested"].as_i64() == Some(1) || std::time::Instant::now() > deadline {
+            break (status, profiles);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(status, StatusCode::OK, "{profiles}");
     assert_eq!(
         (
