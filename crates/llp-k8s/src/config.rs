@@ -15,7 +15,7 @@ pub struct Config {
     /// Address the service listens on.
     pub listen: SocketAddr,
     /// Limits on connections and log streams.
-    pub server: crate::http::server::ServerLimits,
+    pub server: ServerLimits,
     /// Browser origins allowed to call the service (the LLP frontend's, as in Directus's
     /// `CORS_ORIGIN`); empty: no CORS headers.
     pub cors_origins: Vec<String>,
@@ -49,7 +49,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            server: crate::http::server::ServerLimits::default(),
+            server: ServerLimits::default(),
             cors_origins: Vec::new(),
             records: RecordsConfig::default(),
             cluster: RenderConfig::default(),
@@ -199,6 +199,43 @@ impl Config {
             self.records.directus.service_token = Some(token).filter(|t| !t.is_empty()).map(Token::new);
         }
         Ok(())
+    }
+}
+
+/// Limits on the service's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Seconds a connection has to send a request's headers (and an idle kept-alive
+    /// connection to send its next request) before it is closed.
+    pub header_read_seconds: u64,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (behind an ingress controller, its
+    /// pods are the clients: keep this above what they open).
+    pub connections_per_address: usize,
+    /// Requests in progress at once with one token: more are answered 429 at once.
+    pub requests_per_token: usize,
+    /// Seconds a request has to send its whole body, from its headers on (408 after).
+    pub body_read_seconds: u64,
+    /// Log streams (`logs?follow=true`) one user may have open at once.
+    pub follows_per_user: usize,
+    /// Seconds a replica told to stop goes on serving, `/readyz` failing, so that load
+    /// balancers take it out before it closes its listener.
+    pub drain_seconds: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_seconds: 10,
+            max_connections: 4096,
+            connections_per_address: 1024,
+            requests_per_token: 64,
+            body_read_seconds: 30,
+            follows_per_user: 8,
+            drain_seconds: 5,
+        }
     }
 }
 

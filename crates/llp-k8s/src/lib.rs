@@ -2,11 +2,14 @@
 //! in `main.rs`; the parts the service is built from live here.
 #![forbid(unsafe_code)]
 
-pub mod admission;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod operations;
 pub mod orphans;
 pub mod quota;
 pub mod records;
 pub mod reservations;
+
+#[cfg(test)]
+mod architecture_tests;

@@ -117,28 +117,22 @@ pub fn holdings(caches: &Caches, owner: &str, pending: &Ledger) -> Vec<Holding> 
         .collect()
 }
 
-/// A name for this instance in the reconciler's lease: the host (the pod's name in a cluster)
-/// and a random suffix, unique across restarts.
-pub fn instance_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "llp-k8s".into());
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}", &suffix[..8])
-}
-
-/// Starts the reconciler for a service's state, when it has a cluster and enforces bookings.
+/// Starts the reconciler when the service has a cluster and enforces bookings.
 pub fn spawn_reconciler(
-    state: &crate::http::AppState,
+    records: Arc<dyn crate::records::RecordSource>,
+    cluster: Option<&crate::cluster::Cluster>,
+    policy: &Arc<ReservationPolicy>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let cluster = state.cluster.clone()?;
-    if !state.reservations.settings.enforce {
+    let cluster = cluster?.clone();
+    if !policy.settings.enforce {
         return None;
     }
     let reconciler = reconciler::Reconciler::new(
-        state.records.clone(),
+        records,
         cluster,
-        state.reservations.clone(),
-        &instance_name(),
+        policy.clone(),
+        &crate::cluster::lease::instance_name(),
     );
     Some(tokio::spawn(reconciler.run(shutdown)))
 }

@@ -605,9 +605,15 @@ fn reservations_add_list_and_remove_book_gpus_in_the_embedded_file() {
 /// `llp-k8s demo` on a free port, once it is about to answer: the process and its exports
 /// (`LLP_URL`, `ALICE_TOKEN`, …).
 fn start_demo() -> (std::process::Child, std::collections::HashMap<String, String>) {
+    start_demo_with(&[])
+}
+
+/// [`start_demo`] with more arguments.
+fn start_demo_with(extra: &[&str]) -> (std::process::Child, std::collections::HashMap<String, String>) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -626,21 +632,49 @@ fn start_demo() -> (std::process::Child, std::collections::HashMap<String, Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_sees_a_record_deleted_from_its_file_by_another_program() {
+    let dir = tempdir();
+    let db = dir.join("records.sqlite");
+    let (mut child, vars) = start_demo_with(&["--db", db.to_str().unwrap()]);
+    let http = reqwest::Client::new();
+    let (url, token) = (&vars["LLP_URL"], &vars["ALICE_TOKEN"]);
+    let record = create_record(
+        &http,
+        url,
+        token,
+        &serde_json::json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"}),
+    )
+    .await;
+    let item = format!("{url}/items/deployments/{}", record["data"]["id"].as_str().unwrap());
+    let read = || async {
+        http.get(&item)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(read().await, 200);
+    let file = rusqlite::Connection::open(&db).unwrap();
+    assert_eq!(file.execute("DELETE FROM deployments", []).unwrap(), 1);
+    let gone = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while read().await != 404 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    terminate(&mut child);
+    assert!(gone.is_ok(), "the demo kept serving a record deleted from its file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_a_training_run_to_completion_and_again() {
     let (mut child, vars) = start_demo();
     let http = reqwest::Client::new();
     let (url, token) = (&vars["LLP_URL"], &vars["ALICE_TOKEN"]);
     let run = serde_json::json!({"title": "run", "data": "containers: [{name: train, image: trainer, cpu: 1, memory: 1}]\nreplicas: 2\nrestartPolicy: Never"});
-    let record: Value = http
-        .post(format!("{url}/items/deployments"))
-        .bearer_auth(token)
-        .json(&run)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let record = create_record(&http, url, token, &run).await;
     let deployment = format!(
         "{url}/kubernetes/deployments/{}",
         record["data"]["id"].as_str().unwrap()
@@ -687,16 +721,7 @@ async fn the_demo_lets_alice_deploy_on_her_gpu_booking_and_tells_bob_what_he_lac
     let mut answers = Vec::new();
     for user in ["ALICE_TOKEN", "BOB_TOKEN"] {
         let token = &vars[user];
-        let record: Value = http
-            .post(format!("{url}/items/deployments"))
-            .bearer_auth(token)
-            .json(&gpu)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let record = create_record(&http, url, token, &gpu).await;
         let id = record["data"]["id"].as_str().unwrap();
         let deployed = http
             .put(format!("{url}/kubernetes/deployments/{id}"))
@@ -861,4 +886,69 @@ async fn two_serve_processes_on_one_file_share_records_and_never_pass_a_quota_to
     if let Err(panic) = result {
         std::panic::resume_unwind(panic.into_panic());
     }
+}
+
+/// Creates a record through the service at `url` with `token`; the answer.
+async fn create_record(http: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
+    http.post(format!("{url}/items/deployments"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The most memory the process `pid` has held, in MiB (`VmHWM`).
+fn peak_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_that_expands_to_megabytes_is_refused_at_once_within_a_fixed_memory_bound() {
+    let (mut child, vars) = start_demo();
+    let (url, token) = (vars["LLP_URL"].clone(), vars["ALICE_TOKEN"].clone());
+    let http = reqwest::Client::new();
+    let before = peak_mib(child.id());
+    // 30 KB of text aliased 900 times: 27 MB of strings if expanded, from a 35 KB body.
+    let attack = format!("k: &a {}\nv: [{}]\n", "x".repeat(30 * 1024), vec!["*a"; 900].join(", "));
+    // A record of Alice's to send the attack to as a deployment's `data` too.
+    let record = create_record(
+        &http,
+        &url,
+        &token,
+        &serde_json::json!({"title": "bomb", "data": attack}),
+    )
+    .await;
+    let id = record["data"]["id"].as_str().unwrap().to_owned();
+    let sends = (0..40).map(|i| {
+        let (http, url, token, id, attack) = (http.clone(), url.clone(), token.clone(), id.clone(), attack.clone());
+        async move {
+            let request = if i % 2 == 0 {
+                http.put(format!("{url}/kubernetes/deployments/{id}/secret"))
+                    .json(&Value::String(attack))
+            } else {
+                http.put(format!("{url}/kubernetes/deployments/{id}"))
+            };
+            let answer = request.bearer_auth(&token).send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.text().await.unwrap())
+        }
+    });
+    for (status, body) in futures::future::join_all(sends).await {
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains("too large once its anchors and aliases are expanded"),
+            "{body}"
+        );
+    }
+    let after = peak_mib(child.id());
+    terminate(&mut child);
+    eprintln!("peak memory of the demo: {before} MiB before, {after} MiB after 40 hostile bodies at once");
+    // Before the budget, each of these built 27 MB of strings: 40 at once, a gigabyte.
+    assert!(after < before + 100, "{before} MiB before, {after} MiB after");
 }

@@ -3,6 +3,7 @@
 //! it (`tests/api/rbac.rs`).
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -52,7 +53,8 @@ fn every_manifest_parses_as_its_kind() {
             "ConfigMap",
             "Deployment",
             "PodDisruptionBudget",
-            "Service"
+            "Service",
+            "NetworkPolicy"
         ]
     );
     let deployment: Deployment = serde_json::from_value(of_kind("Deployment").remove(0)).expect("a valid Deployment");
@@ -137,5 +139,39 @@ fn the_disruption_budget_covers_the_service_pods_and_leaves_one_to_go() {
     assert!(
         (1..replicas).contains(&min_available),
         "with {replicas} replicas, minAvailable {min_available} must keep one serving and let one go"
+    );
+}
+
+#[test]
+fn only_the_ingress_controller_reaches_the_service_pods() {
+    let deployment: Deployment = serde_json::from_value(of_kind("Deployment").remove(0)).unwrap();
+    let policy: NetworkPolicy =
+        serde_json::from_value(of_kind("NetworkPolicy").remove(0)).expect("a valid NetworkPolicy");
+    let pod = deployment.spec.unwrap().template;
+    let pod_labels = pod.metadata.unwrap().labels.unwrap();
+    let policy = policy.spec.unwrap();
+    let selected = policy.pod_selector.unwrap().match_labels.unwrap();
+    assert!(
+        selected.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "the policy selects {selected:?}, the pods carry {pod_labels:?}"
+    );
+    assert_eq!(policy.policy_types.unwrap(), ["Ingress"]);
+    let rules = policy.ingress.unwrap();
+    assert_eq!(rules.len(), 1, "one way in");
+    let from = rules[0].from.as_ref().unwrap();
+    assert!(
+        from.iter()
+            .all(|peer| peer.namespace_selector.is_some() && peer.pod_selector.is_some() && peer.ip_block.is_none()),
+        "each peer is a namespace's pods, none the whole cluster: {from:?}"
+    );
+    let port_name = pod.spec.unwrap().containers[0].ports.as_ref().unwrap()[0]
+        .name
+        .clone()
+        .unwrap();
+    let ports = rules[0].ports.as_ref().unwrap();
+    assert_eq!(
+        ports[0].port,
+        Some(IntOrString::String(port_name)),
+        "the service's port only"
     );
 }

@@ -3,7 +3,9 @@
 //! Takes the record's `data` text and returns a [`RawSpec`] or one [`FieldError`] on `data`.
 //! Limits: at most [`MAX_YAML_BYTES`], one document, nesting at most [`MAX_DEPTH`] deep, and
 //! a cap on nodes and alias replays so that an alias bomb ("billion laughs") is refused
-//! after a few thousand events instead of expanding.
+//! after a few thousand events instead of expanding, and on the text it builds: at most
+//! [`SCALAR_BYTES_PER_INPUT_BYTE`] times the input's size (aliases of a long string would
+//! otherwise copy it thousands of times before anything is refused).
 
 use crate::error::{FieldError, Rule};
 use crate::raw::RawSpec;
@@ -17,6 +19,11 @@ pub const MAX_YAML_BYTES: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 12;
 /// Most YAML nodes after alias expansion; a 64 KiB document without aliases has fewer.
 const MAX_NODES: usize = 40_000;
+/// Most text a document may build, per byte of it: its own scalars once, and a few short
+/// values repeated through aliases.
+pub const SCALAR_BYTES_PER_INPUT_BYTE: usize = 4;
+/// Text any document may build, however short (a few aliases of a short value).
+const MIN_SCALAR_BYTES: usize = 16 * 1024;
 
 /// The field that parse errors are reported on: the record's YAML as a whole.
 pub const DATA: &str = "data";
@@ -30,8 +37,8 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
         );
         return Err(FieldError::new(DATA, Rule::Syntax, message));
     }
-    let value: Value =
-        serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, yaml, DATA, "deployment"))?;
+    let value: Value = serde_saphyr::from_str_with_options(yaml, options(yaml.len()))
+        .map_err(|e| syntax_error(e, yaml, DATA, "deployment"))?;
     match value {
         Value::Object(_) => RawSpec::deserialize(&value)
             .map_err(|e| FieldError::new(DATA, Rule::Syntax, format!("cannot be read: {e}."))),
@@ -55,10 +62,12 @@ pub fn parse_yaml(yaml: &str) -> Result<RawSpec, FieldError> {
 /// limits on documents, depth, nodes and aliases as the deployment YAML; a problem is
 /// reported on `field`.
 pub fn parse_yaml_value(yaml: &str, field: &str) -> Result<Value, FieldError> {
-    serde_saphyr::from_str_with_options(yaml, options()).map_err(|e| syntax_error(e, yaml, field, "mapping"))
+    serde_saphyr::from_str_with_options(yaml, options(yaml.len())).map_err(|e| syntax_error(e, yaml, field, "mapping"))
 }
 
-fn options() -> serde_saphyr::Options {
+/// The parser's limits for a document of `len` bytes.
+fn options(len: usize) -> serde_saphyr::Options {
+    let scalar_bytes = len.saturating_mul(SCALAR_BYTES_PER_INPUT_BYTE).max(MIN_SCALAR_BYTES);
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = MAX_NODES;
     alias_limits.max_replay_stack_depth = MAX_DEPTH;
@@ -74,6 +83,8 @@ fn options() -> serde_saphyr::Options {
             max_events: 4 * MAX_NODES,
             max_aliases: 1_000,
             max_anchors: 1_000,
+            max_total_scalar_bytes: scalar_bytes,
+            max_recorded_anchor_bytes: scalar_bytes,
         },
         alias_limits: alias_limits,
     }
@@ -86,11 +97,22 @@ fn tab_indented_line(yaml: &str) -> Option<usize> {
         .map(|index| index + 1)
 }
 
+/// What went wrong, without the wrappers that say where an alias was defined and used.
+fn innermost(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::AliasError { error: inner, .. }
+    | serde_saphyr::Error::WithSnippet { error: inner, .. } = error
+    {
+        error = inner;
+    }
+    error
+}
+
 /// The parse error of `yaml` as a problem on `field`, whose YAML holds one `thing`.
 fn syntax_error(error: serde_saphyr::Error, yaml: &str, field: &str, thing: &str) -> FieldError {
     // The parser reports a tab where the value it was reading began, often a line early, and
     // in its own words: say what to do, on the tab's line.
-    if !matches!(error, serde_saphyr::Error::Budget { .. })
+    let cause = innermost(&error);
+    if !matches!(cause, serde_saphyr::Error::Budget { .. })
         && let Some(line) = tab_indented_line(yaml)
     {
         return FieldError::new(
@@ -105,7 +127,7 @@ fn syntax_error(error: serde_saphyr::Error, yaml: &str, field: &str, thing: &str
         .location()
         .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
         .unwrap_or_default();
-    let message = match &error {
+    let message = match cause {
         serde_saphyr::Error::Budget { breach, .. } => match breach {
             BudgetBreach::Documents { .. } => {
                 format!("holds more than one YAML document{at}: remove the `---` separator and keep one {thing}.")

@@ -3,7 +3,7 @@
 //! cluster; this adds it up and says by how much a change would exceed the quota.
 
 use crate::quantity;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PodSpec};
 use serde::{Deserialize, Serialize};
 
 /// What one user's deployments may hold together.
@@ -77,29 +77,56 @@ impl std::ops::Add for Usage {
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// What `replicas` pods of `pod` ask for (the requests of its app containers).
+/// What `replicas` pods of `pod` ask for (see [`per_pod`]).
 pub fn pods(pod: &PodSpec, replicas: u32) -> Usage {
     per_pod(pod).times(replicas)
 }
 
-/// What one pod of `pod` asks for (the requests of its app containers).
+/// What one pod of `pod` reserves, as the scheduler counts it: per resource, the larger of
+/// its app containers' requests together and its largest init container's (init containers
+/// run one at a time, before the app containers).
 pub fn per_pod(pod: &PodSpec) -> Usage {
+    let apps = pod
+        .containers
+        .iter()
+        .map(requests)
+        .fold(Usage::default(), |sum, one| sum + one);
+    let init = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .map(requests)
+        .fold(Usage::default(), Usage::larger);
+    apps.larger(init)
+}
+
+/// What one container requests.
+fn requests(container: &Container) -> Usage {
     let mut one = Usage::default();
-    for container in &pod.containers {
-        for (name, value) in container.resources.iter().flat_map(|r| r.requests.iter().flatten()) {
-            let amount = quantity::parse(&value.0).unwrap_or(0.0);
-            match name.as_str() {
-                "cpu" => one.cpu += amount,
-                "memory" => one.memory += amount / GIB,
-                gpu if gpu.starts_with("nvidia.com/") => one.gpus += amount as u32,
-                _ => {}
-            }
+    for (name, value) in container.resources.iter().flat_map(|r| r.requests.iter().flatten()) {
+        let amount = quantity::parse(&value.0).unwrap_or(0.0);
+        match name.as_str() {
+            "cpu" => one.cpu += amount,
+            "memory" => one.memory += amount / GIB,
+            gpu if gpu.starts_with("nvidia.com/") => one.gpus += amount as u32,
+            _ => {}
         }
     }
     one
 }
 
 impl Usage {
+    /// The larger of two, field by field.
+    pub fn larger(self, other: Usage) -> Usage {
+        Usage {
+            deployments: self.deployments.max(other.deployments),
+            cpu: self.cpu.max(other.cpu),
+            memory: self.memory.max(other.memory),
+            gpus: self.gpus.max(other.gpus),
+            storage: self.storage.max(other.storage),
+        }
+    }
+
     /// The CPU, memory and GPUs of `replicas` pods each holding this (deployments and
     /// storage are not per pod, and are not multiplied).
     pub fn times(self, replicas: u32) -> Usage {
@@ -186,6 +213,23 @@ mod tests {
         let usage = pods(&pod("4", "16Gi", Some("2")), 3);
         assert_eq!((usage.cpu, usage.memory, usage.gpus), (12.0, 48.0, 6));
         assert_eq!(pods(&pod("500m", "512Mi", None), 2).memory, 1.0);
+    }
+
+    #[test]
+    fn a_pod_reserves_its_largest_init_container_when_that_asks_for_more() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "initContainers": [
+                {"name": "fetch", "resources": {"requests": {"cpu": "64", "memory": "1Gi"}}},
+                {"name": "warm", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}],
+            "containers": [
+                {"name": "app", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}},
+                {"name": "side", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}],
+        }))
+        .unwrap();
+        let one = per_pod(&spec);
+        // CPU from the 64-core init container; memory from the 8 GiB one, over the apps' 4.
+        assert_eq!((one.cpu, one.memory), (64.0, 8.0));
+        assert_eq!(pods(&spec, 16).cpu, 1024.0);
     }
 
     #[test]

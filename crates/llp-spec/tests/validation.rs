@@ -186,6 +186,37 @@ fn an_alias_bomb_is_refused_quickly() {
 }
 
 #[test]
+fn aliases_of_a_long_text_are_refused_before_they_build_megabytes() {
+    // 30 KB of text, aliased 900 times: 27 MB of strings if expanded (the parser's default
+    // budget allows 64 MiB), from a 35 KB document.
+    let long = "x".repeat(30 * 1024);
+    let aliases = vec!["*a"; 900].join(", ");
+    let yaml = format!("k: &a {long}\nv: [{aliases}]\n");
+    let refused = llp_spec::parse::parse_yaml_value(&yaml, "body").unwrap_err();
+    assert_eq!(refused.field, "body");
+    assert!(
+        refused
+            .message
+            .contains("too large once its anchors and aliases are expanded"),
+        "{}",
+        refused.message
+    );
+    assert_problem(
+        &format!("{yaml}containers: [{{name: web, image: x}}]\n"),
+        "data",
+        Rule::Syntax,
+    );
+    // A long text used a few times, and a long document of its own text, are fine.
+    let few = format!("k: &a {long}\nv: [*a, *a]\n");
+    assert!(llp_spec::parse::parse_yaml_value(&few, "body").is_ok());
+    let plain: String = (0..1500)
+        .map(|i| format!("KEY_{i}: value number {i} of many\n"))
+        .collect();
+    assert!(plain.len() > 40 * 1024);
+    assert!(llp_spec::parse::parse_yaml_value(&plain, "body").is_ok());
+}
+
+#[test]
 fn a_ten_megabyte_document_is_refused_before_parsing() {
     let yaml = format!(
         "containers: [{{name: web, image: x}}]\n#{}\n",

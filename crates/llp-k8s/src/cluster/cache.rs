@@ -30,7 +30,7 @@ pub struct Caches {
     pub claims: Store<PersistentVolumeClaim>,
     /// The StatefulSet controller's `FailedCreate` events.
     pub failed_creates: Store<Event>,
-    /// The owners' admission ledgers (see [`crate::admission`]).
+    /// The owners' admission ledgers (see [`crate::cluster::ledger`]).
     pub ledgers: Store<ConfigMap>,
     /// Services, Ingresses and hostname claims: name and labels only (what a deploy prunes).
     pub services: Store<Service>,
@@ -96,7 +96,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     );
     let (ledgers, ledgers_task) = reflect(
         Api::namespaced(client.clone(), namespace),
-        watcher::Config::default().labels(crate::admission::LEDGER_SELECTOR),
+        watcher::Config::default().labels(super::ledger::LEDGER_SELECTOR),
         None,
         (tick.clone(), health.clone()),
         |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
@@ -393,6 +393,43 @@ impl Caches {
                     .map(|p| format!("pod {}", p.metadata.name.as_deref().unwrap_or_default())),
             )
             .collect()
+    }
+
+    /// What of the deployment `base` (labelled `deployment_label`) the caches show, by kind
+    /// and name: its StatefulSet or Job, pods, claims, Services, Ingress and hostname claims.
+    /// What a deploy cut off partway left is among them.
+    pub fn remains(&self, base: &str, deployment_label: &str) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .deployed(base)
+            .map(|_| format!("workload {base}"))
+            .into_iter()
+            .collect();
+        let (pods, claims) = self.members(base);
+        found.extend(
+            pods.iter()
+                .filter_map(|p| p.metadata.name.as_ref())
+                .map(|n| format!("pod {n}")),
+        );
+        found.extend(
+            claims
+                .iter()
+                .filter_map(|c| c.metadata.name.as_ref())
+                .map(|n| format!("claim {n}")),
+        );
+        for (kind, names) in [
+            ("claim", Self::labelled(&self.claims, deployment_label)),
+            ("service", Self::labelled(&self.services, deployment_label)),
+            ("ingress", Self::labelled(&self.ingresses, deployment_label)),
+            ("hostname claim", Self::labelled(&self.host_claims, deployment_label)),
+        ] {
+            for name in names {
+                let object = format!("{kind} {name}");
+                if !found.contains(&object) {
+                    found.push(object);
+                }
+            }
+        }
+        found
     }
 
     /// The pods and claims of the deployment whose base name is `base` (its `app` label).

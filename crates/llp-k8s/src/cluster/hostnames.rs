@@ -31,6 +31,38 @@ fn claim_name(hostname: &str) -> String {
     format!("llp-host-{hostname}")
 }
 
+/// A claim as [`claim`] leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// Made by this call: give it back if what it was for fails.
+    Now,
+    /// The deployment held it already.
+    Before,
+}
+
+/// Whether another deployment holds `hostname`'s claim: the watch cache first (costs
+/// nothing), and only when it shows another holder, the claim as the API server has it (the
+/// holder may have let it go a moment ago). A read, so a deploy can refuse before it writes;
+/// [`claim`] is what decides.
+pub async fn held_by_another(cluster: &Cluster, hostname: &str, deployment_label: &str) -> Result<bool, kube::Error> {
+    let name = claim_name(hostname);
+    let holder_in_cache = cluster
+        .caches
+        .host_claims
+        .state()
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name.as_str()))
+        .map(|c| label(&c.metadata.labels, DEPLOYMENT_LABEL).map(str::to_owned));
+    match holder_in_cache {
+        Some(holder) if holder.as_deref() != Some(deployment_label) => {
+            let claims: Api<ConfigMap> = cluster.api();
+            let now = claims.get_opt(&name).await?;
+            Ok(now.is_some_and(|c| label(&c.metadata.labels, DEPLOYMENT_LABEL) != Some(deployment_label)))
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Claims `hostname` (serving `host`, its full name) for the deployment labelled
 /// `deployment_label` of `owner_label`; `Taken` if another deployment holds it or another
 /// Ingress of the namespace serves `host`. Claiming one's own hostname again is fine.
@@ -40,7 +72,7 @@ pub async fn claim(
     host: &str,
     deployment_label: &str,
     owner_label: &str,
-) -> Result<(), HostnameError> {
+) -> Result<Claimed, HostnameError> {
     let ingresses: Api<Ingress> = cluster.api();
     // Every Ingress of the namespace, a page at a time (there may be thousands).
     let mut asking = Some(super::pages::first(&ListParams::default()));
@@ -78,15 +110,24 @@ pub async fn claim(
         ..Default::default()
     };
     match claims.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Claimed::Now),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             // Someone has it: fine if that is this deployment.
             let holder = claims.get_opt(&name).await?;
             let ours = holder.is_some_and(|c| label(&c.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label));
-            if ours { Ok(()) } else { Err(HostnameError::Taken) }
+            if ours {
+                Ok(Claimed::Before)
+            } else {
+                Err(HostnameError::Taken)
+            }
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Gives `hostname`'s claim back (a deploy that claimed it and then failed).
+pub async fn give_back(cluster: &Cluster, hostname: &str) -> Result<(), kube::Error> {
+    give_up(&cluster.api(), vec![claim_name(hostname)], None).await
 }
 
 /// Gives up every hostname the deployment labelled `deployment_label` holds but `keep`, as

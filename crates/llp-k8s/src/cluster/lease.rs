@@ -98,6 +98,14 @@ impl LeaseLock {
     }
 }
 
+/// A name for this instance in the reconcilers' leases: the host (the pod's name in a cluster)
+/// and a random suffix, unique across restarts.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "llp-k8s".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
 /// Runs `round` every `every` until `shutdown` turns true, then gives `lease` up: the loop of
 /// a lease-elected reconciler called `what`. A round answers the problem it met, if any; a
 /// problem is logged when it changes, not every round.

@@ -31,6 +31,8 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         }
     };
     let records = EmbeddedStore::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    // `llp-k8s users` and `reservations` (or any SQLite client) may change the file meanwhile.
+    records.follow_other_writers(std::time::Duration::from_millis(250));
     let (alice_user, alice) = records.add_user("alice", &[], false)?;
     let (_, bob) = records.add_user("bob", &[], false)?;
     let (admin_user, admin) = records.add_user("admin", &[], true)?;
@@ -78,8 +80,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         status_memo: Arc::default(),
     }
     .into();
-    let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
-    let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
+    let reconcilers = super::spawn_reconcilers(&state);
     println!("# Try (the walkthrough is in README.md):");
     println!(
         r#"curl -s -H "Authorization: Bearer $ALICE_TOKEN" -H 'Content-Type: application/json' $LLP_URL/items/deployments -d '{{"title":"web","data":"containers: [{{name: web, image: nginx, ports: [{{name: http, port: 80}}]}}]"}}'"#
@@ -96,7 +97,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         let _ = stop.send(true);
     })
     .await;
-    for reconciler in [reconciling, collecting].into_iter().flatten() {
+    for reconciler in reconcilers {
         let _ = reconciler.await; // it gives its lease up
     }
     // The service's watches end before the simulator does: they would report its closed

@@ -124,3 +124,21 @@ fn parse_record(text: &str) -> Result<llp_spec::Record, FieldError> {
         )
     })
 }
+
+/// Starts the reconcilers the service's settings switch on (GPU bookings, orphans), each
+/// elected through its own Lease; they end, giving their lease up, when the service stops.
+fn spawn_reconcilers(state: &llp_k8s::http::AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let reservations = llp_k8s::reservations::spawn_reconciler(
+        state.records.clone(),
+        state.cluster.as_ref(),
+        &state.reservations,
+        state.shutdown.clone(),
+    );
+    let orphans = llp_k8s::orphans::reconciler::spawn(
+        state.records.clone(),
+        state.cluster.as_ref(),
+        &state.orphans,
+        state.shutdown.clone(),
+    );
+    [reservations, orphans].into_iter().flatten().collect()
+}

@@ -86,8 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         status_memo: Arc::default(),
     }
     .into();
-    let reconciling = llp_k8s::reservations::spawn_reconciler(&state, state.shutdown.clone());
-    let collecting = llp_k8s::orphans::reconciler::spawn(&state, state.shutdown.clone());
+    let reconcilers = super::spawn_reconcilers(&state);
     tracing::info!(listen = %config.listen, "llp-k8s serving");
     let mut app = router(state);
     if let Some(cors) = cors {
@@ -103,7 +102,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         tokio::time::sleep(drain).await;
     })
     .await;
-    for reconciler in [reconciling, collecting].into_iter().flatten() {
+    for reconciler in reconcilers {
         let _ = reconciler.await; // it gives its lease up
     }
     Ok(Outcome::Success)

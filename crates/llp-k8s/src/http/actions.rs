@@ -1,13 +1,13 @@
 //! What a user does to a running deployment: scale, restart, delete it, delete one of its
-//! pods, read a pod's logs and events. Every pod-scoped route first checks that the pod
-//! carries this deployment's label: another deployment's pod is 404, never served.
+//! pods (the operations in [`crate::operations::actions`]), read a pod's logs and events.
+//! Every pod-scoped route first checks that the pod carries this deployment's label: another
+//! deployment's pod is 404, never served.
 
 use super::AppState;
 use super::auth::Caller;
-use super::deployments::{Change, resolve};
 use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId, PodPath};
-use crate::cluster::workload::Deployed;
+use crate::operations::actions;
 use crate::records::Purpose;
 use axum::Json;
 use axum::body::Body;
@@ -15,13 +15,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, LogParams};
 use llp_spec::ErrorBody;
-use llp_spec::names::DEPLOYMENT_LABEL;
 use serde_json::json;
 use std::collections::HashMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -106,62 +102,13 @@ async fn scale(
     let wanted = query
         .get("scale")
         .ok_or_else(|| ApiError::bad_field("scale", format!("give ?scale=N with N from 0 to {max}")))?;
-    let replicas: i32 = wanted
-        .parse()
-        .ok()
-        .filter(|n| (0..=i64::from(max)).contains(&i64::from(*n)))
-        .ok_or_else(|| {
-            ApiError::bad_field(
-                "scale",
-                format!("`{wanted}` is not a number of replicas from 0 to {max}"),
-            )
-        })?;
-    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
-    let base = target.names.base();
-    let Some(deployed) = target.cluster.caches.deployed(base) else {
-        return Err(ApiError::NotFound("this deployment is not deployed".into()));
-    };
-    // Scaling up needs the GPUs booked and fits the quota, decided one step per owner;
-    // scaling down frees what the deployment's admission entry may still count.
-    let wanted = u32::try_from(replicas).unwrap_or(0);
-    if wanted > deployed.replicas() {
-        target.admit(&state, &caller, Change::Scale(wanted)).await?;
-    }
-    match deployed {
-        Deployed::StatefulSet(_) => {
-            let sets: Api<StatefulSet> = target.cluster.api();
-            sets.patch_scale(
-                base,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-            )
-            .await
-            .map_err(ApiError::cluster)?;
-        }
-        // A run's pods at once; a finished run stays finished (PUT or restart runs it again).
-        Deployed::Job(_) => {
-            let jobs: Api<Job> = target.cluster.api();
-            jobs.patch(
-                base,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"parallelism": replicas}})),
-            )
-            .await
-            .map_err(ApiError::cluster)?;
-        }
-    }
-    if wanted < deployed.replicas() {
-        let caches = &target.cluster.caches;
-        let held = crate::quota::scaled(caches, &deployed, base, wanted);
-        let gpus = llp_spec::reservations::times(&deployed.footprint().gpus, wanted);
-        let entry = crate::quota::entry(held, gpus, crate::quota::mounted_shared(caches, &deployed, base));
-        crate::admission::settle(target.cluster, target.owner(&caller), &target.label, Some(entry))
-            .await
-            .map_err(ApiError::cluster)?;
-    }
-    if replicas > 0 {
-        super::deployments::clear_stopped(target.cluster, target.names.base()).await?;
-    }
+    let replicas: u32 = wanted.parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+        ApiError::bad_field(
+            "scale",
+            format!("`{wanted}` is not a number of replicas from 0 to {max}"),
+        )
+    })?;
+    actions::scale(&state.operations(), &caller, &id, replicas).await?;
     // `success` as the extension answered (docs/compatibility.md).
     Ok(Json(json!({"replicas": replicas, "success": true})).into_response())
 }
@@ -183,28 +130,7 @@ async fn restart(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
-    let base = target.names.base();
-    if let Some(Deployed::Job(job)) = target.cluster.caches.deployed(base) {
-        // A run to completion starts again from the beginning, with all its pods.
-        let replicas = job.spec.as_ref().and_then(|s| s.parallelism).unwrap_or(1);
-        // Held from here on: the deleted run's pods are gone from the caches before the new
-        // run's are there, and its entry keeps another admission from taking its place.
-        target
-            .admit(&state, &caller, Change::Rerun(u32::try_from(replicas).unwrap_or(0)))
-            .await?;
-        rerun(target.cluster, base).await?;
-        let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        return Ok(Json(json!({"restartedAt": now, "success": true})).into_response());
-    }
-    target.admit(&state, &caller, Change::Keep).await?;
-    let sets: Api<StatefulSet> = target.cluster.api();
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let patch =
-        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
-    sets.patch(target.names.base(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map_err(ApiError::cluster)?;
+    let now = actions::restart(&state.operations(), &caller, &id).await?;
     Ok(Json(json!({"restartedAt": now, "success": true})).into_response())
 }
 
@@ -221,116 +147,8 @@ async fn remove(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    // Not while a deploy of the same record is applying.
-    let lock = state.locks.deployment(&id);
-    let _deleting = lock.lock().await;
-    let resolved = resolve(&state, &caller, &id, Purpose::Act).await?;
-    let target = resolved.deployed()?;
-    let cluster = target.cluster;
-    let base = target.names.base().to_owned();
-    delete_objects(cluster, Some(&base), &target.label).await?;
-    // What it held is free for the owner's next deploy at once.
-    crate::admission::settle(cluster, target.owner(&caller), &target.label, None)
-        .await
-        .map_err(ApiError::cluster)?;
-    // Read after write: a status request right after this answers 404.
-    if !cluster.caches.observe_gone(&base).await {
-        tracing::warn!(%base, "the watch cache has not seen the delete yet");
-    }
+    actions::delete(&state.operations(), &caller, &id).await?;
     Ok(Json(json!({"deleted": id})).into_response())
-}
-
-/// Deletes every object of the deployment whose base name is `base` and `deployment` label
-/// `label`: its StatefulSet or Job (and so its pods), Services, Ingress, NetworkPolicy, claims,
-/// hostname claim, Secret and ConfigMap, and its part in the owner's shared volumes. What is
-/// already gone is no error.
-pub async fn delete_objects(
-    cluster: &crate::cluster::Cluster,
-    base: Option<&str>,
-    label: &str,
-) -> Result<(), ApiError> {
-    let selector = ListParams::default().labels(&format!("{DEPLOYMENT_LABEL}={label}"));
-    if let Some(base) = base {
-        for result in [
-            cluster
-                .api::<StatefulSet>()
-                .delete(base, &DeleteParams::background())
-                .await
-                .map(drop),
-            // A Job's pods go with it (background propagation).
-            cluster
-                .api::<Job>()
-                .delete(base, &DeleteParams::background())
-                .await
-                .map(drop),
-        ] {
-            match result {
-                Ok(()) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(error) => return Err(ApiError::cluster(error)),
-            }
-        }
-    }
-    delete_labelled(cluster.api::<Service>(), &selector).await?;
-    delete_labelled(cluster.api::<Ingress>(), &selector).await?;
-    delete_labelled(cluster.api::<NetworkPolicy>(), &selector).await?;
-    delete_labelled(cluster.api::<PersistentVolumeClaim>(), &selector).await?;
-    crate::cluster::hostnames::release(cluster, label, None)
-        .await
-        .map_err(ApiError::cluster)?;
-    // Shared volumes go with the last deployment of the owner that declared them.
-    crate::cluster::shared::release(cluster, label)
-        .await
-        .map_err(ApiError::shared)?;
-    let Some(base) = base else {
-        return Ok(());
-    };
-    for result in [
-        cluster
-            .api::<Secret>()
-            .delete(base, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-        cluster
-            .api::<ConfigMap>()
-            .delete(base, &DeleteParams::default())
-            .await
-            .map(|_| ()),
-    ] {
-        match result {
-            Ok(()) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(ApiError::cluster(error)),
-        }
-    }
-    Ok(())
-}
-
-/// Runs a Job again: the same Job (name, labels, spec as applied) is deleted with its pods and
-/// created anew, by server-side apply under the deploy's field manager, so a later deploy
-/// owns its fields as before.
-async fn rerun(cluster: &crate::cluster::Cluster, name: &str) -> Result<(), ApiError> {
-    let jobs: Api<Job> = cluster.api();
-    let old = jobs.get(name).await.map_err(ApiError::cluster)?;
-    let fresh = llp_spec::render::fresh_job(&old);
-    crate::cluster::apply::delete_and_wait(&jobs, name, DeleteParams::foreground())
-        .await
-        .map_err(ApiError::cluster)?;
-    let params = PatchParams::apply(crate::cluster::apply::MANAGER).force();
-    jobs.patch(name, &params, &Patch::Apply(&fresh))
-        .await
-        .map_err(ApiError::cluster)?;
-    Ok(())
-}
-
-async fn delete_labelled<K>(api: Api<K>, selector: &ListParams) -> Result<(), ApiError>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
-{
-    api.delete_collection(&DeleteParams::background(), selector)
-        .await
-        .map_err(ApiError::cluster)?;
-    Ok(())
 }
 
 /// Delete one pod; the StatefulSet recreates it.
@@ -350,16 +168,7 @@ async fn delete_pod(
     Caller(caller): Caller,
     Path((id, pod)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id, Purpose::Act).await?.deployed()?;
-    target.own_pod(&pod)?;
-    // The StatefulSet starts the pod again.
-    target.admit(&state, &caller, Change::Keep).await?;
-    target
-        .cluster
-        .api::<Pod>()
-        .delete(&pod, &DeleteParams::default())
-        .await
-        .map_err(ApiError::cluster)?;
+    actions::delete_pod(&state.operations(), &caller, &id, &pod).await?;
     Ok(Json(json!({"deleted": pod})).into_response())
 }
 
@@ -410,7 +219,11 @@ async fn logs(
         follow: flag(&query, "follow")?,
         ..LogParams::default()
     };
-    let target = resolve(&state, &caller, &id, Purpose::Look).await?.deployed()?;
+    let target = state
+        .operations()
+        .resolve(&caller, &id, Purpose::Look)
+        .await?
+        .deployed()?;
     target.own_pod(&pod)?;
     let pods: Api<Pod> = target.cluster.api();
     let plain = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -463,7 +276,11 @@ async fn events(
     Caller(caller): Caller,
     Path((id, pod)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let target = resolve(&state, &caller, &id, Purpose::Look).await?.deployed()?;
+    let target = state
+        .operations()
+        .resolve(&caller, &id, Purpose::Look)
+        .await?
+        .deployed()?;
     target.own_pod(&pod)?;
     let events: Api<Event> = target.cluster.api();
     let list = events

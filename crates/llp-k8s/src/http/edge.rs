@@ -85,3 +85,24 @@ pub async fn close_while_draining(
     }
     response
 }
+
+/// At most [`ServerLimits::requests_per_token`](crate::config::ServerLimits) requests with
+/// one token in progress: one more is a 429 before its body is read, so that one user (or a
+/// stolen token) cannot hold every connection with slow requests.
+pub async fn limit_per_token(
+    axum::extract::State(slots): axum::extract::State<std::sync::Arc<super::server::Slots>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = super::auth::token(&parts);
+    let request = Request::from_parts(parts, body);
+    let Some(token) = token else {
+        return next.run(request).await;
+    };
+    let Some(_slot) = slots.open(&token) else {
+        return ApiError::TooManyRequests { max: slots.max() }.into_response();
+    };
+    // Until the answer's head: a followed log streams on, capped on its own (`follows_per_user`).
+    next.run(request).await
+}

@@ -3,20 +3,38 @@
 //! Every failure becomes `{"errors": [{"message", "extensions": {"code", …}}]}`, the shape the
 //! LLP frontend parses. A 5xx names the dependency that failed; details go to the log.
 
+use crate::operations;
 use crate::records::RecordError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use llp_spec::{ErrorBody, FieldError};
 
-/// A request body, read with the service's error shape when it is too large or unreadable.
+/// A request body, read with the service's error shape when it is too large or unreadable,
+/// and within the [`BodyDeadline`] the server sets.
 pub struct Body(pub axum::body::Bytes);
+
+/// How long a request may take to send its body (a request extension the server adds).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::body::Bytes::from_request(request, state).await {
+        let deadline = request.extensions().get::<BodyDeadline>().copied();
+        let reading = axum::body::Bytes::from_request(request, state);
+        let read = match deadline {
+            Some(BodyDeadline(within)) => {
+                tokio::time::timeout(within, reading)
+                    .await
+                    .map_err(|_| ApiError::BodyTimeout {
+                        seconds: within.as_secs(),
+                    })?
+            }
+            None => reading.await,
+        };
+        match read {
             Ok(bytes) => Ok(Body(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
             Err(rejection) => Err(ApiError::BadRequest {
@@ -44,6 +62,10 @@ pub enum ApiError {
     UriTooLong,
     /// The caller has `max` log streams open already (429).
     TooManyStreams { max: usize },
+    /// The caller's token has `max` requests in progress already (429).
+    TooManyRequests { max: usize },
+    /// The body did not arrive within `seconds` (408).
+    BodyTimeout { seconds: u64 },
     /// The deployment spec is invalid (400), every problem listed.
     Validation(Vec<FieldError>),
     /// The request conflicts with another deployment (409), e.g. a hostname in use.
@@ -70,61 +92,9 @@ impl ApiError {
     /// A failed cluster request, as the user's answer: what Kubernetes says means "not
     /// found", "conflict" or "invalid" is the 404, 409 or 400 it is, with its message; no
     /// answer in time is a 504; anything else a 503 naming the cluster (the detail goes to the
-    /// log).
+    /// log). See [`operations::Error::cluster`].
     pub fn cluster(error: kube::Error) -> Self {
-        match &error {
-            kube::Error::Api(status) if status.code == 404 => {
-                tracing::info!(%error, "the cluster says not found");
-                ApiError::NotFound(format!("not found in the cluster: {}", status.message))
-            }
-            kube::Error::Api(status) if status.code == 409 => {
-                tracing::info!(%error, "the cluster says conflict");
-                ApiError::Conflict {
-                    field: String::new(),
-                    message: format!(
-                        "the cluster refused a conflicting change ({}); try again.",
-                        status.message
-                    ),
-                }
-            }
-            kube::Error::Api(status) if status.code == 400 || status.code == 422 => {
-                tracing::info!(%error, "the cluster says invalid");
-                ApiError::BadRequest {
-                    field: None,
-                    message: format!("the cluster refused it: {}", status.message),
-                }
-            }
-            _ if crate::cluster::calls::timed_out(&error) => {
-                tracing::error!(%error, "the cluster did not answer in time");
-                ApiError::Timeout {
-                    dependency: "the cluster",
-                }
-            }
-            _ => {
-                tracing::error!(%error, "cluster request failed");
-                ApiError::Unavailable {
-                    dependency: "the cluster",
-                }
-            }
-        }
-    }
-
-    /// A shared volume's claim: someone else's name is a 409, one still being deleted a 409
-    /// to retry, a cluster failure a 503.
-    pub fn shared(error: crate::cluster::shared::SharedError) -> Self {
-        use crate::cluster::shared::SharedError;
-        match error {
-            SharedError::Foreign { claim } => ApiError::Conflict {
-                field: "volumes".into(),
-                message: format!(
-                    "volumes: a volume claim named `{claim}` already exists and is not one of your shared volumes; ask an administrator."
-                ),
-            },
-            SharedError::Deleting { claim } => ApiError::StillDeleting {
-                objects: vec![format!("claim {claim}")],
-            },
-            SharedError::Cluster { source, .. } => ApiError::cluster(source),
-        }
+        operations::Error::cluster(error).into()
     }
 
     /// 400 about one field.
@@ -132,6 +102,26 @@ impl ApiError {
         Self::BadRequest {
             field: Some(field.to_owned()),
             message: message.into(),
+        }
+    }
+}
+
+/// The one place an operation's refusal becomes an HTTP answer.
+impl From<operations::Error> for ApiError {
+    fn from(error: operations::Error) -> Self {
+        use operations::Error;
+        match error {
+            Error::NotFound(message) => ApiError::NotFound(message),
+            Error::Invalid { field, message } => ApiError::BadRequest { field, message },
+            Error::Validation(problems) => ApiError::Validation(problems),
+            Error::Conflict { field, message } => ApiError::Conflict { field, message },
+            Error::StillDeleting { objects } => ApiError::StillDeleting { objects },
+            Error::OverQuota(message) => ApiError::OverQuota(message),
+            Error::NotEnoughResources(shortfall) => ApiError::NotEnoughResources(shortfall),
+            Error::PartlyApplied { object } => ApiError::PartlyApplied { object },
+            Error::Unavailable { dependency } => ApiError::Unavailable { dependency },
+            Error::Timeout { dependency } => ApiError::Timeout { dependency },
+            Error::Records(error) => error.into(),
         }
     }
 }
@@ -221,6 +211,22 @@ impl IntoResponse for ApiError {
                     ),
                 ),
             ),
+            ApiError::TooManyRequests { max } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody::single(
+                    "REQUESTS_EXCEEDED",
+                    format!(
+                        "You have {max} requests in progress already, the most one token may: wait for them to finish."
+                    ),
+                ),
+            ),
+            ApiError::BodyTimeout { seconds } => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody::single(
+                    "REQUEST_TIMEOUT",
+                    format!("The request body did not arrive within {seconds} s; send it at once."),
+                ),
+            ),
             ApiError::OverQuota(message) => (StatusCode::BAD_REQUEST, ErrorBody::single("QUOTA_EXCEEDED", message)),
             ApiError::UriTooLong => (
                 StatusCode::URI_TOO_LONG,
@@ -244,7 +250,7 @@ impl IntoResponse for ApiError {
                 ErrorBody::single(
                     "SERVICE_UNAVAILABLE",
                     format!(
-                        "the cluster failed while applying {object}; deploy again to finish (the objects before it are applied)."
+                        "the cluster failed while applying {object}; deploy again: it applies whatever is missing."
                     ),
                 ),
             ),
@@ -313,5 +319,22 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE,
             "our Role, not the user's doing"
         );
+    }
+
+    #[test]
+    fn a_deploy_stopped_by_the_cluster_names_the_object_and_claims_nothing_was_applied() {
+        let response = ApiError::PartlyApplied {
+            object: "Service sd-1-web".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 4096)).unwrap();
+        let message = String::from_utf8_lossy(&body);
+        assert!(
+            message.contains("Service sd-1-web") && message.contains("deploy again"),
+            "{message}"
+        );
+        // The first object may be the one that failed: nothing says others were applied.
+        assert!(!message.contains("are applied"), "{message}");
     }
 }

@@ -64,13 +64,26 @@ pub(super) fn object_body<T: serde::de::DeserializeOwned>(body: &[u8], fields: &
             format!("the body must be a JSON object with {fields}"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let field = e.to_string().split('`').nth(1).map(str::to_owned);
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        // The path of a wrong value (`title`); an unknown or missing field's name is in the
+        // message (`unknown field `x``), the path then being the object itself.
+        let path = e.path().to_string();
+        let field = if path == "." {
+            e.inner().to_string().split('`').nth(1).map(str::to_owned)
+        } else {
+            Some(path)
+        };
         ApiError::BadRequest {
             field,
-            message: format!("the body must be a JSON object with {fields}: {e}"),
+            message: format!("the body must be a JSON object with {fields}: {}", e.inner()),
         }
-    })
+    })?;
+    reader.end().map_err(|e| ApiError::BadRequest {
+        field: None,
+        message: format!("the body must be a JSON object with {fields}: {e}"),
+    })?;
+    Ok(value)
 }
 
 /// Reads the body as a record input, naming the field at fault.
@@ -158,8 +171,11 @@ async fn remove(
     let lock = state.locks.deployment(&id);
     let _deleting = lock.lock().await;
     if state.cluster.is_some() {
-        let target = super::deployments::resolve(&state, &session, &id, crate::records::Purpose::Act).await?;
-        super::actions::delete_objects(target.cluster, Some(target.names.base()), &target.label).await?;
+        let target = state
+            .operations()
+            .resolve(&session, &id, crate::records::Purpose::Act)
+            .await?;
+        crate::operations::actions::remove(&target).await?;
     }
     blocking(&state.embedded, move |s| {
         s.delete(&session.identity, &RecordId::Text(id))

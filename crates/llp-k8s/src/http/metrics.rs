@@ -4,6 +4,7 @@
 
 use super::AppState;
 use crate::cluster::calls::ApiCalls;
+use crate::operations::DeploySteps;
 use crate::records::directus::LlpApiMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -35,20 +36,12 @@ pub struct CacheLabels {
     pub kind: String,
 }
 
-/// Labels of one step of a deploy.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabels {
-    /// `record` (read, validate, render), `admission`, `apply`, `observe` (until the watch
-    /// cache has it).
-    pub step: &'static str,
-}
-
 /// The service's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
-    deploy_steps: Family<StepLabels, Histogram>,
+    deploy_steps: DeploySteps,
     cache_objects: Family<CacheLabels, Gauge>,
     api_calls: ApiCalls,
     llp_api: LlpApiMetrics,
@@ -61,11 +54,7 @@ impl Default for Metrics {
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
         });
-        let deploy_steps = Family::<StepLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
-            ])
-        });
+        let deploy_steps = DeploySteps::default();
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let api_calls = ApiCalls::default();
         let llp_api = LlpApiMetrics::default();
@@ -78,7 +67,7 @@ impl Default for Metrics {
         registry.register(
             "deploy_step_duration_seconds",
             "Seconds each step of a deploy (PUT) took",
-            deploy_steps.clone(),
+            deploy_steps.0.clone(),
         );
         registry.register("cache_objects", "Objects in each watch cache", cache_objects.clone());
         registry.register(
@@ -119,13 +108,9 @@ impl Metrics {
         self.api_calls.clone()
     }
 
-    /// Records that `step` of a deploy took since `started`; now, for the next step.
-    pub fn deploy_step(&self, step: &'static str, started: Instant) -> Instant {
-        let now = Instant::now();
-        self.deploy_steps
-            .get_or_create(&StepLabels { step })
-            .observe((now - started).as_secs_f64());
-        now
+    /// How long each step of a deploy takes (recorded by [`crate::operations::deploy`]).
+    pub fn deploy_steps(&self) -> &DeploySteps {
+        &self.deploy_steps
     }
 
     /// The LLP API's metrics, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).

@@ -1,8 +1,6 @@
 //! The HTTP service: routes, the caller's identity, and the error edge.
 
 mod actions;
-pub use actions::delete_objects;
-mod admission;
 pub mod auth;
 mod capacity;
 pub mod cors;
@@ -20,6 +18,7 @@ pub mod server;
 pub mod status_memo;
 
 use crate::cluster::Cluster;
+use crate::operations::{Locks, Operations};
 use crate::records::RecordSource;
 use crate::records::embedded::EmbeddedStore;
 use axum::Router;
@@ -87,21 +86,18 @@ pub struct AppParts {
     pub status_memo: Arc<status_memo::StatusMemo>,
 }
 
-/// Per-deployment locks: two concurrent deploys of one record must not interleave their
-/// writes. (Hostnames are claimed through the API server instead, which holds across replicas.)
-#[derive(Default)]
-pub struct Locks {
-    deployments: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl Locks {
-    /// The lock of deployment `id`.
-    pub fn deployment(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .deployments
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        locks.entry(id.to_owned()).or_default().clone()
+impl AppParts {
+    /// What the deployment operations act with.
+    pub fn operations(&self) -> Operations<'_> {
+        Operations {
+            records: self.records.as_ref(),
+            cluster: self.cluster.as_ref(),
+            render: &self.render,
+            limits: &self.limits,
+            locks: &self.locks,
+            reservations: &self.reservations,
+            steps: self.metrics.deploy_steps(),
+        }
     }
 }
 

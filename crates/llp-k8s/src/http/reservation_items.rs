@@ -83,7 +83,9 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(data(
-        blocking(&state.embedded, move |s| s.reservation(&session.identity, &id)).await?,
+        blocking(&state.embedded, move |s| s.reservation(&session.identity, &id))
+            .await
+            .map_err(unknown_booking)?,
     ))
 }
 
@@ -105,7 +107,8 @@ async fn update(
         blocking(&state.embedded, move |s| {
             s.update_reservation(&session.identity, &id, &input)
         })
-        .await?,
+        .await
+        .map_err(unknown_booking)?,
     ))
 }
 
@@ -117,6 +120,17 @@ async fn remove(
     Caller(session): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    blocking(&state.embedded, move |s| s.remove_reservation(&session.identity, &id)).await?;
+    blocking(&state.embedded, move |s| s.remove_reservation(&session.identity, &id))
+        .await
+        .map_err(unknown_booking)?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A booking that is unknown or not the caller's: the records' "not found" is about a
+/// deployment record.
+fn unknown_booking(error: ApiError) -> ApiError {
+    match error {
+        ApiError::NotFound(_) => ApiError::NotFound("reservation not found".into()),
+        other => other,
+    }
 }

@@ -1,8 +1,11 @@
 //! Serving the router over HTTP/1.1 with the limits a service facing many clients needs: a
 //! connection must send a request's headers within `header_read_timeout` (also between the
-//! requests of a kept-alive connection, so an idle one is closed), and at most
-//! `max_connections` are open at once (the next ones wait in the listen backlog instead of
-//! exhausting file descriptors). Graceful shutdown lets in-flight requests finish.
+//! requests of a kept-alive connection, so an idle one is closed) and its body within
+//! `body_read_seconds`; at most `max_connections` are open at once (the next ones wait in the
+//! listen backlog instead of exhausting file descriptors), at most `connections_per_address`
+//! of them from one address, and at most `requests_per_token` requests with one token are in
+//! progress: one client cannot take what the others need. Graceful shutdown lets in-flight
+//! requests finish.
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -12,32 +15,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-/// Limits on the service's connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerLimits {
-    /// Seconds a connection has to send a request's headers (and an idle kept-alive
-    /// connection to send its next request) before it is closed.
-    pub header_read_seconds: u64,
-    /// Connections open at once.
-    pub max_connections: usize,
-    /// Log streams (`logs?follow=true`) one user may have open at once.
-    pub follows_per_user: usize,
-    /// Seconds a replica told to stop goes on serving, `/readyz` failing, so that load
-    /// balancers take it out before it closes its listener.
-    pub drain_seconds: u64,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        Self {
-            header_read_seconds: 10,
-            max_connections: 4096,
-            follows_per_user: 8,
-            drain_seconds: 5,
-        }
-    }
-}
+pub use crate::config::ServerLimits;
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
 pub async fn serve(
@@ -47,8 +25,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(Slots::new(limits.connections_per_address.max(1)));
     let (stop, stopping) = watch::channel(false);
     let header_read = Duration::from_secs(limits.header_read_seconds.max(1));
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Slots::new(limits.requests_per_token.max(1))),
+            super::edge::limit_per_token,
+        ))
+        .layer(axum::Extension(super::error::BodyDeadline(Duration::from_secs(
+            limits.body_read_seconds.max(1),
+        ))));
     tokio::pin!(shutdown);
     loop {
         // A free slot first: at the cap, connections wait in the backlog.
@@ -59,15 +46,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let socket = tokio::select! {
+        let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     continue;
                 }
             },
             () = &mut shutdown => break,
+        };
+        // One address over its share is closed at once; the slot goes back to the others.
+        let Some(from_address) = per_address.open(&peer.ip().to_string()) else {
+            tracing::debug!(%peer, "connection refused: too many from this address");
+            continue;
         };
         // Answers and log lines go out as soon as written, not after the client's delayed
         // ACK (Nagle's algorithm holds a small write while an earlier one is unacknowledged).
@@ -76,7 +68,7 @@ pub async fn serve(
         }
         let (router, mut stopping) = (router.clone(), stopping.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, from_address);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_read);
             let connection = builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(router));
@@ -103,26 +95,33 @@ pub async fn serve(
         .await;
 }
 
-/// How many log streams each user has open, to cap them per user.
-pub struct Follows {
+/// How many of something (log streams, connections, requests) each key (a user, an
+/// address, a token) has open, to cap them per key.
+pub struct Slots {
     max: usize,
     open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
-impl Default for Follows {
+/// The log streams of each user.
+pub type Follows = Slots;
+
+impl Default for Slots {
     fn default() -> Self {
         Self::new(ServerLimits::default().follows_per_user)
     }
 }
 
-/// One open log stream of a user; closing it (dropping this) frees the slot.
-pub struct FollowSlot {
-    follows: Arc<Follows>,
-    user: String,
+/// One open thing of a key; dropping this frees its slot.
+pub struct Slot {
+    slots: Arc<Slots>,
+    key: String,
 }
 
-impl Follows {
-    /// At most `max` streams per user.
+/// One open log stream of a user.
+pub type FollowSlot = Slot;
+
+impl Slots {
+    /// At most `max` per key.
     pub fn new(max: usize) -> Self {
         Self {
             max,
@@ -130,22 +129,22 @@ impl Follows {
         }
     }
 
-    /// The most streams one user may have open.
+    /// The most one key may have open.
     pub fn max(&self) -> usize {
         self.max
     }
 
-    /// A slot for one more stream of `user`, unless they have the most open already.
-    pub fn open(self: &Arc<Self>, user: &str) -> Option<FollowSlot> {
+    /// A slot for one more of `key`, unless it has the most open already.
+    pub fn open(self: &Arc<Self>, key: &str) -> Option<Slot> {
         let mut open = self.lock();
-        let count = open.entry(user.to_owned()).or_default();
+        let count = open.entry(key.to_owned()).or_default();
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(FollowSlot {
-            follows: self.clone(),
-            user: user.to_owned(),
+        Some(Slot {
+            slots: self.clone(),
+            key: key.to_owned(),
         })
     }
 
@@ -154,13 +153,13 @@ impl Follows {
     }
 }
 
-impl Drop for FollowSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.follows.lock();
-        if let Some(count) = open.get_mut(&self.user) {
+        let mut open = self.slots.lock();
+        if let Some(count) = open.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.user);
+                open.remove(&self.key);
             }
         }
     }

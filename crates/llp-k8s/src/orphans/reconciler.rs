@@ -119,11 +119,11 @@ pub async fn survey(
 
 /// Removes an orphan as DELETE removes a deployment.
 pub async fn remove(cluster: &Cluster, orphan: &Orphan) -> Result<(), OrphanError> {
-    crate::http::delete_objects(cluster, orphan.remains.base.as_deref(), &orphan.deployment)
+    crate::cluster::removal::delete_objects(cluster, orphan.remains.base.as_deref(), &orphan.deployment)
         .await
         .map_err(|error| OrphanError::Removal {
             deployment: orphan.deployment.clone(),
-            problem: format!("{error:?}"),
+            problem: error.to_string(),
         })
 }
 
@@ -210,18 +210,20 @@ fn every(policy: &OrphanPolicy) -> Duration {
 /// Starts the reconciler unless the settings switch it off. With the `directus` source and no
 /// service token its rounds fail, naming the setting, and remove nothing.
 pub fn spawn(
-    state: &crate::http::AppState,
+    records: Arc<dyn RecordSource>,
+    cluster: Option<&Cluster>,
+    policy: &Arc<OrphanPolicy>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let cluster = state.cluster.clone()?;
-    if !state.orphans.settings.enabled {
+    let cluster = cluster?.clone();
+    if !policy.settings.enabled {
         return None;
     }
     let reconciler = OrphanReconciler::new(
-        state.records.clone(),
+        records,
         cluster,
-        state.orphans.clone(),
-        &crate::reservations::instance_name(),
+        policy.clone(),
+        &crate::cluster::lease::instance_name(),
     );
     Some(tokio::spawn(reconciler.run(shutdown)))
 }

@@ -302,4 +302,34 @@ async fn a_crashing_container_is_explained_and_its_previous_run_logged(backend) 
     let (code, _) = app.raw("GET", &format!("/kubernetes/deployments/{id}/logs/{pod}?previous=true"), &app.bob).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "not bob's");
 }
+async fn delete_removes_what_a_deploy_cut_off_partway_left(backend) {
+    let app = app_on(backend).await;
+    let id = app.create_record(&app.alice).await;
+    // A deploy stopped after its Service (the cluster froze, the service was killed): no
+    // workload, a Service labelled as the deployment's.
+    let owner = llp_spec::names::label_value(&app.user_id(&app.alice));
+    let left: Service = serde_json::from_value(json!({
+        "metadata": {"name": format!("sd-{id}-web"), "labels": {
+            "app.kubernetes.io/managed-by": "llp-k8s", "llp.kitegg.de/deployment": id,
+            "llp.kitegg.de/owner": owner, "app": format!("sd-{id}")}},
+        "spec": {"ports": [{"port": 80}], "selector": {"app": format!("sd-{id}")}},
+    }))
+    .unwrap();
+    let services: Api<Service> = Api::namespaced(app.admin_client(), &app.cluster().namespace);
+    services.create(&Default::default(), &left).await.unwrap();
+    let label = format!("llp.kitegg.de/deployment={id}");
+    while crate::helpers::labelled_services(&app, &id).is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let uri = format!("/kubernetes/deployments/{id}");
+    assert_eq!(app.call("DELETE", &uri, &app.bob, None).await.0, StatusCode::NOT_FOUND, "not bob's");
+    let (status, body) = app.call("DELETE", &uri, &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(services.list(&ListParams::default().labels(&label)).await.unwrap().items.is_empty(), "the Service went");
+    while !crate::helpers::labelled_services(&app, &id).is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, body) = app.call("DELETE", &uri, &app.alice, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing is left: {body}");
+}
 }

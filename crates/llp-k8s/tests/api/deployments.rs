@@ -306,11 +306,24 @@ async fn a_hostname_in_use_by_another_deployment_is_409(backend) {
             .0,
         StatusCode::CREATED
     );
+    // Once the service's watch has Alice's claim, Bob's deploy is refused before it writes.
+    let claims = &app.cluster().caches.host_claims;
+    while !claims.state().iter().any(|c| c.metadata.name.as_deref() == Some("llp-host-shared")) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let (status, body) = app
         .call("PUT", &format!("/kubernetes/deployments/{bob}"), &app.bob, None)
         .await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"));
     assert_eq!(body["errors"][0]["extensions"]["field"], "exposed_hostname");
+    let ledgers = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(app.admin_client(), &app.cluster().namespace)
+        .list(&kube::api::ListParams::default().labels("llp.kitegg.de/ledger=admission"))
+        .await
+        .unwrap();
+    assert!(
+        ledgers.items.into_iter().all(|l| !l.data.unwrap_or_default().contains_key(&bob)),
+        "refused before the first write: nothing admitted for Bob"
+    );
     assert_eq!(
         app.call("PUT", &format!("/kubernetes/deployments/{alice}"), &app.alice, None)
             .await

@@ -148,20 +148,12 @@ async fn a_silent_connection_is_closed_and_connections_are_capped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     let app = app();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let limits = llp_k8s::http::server::ServerLimits {
         header_read_seconds: 2,
         max_connections: 2,
         ..Default::default()
     };
-    let router = llp_k8s::http::router(app.state.clone());
-    tokio::spawn(llp_k8s::http::server::serve(
-        listener,
-        router,
-        limits,
-        std::future::pending(),
-    ));
+    let addr = serve_with(&app, limits).await;
 
     // Two connections that never send their headers take both slots: a third is not served.
     let mut silent = [
@@ -199,6 +191,126 @@ async fn a_silent_connection_is_closed_and_connections_are_capped() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), third.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "an idle kept-alive connection was left open");
+}
+
+/// Serves `app` with `limits` on a free port of 127.0.0.1; its address.
+async fn serve_with(
+    app: &crate::helpers::TestApp,
+    limits: llp_k8s::http::server::ServerLimits,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = llp_k8s::http::router(app.state.clone());
+    tokio::spawn(llp_k8s::http::server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// A connection that has sent the head of a PUT of a secret with `token`, and one byte of
+/// its 100-byte body.
+async fn slow_put(addr: std::net::SocketAddr, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /kubernetes/deployments/x/secret HTTP/1.1\r\nHost: llp\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    connection.write_all(head.as_bytes()).await.unwrap();
+    connection
+}
+
+/// The status line and body of the answer on `connection`, within `within`.
+async fn answer_on(connection: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(within, connection.read(&mut answer))
+        .await
+        .expect("no answer in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_at_its_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let app = app();
+    let limits = llp_k8s::http::server::ServerLimits {
+        body_read_seconds: 1,
+        ..Default::default()
+    };
+    let addr = serve_with(&app, limits).await;
+    let mut connection = slow_put(addr, &app.alice).await;
+    let started = Instant::now();
+    // A byte every 200 ms: the connection is never silent, the body never complete.
+    let trickle = async {
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if connection.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(1500), trickle).await;
+    let answer = answer_on(&mut connection, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("REQUEST_TIMEOUT") && answer.contains("within 1 s"),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn one_address_and_one_token_get_only_their_share_of_the_service() {
+    use tokio::io::AsyncWriteExt;
+    let app = app();
+    let limits = llp_k8s::http::server::ServerLimits {
+        max_connections: 16,
+        connections_per_address: 3,
+        requests_per_token: 2,
+        body_read_seconds: 30,
+        ..Default::default()
+    };
+    let addr = serve_with(&app, limits).await;
+    // Two slow requests with Alice's token: a third with it is a 429 at once, Bob's is served.
+    let _held = [slow_put(addr, &app.alice).await, slow_put(addr, &app.alice).await];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let healthz = |token: &str| {
+        format!("GET /kubernetes/capacity HTTP/1.1\r\nHost: llp\r\nAuthorization: Bearer {token}\r\n\r\n")
+    };
+    let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+    third.write_all(healthz(&app.alice).as_bytes()).await.unwrap();
+    let answer = answer_on(&mut third, Duration::from_secs(2)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 429") && answer.contains("REQUESTS_EXCEEDED"),
+        "{answer}"
+    );
+    // That was the address's third connection: a fourth from 127.0.0.1 is closed unserved.
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = fourth.write_all(healthz(&app.bob).as_bytes()).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::AsyncReadExt::read_to_end(&mut fourth, &mut rest),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed at once, unanswered: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    // Another address (127.0.0.2 is loopback too) is served.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(addr).await.unwrap();
+    other.write_all(healthz(&app.bob).as_bytes()).await.unwrap();
+    let answer = answer_on(&mut other, Duration::from_secs(2)).await;
+    assert!(!answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,4 +544,10 @@ async fn a_users_deployments_stay_within_their_groups_quota_on_deploy_and_scale(
     let big = json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1, volumeMounts: [{name: d, mountPath: /d}]}]\nvolumes: [{name: d, size: 10Gi}]\nreplicas: 16"});
     let big = app.create_record_with(&app.alice, big).await;
     assert_over_quota(put(&big, &app.alice).await, "storage: this asks for 160 GiB");
+
+    // An init container reserves its CPU as the scheduler counts it: a 6-core one before a
+    // 1-core app is 6 cores a pod, 12 for two, over the group's 8.
+    let init = json!({"data": "initContainers: [{name: fetch, image: busybox, cpu: 6, memory: 1}]\ncontainers: [{name: web, image: nginx, cpu: 1, memory: 1}]\nreplicas: 2"});
+    let init = app.create_record_with(&app.alice, init).await;
+    assert_over_quota(put(&init, &app.alice).await, "CPU: this asks for 12 cores");
 }

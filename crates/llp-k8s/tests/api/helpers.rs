@@ -534,6 +534,11 @@ impl TestApp {
 
 /// The Directus error code of a body.
 /// The names of the pods a status lists, in its order.
+/// The Services of deployment `id` as the service's watch cache shows them.
+pub fn labelled_services(app: &TestApp, id: &str) -> Vec<String> {
+    llp_k8s::cluster::cache::Caches::labelled(&app.cluster().caches.services, id)
+}
+
 pub fn pod_names(status: &Value) -> Vec<String> {
     status["pods"]
         .as_array()

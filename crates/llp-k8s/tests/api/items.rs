@@ -96,6 +96,18 @@ async fn a_malformed_body_is_400_naming_the_field() {
         .await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "INVALID_PAYLOAD"));
     assert_eq!(body["errors"][0]["extensions"]["field"], "titel");
+    // A value of the wrong type names its field, not the value.
+    for (body, field) in [
+        (json!({"title": 5}), "title"),
+        (
+            json!({"title": "x", "exposed_hostname": ["a", "b"]}),
+            "exposed_hostname",
+        ),
+    ] {
+        let (status, answer) = app.call("POST", "/items/deployments", &app.alice, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["field"], field, "{answer}");
+    }
     let (status, _) = app
         .call("POST", "/items/deployments", &app.alice, Some(json!([1, 2])))
         .await;

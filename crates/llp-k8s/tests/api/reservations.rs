@@ -256,7 +256,16 @@ async fn admins_book_gpus_and_each_user_reads_only_their_own_bookings() {
     let (_, bobs) = app.call("GET", "/items/gpu_reservations", &app.bob, None).await;
     assert_eq!(bobs["data"], json!([]));
     let one = format!("/items/gpu_reservations/{booked}");
-    assert_eq!(app.call("GET", &one, &app.bob, None).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = app.call("GET", &one, &app.bob, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["errors"][0]["message"], "reservation not found",
+        "about the booking, not a deployment"
+    );
+    let (_, body) = app
+        .call("GET", "/items/gpu_reservations/no-such-booking", &app.alice, None)
+        .await;
+    assert_eq!(body["errors"][0]["message"], "reservation not found");
     assert_eq!(app.call("GET", &one, &app.alice, None).await.0, StatusCode::OK);
     // Users do not book, change or cancel.
     let body = json!({"gpus": ["gpu-l"], "start": "2026-11-27T10:00:00Z", "end": "2026-11-28T10:00:00Z", "users": [app.user_id(&app.alice)]});

@@ -138,6 +138,51 @@ async fn a_claim_of_the_shared_name_that_is_not_the_owners_is_never_mounted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_fails_after_claiming_a_hostname_gives_it_back() {
+    let app = app_with_cluster().await;
+    let alice = app.user_id(&app.alice);
+    // A claim under the name Alice's shared volume would get stops her deploy at the apply,
+    // after the hostname was claimed.
+    let squatter: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": llp_spec::names::shared_claim("sd-", &alice, "data"), "labels": {"llp.kitegg.de/owner": "someone-else"}},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    claims(&app).create(&PostParams::default(), &squatter).await.unwrap();
+    let mut alices = shared("data", "1Gi");
+    alices["data"] = json!(format!(
+        "{}\n",
+        alices["data"]
+            .as_str()
+            .unwrap()
+            .replace("volumeMounts", "ports: [{name: http, port: 80}], volumeMounts")
+    ));
+    alices["exposed_service"] = json!("app");
+    alices["exposed_port"] = json!(80);
+    alices["exposed_hostname"] = json!("wanted");
+    let id = app.create_record_with(&app.alice, alices).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["field"].as_str()),
+        (StatusCode::CONFLICT, Some("volumes")),
+        "{body}"
+    );
+    let bobs = json!({"data": "containers: [{name: web, image: nginx, ports: [{name: http, port: 80}]}]",
+        "exposed_service": "web", "exposed_port": 80, "exposed_hostname": "wanted"});
+    let bob = app.create_record_with(&app.bob, bobs).await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{bob}"), &app.bob, None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a record that never ran holds no hostname: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_name_shared_by_one_and_per_replica_in_another_deployment_are_two_volumes() {
     let app = app_with_cluster().await;
     let shared_id = deploy(&app, &app.alice, shared("data", "1Gi")).await;

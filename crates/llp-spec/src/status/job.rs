@@ -75,7 +75,15 @@ pub fn from_job(
     let mut claims: Vec<&PersistentVolumeClaim> = claims.iter().map(Borrow::borrow).collect();
     claims.sort_by_key(|c| c.metadata.name.clone());
     let running = state == "Running";
-    let parallelism = if running { spec.parallelism.unwrap_or(1) } else { 0 };
+    // As Kubernetes runs it: no more pods than completions are still to come (without
+    // `completions`, a work queue, as many as `parallelism`).
+    let to_come = spec.completions.map(|c| (c - status.succeeded.unwrap_or(0)).max(0));
+    let parallelism = if running {
+        let parallelism = spec.parallelism.unwrap_or(1);
+        to_come.map_or(parallelism, |to_come| parallelism.min(to_come))
+    } else {
+        0
+    };
     let annotation = |key: &str| job.metadata.annotations.as_ref()?.get(key).cloned();
     let time = |t: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| t.map(|t| t.0.to_string());
     DeploymentStatus {
@@ -99,5 +107,36 @@ pub fn from_job(
             message,
         }),
         stale: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicas(spec: serde_json::Value, succeeded: i32) -> i32 {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "sd-1"},
+            "spec": spec,
+            "status": {"succeeded": succeeded},
+        }))
+        .unwrap();
+        from_job(&job, &[] as &[CachedPod], &[] as &[PersistentVolumeClaim], None).replicas
+    }
+
+    #[test]
+    fn a_run_reports_the_pods_kubernetes_runs_not_more_than_completions_to_come() {
+        let template = serde_json::json!({"spec": {"containers": []}});
+        let spec = |parallelism: i32, completions: Option<i32>| {
+            let mut spec = serde_json::json!({"parallelism": parallelism, "template": template});
+            if let Some(c) = completions {
+                spec["completions"] = c.into();
+            }
+            spec
+        };
+        assert_eq!(replicas(spec(8, Some(1)), 0), 1, "scaled to 8 with one completion");
+        assert_eq!(replicas(spec(3, Some(5)), 3), 2, "two completions to come");
+        assert_eq!(replicas(spec(2, Some(2)), 0), 2);
+        assert_eq!(replicas(spec(4, None), 0), 4, "a work queue runs parallelism pods");
     }
 }
