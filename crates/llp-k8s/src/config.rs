@@ -112,6 +112,9 @@ pub enum ConfigError {
     /// A setting the service cannot honour.
     #[error("[cluster] {0}")]
     Cluster(String),
+    /// A limit that would not do what it says.
+    #[error("{0}")]
+    Limits(String),
 }
 
 impl Config {
@@ -133,6 +136,9 @@ impl Config {
         };
         config.apply_env(env)?;
         config.cluster.check().map_err(ConfigError::Cluster)?;
+        if let Some(lowered) = config.limits.lowered_by_groups().into_iter().next() {
+            return Err(ConfigError::Limits(lowered));
+        }
         Ok(config)
     }
 
@@ -290,6 +296,19 @@ mod tests {
         let config = Config::load(Some(&file), env).unwrap();
         assert_eq!(config.cluster.namespace, "from-env");
         assert_eq!(config.listen.port(), 9000);
+    }
+
+    #[test]
+    fn a_group_limit_below_the_default_stops_the_start_naming_it() {
+        let dir = std::env::temp_dir().join(format!("llp-config-lower-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[limits.groups.guests.quota]\ncpu = 8\n").unwrap();
+        let error = Config::load(Some(&file), no_env).unwrap_err().to_string();
+        assert!(
+            error.starts_with("limits.groups.guests.quota.cpu = 8 is below limits.default.quota.cpu = 128"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -139,6 +139,42 @@ pub fn of_objects(objects: &Objects) -> Usage {
     usage
 }
 
+/// GiB of the claims of the deployment labelled `deployment_label` that `objects` does not
+/// render: those of a volume renamed or dropped, or of replicas beyond its count, which
+/// Kubernetes keeps (and so the owner holds) until the deployment is deleted.
+pub fn unrendered_claims(caches: &Caches, deployment_label: &str, objects: &Objects) -> f64 {
+    let mut rendered: Vec<String> = objects
+        .claims
+        .iter()
+        .chain(&objects.shared_claims)
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    if let Some(set) = objects.stateful_set() {
+        let name = set.metadata.name.clone().unwrap_or_default();
+        let spec = set.spec.as_ref();
+        let replicas = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
+        for template in spec
+            .and_then(|s| s.volume_claim_templates.as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let volume = template.metadata.name.clone().unwrap_or_default();
+            rendered.extend((0..replicas).map(|ordinal| format!("{volume}-{name}-{ordinal}")));
+        }
+    }
+    caches
+        .claims
+        .state()
+        .iter()
+        .filter(|c| {
+            let labels = c.metadata.labels.as_ref();
+            labels.and_then(|l| l.get(DEPLOYMENT_LABEL)).map(String::as_str) == Some(deployment_label)
+                && c.metadata.name.as_ref().is_some_and(|n| !rendered.contains(n))
+        })
+        .map(|c| storage(c))
+        .sum()
+}
+
 /// What the deployed `deployed` (base name `base`) would hold at `replicas`: its pods, and
 /// its claims, with those of the replicas it would add (each like replica 0's).
 pub fn scaled(caches: &Caches, deployed: &Deployed, base: &str, replicas: u32) -> Usage {

@@ -78,11 +78,18 @@ fn every_manifest_parses_as_its_kind() {
 }
 
 #[test]
-fn nodes_are_only_read() {
+fn the_cluster_wide_grants_only_read_nodes_and_ingresses() {
     let granted = grants(&of_kind("ClusterRole").remove(0)["rules"]);
     assert_eq!(
         granted,
-        BTreeSet::from([(String::new(), "nodes".to_owned(), "list".to_owned())])
+        BTreeSet::from([
+            (String::new(), "nodes".to_owned(), "list".to_owned()),
+            (
+                "networking.k8s.io".to_owned(),
+                "ingresses".to_owned(),
+                "list".to_owned()
+            )
+        ])
     );
 }
 

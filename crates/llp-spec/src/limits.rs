@@ -135,6 +135,76 @@ impl Default for LimitsTable {
 }
 
 impl LimitsTable {
+    /// A group's maximum or quota below the default's, which would do nothing (a group only
+    /// raises what everybody gets: [`LimitsTable::for_groups`] takes the larger), each as a
+    /// sentence that names the setting and the fix.
+    pub fn lowered_by_groups(&self) -> Vec<String> {
+        let d = &self.default;
+        let mut found = Vec::new();
+        for (group, g) in &self.groups {
+            let q = (&g.quota, &d.quota);
+            let below: [(&str, bool, String, String); 9] = [
+                (
+                    "max_cpu",
+                    g.max_cpu < d.max_cpu,
+                    g.max_cpu.to_string(),
+                    d.max_cpu.to_string(),
+                ),
+                (
+                    "max_memory",
+                    g.max_memory < d.max_memory,
+                    g.max_memory.to_string(),
+                    d.max_memory.to_string(),
+                ),
+                (
+                    "max_gpu_count",
+                    g.max_gpu_count < d.max_gpu_count,
+                    g.max_gpu_count.to_string(),
+                    d.max_gpu_count.to_string(),
+                ),
+                (
+                    "max_replicas",
+                    g.max_replicas < d.max_replicas,
+                    g.max_replicas.to_string(),
+                    d.max_replicas.to_string(),
+                ),
+                (
+                    "quota.deployments",
+                    q.0.deployments < q.1.deployments,
+                    q.0.deployments.to_string(),
+                    q.1.deployments.to_string(),
+                ),
+                ("quota.cpu", q.0.cpu < q.1.cpu, q.0.cpu.to_string(), q.1.cpu.to_string()),
+                (
+                    "quota.memory",
+                    q.0.memory < q.1.memory,
+                    q.0.memory.to_string(),
+                    q.1.memory.to_string(),
+                ),
+                (
+                    "quota.gpus",
+                    q.0.gpus < q.1.gpus,
+                    q.0.gpus.to_string(),
+                    q.1.gpus.to_string(),
+                ),
+                (
+                    "quota.storage",
+                    q.0.storage < q.1.storage,
+                    q.0.storage.to_string(),
+                    q.1.storage.to_string(),
+                ),
+            ];
+            for (field, lower, theirs, default) in below {
+                if lower {
+                    found.push(format!(
+                        "limits.groups.{group}.{field} = {theirs} is below limits.default.{field} = {default}: a group only raises what everybody gets, so it would have no effect. Lower limits.default.{field} (and raise it for the other groups) or remove the setting."
+                    ));
+                }
+            }
+        }
+        found
+    }
+
     /// The limits of a user who belongs to `groups`.
     pub fn for_groups<S: AsRef<str>>(&self, groups: &[S]) -> Limits {
         groups
@@ -174,6 +244,35 @@ mod tests {
             },
         );
         assert_eq!(table.for_groups(&["tiny"]).max_cpu, 32);
+    }
+
+    #[test]
+    fn a_group_setting_below_the_default_is_named_with_the_fix() {
+        let mut table = LimitsTable::default();
+        assert!(table.lowered_by_groups().is_empty(), "management only raises");
+        table.groups.insert(
+            "tiny".into(),
+            Limits {
+                max_cpu: 1,
+                quota: crate::quota::Quota {
+                    storage: 10,
+                    ..crate::quota::Quota::default()
+                },
+                ..Limits::default()
+            },
+        );
+        let found = table.lowered_by_groups();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("limits.groups.tiny.max_cpu = 1 is below limits.default.max_cpu = 32"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            found[1].starts_with("limits.groups.tiny.quota.storage = 10"),
+            "{}",
+            found[1]
+        );
     }
 
     #[test]

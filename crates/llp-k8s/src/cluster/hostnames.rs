@@ -1,7 +1,8 @@
 //! Who holds a hostname. A deployment claims its `exposed_hostname` with an object named
 //! after it (a ConfigMap `llp-host-<hostname>`): the API server lets one create it, so two
 //! deploys, even by two replicas of the service, can never both win. Every Ingress of the
-//! namespace is checked too, so a host another tool serves cannot be claimed.
+//! cluster is checked too (a read-only ClusterRole grants the list), so a host that another
+//! tool or another namespace serves cannot be claimed.
 
 use super::Cluster;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -65,7 +66,7 @@ pub async fn held_by_another(cluster: &Cluster, hostname: &str, deployment_label
 
 /// Claims `hostname` (serving `host`, its full name) for the deployment labelled
 /// `deployment_label` of `owner_label`; `Taken` if another deployment holds it or another
-/// Ingress of the namespace serves `host`. Claiming one's own hostname again is fine.
+/// Ingress of any namespace serves `host`. Claiming one's own hostname again is fine.
 pub async fn claim(
     cluster: &Cluster,
     hostname: &str,
@@ -73,14 +74,15 @@ pub async fn claim(
     deployment_label: &str,
     owner_label: &str,
 ) -> Result<Claimed, HostnameError> {
-    let ingresses: Api<Ingress> = cluster.api();
-    // Every Ingress of the namespace, a page at a time (there may be thousands).
+    let ingresses: Api<Ingress> = Api::all(cluster.client.clone());
+    // Every Ingress of the cluster, a page at a time (there may be thousands).
     let mut asking = Some(super::pages::first(&ListParams::default()));
     while let Some(params) = asking {
         let page = ingresses.list(&params).await?;
         asking = super::pages::next(&params, &page.metadata);
         let served_by_another = page.items.iter().any(|ingress| {
-            let ours = label(&ingress.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label)
+            let ours = ingress.metadata.namespace.as_deref() == Some(cluster.namespace.as_str())
+                && label(&ingress.metadata.labels, DEPLOYMENT_LABEL) == Some(deployment_label)
                 && label(&ingress.metadata.labels, MANAGED_BY.0) == Some(MANAGED_BY.1);
             let hosts = ingress
                 .spec

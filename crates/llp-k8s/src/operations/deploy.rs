@@ -141,7 +141,11 @@ impl<'a> Plan<'a> {
         }
         let per_pod = llp_spec::footprint::PodFootprint::of(objects.workload.pod_template()).gpus;
         let replicas = deployment.spec.replicas;
-        let usage = crate::quota::of_objects(&objects);
+        let mut usage = crate::quota::of_objects(&objects);
+        // Claims it no longer renders stay until it is deleted: it holds them all the same.
+        if leftovers.is_none() {
+            usage.storage += crate::quota::unrendered_claims(caches, &label_value(&record_id.to_string()), &objects);
+        }
         let entry = crate::quota::entry(usage, times(&per_pod, replicas), crate::quota::shared_claims(&objects));
         // An unchanged or smaller deployment holds no more than the caches show: no entry needed.
         let hold = caches.deployed(&base).is_none_or(|d| {

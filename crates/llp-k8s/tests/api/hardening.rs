@@ -193,6 +193,40 @@ async fn a_silent_connection_is_closed_and_connections_are_capped() {
     assert!(closed.is_ok(), "an idle kept-alive connection was left open");
 }
 
+crate::on_both_backends! {
+async fn the_claims_of_a_renamed_volume_count_until_the_deployment_goes(backend) {
+    let mut app = crate::helpers::app_on(backend).await;
+    let mut table = llp_spec::LimitsTable::default();
+    table.default.quota.storage = 100;
+    app.state.limits = std::sync::Arc::new(table);
+    let with_volume = |volume: &str| {
+        json!({"data": format!(
+            "containers: [{{name: web, image: nginx, volumeMounts: [{{name: {volume}, mountPath: /d}}]}}]\nvolumes: [{{name: {volume}, size: 40Gi}}]"
+        )})
+    };
+    let id = app.create_record_with(&app.alice, with_volume("a")).await;
+    let uri = format!("/kubernetes/deployments/{id}");
+    let record = format!("/items/deployments/{id}");
+    for (volume, expected) in [("a", StatusCode::CREATED), ("b", StatusCode::OK)] {
+        app.call("PATCH", &record, &app.alice, Some(with_volume(volume))).await;
+        let (status, body) = app.call("PUT", &uri, &app.alice, None).await;
+        assert_eq!(status, expected, "{volume}: {body}");
+        // Its claim is made with its pod.
+        app.status_until(&id, &app.alice, |s| {
+            s["volumes"].as_array().is_some_and(|v| v.iter().any(|v| v["name"] == volume && v["phase"] == "Bound"))
+        })
+        .await;
+    }
+    // a's and b's claims stay (Kubernetes keeps a StatefulSet's claims): a third 40 GiB
+    // volume would hold 120 GiB against 100.
+    app.call("PATCH", &record, &app.alice, Some(with_volume("c"))).await;
+    assert_over_quota(
+        app.call("PUT", &uri, &app.alice, None).await,
+        "storage: this asks for 120 GiB",
+    );
+}
+}
+
 /// Serves `app` with `limits` on a free port of 127.0.0.1; its address.
 async fn serve_with(
     app: &crate::helpers::TestApp,
@@ -407,6 +441,27 @@ async fn a_hostname_is_free_again_once_given_up_and_never_one_another_ingress_se
     let carols = app.create_record_with(&app.alice, exposed("theirs")).await;
     let (status, body) = app
         .call("PUT", &format!("/kubernetes/deployments/{carols}"), &app.alice, None)
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"), "{body}");
+    // Nor one an Ingress of another namespace serves, even one labelled as if it were ours.
+    let docs = app.create_record_with(&app.alice, exposed("docs")).await;
+    let elsewhere: k8s_openapi::api::networking::v1::Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "docs", "labels": {"app.kubernetes.io/managed-by": "llp-k8s", "llp.kitegg.de/deployment": docs}},
+        "spec": {"rules": [{"host": "docs.llp.example.org"}]},
+    }))
+    .unwrap();
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "elsewhere"}})).unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(app.admin_client())
+        .create(&Default::default(), &namespace)
+        .await
+        .unwrap();
+    kube::Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(app.admin_client(), "elsewhere")
+        .create(&Default::default(), &elsewhere)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{docs}"), &app.alice, None)
         .await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "CONFLICT"), "{body}");
 

@@ -34,6 +34,15 @@ async fn caches_list_again_after_a_compacted_resume_and_stay_correct() {
     );
     let listed_before = lists(&app).await;
 
+    // A write no cache watches, just before the compaction: every watch's resourceVersion is
+    // then older than what survives it (a bookmark a moment earlier could otherwise have
+    // brought one up to the compacted revision, and its resume would not need a list).
+    let marker: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "before-compaction"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(crate::testbed::admin_of(&testbed), "default")
+        .create(&Default::default(), &marker)
+        .await
+        .unwrap();
     let mut testbed = tokio::task::spawn_blocking(move || {
         testbed.compact_etcd().expect("etcd compacts");
         testbed.restart_apiserver().expect("the API server comes back");

@@ -68,7 +68,7 @@ pub fn check_container(p: &mut Problems, path: &str, raw: &RawContainer, limits:
             p.add(
                 join(path, key),
                 Rule::OutOfRange,
-                "is 0, the root user, which your group may not run as: give another id (such as 1000), or leave it out to run as the image's user.",
+                "is 0, the root user, which your group may not set: give another id (such as 1000), or leave it out to run as the image's own user (root for many images, such as nginx and pytorch, which then start with only the few capabilities they need to switch to their own user).",
             );
         }
     }
