@@ -71,6 +71,27 @@ impl Filter {
             && self.labels.matches_object(object)
             && self.fields.matches(object)
     }
+
+    /// The line this watch sends for `change`, if any: a modified object that leaves the
+    /// selection is DELETED (its previous content at the new version) and one that enters it
+    /// ADDED, as kube-apiserver's watch cache reports them.
+    fn line_for(&self, change: &Change) -> Option<Bytes> {
+        let now = self.matches(change.resource, &change.object);
+        let before = change
+            .previous
+            .as_ref()
+            .is_some_and(|previous| self.matches(change.resource, previous));
+        match (change.previous.is_some(), before, now) {
+            (false, _, true) | (true, true, true) => Some(self.line(change)),
+            (true, false, true) => Some(line(&self.event("ADDED", &change.object))),
+            (true, true, false) => {
+                let mut left = (**change.previous.as_ref()?).clone();
+                left["metadata"]["resourceVersion"] = change.object["metadata"]["resourceVersion"].clone();
+                Some(line(&self.event("DELETED", &left)))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Starts a watch.
@@ -105,14 +126,10 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
     let (initial, live, revision) = {
         let store = request.state.store.lock().expect("store lock");
         let live = store.subscribe(filter.resource);
-        let initial: Result<Vec<Value>, StoreError> = match since {
-            Some(rv) if !initial_events_end => store.changes_since(filter.resource, rv).map(|changes| {
-                changes
-                    .iter()
-                    .filter(|c| filter.matches(c.resource, &c.object))
-                    .map(|c| filter.event(c.event.as_str(), &c.object))
-                    .collect()
-            }),
+        let initial: Result<Vec<Bytes>, StoreError> = match since {
+            Some(rv) if !initial_events_end => store
+                .changes_since(filter.resource, rv)
+                .map(|changes| changes.iter().filter_map(|c| filter.line_for(c)).collect()),
             _ => Ok(store
                 .list(
                     filter.resource,
@@ -121,7 +138,7 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
                     &filter.fields,
                 )
                 .iter()
-                .map(|o| filter.event("ADDED", o))
+                .map(|o| line(&filter.event("ADDED", o)))
                 .collect()),
         };
         (initial, live, store.revision())
@@ -137,7 +154,7 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
         Ok(events) => {
             let mut events = events;
             if initial_events_end {
-                events.push(bookmark(kind, &api_version, revision, true));
+                events.push(line(&bookmark(kind, &api_version, revision, true)));
             }
             tokio::spawn(stream(
                 request.state.store.clone(),
@@ -159,15 +176,15 @@ pub async fn serve(request: &Request<'_>, target: &Target) -> Result<Response, A
 async fn stream(
     store: Arc<std::sync::Mutex<crate::store::Store>>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
-    initial: Vec<Value>,
+    initial: Vec<Bytes>,
     mut live: broadcast::Receiver<Arc<Change>>,
     filter: Filter,
     mut revision: u64,
     bookmarks: Option<(&'static str, String)>,
     timeout: Duration,
 ) {
-    for e in &initial {
-        if tx.send(Ok(line(e))).await.is_err() {
+    for event in initial {
+        if tx.send(Ok(event)).await.is_err() {
             return;
         }
     }
@@ -188,8 +205,8 @@ async fn stream(
             received = live.recv() => match received {
                 Ok(change) if change.revision > revision => {
                     revision = change.revision;
-                    if filter.matches(change.resource, &change.object)
-                        && tx.send(Ok(filter.line(&change))).await.is_err()
+                    if let Some(event) = filter.line_for(&change)
+                        && tx.send(Ok(event)).await.is_err()
                     {
                         return;
                     }
@@ -203,8 +220,8 @@ async fn stream(
                         Ok(changes) => {
                             for change in changes {
                                 revision = revision.max(change.revision);
-                                if filter.matches(change.resource, &change.object)
-                                    && tx.send(Ok(filter.line(&change))).await.is_err()
+                                if let Some(event) = filter.line_for(&change)
+                                    && tx.send(Ok(event)).await.is_err()
                                 {
                                     return;
                                 }

@@ -77,6 +77,9 @@ pub struct Change {
     pub resource: ResourceId,
     /// The object after the change (before it, for a deletion).
     pub object: Arc<Value>,
+    /// The object before a modification: a watch with a selector reports one that leaves
+    /// the selection as DELETED and one that enters it as ADDED, as kube-apiserver does.
+    pub previous: Option<Arc<Value>>,
     /// The watch event line, serialized once for every watch that sends it.
     pub line: std::sync::OnceLock<bytes::Bytes>,
 }
@@ -535,6 +538,7 @@ impl Store {
             event: EventType::Deleted,
             resource: key.resource,
             object: deleted.clone(),
+            previous: None,
             line: Default::default(),
         });
         Ok(deleted)
@@ -645,8 +649,9 @@ impl Store {
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
         let object = Arc::new(object);
-        if let Some(old) = self.objects.insert(key.clone(), object.clone()) {
-            self.unindex_owners(&key, &old);
+        let previous = self.objects.insert(key.clone(), object.clone());
+        if let Some(old) = &previous {
+            self.unindex_owners(&key, old);
         }
         for uid in owner_uids(&object) {
             self.dependents.entry(uid.to_owned()).or_default().insert(key.clone());
@@ -656,6 +661,7 @@ impl Store {
             event,
             resource: key.resource,
             object: object.clone(),
+            previous: previous.filter(|_| event == EventType::Modified),
             line: Default::default(),
         });
         object

@@ -3,6 +3,10 @@
 //! Kubernetes 1.37's `ValidateStatefulSetUpdate`, one cause per field); a claim's spec is
 //! immutable but for a bound claim's storage request, which may grow (its class is taken to
 //! allow expansion, as the simulator's default class does) and never fall below its capacity.
+//! Every object's label keys and values, ConfigMap and Secret keys, and containers' requests
+//! and limits (a request at most its limit; an extended resource such as a GPU with a limit,
+//! its request equal to it) are checked as kube-apiserver checks them, naming the same fields
+//! (`crates/llp-testbed/tests/probe.rs` compares the two).
 
 use super::StoreError;
 use serde_json::Value;
@@ -44,6 +48,18 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
     {
         check_claim_update(new, old, &mut causes);
     }
+    check_labels(new, &mut causes);
+    if kind == "ConfigMap" || kind == "Secret" {
+        check_data_keys(new, &mut causes);
+    }
+    let pod_spec = match kind {
+        "Pod" => Some(("spec", &new["spec"])),
+        "StatefulSet" | "Job" => Some(("spec.template.spec", &new["spec"]["template"]["spec"])),
+        _ => None,
+    };
+    if let Some((path, spec)) = pod_spec {
+        check_resources(path, spec, &mut causes);
+    }
     if causes.is_empty() {
         Ok(())
     } else {
@@ -52,6 +68,115 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
             name: name.into(),
             causes,
         })
+    }
+}
+
+/// Label keys and values as `IsQualifiedName` and `IsValidLabelValue` allow them.
+fn check_labels(new: &Value, causes: &mut Vec<(String, String)>) {
+    let Some(labels) = new["metadata"]["labels"].as_object() else {
+        return;
+    };
+    let name_part = |text: &str| {
+        !text.is_empty()
+            && text.len() <= 63
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && text.as_bytes()[0].is_ascii_alphanumeric()
+            && text.as_bytes()[text.len() - 1].is_ascii_alphanumeric()
+    };
+    for (key, value) in labels {
+        let (prefix, name) = key.rsplit_once('/').map_or((None, key.as_str()), |(p, n)| (Some(p), n));
+        let prefix_ok = prefix.is_none_or(|p| {
+            !p.is_empty()
+                && p.len() <= 253
+                && p.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+        });
+        if !prefix_ok || !name_part(name) {
+            causes.push((
+                "metadata.labels".into(),
+                format!("Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+            ));
+        }
+        let value = value.as_str().unwrap_or_default();
+        if !value.is_empty() && !name_part(value) {
+            causes.push((
+                "metadata.labels".into(),
+                format!("Invalid value: \"{value}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+            ));
+        }
+    }
+}
+
+/// A ConfigMap's or Secret's keys as `IsConfigMapKey` allows them.
+fn check_data_keys(new: &Value, causes: &mut Vec<(String, String)>) {
+    for field in ["data", "binaryData", "stringData"] {
+        for key in new[field].as_object().into_iter().flat_map(|m| m.keys()) {
+            let valid = !key.is_empty()
+                && key.len() <= 253
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && key != "."
+                && key != ".."
+                && !key.starts_with("..");
+            if !valid {
+                causes.push((
+                    format!("{field}[{key}]"),
+                    format!("Invalid value: \"{key}\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'"),
+                ));
+            }
+        }
+    }
+}
+
+/// Each container's requests are at most its limits; an extended resource (a GPU) cannot be
+/// overcommitted: its request, when given, equals its limit, which must be set.
+fn check_resources(path: &str, spec: &Value, causes: &mut Vec<(String, String)>) {
+    let standard =
+        |name: &str| ["cpu", "memory", "ephemeral-storage"].contains(&name) || name.starts_with("hugepages-");
+    for list in ["initContainers", "containers"] {
+        for (index, container) in spec[list].as_array().into_iter().flatten().enumerate() {
+            let resources = &container["resources"];
+            let requests = resources["requests"].as_object();
+            let limits = resources["limits"].as_object();
+            for (name, request) in requests.into_iter().flatten() {
+                let field = format!("{path}.{list}[{index}].resources.requests");
+                let amount = request.as_str().and_then(crate::controller::quantity::parse);
+                let limit = limits.and_then(|l| l.get(name));
+                let limit_amount = limit
+                    .and_then(Value::as_str)
+                    .and_then(crate::controller::quantity::parse);
+                let shown = request.as_str().unwrap_or_default();
+                if standard(name) {
+                    if let (Some(amount), Some(limit_amount)) = (amount, limit_amount)
+                        && amount > limit_amount
+                    {
+                        causes.push((
+                            field,
+                            format!(
+                                "Invalid value: \"{shown}\": must be less than or equal to {name} limit of {}",
+                                limit.and_then(Value::as_str).unwrap_or_default()
+                            ),
+                        ));
+                    }
+                } else if limit.is_none() {
+                    causes.push((
+                        format!("{path}.{list}[{index}].resources.limits"),
+                        "Required value: Limit must be set for non overcommitable resources".into(),
+                    ));
+                } else if amount != limit_amount {
+                    causes.push((
+                        field,
+                        format!(
+                            "Invalid value: \"{shown}\": must be equal to {name} limit of {}",
+                            limit.and_then(Value::as_str).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -146,6 +271,40 @@ mod tests {
         let unbound = json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}, "status": {"phase": "Pending"}});
         let binding = json!({"spec": {"volumeName": "pv-1", "resources": {"requests": {"storage": "2Gi"}}}, "status": {"phase": "Pending"}});
         assert!(check(&binding, &unbound).is_ok(), "the binder names the volume");
+    }
+
+    #[test]
+    fn labels_data_keys_and_resources_are_checked_as_kubernetes_checks_them() {
+        let refused = |kind: &str, object: Value| match validate(kind, "x", &object, None) {
+            Err(StoreError::Invalid { causes, .. }) => causes.into_iter().map(|(field, _)| field).collect::<Vec<_>>(),
+            other => panic!("{object}: {other:?}"),
+        };
+        assert_eq!(
+            refused("ConfigMap", json!({"metadata": {"labels": {"env": "pro d"}}})),
+            ["metadata.labels"]
+        );
+        assert_eq!(
+            refused("ConfigMap", json!({"metadata": {}, "data": {"..x": "1"}})),
+            ["data[..x]"]
+        );
+        let pod = |resources: Value| json!({"spec": {"containers": [{"name": "c", "resources": resources}]}});
+        assert_eq!(
+            refused(
+                "Pod",
+                pod(json!({"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}))
+            ),
+            ["spec.containers[0].resources.requests"]
+        );
+        assert_eq!(
+            refused("Pod", pod(json!({"requests": {"nvidia.com/gpu": "1"}}))),
+            ["spec.containers[0].resources.limits"]
+        );
+        let fine = pod(
+            json!({"requests": {"cpu": "500m", "nvidia.com/gpu": "1"}, "limits": {"cpu": "1", "nvidia.com/gpu": "1"}}),
+        );
+        assert!(validate("Pod", "x", &fine, None).is_ok());
+        let labelled = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "llp-k8s", "empty": ""}}});
+        assert!(validate("ConfigMap", "x", &labelled, None).is_ok());
     }
 
     #[test]

@@ -1,0 +1,200 @@
+//! The differential probe through kube-rs: the same requests against the simulator and the
+//! real control plane, and what came back compared where the service (its reflectors, its
+//! writes) could notice a difference. Each check says what Kubernetes does; the simulator
+//! must agree.
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use llp_sim::{ClusterSpec, SimOptions, Simulator, Timings};
+use llp_testbed::{Options, Testbed};
+use serde_json::json;
+use std::time::Duration;
+
+const NAMESPACE: &str = "probe";
+
+async fn client(kubeconfig: &str) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("a client configuration");
+    let client = kube::Client::try_from(config).expect("a client");
+    let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await;
+    client
+}
+
+/// What a watch selecting `probe=yes` reports while a ConfigMap is labelled in, out, in
+/// again, then deleted: the event types, and the label the object of each carries.
+async fn selected_watch(client: kube::Client) -> Vec<(String, String)> {
+    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+    let from = api
+        .list(&ListParams::default().labels("probe=yes"))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = api
+        .watch(&WatchParams::default().labels("probe=yes").timeout(30), &from)
+        .await
+        .unwrap()
+        .boxed();
+    let label = |value: &str| json!({"metadata": {"labels": {"probe": value}}});
+    let created: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "moving", "labels": {"probe": "yes"}}})).unwrap();
+    api.create(&PostParams::default(), &created).await.unwrap();
+    let merge = PatchParams::default();
+    api.patch("moving", &merge, &Patch::Merge(label("no"))).await.unwrap();
+    api.patch("moving", &merge, &Patch::Merge(label("no-still")))
+        .await
+        .unwrap();
+    api.patch("moving", &merge, &Patch::Merge(label("yes"))).await.unwrap();
+    api.delete("moving", &DeleteParams::default()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let next = tokio::time::timeout(Duration::from_secs(10), events.try_next())
+            .await
+            .expect("a watch event in time")
+            .unwrap()
+            .expect("the watch goes on");
+        let (kind, object) = match next {
+            WatchEvent::Added(o) => ("ADDED", o),
+            WatchEvent::Modified(o) => ("MODIFIED", o),
+            WatchEvent::Deleted(o) => ("DELETED", o),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        };
+        let probe = object
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .remove("probe")
+            .unwrap_or_default();
+        seen.push((kind.to_owned(), probe));
+    }
+    seen
+}
+
+/// What creating `object` (a `kind` of the core or apps group) answers: 201, or the
+/// failure's code and the fields its causes name.
+async fn create_answer(client: kube::Client, kind: &str, object: serde_json::Value) -> (u16, Vec<String>) {
+    let (group, version, plural) = match kind {
+        "Pod" => ("", "v1", "pods"),
+        "ConfigMap" => ("", "v1", "configmaps"),
+        "StatefulSet" => ("apps", "v1", "statefulsets"),
+        other => panic!("no probe for {other}"),
+    };
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let resource = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api: Api<kube::core::DynamicObject> = Api::namespaced_with(client, NAMESPACE, &resource);
+    let mut object = object;
+    object["apiVersion"] = json!(resource.api_version);
+    object["kind"] = json!(kind);
+    let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => (201, Vec::new()),
+        Err(kube::Error::Api(status)) => {
+            let mut fields: Vec<String> = status
+                .details
+                .map(|d| d.causes.into_iter().map(|c| c.field).collect())
+                .unwrap_or_default();
+            fields.sort();
+            (status.code, fields)
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// Objects kube-apiserver refuses as invalid that the service builds the parts of itself
+/// (label values, data keys, resource requests and limits): each by kind, with why.
+fn invalid_objects() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    let pod = |name: &str, resources: serde_json::Value| json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x", "resources": resources}]}});
+    vec![
+        (
+            "a GPU request unlike its limit",
+            "Pod",
+            pod(
+                "gpu-unequal",
+                json!({"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}),
+            ),
+        ),
+        (
+            "a GPU request without a limit",
+            "Pod",
+            pod("gpu-no-limit", json!({"requests": {"nvidia.com/gpu": "1"}})),
+        ),
+        (
+            "a CPU request above its limit",
+            "Pod",
+            pod("cpu-over", json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}})),
+        ),
+        (
+            "a label value with a space",
+            "ConfigMap",
+            json!({"metadata": {"name": "bad-label", "labels": {"env": "pro d"}}}),
+        ),
+        (
+            "a label value too long",
+            "ConfigMap",
+            json!({"metadata": {"name": "long-label", "labels": {"env": "x".repeat(64)}}}),
+        ),
+        (
+            "a data key with a slash",
+            "ConfigMap",
+            json!({"metadata": {"name": "bad-key"}, "data": {"a/b": "x"}}),
+        ),
+        (
+            "a template's GPU request unlike its limit",
+            "StatefulSet",
+            json!({"metadata": {"name": "sts-gpu"}, "spec": {
+            "selector": {"matchLabels": {"app": "g"}}, "serviceName": "g",
+            "template": {"metadata": {"labels": {"app": "g"}}, "spec": {"containers": [{"name": "c", "image": "x",
+                "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}}]}}}}),
+        ),
+    ]
+}
+
+#[test]
+fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
+    let testbed = Testbed::up(Options::default()).expect("the real control plane starts");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let sim = Simulator::start(SimOptions {
+            cluster: ClusterSpec {
+                timings: Timings::fast(),
+                ..ClusterSpec::default()
+            },
+            ..SimOptions::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let (simulated, real) = (
+            client(&sim.kubeconfig(NAMESPACE)).await,
+            client(&testbed.kubeconfig(NAMESPACE)).await,
+        );
+
+        // An object that leaves a watch's label selection is DELETED there (its content before
+        // the change), and ADDED when it enters again: a reflector must not keep it.
+        let expected: Vec<(String, String)> = [
+            ("ADDED", "yes"),
+            ("DELETED", "yes"),
+            ("ADDED", "yes"),
+            ("DELETED", "yes"),
+        ]
+        .map(|(kind, label)| (kind.to_owned(), label.to_owned()))
+        .to_vec();
+        assert_eq!(selected_watch(real.clone()).await, expected, "kube-apiserver");
+        assert_eq!(selected_watch(simulated.clone()).await, expected, "the simulator");
+
+        // Invalid objects are refused with 422, naming the same fields.
+        for (what, kind, object) in invalid_objects() {
+            let kubernetes = create_answer(real.clone(), kind, object.clone()).await;
+            assert_eq!(kubernetes.0, 422, "kube-apiserver refuses {what}: {kubernetes:?}");
+            let simulator = create_answer(simulated.clone(), kind, object).await;
+            assert_eq!(simulator, kubernetes, "{what}: the simulator answers as kube-apiserver");
+        }
+    });
+}
