@@ -12,6 +12,7 @@ pub mod footprint;
 pub mod limits;
 pub mod names;
 pub mod parse;
+pub mod placement;
 pub mod quantity;
 pub mod quota;
 pub mod raw;

@@ -217,6 +217,53 @@ pub async fn apply_objects(
     })
 }
 
+/// What the API server would make of `objects` (its dry run of every server-side apply,
+/// nothing stored): each object as it would be. A workload whose immutable fields changed
+/// would be recreated; it is given as rendered.
+pub async fn dry_run(cluster: &Cluster, objects: &Objects) -> Result<Vec<serde_json::Value>, ApplyError> {
+    let params = PatchParams::apply(MANAGER).force().dry_run();
+    let mut answers = Vec::new();
+    async fn one<K>(api: Api<K>, object: &K, params: &PatchParams) -> Result<serde_json::Value, ApplyError>
+    where
+        K: k8s_openapi::Resource
+            + kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        match api.patch(&name, params, &Patch::Apply(object)).await {
+            Ok(applied) => Ok(serde_json::to_value(applied).unwrap_or_default()),
+            Err(kube::Error::Api(status)) if immutable_field_changed(&status) => {
+                Ok(serde_json::to_value(object).unwrap_or_default())
+            }
+            Err(source) => Err(ApplyError::Apply {
+                kind: K::KIND,
+                name,
+                source,
+            }),
+        }
+    }
+    for claim in objects.shared_claims.iter().chain(&objects.claims) {
+        answers.push(one(cluster.api::<PersistentVolumeClaim>(), claim, &params).await?);
+    }
+    if let Some(policy) = &objects.network_policy {
+        answers.push(one(cluster.api::<NetworkPolicy>(), policy, &params).await?);
+    }
+    for service in &objects.services {
+        answers.push(one(cluster.api::<Service>(), service, &params).await?);
+    }
+    if let Some(ingress) = &objects.ingress {
+        answers.push(one(cluster.api::<Ingress>(), ingress, &params).await?);
+    }
+    answers.push(match &objects.workload {
+        Workload::StatefulSet(sts) => one(cluster.api::<StatefulSet>(), sts, &params).await?,
+        Workload::Job(job) => one(cluster.api::<Job>(), job, &params).await?,
+    });
+    Ok(answers)
+}
+
 /// Deletes `name`; already gone is fine.
 async fn delete_if_there<K>(api: &Api<K>, name: &str) -> Result<(), kube::Error>
 where

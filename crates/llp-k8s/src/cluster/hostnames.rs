@@ -64,16 +64,12 @@ pub async fn held_by_another(cluster: &Cluster, hostname: &str, deployment_label
     }
 }
 
-/// Claims `hostname` (serving `host`, its full name) for the deployment labelled
-/// `deployment_label` of `owner_label`; `Taken` if another deployment holds it or another
-/// Ingress of any namespace serves `host`. Claiming one's own hostname again is fine.
-pub async fn claim(
+/// Whether an Ingress of any namespace, other than the deployment's own, serves `host`.
+pub async fn served_by_another_ingress(
     cluster: &Cluster,
-    hostname: &str,
     host: &str,
     deployment_label: &str,
-    owner_label: &str,
-) -> Result<Claimed, HostnameError> {
+) -> Result<bool, kube::Error> {
     let ingresses: Api<Ingress> = Api::all(cluster.client.clone());
     // Every Ingress of the cluster, a page at a time (there may be thousands).
     let mut asking = Some(super::pages::first(&ListParams::default()));
@@ -92,8 +88,24 @@ pub async fn claim(
             !ours && hosts.into_iter().any(|h| h.eq_ignore_ascii_case(host))
         });
         if served_by_another {
-            return Err(HostnameError::Taken);
+            return Ok(true);
         }
+    }
+    Ok(false)
+}
+
+/// Claims `hostname` (serving `host`, its full name) for the deployment labelled
+/// `deployment_label` of `owner_label`; `Taken` if another deployment holds it or another
+/// Ingress of any namespace serves `host`. Claiming one's own hostname again is fine.
+pub async fn claim(
+    cluster: &Cluster,
+    hostname: &str,
+    host: &str,
+    deployment_label: &str,
+    owner_label: &str,
+) -> Result<Claimed, HostnameError> {
+    if served_by_another_ingress(cluster, host, deployment_label).await? {
+        return Err(HostnameError::Taken);
     }
     let claims: Api<ConfigMap> = cluster.api();
     let name = claim_name(hostname);

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cache;
 pub mod calls;
+pub mod capacity;
 pub mod health;
 pub mod hostnames;
 pub mod index;

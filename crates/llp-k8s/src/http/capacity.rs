@@ -13,8 +13,6 @@ use super::openapi::CommonErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams};
 use std::collections::BTreeMap;
 
 /// One worker node.
@@ -125,53 +123,27 @@ async fn per_node(state: &AppState) -> Result<Vec<NodeCapacity>, ApiError> {
     let cluster = state.cluster.as_ref().ok_or(ApiError::Unavailable {
         dependency: "the cluster",
     })?;
-    let selector: Vec<String> = state
-        .render
-        .node_selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let nodes: Api<Node> = Api::all(cluster.client.clone());
-    let nodes = nodes
-        .list(&ListParams::default().labels(&selector.join(",")))
+    let resources = GPU_NAMES.map(|(resource, _)| resource);
+    let workers = crate::cluster::capacity::worker_gpus(cluster, &state.render.node_selector, &resources)
         .await
         .map_err(ApiError::cluster)?;
-    // A finished pod (a run to completion's) holds nothing any more.
-    let pods: Vec<_> = cluster
-        .caches
-        .pods
-        .state()
+    Ok(workers
         .into_iter()
-        .filter(|p| !matches!(p.phase(), Some("Succeeded" | "Failed")))
-        .collect();
-    let body: Vec<NodeCapacity> = nodes
-        .items
-        .iter()
-        .map(|node| {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let allocatable = node
-                .status
-                .as_ref()
-                .and_then(|s| s.allocatable.clone())
-                .unwrap_or_default();
-            let mut gpus = BTreeMap::new();
-            for (resource, label) in GPU_NAMES {
-                let available: i64 = allocatable.get(resource).and_then(|q| q.0.parse().ok()).unwrap_or(0);
-                let requested: i64 = pods
-                    .iter()
-                    .filter(|p| p.node_name.as_deref() == Some(name.as_str()))
-                    .map(|p| p.requested(resource))
-                    .sum();
-                let gpu = GpuCapacity {
-                    resource: resource.to_owned(),
-                    allocatable: available,
-                    requested,
-                    free: (available - requested).max(0),
-                };
-                gpus.insert(label.to_owned(), gpu);
-            }
-            NodeCapacity { node: name, gpus }
+        .map(|(node, gpus)| NodeCapacity {
+            node,
+            gpus: GPU_NAMES
+                .iter()
+                .map(|(resource, label)| {
+                    let counts = gpus.get(*resource).copied().unwrap_or_default();
+                    let gpu = GpuCapacity {
+                        resource: (*resource).to_owned(),
+                        allocatable: counts.allocatable,
+                        requested: counts.requested,
+                        free: (counts.allocatable - counts.requested).max(0),
+                    };
+                    ((*label).to_owned(), gpu)
+                })
+                .collect(),
         })
-        .collect();
-    Ok(body)
+        .collect())
 }

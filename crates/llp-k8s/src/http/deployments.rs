@@ -12,13 +12,14 @@ use crate::operations::{Target, deploy};
 use crate::records::Purpose;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use llp_spec::ErrorBody;
 use llp_spec::status::DeploymentStatus;
+use std::collections::HashMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The routes.
@@ -26,15 +27,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status, deploy))
 }
 
+/// `?dryRun=true`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)] // Only its documentation is used.
+struct DryRunQuery {
+    /// Check everything a deploy checks (validation, volumes, hostname, quota, GPU bookings,
+    /// the API server's own dry run of every object) and say where the pods could start,
+    /// writing nothing; a refusal is the one the deploy would give.
+    dry_run: Option<bool>,
+}
+
 /// Deploy the record: validate its YAML and `exposed_*`, then create or update its objects.
 #[utoipa::path(
     put,
     path = "/kubernetes/deployments/{id}",
     tag = "deployments",
-    params(DeploymentId),
+    params(DeploymentId, DryRunQuery),
     responses(
         (status = 201, description = "First deploy: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
-        (status = 200, description = "Updated: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
+        (status = 200, description = "Updated: the normalised spec, defaults filled in. With `dryRun=true`: `{\"dryRun\": true, \"spec\", \"objects\" (each as the API server's dry run answers it), \"placement\" (GPU deployments: `replicas`, the worker of each pod that could start now, `waiting`: why the others would wait)}`; nothing is written", body = ref("#/components/schemas/DeploymentSpec")),
         (status = 400, description = "Invalid YAML or `exposed_*`: every problem, each with its `field` (`VALIDATION_FAILED`)", body = ErrorBody),
         (status = 400, description = "GPUs not covered by reservations active now (`NOT_ENOUGH_RESOURCES`, `reason` `api_errors.not_enough_resources`): the shortfall per profile", body = ErrorBody),
         (status = 409, description = "`exposed_hostname` is used by another deployment (`CONFLICT`)", body = ErrorBody),
@@ -45,7 +57,28 @@ async fn deploy(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    match query.get("dryRun").map(String::as_str) {
+        None | Some("false") => {}
+        // `All` is what kubectl and the API server call it.
+        Some("true" | "All") => {
+            let preview = deploy::preview(&state.operations(), &caller, &id).await?;
+            let body = serde_json::json!({
+                "dryRun": true,
+                "spec": preview.spec,
+                "objects": preview.objects,
+                "placement": preview.placement,
+            });
+            return Ok(Json(body).into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::bad_field(
+                "dryRun",
+                format!("`{other}` is not `true` or `false`"),
+            ));
+        }
+    }
     let deployed = deploy::deploy(&state.operations(), &caller, &id).await?;
     let status = if deployed.created {
         StatusCode::CREATED

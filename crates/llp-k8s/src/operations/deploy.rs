@@ -67,6 +67,72 @@ pub async fn deploy(ops: &Operations<'_>, caller: &Session, id: &str) -> Result<
     })
 }
 
+/// What a deploy would do, found without doing it.
+pub struct Preview {
+    /// The normalised spec, defaults filled in.
+    pub spec: Deployment,
+    /// Every object as the API server's dry run of its apply answers it.
+    pub objects: Vec<serde_json::Value>,
+    /// Where its pods could start now, for a deployment with GPUs.
+    pub placement: Option<llp_spec::placement::Placement>,
+}
+
+/// Everything a deploy of the record `id` checks (validation, volumes, hostname, quota and
+/// GPU bookings, the API server's own validation of every object), and where its pods could
+/// start now; nothing is written. A refusal is the one the deploy would give.
+pub async fn preview(ops: &Operations<'_>, caller: &Session, id: &str) -> Result<Preview, Error> {
+    let record = ops.records.record(caller, id, Purpose::Act).await?;
+    let plan = Plan::new(ops, caller, record, id).await?;
+    let cluster = plan.cluster;
+    refuse_a_taken_hostname(&plan).await?;
+    if let Some(hostname) = plan.deployment.hostname() {
+        let host = format!("{hostname}.{}", ops.render.ingress.domain);
+        if hostnames::served_by_another_ingress(cluster, &host, &plan.label)
+            .await
+            .map_err(Error::cluster)?
+        {
+            return Err(plan.hostname_taken(hostname));
+        }
+    }
+    // Decided as a deploy decides, the entry not written.
+    let ask = Ask {
+        hold: false,
+        ..plan.ask()
+    };
+    admission::admit(ops, cluster, caller, &ask).await?;
+    let objects = crate::cluster::apply::dry_run(cluster, &plan.objects)
+        .await
+        .map_err(apply_failed)?;
+    let placement = if plan.per_pod.is_empty() {
+        None
+    } else {
+        let resources: Vec<&str> = plan.per_pod.keys().map(|gpu| gpu.resource_name()).collect();
+        let workers = crate::cluster::capacity::worker_gpus(cluster, &ops.render.node_selector, &resources)
+            .await
+            .map_err(Error::cluster)?;
+        let rooms: Vec<llp_spec::placement::Room> = workers
+            .into_iter()
+            .map(|(node, gpus)| llp_spec::placement::Room {
+                node,
+                free: gpus
+                    .into_iter()
+                    .map(|(resource, g)| (resource, (g.allocatable - g.requested).max(0)))
+                    .collect(),
+            })
+            .collect();
+        Some(llp_spec::placement::place(
+            &plan.per_pod,
+            plan.deployment.spec.replicas,
+            &rooms,
+        ))
+    };
+    Ok(Preview {
+        spec: plan.deployment,
+        objects,
+        placement,
+    })
+}
+
 /// What a deploy will write and what it asks admission, worked out from the record and the
 /// watch caches before anything is written.
 struct Plan<'a> {

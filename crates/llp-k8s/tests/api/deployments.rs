@@ -520,6 +520,56 @@ async fn the_next_deploy_repairs_a_half_applied_deployment(backend) {
     names.sort();
     assert_eq!(names, [format!("sd-{id}-api"), format!("sd-{id}-web")]);
 }
+
+async fn a_dry_run_checks_what_a_deploy_checks_writes_nothing_and_says_where_pods_would_go(backend) {
+    let app = app_on(backend).await;
+    app.book_today(&app.alice, &["gpu-m", "gpu-m", "gpu-m", "gpu-m"]).await;
+    // Two pods of two gpu-m each: the workers have two gpu-m, on worker-3.
+    let training = |replicas: u32| {
+        json!({"data": format!(
+            "containers: [{{name: train, image: trainer, cpu: 1, memory: 1, gpu: nvidia.com/mig-3g.40gb, gpuCount: 2}}]\nreplicas: {replicas}"
+        )})
+    };
+    let id = app.create_record_with(&app.alice, training(2)).await;
+    let uri = format!("/kubernetes/deployments/{id}");
+    let (status, preview) = app.call("PUT", &format!("{uri}?dryRun=true"), &app.alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["dryRun"], true);
+    assert_eq!(preview["spec"]["replicas"], 2);
+    let workload = preview["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet")
+        .expect("the StatefulSet as the API server's dry run answers it");
+    assert_eq!(workload["metadata"]["name"], format!("sd-{id}"));
+    assert_eq!(preview["placement"]["nodes"], json!(["worker-3"]), "{preview}");
+    let waiting = preview["placement"]["waiting"].as_str().unwrap();
+    assert!(waiting.starts_with("1 of 2 pods would wait (Pending) until GPUs are free: each needs 2 × nvidia.com/mig-3g.40gb"), "{waiting}");
+
+    // Nothing was written: no workload, no admission.
+    let (status, _) = app.call("GET", &uri, &app.alice, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not deployed");
+    let namespace = &app.cluster().namespace;
+    let sets = Api::<StatefulSet>::namespaced(app.admin_client(), namespace).list(&ListParams::default()).await.unwrap();
+    assert!(sets.items.is_empty(), "no StatefulSet was made");
+    let ledgers = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(app.admin_client(), namespace)
+        .list(&ListParams::default().labels("llp.kitegg.de/ledger=admission"))
+        .await
+        .unwrap();
+    assert!(ledgers.items.into_iter().all(|l| !l.data.unwrap_or_default().contains_key(&id)), "nothing admitted");
+
+    // Not Bob's to preview; a refusal is the one the deploy gives; a bad flag names itself.
+    let (status, _) = app.call("PUT", &format!("{uri}?dryRun=true"), &app.bob, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let over = app.create_record_with(&app.alice, training(3)).await;
+    let (status, refused) = app.call("PUT", &format!("/kubernetes/deployments/{over}?dryRun=true"), &app.alice, None).await;
+    assert_eq!((status, code(&refused)), (StatusCode::BAD_REQUEST, "NOT_ENOUGH_RESOURCES"), "{refused}");
+    let (status, bad) = app.call("PUT", &format!("{uri}?dryRun=maybe"), &app.alice, None).await;
+    assert_eq!((status, bad["errors"][0]["extensions"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("dryRun")));
+
+    // No real deploy here: the testbed's two gpu-m slices are shared by every test.
+}
 }
 
 /// The Kubernetes API requests the service has made so far but its caches' watches.
