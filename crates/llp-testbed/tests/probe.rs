@@ -157,6 +157,68 @@ fn invalid_objects() -> Vec<(&'static str, &'static str, serde_json::Value)> {
     ]
 }
 
+/// What a create answers for objects written with nothing but what they need: the fields
+/// the API server fills in at once (`type`, a claim's and a pod's phase, a pod's QoS class,
+/// a Service's IP family), each as `field=value` (`-` when absent). (A Service's cluster IP
+/// the simulator assigns a moment after the create, not in its answer.)
+async fn defaults(client: kube::Client) -> Vec<String> {
+    let mut seen = Vec::new();
+    let created = |kind: &'static str, object: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let (group, version, plural) = match kind {
+                "Secret" => ("", "v1", "secrets"),
+                "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
+                "Pod" => ("", "v1", "pods"),
+                "Service" => ("", "v1", "services"),
+                other => panic!("no probe for {other}"),
+            };
+            let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+            let resource = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<kube::core::DynamicObject> = Api::namespaced_with(client, NAMESPACE, &resource);
+            let mut object = object;
+            object["apiVersion"] = json!(resource.api_version);
+            object["kind"] = json!(kind);
+            let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
+            serde_json::to_value(api.create(&PostParams::default(), &object).await.unwrap()).unwrap()
+        }
+    };
+    let show = |value: &serde_json::Value| match value {
+        serde_json::Value::Null => "-".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let secret = created("Secret", json!({"metadata": {"name": "plain"}, "data": {"a": "eA=="}})).await;
+    seen.push(format!("Secret type={}", show(&secret["type"])));
+    let claim = created(
+        "PersistentVolumeClaim",
+        json!({"metadata": {"name": "plain"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .await;
+    seen.push(format!(
+        "PersistentVolumeClaim status.phase={}",
+        show(&claim["status"]["phase"])
+    ));
+    let pod = created(
+        "Pod",
+        json!({"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )
+    .await;
+    seen.push(format!("Pod status.phase={}", show(&pod["status"]["phase"])));
+    seen.push(format!("Pod status.qosClass={}", show(&pod["status"]["qosClass"])));
+    let service = created(
+        "Service",
+        json!({"metadata": {"name": "plain"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    seen.push(format!(
+        "Service spec.ipFamilies={}",
+        show(&service["spec"]["ipFamilies"])
+    ));
+    seen
+}
+
 #[test]
 fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
     let testbed = Testbed::up(Options::default()).expect("the real control plane starts");
@@ -196,5 +258,10 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
             let simulator = create_answer(simulated.clone(), kind, object).await;
             assert_eq!(simulator, kubernetes, "{what}: the simulator answers as kube-apiserver");
         }
+
+        // What a create fills in at once.
+        let kubernetes = defaults(real.clone()).await;
+        let simulator = defaults(simulated.clone()).await;
+        assert_eq!(simulator, kubernetes, "the defaults of a create");
     });
 }

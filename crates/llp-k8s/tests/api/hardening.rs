@@ -80,9 +80,10 @@ async fn a_frozen_cluster_is_a_504_naming_it_on_every_route_and_recovery_is_auto
             answer["errors"][0]["message"].as_str().unwrap().contains("the cluster"),
             "{answer}"
         );
-        // A bound, not a benchmark: the route answers instead of hanging for minutes.
+        // A bound, not a benchmark: the route answers after the one call that timed out
+        // (1 s), not after a deadline for each call it would have made (about 1.02 s here).
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_millis(1900),
             "{method} {path} took {:?}",
             started.elapsed()
         );

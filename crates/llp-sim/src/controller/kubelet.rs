@@ -299,7 +299,6 @@ impl PodRun {
             "hostIP": "10.0.0.1",
             "podIP": pod_ip,
             "startTime": self.start_time,
-            "qosClass": "Guaranteed",
             "conditions": [
                 condition("PodScheduled", true),
                 condition("Initialized", self.init_finished.is_some()),

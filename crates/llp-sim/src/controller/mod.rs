@@ -388,7 +388,6 @@ impl Controller {
                 let status = json!({
                     "phase": "Pending",
                     "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message, "lastProbeTime": null}],
-                    "qosClass": "Guaranteed",
                 });
                 let _ = store.replace_status(&key, status);
                 None

@@ -25,8 +25,18 @@ pub fn apply(kind: &str, object: &mut Value) {
 /// The finalizer that keeps a claim while a pod uses it (StorageObjectInUseProtection).
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
-/// What admission adds to a new object only: claims get the pvc-protection finalizer.
+/// What admission adds to a new object only: claims get the pvc-protection finalizer, and a
+/// new pod or claim starts `Pending` (a pod with its QoS class), as the API server stores them.
 pub fn admit_new(kind: &str, object: &mut Value) {
+    match kind {
+        "Pod" if object["status"]["phase"].is_null() => {
+            object["status"] = json!({"phase": "Pending", "qosClass": qos_class(&object["spec"])});
+        }
+        "PersistentVolumeClaim" if object["status"]["phase"].is_null() => {
+            object["status"] = json!({"phase": "Pending"});
+        }
+        _ => {}
+    }
     if kind == "PersistentVolumeClaim" {
         let finalizers = &mut object["metadata"]["finalizers"];
         match finalizers.as_array_mut() {
@@ -35,6 +45,42 @@ pub fn admit_new(kind: &str, object: &mut Value) {
             None => *finalizers = json!([PVC_PROTECTION]),
         }
     }
+}
+
+/// A pod's QoS class as Kubernetes computes it: `BestEffort` without any request or limit,
+/// `Guaranteed` when every container limits CPU and memory and requests no less (requests
+/// default to limits), `Burstable` otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| spec[*list].as_array().into_iter().flatten())
+        .collect();
+    let amounts = |c: &Value, which: &str| -> Vec<(String, String)> {
+        c["resources"][which]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| *name == "cpu" || *name == "memory")
+            .map(|(name, q)| (name.clone(), q.as_str().unwrap_or_default().to_owned()))
+            .collect()
+    };
+    if containers
+        .iter()
+        .all(|c| amounts(c, "requests").is_empty() && amounts(c, "limits").is_empty())
+    {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        let limits = amounts(c, "limits");
+        let requests = amounts(c, "requests");
+        ["cpu", "memory"].iter().all(|name| {
+            let limit = limits.iter().find(|(n, _)| n == name).map(|(_, q)| q);
+            let request = requests.iter().find(|(n, _)| n == name).map(|(_, q)| q);
+            let parse = |q: &String| crate::controller::quantity::parse(q);
+            limit.is_some_and(|l| request.is_none_or(|r| parse(r) == parse(l)))
+        })
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }
 }
 
 /// The simulated cluster's default StorageClass, which claims without one get (the API
@@ -46,9 +92,11 @@ fn claim(claim: &mut Value) {
     set_default(&mut claim["spec"], "storageClassName", json!(DEFAULT_STORAGE_CLASS));
 }
 
-/// `stringData` is write-only: the API server folds it into `data` (base64), over `data`.
+/// `stringData` is write-only: the API server folds it into `data` (base64), over `data`;
+/// the type is `Opaque` unless given.
 fn secret(secret: &mut Value) {
     use base64::Engine;
+    set_default(secret, "type", json!("Opaque"));
     let Some(Value::Object(strings)) = secret.as_object_mut().and_then(|s| s.remove("stringData")) else {
         return;
     };
@@ -173,6 +221,11 @@ fn service(svc: &mut Value) {
     }
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
+    if spec["clusterIP"] != "None" || spec["type"] != "ClusterIP" {
+        set_default(spec, "ipFamilies", json!(["IPv4"]));
+        set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
     for port in items_mut(spec, "ports") {
         set_default(port, "protocol", json!("TCP"));
         let number = port["port"].clone();
@@ -183,6 +236,29 @@ fn service(svc: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_qos_class_is_computed_as_kubernetes_does() {
+        let spec = |resources: Value| json!({"containers": [{"name": "a", "resources": resources}]});
+        assert_eq!(qos_class(&spec(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&spec(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(
+                json!({"requests": {"cpu": "1000m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(
+                json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
+            "Burstable"
+        );
+        assert_eq!(qos_class(&spec(json!({"requests": {"memory": "1Gi"}}))), "Burstable");
+    }
 
     #[test]
     fn a_stateful_set_gets_a_rolling_update_strategy() {

@@ -473,8 +473,15 @@ impl Store {
     }
 
     /// Replaces an object's `status` (what controllers do through the status subresource).
-    pub fn replace_status(&mut self, key: &ObjectKey, status: Value) -> Result<Arc<Value>, StoreError> {
+    pub fn replace_status(&mut self, key: &ObjectKey, mut status: Value) -> Result<Arc<Value>, StoreError> {
         let old = self.existing(key)?;
+        // A pod's QoS class is decided when it is made and never changes.
+        if let Some(qos) = old["status"].get("qosClass")
+            && status.is_object()
+            && status.get("qosClass").is_none()
+        {
+            status["qosClass"] = qos.clone();
+        }
         if old.get("status") == Some(&status) {
             return Ok(old);
         }
