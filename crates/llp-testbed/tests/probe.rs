@@ -219,6 +219,37 @@ async fn defaults(client: kube::Client) -> Vec<String> {
     seen
 }
 
+/// What listing pods and events with each selector answers: the status code (200 or the
+/// refusal's).
+async fn selector_answers(client: kube::Client) -> Vec<(String, u16)> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, NAMESPACE);
+    let code = |result: Result<(), kube::Error>| match result {
+        Ok(()) => 200,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("{other}"),
+    };
+    let mut seen = Vec::new();
+    for fields in [
+        "spec.nodeName=worker-1",
+        "status.phase!=Running",
+        "spec.containers=x",
+        "metadata.uid=x",
+    ] {
+        let listed = pods.list(&ListParams::default().fields(fields)).await.map(drop);
+        seen.push((format!("pods fieldSelector {fields}"), code(listed)));
+    }
+    for fields in ["involvedObject.kind=Pod,involvedObject.name=p", "message=x"] {
+        let listed = events.list(&ListParams::default().fields(fields)).await.map(drop);
+        seen.push((format!("events fieldSelector {fields}"), code(listed)));
+    }
+    for labels in ["app=web", "env in (a,b)", "env=pro d", "bad key!=x", "env=-x"] {
+        let listed = pods.list(&ListParams::default().labels(labels)).await.map(drop);
+        seen.push((format!("pods labelSelector {labels}"), code(listed)));
+    }
+    seen
+}
+
 #[test]
 fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
     let testbed = Testbed::up(Options::default()).expect("the real control plane starts");
@@ -258,6 +289,12 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
             let simulator = create_answer(simulated.clone(), kind, object).await;
             assert_eq!(simulator, kubernetes, "{what}: the simulator answers as kube-apiserver");
         }
+
+        // Field selectors name only the fields each kind may be selected by; label selectors
+        // hold valid keys and values.
+        let kubernetes = selector_answers(real.clone()).await;
+        assert!(kubernetes.iter().any(|(_, code)| *code == 400), "{kubernetes:?}");
+        assert_eq!(selector_answers(simulated.clone()).await, kubernetes, "selectors");
 
         // What a create fills in at once.
         let kubernetes = defaults(real.clone()).await;

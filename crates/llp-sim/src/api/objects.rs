@@ -98,6 +98,10 @@ impl Request<'_> {
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields = events_v1::storage_field_selector(resource, self.param("fieldSelector").unwrap_or(""));
         let fields = FieldSelector::parse(&fields).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let kind = crate::resources::RESOURCES[events_v1::storage(resource)].kind;
+        if let Some(field) = fields.unsupported(kind) {
+            return Err(ApiError::bad_request(format!("field label not supported: {field}")));
+        }
         Ok((labels, fields))
     }
 }

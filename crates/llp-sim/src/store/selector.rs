@@ -105,7 +105,88 @@ fn split_terms(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `text` may be a label's value: empty, or at most 63 letters, digits, `-`, `_`
+/// and `.`, beginning and ending with a letter or digit (`IsValidLabelValue`).
+pub fn is_label_value(text: &str) -> bool {
+    text.is_empty() || is_name_part(text)
+}
+
+/// Whether `key` may be a label's key: an optional DNS subdomain prefix and `/`, then a name
+/// part as for a value, not empty (`IsQualifiedName`).
+pub fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    });
+    prefix_ok && is_name_part(name)
+}
+
+fn is_name_part(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && text.as_bytes()[0].is_ascii_alphanumeric()
+        && text.as_bytes()[text.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The fields a field selector may name for objects of `kind`, beside `metadata.name` and
+/// `metadata.namespace` (kube-apiserver's field label conversions).
+fn selectable_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod" => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        "Event" => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        "Namespace" => &["status.phase"],
+        "Secret" => &["type"],
+        "Node" => &["spec.unschedulable"],
+        "ReplicaSet" | "ReplicationController" => &["status.replicas"],
+        "Job" => &["status.successful"],
+        _ => &[],
+    }
+}
+
 fn parse_requirement(term: &str) -> Result<Requirement, SelectorError> {
+    let requirement = parse_term(term)?;
+    let (key, values): (&String, Vec<&String>) = match &requirement {
+        Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, vec![v]),
+        Requirement::In(k, vs) | Requirement::NotIn(k, vs) => (k, vs.iter().collect()),
+        Requirement::Exists(k) | Requirement::NotExists(k) => (k, Vec::new()),
+    };
+    if !is_label_key(key) || !values.iter().all(|v| is_label_value(v)) {
+        return Err(SelectorError(term.to_owned()));
+    }
+    Ok(requirement)
+}
+
+fn parse_term(term: &str) -> Result<Requirement, SelectorError> {
     let bad = || SelectorError(term.to_owned());
     if let Some(key) = term.strip_prefix('!') {
         return Ok(Requirement::NotExists(key.trim().to_owned()));
@@ -159,6 +240,13 @@ impl FieldSelector {
             })
             .collect::<Result<_, _>>()
             .map(Self)
+    }
+
+    /// The first field it names that objects of `kind` cannot be selected by, if any.
+    pub fn unsupported(&self, kind: &str) -> Option<&str> {
+        self.0.iter().map(|(path, _, _)| path.as_str()).find(|path| {
+            !["metadata.name", "metadata.namespace"].contains(path) && !selectable_fields(kind).contains(path)
+        })
     }
 
     /// Whether the object's fields match; a missing field reads as "".
@@ -216,6 +304,23 @@ mod tests {
         assert!(notin.matches(&labels(&[])) && !notin.matches(&labels(&[("env", "prod")])));
         assert!(LabelSelector::parse("").unwrap().matches(&labels(&[])));
         assert!(LabelSelector::parse("a in b").is_err());
+    }
+
+    #[test]
+    fn label_selectors_hold_valid_keys_and_values_and_fields_are_kind_by_kind() {
+        for bad in ["env=pro d", "bad key=x", "env=-x", "env in (a, b c)"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
+        assert!(LabelSelector::parse("app.kubernetes.io/name=web,env in (a,b),!x").is_ok());
+        let fields = FieldSelector::parse("spec.nodeName=n,metadata.name=p").unwrap();
+        assert_eq!(
+            (fields.unsupported("Pod"), fields.unsupported("Service")),
+            (None, Some("spec.nodeName"))
+        );
+        assert_eq!(
+            FieldSelector::parse("message=x").unwrap().unsupported("Event"),
+            Some("message")
+        );
     }
 
     #[test]

@@ -73,36 +73,19 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
 
 /// Label keys and values as `IsQualifiedName` and `IsValidLabelValue` allow them.
 fn check_labels(new: &Value, causes: &mut Vec<(String, String)>) {
+    use super::selector::{is_label_key, is_label_value};
     let Some(labels) = new["metadata"]["labels"].as_object() else {
         return;
     };
-    let name_part = |text: &str| {
-        !text.is_empty()
-            && text.len() <= 63
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            && text.as_bytes()[0].is_ascii_alphanumeric()
-            && text.as_bytes()[text.len() - 1].is_ascii_alphanumeric()
-    };
     for (key, value) in labels {
-        let (prefix, name) = key.rsplit_once('/').map_or((None, key.as_str()), |(p, n)| (Some(p), n));
-        let prefix_ok = prefix.is_none_or(|p| {
-            !p.is_empty()
-                && p.len() <= 253
-                && p.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                })
-        });
-        if !prefix_ok || !name_part(name) {
+        if !is_label_key(key) {
             causes.push((
                 "metadata.labels".into(),
                 format!("Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
             ));
         }
         let value = value.as_str().unwrap_or_default();
-        if !value.is_empty() && !name_part(value) {
+        if !is_label_value(value) {
             causes.push((
                 "metadata.labels".into(),
                 format!("Invalid value: \"{value}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
