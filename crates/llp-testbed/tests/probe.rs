@@ -81,15 +81,7 @@ async fn selected_watch(client: kube::Client) -> Vec<(String, String)> {
 /// What creating `object` (a `kind` of the core or apps group) answers: 201, or the
 /// failure's code and the fields its causes name.
 async fn create_answer(client: kube::Client, kind: &str, object: serde_json::Value) -> (u16, Vec<String>) {
-    let (group, version, plural) = match kind {
-        "Pod" => ("", "v1", "pods"),
-        "ConfigMap" => ("", "v1", "configmaps"),
-        "StatefulSet" => ("apps", "v1", "statefulsets"),
-        other => panic!("no probe for {other}"),
-    };
-    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-    let resource = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
-    let api: Api<kube::core::DynamicObject> = Api::namespaced_with(client, NAMESPACE, &resource);
+    let (resource, api) = dynamic(client, kind);
     let mut object = object;
     object["apiVersion"] = json!(resource.api_version);
     object["kind"] = json!(kind);
@@ -145,6 +137,16 @@ fn invalid_objects() -> Vec<(&'static str, &'static str, serde_json::Value)> {
             "a data key with a slash",
             "ConfigMap",
             json!({"metadata": {"name": "bad-key"}, "data": {"a/b": "x"}}),
+        ),
+        (
+            "a Service port above 65535",
+            "Service",
+            json!({"metadata": {"name": "big-port"}, "spec": {"ports": [{"port": 70000}]}}),
+        ),
+        (
+            "an Ingress host with an underscore",
+            "Ingress",
+            json!({"metadata": {"name": "bad-host"}, "spec": {"rules": [{"host": "my_app.example.org"}]}}),
         ),
         (
             "a template's GPU request unlike its limit",
@@ -250,6 +252,67 @@ async fn selector_answers(client: kube::Client) -> Vec<(String, u16)> {
     seen
 }
 
+/// What changing an object answers, each change of a fresh object: its kind, the object,
+/// and the merge patch; the code and the fields the causes name.
+async fn update_answers(client: kube::Client) -> Vec<(String, u16, Vec<String>)> {
+    let changes: Vec<(&str, &str, serde_json::Value, serde_json::Value)> = vec![
+        (
+            "an immutable ConfigMap's data",
+            "ConfigMap",
+            json!({"metadata": {"name": "frozen"}, "immutable": true, "data": {"a": "1"}}),
+            json!({"data": {"a": "2"}}),
+        ),
+        (
+            "a Secret's type",
+            "Secret",
+            json!({"metadata": {"name": "typed"}, "type": "Opaque", "data": {"a": "eA=="}}),
+            json!({"type": "example.org/custom"}),
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (what, kind, object, change) in changes {
+        let (resource, api) = dynamic(client.clone(), kind);
+        let mut object = object;
+        object["apiVersion"] = json!(resource.api_version);
+        object["kind"] = json!(kind);
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
+        api.create(&PostParams::default(), &object).await.unwrap();
+        let answer = api.patch(&name, &PatchParams::default(), &Patch::Merge(change)).await;
+        seen.push(match answer {
+            Ok(_) => (what.to_owned(), 200, Vec::new()),
+            Err(kube::Error::Api(status)) => {
+                let mut fields: Vec<String> = status
+                    .details
+                    .map(|d| d.causes.into_iter().map(|c| c.field).collect())
+                    .unwrap_or_default();
+                fields.sort();
+                (what.to_owned(), status.code, fields)
+            }
+            Err(other) => panic!("{other}"),
+        });
+    }
+    seen
+}
+
+/// The dynamic API of `kind` in the probe's namespace.
+fn dynamic(client: kube::Client, kind: &str) -> (kube::discovery::ApiResource, Api<kube::core::DynamicObject>) {
+    let (group, version, plural) = match kind {
+        "Pod" => ("", "v1", "pods"),
+        "ConfigMap" => ("", "v1", "configmaps"),
+        "Secret" => ("", "v1", "secrets"),
+        "Service" => ("", "v1", "services"),
+        "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
+        "StatefulSet" => ("apps", "v1", "statefulsets"),
+        "Ingress" => ("networking.k8s.io", "v1", "ingresses"),
+        other => panic!("no probe for {other}"),
+    };
+    let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+    let resource = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api = Api::namespaced_with(client, NAMESPACE, &resource);
+    (resource, api)
+}
+
 #[test]
 fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
     let testbed = Testbed::up(Options::default()).expect("the real control plane starts");
@@ -295,6 +358,11 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
         let kubernetes = selector_answers(real.clone()).await;
         assert!(kubernetes.iter().any(|(_, code)| *code == 400), "{kubernetes:?}");
         assert_eq!(selector_answers(simulated.clone()).await, kubernetes, "selectors");
+
+        // Changes kube-apiserver refuses.
+        let kubernetes = update_answers(real.clone()).await;
+        assert!(kubernetes.iter().all(|(_, code, _)| *code == 422), "{kubernetes:?}");
+        assert_eq!(update_answers(simulated.clone()).await, kubernetes, "changes");
 
         // What a create fills in at once.
         let kubernetes = defaults(real.clone()).await;

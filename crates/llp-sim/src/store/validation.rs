@@ -3,10 +3,11 @@
 //! Kubernetes 1.37's `ValidateStatefulSetUpdate`, one cause per field); a claim's spec is
 //! immutable but for a bound claim's storage request, which may grow (its class is taken to
 //! allow expansion, as the simulator's default class does) and never fall below its capacity.
-//! Every object's label keys and values, ConfigMap and Secret keys, and containers' requests
-//! and limits (a request at most its limit; an extended resource such as a GPU with a limit,
-//! its request equal to it) are checked as kube-apiserver checks them, naming the same fields
-//! (`crates/llp-testbed/tests/probe.rs` compares the two).
+//! Every object's label keys and values, ConfigMap and Secret keys, containers' requests and
+//! limits (a request at most its limit; an extended resource such as a GPU with a limit, its
+//! request equal to it), Service port numbers, Ingress hosts, an immutable ConfigMap's or
+//! Secret's data and a Secret's type are checked as kube-apiserver checks them, naming the
+//! same fields (`crates/llp-testbed/tests/probe.rs` compares the two).
 
 use super::StoreError;
 use serde_json::Value;
@@ -49,6 +50,16 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
         check_claim_update(new, old, &mut causes);
     }
     check_labels(new, &mut causes);
+    match kind {
+        "Service" => check_service_ports(new, &mut causes),
+        "Ingress" => check_ingress_hosts(new, &mut causes),
+        _ => {}
+    }
+    if let Some(old) = old
+        && (kind == "ConfigMap" || kind == "Secret")
+    {
+        check_data_update(kind, new, old, &mut causes);
+    }
     if kind == "ConfigMap" || kind == "Secret" {
         check_data_keys(new, &mut causes);
     }
@@ -91,6 +102,72 @@ fn check_labels(new: &Value, causes: &mut Vec<(String, String)>) {
                 format!("Invalid value: \"{value}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
             ));
         }
+    }
+}
+
+/// A Service's ports and target ports are port numbers.
+fn check_service_ports(new: &Value, causes: &mut Vec<(String, String)>) {
+    for (index, port) in new["spec"]["ports"].as_array().into_iter().flatten().enumerate() {
+        for field in ["port", "targetPort"] {
+            if let Some(number) = port[field].as_i64()
+                && !(1..=65535).contains(&number)
+            {
+                causes.push((
+                    format!("spec.ports[{index}].{field}"),
+                    format!("Invalid value: {number}: must be between 1 and 65535, inclusive"),
+                ));
+            }
+        }
+    }
+}
+
+/// An Ingress rule's host is a DNS subdomain, or one with a leading `*.` wildcard.
+fn check_ingress_hosts(new: &Value, causes: &mut Vec<(String, String)>) {
+    for (index, rule) in new["spec"]["rules"].as_array().into_iter().flatten().enumerate() {
+        let Some(host) = rule["host"].as_str() else { continue };
+        let name = host.strip_prefix("*.").unwrap_or(host);
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !valid {
+            causes.push((
+                format!("spec.rules[{index}].host"),
+                format!("Invalid value: \"{host}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+            ));
+        }
+    }
+}
+
+/// An immutable ConfigMap's or Secret's data never changes, nor does it become mutable; a
+/// Secret's type never changes.
+fn check_data_update(kind: &str, new: &Value, old: &Value, causes: &mut Vec<(String, String)>) {
+    if old["immutable"] == true {
+        if new["immutable"] != true {
+            causes.push((
+                "immutable".into(),
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            ));
+        }
+        if new["data"] != old["data"] || new["binaryData"] != old["binaryData"] {
+            causes.push((
+                "data".into(),
+                "Forbidden: field is immutable when `immutable` is set".into(),
+            ));
+        }
+    }
+    if kind == "Secret" && new["type"] != old["type"] {
+        causes.push((
+            "type".into(),
+            format!("Invalid value: {}: field is immutable", new["type"]),
+        ));
     }
 }
 
@@ -288,6 +365,40 @@ mod tests {
         assert!(validate("Pod", "x", &fine, None).is_ok());
         let labelled = json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "llp-k8s", "empty": ""}}});
         assert!(validate("ConfigMap", "x", &labelled, None).is_ok());
+    }
+
+    #[test]
+    fn ports_hosts_and_immutable_data_are_checked_as_kubernetes_checks_them() {
+        let fields = |kind: &str, new: Value, old: Option<Value>| match validate(kind, "x", &new, old.as_ref()) {
+            Err(StoreError::Invalid { causes, .. }) => causes.into_iter().map(|(field, _)| field).collect::<Vec<_>>(),
+            Ok(()) => Vec::new(),
+            other => panic!("{other:?}"),
+        };
+        let service = json!({"spec": {"ports": [{"port": 70000, "targetPort": 70000}]}});
+        assert_eq!(
+            fields("Service", service, None),
+            ["spec.ports[0].port", "spec.ports[0].targetPort"]
+        );
+        let ingress = |host: &str| json!({"spec": {"rules": [{"host": host}]}});
+        assert_eq!(
+            fields("Ingress", ingress("my_app.example.org"), None),
+            ["spec.rules[0].host"]
+        );
+        assert!(fields("Ingress", ingress("*.apps.example.org"), None).is_empty());
+        let frozen = json!({"immutable": true, "data": {"a": "1"}});
+        assert_eq!(
+            fields(
+                "ConfigMap",
+                json!({"immutable": true, "data": {"a": "2"}}),
+                Some(frozen.clone())
+            ),
+            ["data"]
+        );
+        assert!(fields("ConfigMap", frozen.clone(), Some(frozen)).is_empty());
+        assert_eq!(
+            fields("Secret", json!({"type": "b"}), Some(json!({"type": "a"}))),
+            ["type"]
+        );
     }
 
     #[test]
