@@ -82,22 +82,12 @@ async fn selected_watch(client: kube::Client) -> Vec<(String, String)> {
 /// failure's code and the fields its causes name.
 async fn create_answer(client: kube::Client, kind: &str, object: serde_json::Value) -> (u16, Vec<String>) {
     let (resource, api) = dynamic(client, kind);
-    let mut object = object;
-    object["apiVersion"] = json!(resource.api_version);
-    object["kind"] = json!(kind);
-    let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
-    match api.create(&PostParams::default(), &object).await {
-        Ok(_) => (201, Vec::new()),
-        Err(kube::Error::Api(status)) => {
-            let mut fields: Vec<String> = status
-                .details
-                .map(|d| d.causes.into_iter().map(|c| c.field).collect())
-                .unwrap_or_default();
-            fields.sort();
-            (status.code, fields)
-        }
-        Err(other) => panic!("{other}"),
-    }
+    let (code, fields) = answer_of(
+        api.create(&PostParams::default(), &object_of(&resource, kind, object))
+            .await,
+    );
+    // A create that goes through is a 201.
+    (if code == 200 { 201 } else { code }, fields)
 }
 
 /// Objects kube-apiserver refuses as invalid that the service builds the parts of itself
@@ -168,20 +158,8 @@ async fn defaults(client: kube::Client) -> Vec<String> {
     let created = |kind: &'static str, object: serde_json::Value| {
         let client = client.clone();
         async move {
-            let (group, version, plural) = match kind {
-                "Secret" => ("", "v1", "secrets"),
-                "PersistentVolumeClaim" => ("", "v1", "persistentvolumeclaims"),
-                "Pod" => ("", "v1", "pods"),
-                "Service" => ("", "v1", "services"),
-                other => panic!("no probe for {other}"),
-            };
-            let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
-            let resource = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, plural);
-            let api: Api<kube::core::DynamicObject> = Api::namespaced_with(client, NAMESPACE, &resource);
-            let mut object = object;
-            object["apiVersion"] = json!(resource.api_version);
-            object["kind"] = json!(kind);
-            let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
+            let (resource, api) = dynamic(client, kind);
+            let object = object_of(&resource, kind, object);
             serde_json::to_value(api.create(&PostParams::default(), &object).await.unwrap()).unwrap()
         }
     };
@@ -272,27 +250,41 @@ async fn update_answers(client: kube::Client) -> Vec<(String, u16, Vec<String>)>
     let mut seen = Vec::new();
     for (what, kind, object, change) in changes {
         let (resource, api) = dynamic(client.clone(), kind);
-        let mut object = object;
-        object["apiVersion"] = json!(resource.api_version);
-        object["kind"] = json!(kind);
         let name = object["metadata"]["name"].as_str().unwrap().to_owned();
-        let object: kube::core::DynamicObject = serde_json::from_value(object).unwrap();
-        api.create(&PostParams::default(), &object).await.unwrap();
-        let answer = api.patch(&name, &PatchParams::default(), &Patch::Merge(change)).await;
-        seen.push(match answer {
-            Ok(_) => (what.to_owned(), 200, Vec::new()),
-            Err(kube::Error::Api(status)) => {
-                let mut fields: Vec<String> = status
-                    .details
-                    .map(|d| d.causes.into_iter().map(|c| c.field).collect())
-                    .unwrap_or_default();
-                fields.sort();
-                (what.to_owned(), status.code, fields)
-            }
-            Err(other) => panic!("{other}"),
-        });
+        api.create(&PostParams::default(), &object_of(&resource, kind, object))
+            .await
+            .unwrap();
+        let (code, fields) = answer_of(api.patch(&name, &PatchParams::default(), &Patch::Merge(change)).await);
+        seen.push((what.to_owned(), code, fields));
     }
     seen
+}
+
+/// `object` as a `kind` of `resource`, ready to send.
+fn object_of(
+    resource: &kube::discovery::ApiResource,
+    kind: &str,
+    mut object: serde_json::Value,
+) -> kube::core::DynamicObject {
+    object["apiVersion"] = json!(resource.api_version);
+    object["kind"] = json!(kind);
+    serde_json::from_value(object).unwrap()
+}
+
+/// A write's answer: 200, or the failure's code and the fields its causes name, sorted.
+fn answer_of<T>(answer: Result<T, kube::Error>) -> (u16, Vec<String>) {
+    match answer {
+        Ok(_) => (200, Vec::new()),
+        Err(kube::Error::Api(status)) => {
+            let mut fields: Vec<String> = status
+                .details
+                .map(|d| d.causes.into_iter().map(|c| c.field).collect())
+                .unwrap_or_default();
+            fields.sort();
+            (status.code, fields)
+        }
+        Err(other) => panic!("{other}"),
+    }
 }
 
 /// The dynamic API of `kind` in the probe's namespace.
