@@ -260,6 +260,35 @@ async fn update_answers(client: kube::Client) -> Vec<(String, u16, Vec<String>)>
     seen
 }
 
+/// What writing a StatefulSet's scale answers: with its current resourceVersion, then with
+/// that one again once it is stale.
+async fn scale_answers(client: kube::Client) -> Vec<(u16, Vec<String>)> {
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, NAMESPACE);
+    let set: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "scaled"},
+        "spec": {"selector": {"matchLabels": {"app": "scaled"}}, "serviceName": "scaled", "replicas": 0,
+            "template": {"metadata": {"labels": {"app": "scaled"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }))
+    .unwrap();
+    sets.create(&PostParams::default(), &set).await.unwrap();
+    let scale = sets.get_scale("scaled").await.unwrap();
+    let with_replicas = |replicas: i32| {
+        let mut scale = scale.clone();
+        scale.spec = Some(k8s_openapi::api::autoscaling::v1::ScaleSpec {
+            replicas: Some(replicas),
+        });
+        scale
+    };
+    let mut seen = Vec::new();
+    for replicas in [1, 2] {
+        let answer = sets
+            .replace_scale("scaled", &PostParams::default(), &with_replicas(replicas))
+            .await;
+        seen.push(answer_of(answer));
+    }
+    seen
+}
+
 /// `object` as a `kind` of `resource`, ready to send.
 fn object_of(
     resource: &kube::discovery::ApiResource,
@@ -355,6 +384,15 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
         let kubernetes = update_answers(real.clone()).await;
         assert!(kubernetes.iter().all(|(_, code, _)| *code == 422), "{kubernetes:?}");
         assert_eq!(update_answers(simulated.clone()).await, kubernetes, "changes");
+
+        // The scale subresource is conditional on the resourceVersion a write names.
+        let kubernetes = scale_answers(real.clone()).await;
+        assert_eq!(
+            kubernetes.iter().map(|(code, _)| *code).collect::<Vec<_>>(),
+            [200, 409],
+            "{kubernetes:?}"
+        );
+        assert_eq!(scale_answers(simulated.clone()).await, kubernetes, "scale");
 
         // What a create fills in at once.
         let kubernetes = defaults(real.clone()).await;

@@ -14,9 +14,21 @@ use serde_json::{Value, json};
 pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result<Response, ApiError> {
     let mut store = request.store();
     let sts = store.get(key).ok_or_else(|| not_found(key))?;
+    // A write that names a resourceVersion is conditional on it, as on the object itself.
+    let stale = |scale: &Value| {
+        scale["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty() && sts["metadata"]["resourceVersion"] != rv)
+    };
     let replicas = match *method {
         Method::GET => return Ok(Json(to_scale(&sts)).into_response()),
-        Method::PUT => request.json_body()?["spec"]["replicas"].as_i64(),
+        Method::PUT => {
+            let body = request.json_body()?;
+            if stale(&body) {
+                return Err(store.conflict(key).into());
+            }
+            body["spec"]["replicas"].as_i64()
+        }
         Method::PATCH => {
             let content_type = request
                 .headers
@@ -29,6 +41,9 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
             match kind {
                 PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(ApiError::bad_request)?,
                 _ => crate::store::patch::merge_patch(&mut scale, &body),
+            }
+            if stale(&scale) {
+                return Err(store.conflict(key).into());
             }
             scale["spec"]["replicas"].as_i64()
         }

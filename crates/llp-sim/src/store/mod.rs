@@ -787,7 +787,8 @@ impl Store {
         }
     }
 
-    fn conflict(&self, key: &ObjectKey) -> StoreError {
+    /// The answer to a write conditional on a resourceVersion that is not the object's.
+    pub fn conflict(&self, key: &ObjectKey) -> StoreError {
         StoreError::Conflict {
             resource: resource_name(&RESOURCES[key.resource]),
             name: key.name.clone(),
