@@ -160,29 +160,28 @@ pub async fn apply_objects(
         }
     };
     tokio::try_join!(services_applied, ingress_applied, policy_applied)?;
-    // A changed `restartPolicy` switches kinds: the other one goes first, with its pods.
+    // A changed `restartPolicy` switches kinds: the new one first, then the other goes with
+    // its pods, so a switch the cluster refuses leaves the deployment as it was.
     let meta = match workload {
         Workload::StatefulSet(sts) => {
+            let applied = apply_stateful_set(&sets, sts).await.map_err(failed("StatefulSet"))?;
             if existing_job.is_some() {
                 delete_and_wait(&jobs, &name, DeleteParams::foreground())
                     .await
                     .map_err(failed("Job"))?;
             }
-            apply_stateful_set(&sets, sts)
-                .await
-                .map_err(failed("StatefulSet"))?
-                .metadata
+            applied.metadata
         }
         Workload::Job(job) => {
+            let applied = apply_job(&jobs, job, existing_job.as_deref())
+                .await
+                .map_err(failed("Job"))?;
             if existing_set {
                 delete_and_wait(&sets, &name, DeleteParams::foreground())
                     .await
                     .map_err(failed("StatefulSet"))?;
             }
-            apply_job(&jobs, job, existing_job.as_deref())
-                .await
-                .map_err(failed("Job"))?
-                .metadata
+            applied.metadata
         }
     };
     // Pruned as the watch caches list them: an object made a moment ago by a concurrent deploy

@@ -238,3 +238,39 @@ async fn every_route_works_on_kubernetes_as_the_manifests_service_account() {
     let app = app_with_testbed().await;
     exercise_every_route(&app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_of_kind_the_cluster_refuses_leaves_the_deployment_running() {
+    // The manifest's Role, Jobs read-only: the switch to a run to completion is refused.
+    let mut role: Role = of_kind("Role");
+    for rule in role.rules.iter_mut().flatten() {
+        if rule.resources.as_ref().is_some_and(|r| r.iter().any(|r| r == "jobs")) {
+            rule.verbs.retain(|v| ["get", "list", "watch"].contains(&v.as_str()));
+        }
+    }
+    let nodes: ClusterRole = of_kind("ClusterRole");
+    let rbac = Rbac::new("system:serviceaccount:llp-system:llp-k8s")
+        .role(&role)
+        .cluster_role(&nodes);
+    let app = app_with_sim(SimOptions {
+        rbac: Some(rbac),
+        ..SimOptions::default()
+    })
+    .await;
+    let (id, pod) = app
+        .running(json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1}]"}))
+        .await;
+    let run = json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1}]\nrestartPolicy: Never"});
+    app.call("PATCH", &format!("/items/deployments/{id}"), &app.alice, Some(run))
+        .await;
+    let (status, body) = app
+        .call("PUT", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert!(status.is_server_error(), "refused by the cluster: {status} {body}");
+    // The StatefulSet and its pod still run.
+    let status = app
+        .status_until(&id, &app.alice, |s| s["pods"][0]["phase"] == "Running")
+        .await;
+    assert_eq!(status["pods"][0]["name"], pod.as_str(), "{status}");
+    assert!(status["run"].is_null(), "still a StatefulSet: {status}");
+}
