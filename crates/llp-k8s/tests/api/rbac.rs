@@ -32,18 +32,23 @@ fn granted(role: &Role, nodes: &ClusterRole) -> BTreeSet<(String, String, String
     granted
 }
 
+/// The service on a simulator that grants its ServiceAccount `role` and `nodes` only.
+async fn app_under(role: &Role, nodes: &ClusterRole) -> TestApp {
+    let rbac = Rbac::new("system:serviceaccount:llp-system:llp-k8s")
+        .role(role)
+        .cluster_role(nodes);
+    app_with_sim(SimOptions {
+        rbac: Some(rbac),
+        ..SimOptions::default()
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_manifests_role_is_exactly_what_every_route_needs() {
     let role: Role = of_kind("Role");
     let nodes: ClusterRole = of_kind("ClusterRole");
-    let rbac = Rbac::new("system:serviceaccount:llp-system:llp-k8s")
-        .role(&role)
-        .cluster_role(&nodes);
-    let app = app_with_sim(SimOptions {
-        rbac: Some(rbac),
-        ..SimOptions::default()
-    })
-    .await;
+    let app = app_under(&role, &nodes).await;
     exercise_every_route(&app).await;
 
     let sim = app.sim.as_ref().unwrap();
@@ -249,14 +254,7 @@ async fn a_switch_of_kind_the_cluster_refuses_leaves_the_deployment_running() {
         }
     }
     let nodes: ClusterRole = of_kind("ClusterRole");
-    let rbac = Rbac::new("system:serviceaccount:llp-system:llp-k8s")
-        .role(&role)
-        .cluster_role(&nodes);
-    let app = app_with_sim(SimOptions {
-        rbac: Some(rbac),
-        ..SimOptions::default()
-    })
-    .await;
+    let app = app_under(&role, &nodes).await;
     let (id, pod) = app
         .running(json!({"data": "containers: [{name: web, image: nginx, cpu: 1, memory: 1}]"}))
         .await;
