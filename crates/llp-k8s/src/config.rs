@@ -226,6 +226,8 @@ pub struct ServerLimits {
     pub body_read_seconds: u64,
     /// Log streams (`logs?follow=true`) one user may have open at once.
     pub follows_per_user: usize,
+    /// Status streams (`/stream`) one user may have open at once.
+    pub status_streams_per_user: usize,
     /// Seconds a replica told to stop goes on serving, `/readyz` failing, so that load
     /// balancers take it out before it closes its listener.
     pub drain_seconds: u64,
@@ -240,6 +242,7 @@ impl Default for ServerLimits {
             requests_per_token: 64,
             body_read_seconds: 30,
             follows_per_user: 8,
+            status_streams_per_user: 16,
             drain_seconds: 5,
         }
     }

@@ -10,6 +10,7 @@ pub mod orphans;
 pub mod quota;
 pub mod records;
 pub mod reservations;
+pub mod status;
 
 #[cfg(test)]
 mod architecture_tests;

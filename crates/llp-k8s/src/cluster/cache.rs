@@ -1,12 +1,13 @@
 //! Watch caches of the managed namespace: reflectors over the StatefulSets, Jobs, pods and
-//! claims that carry our `managed-by` label, and over the StatefulSet controller's `FailedCreate`
-//! events (the only trace of pods that admission refused). Status requests read only these,
-//! so polling costs the Kubernetes API nothing.
+//! claims that carry our `managed-by` label, over the StatefulSet controller's `FailedCreate`
+//! events (the only trace of pods that admission refused), and over the pods' events (what
+//! the status streams tell). Status requests and streams read only these, so polling and
+//! streaming cost the Kubernetes API nothing.
 
 use super::index::LabelIndex;
 use super::trim;
 use super::workload::Deployed;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -38,6 +39,10 @@ pub struct Caches {
     pub ingresses: Store<Ingress>,
     /// See `services`.
     pub host_claims: Store<ConfigMap>,
+    /// The events of the namespace's pods, trimmed to what a stream tells.
+    pub pod_events: Store<Event>,
+    /// Each pod event as the watch applies it (a relist sends them all again).
+    pod_event_feed: tokio::sync::broadcast::Sender<Arc<Event>>,
     /// Pod names by deployment (`app` label).
     pod_index: LabelIndex,
     /// Claim names by deployment.
@@ -57,10 +62,12 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
     let (tick, changes) = tokio::sync::watch::channel(0_u64);
     let tick = Arc::new(tick);
+    // A stream that falls this far behind reads the store again instead.
+    let (pod_event_feed, _) = tokio::sync::broadcast::channel(1024);
     let (stateful_sets, stateful_sets_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         // Kept as a `CachedStatefulSet`: trimmed as it is read from the watch.
         |_: &mut CachedStatefulSet| {},
@@ -68,14 +75,17 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     let (jobs, jobs_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         trim::job,
     );
     let (pods, pods_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        Some(pod_index.clone()),
+        {
+            let index = pod_index.clone();
+            move |event: &watcher::Event<CachedPod>| index.apply(event)
+        },
         (tick.clone(), health.clone()),
         // Kept as a `CachedPod`: trimmed as it is read from the watch.
         |_: &mut CachedPod| {},
@@ -83,44 +93,62 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     let (claims, claims_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        Some(claim_index.clone()),
+        {
+            let index = claim_index.clone();
+            move |event: &watcher::Event<PersistentVolumeClaim>| index.apply(event)
+        },
         (tick.clone(), health.clone()),
         trim::claim,
     );
     let (failed_creates, failed_creates_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         |event: &mut Event| event.metadata.managed_fields = None,
     );
     let (ledgers, ledgers_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(super::ledger::LEDGER_SELECTOR),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
     );
     let (services, services_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         trim::to_labels::<Service>,
     );
     let (ingresses, ingresses_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
-        None,
+        ignore,
         (tick.clone(), health.clone()),
         trim::to_labels::<Ingress>,
     );
     let (host_claims, host_claims_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(super::hostnames::CLAIM_SELECTOR),
-        None,
-        (tick, health.clone()),
+        ignore,
+        (tick.clone(), health.clone()),
         trim::to_labels::<ConfigMap>,
+    );
+    let (pod_events, pod_events_task) = reflect(
+        Api::namespaced(client.clone(), namespace),
+        watcher::Config::default().fields("involvedObject.kind=Pod"),
+        {
+            let feed = pod_event_feed.clone();
+            move |event: &watcher::Event<Event>| {
+                if let watcher::Event::Apply(e) | watcher::Event::InitApply(e) = event {
+                    // No receiver is no stream open: nothing to tell.
+                    let _ = feed.send(Arc::new(e.clone()));
+                }
+            }
+        },
+        (tick, health.clone()),
+        trim::event,
     );
     Caches {
         stateful_sets,
@@ -132,6 +160,8 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         services,
         ingresses,
         host_claims,
+        pod_events,
+        pod_event_feed,
         pod_index,
         claim_index,
         changes,
@@ -146,14 +176,21 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
             services_task,
             ingresses_task,
             host_claims_task,
+            pod_events_task,
         ]),
     }
 }
 
+/// For a store whose watch events nobody else follows.
+fn ignore<K>(_: &watcher::Event<K>) {}
+
+/// A reflector over `api`: its store, and the task that feeds it. `observe` sees each watch
+/// event (trimmed) once the store has applied it, before the tick: a waiter the tick wakes
+/// finds both done.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    index: Option<LabelIndex>,
+    observe: impl Fn(&watcher::Event<K>) + Send + 'static,
     (tick, health): (Arc<tokio::sync::watch::Sender<u64>>, super::health::Health),
     trim: fn(&mut K),
 ) -> (Store<K>, tokio::task::AbortHandle)
@@ -163,18 +200,14 @@ where
 {
     let (reader, writer) = reflector::store();
     // Trimmed before the store: only what is read back is kept (see [`trim`]).
-    let events = watcher(api, config).modify(trim).map_ok(move |event| {
-        if let Some(index) = &index {
-            index.apply(&event);
-        }
-        event
-    });
+    let events = watcher(api, config).modify(trim);
     // The tick follows the store's write: a waiter woken by it finds the change applied.
     let stream = reflector::reflector(writer, events)
         .default_backoff()
         .inspect(move |event| {
-            if event.is_err() {
-                health.watch_failed();
+            match event {
+                Ok(event) => observe(event),
+                Err(_) => health.watch_failed(),
             }
             tick.send_modify(|n| *n = n.wrapping_add(1));
         });
@@ -205,7 +238,27 @@ impl Caches {
         self.ledgers.wait_until_ready().await?;
         self.services.wait_until_ready().await?;
         self.ingresses.wait_until_ready().await?;
-        self.host_claims.wait_until_ready().await
+        self.host_claims.wait_until_ready().await?;
+        self.pod_events.wait_until_ready().await
+    }
+
+    /// Wakes on every change any store applies ([`Caches::version`] is its value).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
+    /// Each pod event the watch applies from now on.
+    pub fn pod_event_feed(&self) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+        self.pod_event_feed.subscribe()
+    }
+
+    /// The events of pod `name`, as the watch last saw them.
+    pub fn events_of(&self, pod: &str) -> Vec<Arc<Event>> {
+        self.pod_events
+            .state()
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(pod))
+            .collect()
     }
 
     /// The names of the objects in `store` labelled as deployment `deployment_label`'s.

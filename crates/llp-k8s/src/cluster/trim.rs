@@ -77,6 +77,31 @@ where
     *object.meta_mut() = kept;
 }
 
+/// Keeps of an event what a status stream tells of it: which pod, what, when, how often.
+pub fn event(event: &mut k8s_openapi::api::core::v1::Event) {
+    let meta = &mut event.metadata;
+    event.metadata = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        creation_timestamp: meta.creation_timestamp.take(),
+        ..ObjectMeta::default()
+    };
+    let involved = &mut event.involved_object;
+    event.involved_object = k8s_openapi::api::core::v1::ObjectReference {
+        kind: involved.kind.take(),
+        name: involved.name.take(),
+        uid: involved.uid.take(),
+        ..Default::default()
+    };
+    event.source = None;
+    event.related = None;
+    event.reporting_component = None;
+    event.reporting_instance = None;
+    event.action = None;
+}
+
 /// Trims a claim.
 pub fn claim(claim: &mut PersistentVolumeClaim) {
     meta(&mut claim.metadata);

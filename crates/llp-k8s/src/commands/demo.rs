@@ -78,6 +78,9 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         follows: Arc::default(),
         orphans: Arc::default(),
         status_memo: Arc::default(),
+        status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
+            llp_k8s::config::ServerLimits::default().status_streams_per_user,
+        )),
     }
     .into();
     let reconcilers = super::spawn_reconcilers(&state);

@@ -84,6 +84,9 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             ..config.orphans
         }),
         status_memo: Arc::default(),
+        status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
+            config.server.status_streams_per_user,
+        )),
     }
     .into();
     let reconcilers = super::spawn_reconcilers(&state);

@@ -5,7 +5,7 @@
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, StreamKind};
 use super::openapi::{CommonErrors, DeploymentId, PodPath};
 use crate::operations::actions;
 use crate::records::Purpose;
@@ -233,6 +233,7 @@ async fn logs(
             .follows
             .open(&caller.identity.id)
             .ok_or(ApiError::TooManyStreams {
+                kind: StreamKind::Logs,
                 max: state.follows.max(),
             })?;
         let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;

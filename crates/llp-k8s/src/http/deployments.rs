@@ -5,13 +5,10 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::openapi::{CommonErrors, DeploymentId};
-use super::status_memo::Inputs;
-use crate::cluster::Cluster;
-use crate::cluster::workload::Deployed;
 use crate::operations::{Target, deploy};
 use crate::records::Purpose;
+use crate::status::Source;
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
@@ -107,56 +104,8 @@ async fn status(
     let Target {
         record, names, cluster, ..
     } = state.operations().resolve(&caller, &id, Purpose::Look).await?;
-    let inputs = Inputs {
-        // Read before the caches: see `Caches::version`.
-        version: cluster.caches.version(),
-        url: record.exposed_hostname.as_deref().filter(|h| !h.is_empty()).map(|h| {
-            format!(
-                "{}://{h}.{}",
-                if state.render.ingress.tls { "https" } else { "http" },
-                state.render.ingress.domain
-            )
-        }),
-        stale_since: cluster.health.stale_since(),
-    };
-    let body = match state.status_memo.get(names.base(), &inputs) {
-        Some(body) => body,
-        None => {
-            let status = render_status(cluster, names.base(), &inputs)?;
-            // Cannot fail: string keys only, and serde_json writes a non-finite number as null.
-            let body = Bytes::from(serde_json::to_vec(&status).unwrap_or_default());
-            state.status_memo.put(names.base(), inputs, body.clone());
-            body
-        }
-    };
-    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
-}
-
-/// The status of deployment `base` from the caches.
-fn render_status(cluster: &Cluster, base: &str, inputs: &Inputs) -> Result<DeploymentStatus, ApiError> {
-    let deployed = cluster
-        .caches
-        .deployed(base)
+    let body = Source::new(cluster, names.base(), &record, &state.render)
+        .answer(&state.status_memo)
         .ok_or_else(|| ApiError::NotFound("this deployment is not deployed yet: deploy it with PUT first".into()))?;
-    let (pods, mut claims) = cluster.caches.members(base);
-    // The claims its pods mount by name: shared ones, and a Job's (already among its members).
-    for name in &deployed.footprint().claims {
-        if !claims.iter().any(|c| c.metadata.name.as_deref() == Some(name))
-            && let Some(claim) = cluster.caches.claim(name)
-        {
-            claims.push(claim);
-        }
-    }
-    let url = inputs.url.clone();
-    let status = match &deployed {
-        Deployed::StatefulSet(sts) => {
-            let refused = cluster.caches.failed_create(base);
-            llp_spec::status::from_objects(sts, &pods, &claims, url).with_refused_pods(refused.as_deref())
-        }
-        Deployed::Job(job) => llp_spec::status::from_job(job, &pods, &claims, url),
-    };
-    Ok(DeploymentStatus {
-        stale: inputs.stale_since.map(llp_spec::status::Stale::since),
-        ..status
-    })
+    Ok(([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }

@@ -60,8 +60,8 @@ pub enum ApiError {
     TooLarge,
     /// The request target (path and query) is longer than the service accepts (414).
     UriTooLong,
-    /// The caller has `max` log streams open already (429).
-    TooManyStreams { max: usize },
+    /// The caller has `max` streams of `kind` open already (429).
+    TooManyStreams { kind: StreamKind, max: usize },
     /// The caller's token has `max` requests in progress already (429).
     TooManyRequests { max: usize },
     /// The body did not arrive within `seconds` (408).
@@ -86,6 +86,36 @@ pub enum ApiError {
     OverQuota(String),
     /// The GPU reservations active now do not cover the change (400).
     NotEnoughResources(llp_spec::reservations::Shortfall),
+}
+
+/// What kind of long-lived answer a user opens a number of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `logs?follow=true`.
+    Logs,
+    /// `/stream`.
+    Status,
+    /// `/exec`.
+    Terminals,
+}
+
+impl StreamKind {
+    fn plural(self) -> &'static str {
+        match self {
+            StreamKind::Logs => "log streams",
+            StreamKind::Status => "status streams",
+            StreamKind::Terminals => "terminals",
+        }
+    }
+
+    /// What to do instead of opening one more, if there is something.
+    fn alternative(self) -> &'static str {
+        match self {
+            StreamKind::Logs => " (or read without `follow`)",
+            StreamKind::Status => " (one stream per deployment is enough)",
+            StreamKind::Terminals => "",
+        }
+    }
 }
 
 impl ApiError {
@@ -202,12 +232,14 @@ impl IntoResponse for ApiError {
                     format!("the cluster has not answered since {since}: the service's view of it is out of date."),
                 ),
             ),
-            ApiError::TooManyStreams { max } => (
+            ApiError::TooManyStreams { kind, max } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorBody::single(
                     "REQUESTS_EXCEEDED",
                     format!(
-                        "You have {max} log streams open already, the most one user may: close one (or read without `follow`)."
+                        "You have {max} {} open already, the most one user may: close one{}.",
+                        kind.plural(),
+                        kind.alternative()
                     ),
                 ),
             ),

@@ -15,7 +15,7 @@ mod ops;
 mod orphans;
 mod reservation_items;
 pub mod server;
-pub mod status_memo;
+mod stream;
 
 use crate::cluster::Cluster;
 use crate::operations::{Locks, Operations};
@@ -83,7 +83,9 @@ pub struct AppParts {
     /// The orphan reconciler's settings and what it has seen.
     pub orphans: Arc<crate::orphans::OrphanPolicy>,
     /// Status answers, reused while the caches do not change.
-    pub status_memo: Arc<status_memo::StatusMemo>,
+    pub status_memo: Arc<crate::status::StatusMemo>,
+    /// Open status streams per user, capped.
+    pub status_streams: Arc<server::StatusStreams>,
 }
 
 impl AppParts {
@@ -130,6 +132,7 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
     let routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(ops::routes())
         .merge(deployments::routes())
+        .merge(stream::routes())
         .merge(actions::routes())
         .merge(data::routes())
         .merge(capacity::routes())

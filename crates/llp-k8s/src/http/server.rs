@@ -120,6 +120,9 @@ pub struct Slot {
 /// One open log stream of a user.
 pub type FollowSlot = Slot;
 
+/// Open status streams per user.
+pub type StatusStreams = Slots;
+
 impl Slots {
     /// At most `max` per key.
     pub fn new(max: usize) -> Self {

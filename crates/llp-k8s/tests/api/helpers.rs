@@ -58,6 +58,9 @@ pub fn app() -> TestApp {
         follows: Arc::default(),
         orphans: Arc::default(),
         status_memo: Arc::default(),
+        status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
+            llp_k8s::config::ServerLimits::default().status_streams_per_user,
+        )),
     }
     .into();
     TestApp {
@@ -274,8 +277,13 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A name no other app of this process (nor of another test process) has: two tests that
+/// start at the same instant once shared a directory, and its users.
 fn uuid_like() -> String {
-    format!("{}-{:?}", std::process::id(), std::time::Instant::now()).replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}-{:?}", std::process::id(), std::time::Instant::now())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
 }
 
 impl TestApp {

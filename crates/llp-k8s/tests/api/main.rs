@@ -17,6 +17,7 @@ mod orphans;
 mod races;
 mod rbac;
 mod reservations;
+mod stream;
 #[path = "../support/testbed.rs"]
 mod testbed;
 mod volumes;

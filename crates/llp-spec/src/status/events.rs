@@ -39,18 +39,22 @@ pub fn from_events(events: &[Event]) -> Vec<EventEntry> {
                 .as_deref()
                 .and_then(|rv| rv.parse().ok())
                 .unwrap_or(0);
-            let entry = EventEntry {
-                creation_timestamp: when.map(|t| t.to_string()),
-                note: e.message.clone(),
-                reason: e.reason.clone(),
-                kind: e.type_.clone(),
-                count: e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1),
-            };
-            ((when.map_or(0, |t| t.as_second()), written), entry)
+            ((when.map_or(0, |t| t.as_second()), written), entry(e))
         })
         .collect();
     entries.sort_by_key(|(order, _)| *order);
     entries.into_iter().map(|(_, entry)| entry).collect()
+}
+
+/// One event as the events route answers it.
+pub fn entry(e: &Event) -> EventEntry {
+    EventEntry {
+        creation_timestamp: last_happened(e).map(|t| t.to_string()),
+        note: e.message.clone(),
+        reason: e.reason.clone(),
+        kind: e.type_.clone(),
+        count: e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1).max(1),
+    }
 }
 
 /// The last time an event happened: a repeat's `series.lastObservedTime`, else
