@@ -228,6 +228,10 @@ pub struct ServerLimits {
     pub follows_per_user: usize,
     /// Status streams (`/stream`) one user may have open at once.
     pub status_streams_per_user: usize,
+    /// Terminals (`/exec`) one user may have open at once.
+    pub terminals_per_user: usize,
+    /// Seconds a terminal may go without input or output before it is closed.
+    pub terminal_idle_seconds: u64,
     /// Seconds a replica told to stop goes on serving, `/readyz` failing, so that load
     /// balancers take it out before it closes its listener.
     pub drain_seconds: u64,
@@ -243,6 +247,8 @@ impl Default for ServerLimits {
             body_read_seconds: 30,
             follows_per_user: 8,
             status_streams_per_user: 16,
+            terminals_per_user: 4,
+            terminal_idle_seconds: 900,
             drain_seconds: 5,
         }
     }

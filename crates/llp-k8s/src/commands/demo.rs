@@ -78,6 +78,10 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         follows: Arc::default(),
         orphans: Arc::default(),
         status_memo: Arc::default(),
+        terminals: Arc::new(llp_k8s::http::server::Terminals::new(
+            llp_k8s::config::ServerLimits::default().terminals_per_user,
+        )),
+        terminal_idle: std::time::Duration::from_secs(llp_k8s::config::ServerLimits::default().terminal_idle_seconds),
         status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
             llp_k8s::config::ServerLimits::default().status_streams_per_user,
         )),

@@ -84,6 +84,8 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             ..config.orphans
         }),
         status_memo: Arc::default(),
+        terminals: Arc::new(llp_k8s::http::server::Terminals::new(config.server.terminals_per_user)),
+        terminal_idle: std::time::Duration::from_secs(config.server.terminal_idle_seconds),
         status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
             config.server.status_streams_per_user,
         )),

@@ -8,6 +8,7 @@ mod data;
 mod deployments;
 pub mod edge;
 pub mod error;
+mod exec;
 mod items;
 pub mod metrics;
 pub mod openapi;
@@ -86,6 +87,10 @@ pub struct AppParts {
     pub status_memo: Arc<crate::status::StatusMemo>,
     /// Open status streams per user, capped.
     pub status_streams: Arc<server::StatusStreams>,
+    /// Open terminals per user, capped.
+    pub terminals: Arc<server::Terminals>,
+    /// How long a terminal may be idle before it is closed.
+    pub terminal_idle: std::time::Duration,
 }
 
 impl AppParts {
@@ -133,6 +138,7 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
         .merge(ops::routes())
         .merge(deployments::routes())
         .merge(stream::routes())
+        .merge(exec::routes())
         .merge(actions::routes())
         .merge(data::routes())
         .merge(capacity::routes())

@@ -71,7 +71,10 @@ pub async fn serve(
             let _slots = (slot, from_address);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(header_read);
-            let connection = builder.serve_connection(TokioIo::new(socket), TowerToHyperService::new(router));
+            // Upgrades: a terminal (`/exec`) becomes a WebSocket on this connection.
+            let connection = builder
+                .serve_connection(TokioIo::new(socket), TowerToHyperService::new(router))
+                .with_upgrades();
             tokio::pin!(connection);
             let stop_requested = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
@@ -122,6 +125,9 @@ pub type FollowSlot = Slot;
 
 /// Open status streams per user.
 pub type StatusStreams = Slots;
+
+/// Open terminals per user.
+pub type Terminals = Slots;
 
 impl Slots {
     /// At most `max` per key.

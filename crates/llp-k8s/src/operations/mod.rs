@@ -10,6 +10,7 @@ pub mod deploy;
 mod error;
 pub mod parsing;
 mod target;
+pub mod terminal;
 
 pub use admission::Change;
 pub use error::Error;

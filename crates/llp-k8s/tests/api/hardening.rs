@@ -1,7 +1,7 @@
 //! Hostile and careless clients (issue 14): what they send never costs the service more than it
 //! should.
 
-use crate::helpers::{app, app_behind_relay, code};
+use crate::helpers::{app, app_behind_relay, code, serve_with};
 use axum::http::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -226,23 +226,6 @@ async fn the_claims_of_a_renamed_volume_count_until_the_deployment_goes(backend)
         "storage: this asks for 120 GiB",
     );
 }
-}
-
-/// Serves `app` with `limits` on a free port of 127.0.0.1; its address.
-async fn serve_with(
-    app: &crate::helpers::TestApp,
-    limits: llp_k8s::http::server::ServerLimits,
-) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = llp_k8s::http::router(app.state.clone());
-    tokio::spawn(llp_k8s::http::server::serve(
-        listener,
-        router,
-        limits,
-        std::future::pending(),
-    ));
-    addr
 }
 
 /// A connection that has sent the head of a PUT of a secret with `token`, and one byte of

@@ -58,6 +58,10 @@ pub fn app() -> TestApp {
         follows: Arc::default(),
         orphans: Arc::default(),
         status_memo: Arc::default(),
+        terminals: Arc::new(llp_k8s::http::server::Terminals::new(
+            llp_k8s::config::ServerLimits::default().terminals_per_user,
+        )),
+        terminal_idle: std::time::Duration::from_secs(llp_k8s::config::ServerLimits::default().terminal_idle_seconds),
         status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
             llp_k8s::config::ServerLimits::default().status_streams_per_user,
         )),
@@ -537,6 +541,56 @@ impl TestApp {
         let day = jiff::SignedDuration::from_hours(24);
         self.book(token, gpus, None, &(now - day).to_string(), &(now + day).to_string())
             .await
+    }
+}
+
+/// Serves `app` with `limits` on a free port of 127.0.0.1 (real connections: WebSocket
+/// upgrades, sockets of one's own); its address.
+pub async fn serve_with(app: &TestApp, limits: llp_k8s::http::server::ServerLimits) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = router(app.state.clone());
+    tokio::spawn(llp_k8s::http::server::serve(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Opens a terminal (`/exec` with `query`) on pod `pod` of deployment `id` of the service
+/// at `addr` as the holder of `token`, asking for `v5.channel.k8s.io`; the WebSocket, or the
+/// refusal's status and body.
+pub async fn open_terminal(
+    addr: std::net::SocketAddr,
+    (id, pod): (&str, &str),
+    query: &str,
+    token: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    (StatusCode, Value),
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{addr}/kubernetes/deployments/{id}/pods/{pod}/exec?{query}");
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "v5.channel.k8s.io".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, response)) => {
+            assert_eq!(response.headers()["sec-websocket-protocol"], "v5.channel.k8s.io");
+            Ok(socket)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+            let body = response.body().as_deref().unwrap_or_default();
+            Err((status, serde_json::from_slice(body).unwrap_or(Value::Null)))
+        }
+        Err(other) => panic!("the terminal did not open: {other}"),
     }
 }
 

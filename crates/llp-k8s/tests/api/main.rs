@@ -18,6 +18,7 @@ mod races;
 mod rbac;
 mod reservations;
 mod stream;
+mod terminal;
 #[path = "../support/testbed.rs"]
 mod testbed;
 mod volumes;

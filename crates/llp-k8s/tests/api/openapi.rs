@@ -20,6 +20,7 @@ const SERVICE_ROUTES: &[(&str, &str)] = &[
     ("patch", "/kubernetes/deployments/{id}"),
     ("delete", "/kubernetes/deployments/{id}"),
     ("get", "/kubernetes/deployments/{id}/stream"),
+    ("get", "/kubernetes/deployments/{id}/pods/{pod}/exec"),
     ("get", "/kubernetes/deployments/{id}/hooks/restart"),
     ("post", "/kubernetes/deployments/{id}/hooks/restart"),
     ("get", "/kubernetes/deployments/{id}/logs/{pod}"),

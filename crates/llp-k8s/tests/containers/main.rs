@@ -16,6 +16,7 @@ mod llp_api;
 mod node;
 mod runs;
 mod serving;
+mod terminal;
 #[allow(dead_code)]
 #[path = "../support/testbed.rs"]
 mod testbed;
