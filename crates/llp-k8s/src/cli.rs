@@ -58,6 +58,21 @@ pub enum Command {
         #[arg(long = "group", value_name = "G")]
         groups: Vec<String>,
     },
+    /// Ask a running service what a deploy of RECORD.json would do, writing nothing (`PUT
+    /// /kubernetes/deployments/{id}?dryRun=true` with the record): prints the checks' answer,
+    /// the objects and where GPU pods could start (exit 0), or the refusal (exit 1).
+    Preview {
+        /// A deployment record (JSON: `id`, `data`, `exposed_*`); `-` reads stdin. Its `data`
+        /// and `exposed_*` are tried in place of the stored record `id`'s.
+        #[arg(value_name = "RECORD.json")]
+        record: PathBuf,
+        /// The stored record to try it as (default: the file's `id`).
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        /// The service's base URL (default: `$LLP_URL`).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Print the JSON Schema of the deployment YAML.
     Schema,
     /// Manage the users of the embedded record source.

@@ -1,6 +1,6 @@
 //! The command line as a user runs it: exit codes, stdout and stderr of SPEC section 8.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -951,4 +951,67 @@ async fn yaml_that_expands_to_megabytes_is_refused_at_once_within_a_fixed_memory
     eprintln!("peak memory of the demo: {before} MiB before, {after} MiB after 40 hostile bodies at once");
     // Before the budget, each of these built 27 MB of strings: 40 at once, a gigabyte.
     assert!(after < before + 100, "{before} MiB before, {after} MiB after");
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_asks_the_service_and_prints_its_answer_without_deploying() {
+    let (mut child, vars) = start_demo();
+    let (url, alice, bob) = (&vars["LLP_URL"], &vars["ALICE_TOKEN"], &vars["BOB_TOKEN"]);
+    let http = reqwest::Client::new();
+    let web = json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"});
+    let created = create_record(&http, url, alice, &web).await;
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let dir = tempdir();
+    let file = dir.join("record.json");
+    let preview = |token: &str, record: Value| {
+        std::fs::write(&file, record.to_string()).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+            .args(["preview", file.to_str().unwrap()])
+            .env("LLP_URL", url)
+            .env("LLP_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+
+    // The file's YAML, not the stored one's, is what is tried.
+    let three = json!({"id": id, "data": "replicas: 3\ncontainers: [{name: web, image: nginx}]"});
+    let out = preview(alice, three.clone());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = json(&out);
+    assert_eq!(answer["dryRun"], true);
+    assert_eq!(answer["spec"]["replicas"], 3, "{answer:#}");
+    assert!(
+        answer["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "StatefulSet"),
+        "{answer:#}"
+    );
+    let status = http
+        .get(format!("{url}/kubernetes/deployments/{id}"))
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "a preview deploys nothing");
+
+    // A refusal: the error body on stdout, exit 1.
+    let out = preview(alice, json!({"id": id, "data": "containers: [{name: web}]"}));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(json(&out)["errors"][0]["extensions"]["field"], "containers[0].image");
+    let out = preview(bob, three.clone());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    // Without a service to ask: a usage error saying what to give.
+    let out = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+        .args(["preview", file.to_str().unwrap()])
+        .env_remove("LLP_URL")
+        .env("LLP_TOKEN", alice)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("LLP_URL"), "{}", stderr(&out));
+    terminate(&mut child);
+    let _ = std::fs::remove_dir_all(dir);
 }

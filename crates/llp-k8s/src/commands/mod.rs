@@ -3,6 +3,7 @@
 
 #[cfg(feature = "simulator")]
 mod demo;
+mod preview;
 mod render;
 mod reservations;
 mod serve;
@@ -60,6 +61,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             nodes,
             gpus,
         } => sim::run(listen, &kubeconfig, nodes, gpus.as_deref()),
+        Command::Preview { record, id, url } => preview::run(&record, id, url),
         Command::Users { command } => users::run(command),
         Command::Reservations { command } => reservations::run(command),
         Command::Schema => {

@@ -9,13 +9,14 @@ use crate::operations::{Target, deploy};
 use crate::records::Purpose;
 use crate::status::Source;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use llp_spec::ErrorBody;
 use llp_spec::status::DeploymentStatus;
+use llp_spec::{ErrorBody, Record};
 use std::collections::HashMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,6 +42,7 @@ struct DryRunQuery {
     path = "/kubernetes/deployments/{id}",
     tag = "deployments",
     params(DeploymentId, DryRunQuery),
+    request_body(content = Option<Object>, description = "With `dryRun=true` only, optional: a record (`data`, `exposed_*`) to try in the stored one's place", content_type = "application/json"),
     responses(
         (status = 201, description = "First deploy: the normalised spec, defaults filled in", body = ref("#/components/schemas/DeploymentSpec")),
         (status = 200, description = "Updated: the normalised spec, defaults filled in. With `dryRun=true`: `{\"dryRun\": true, \"spec\", \"objects\" (each as the API server's dry run answers it), \"placement\" (GPU deployments: `replicas`, the worker of each pod that could start now, `waiting`: why the others would wait)}`; nothing is written", body = ref("#/components/schemas/DeploymentSpec")),
@@ -55,12 +57,14 @@ async fn deploy(
     Caller(caller): Caller,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     match query.get("dryRun").map(String::as_str) {
         None | Some("false") => {}
         // `All` is what kubectl and the API server call it.
         Some("true" | "All") => {
-            let preview = deploy::preview(&state.operations(), &caller, &id).await?;
+            let proposed = proposed_record(&body)?;
+            let preview = deploy::preview(&state.operations(), &caller, &id, proposed.as_ref()).await?;
             let body = serde_json::json!({
                 "dryRun": true,
                 "spec": preview.spec,
@@ -83,6 +87,27 @@ async fn deploy(
         StatusCode::OK
     };
     Ok((status, Json(deployed.spec)).into_response())
+}
+
+/// The record a preview's body proposes, if it has a body: a record's JSON (`data`,
+/// `exposed_*`; others are ignored).
+fn proposed_record(body: &[u8]) -> Result<Option<Record>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut reader)
+        .map(Some)
+        .map_err(|error| {
+            let field = error.path().to_string();
+            ApiError::BadRequest {
+                field: Some(if field == "." { "body".into() } else { field }),
+                message: format!(
+                    "not a deployment record (JSON with `data` and `exposed_*`): {}",
+                    error.inner()
+                ),
+            }
+        })
 }
 
 /// The deployment's status, from the watch caches (costs the cluster nothing).

@@ -79,9 +79,28 @@ pub struct Preview {
 
 /// Everything a deploy of the record `id` checks (validation, volumes, hostname, quota and
 /// GPU bookings, the API server's own validation of every object), and where its pods could
-/// start now; nothing is written. A refusal is the one the deploy would give.
-pub async fn preview(ops: &Operations<'_>, caller: &Session, id: &str) -> Result<Preview, Error> {
-    let record = ops.records.record(caller, id, Purpose::Act).await?;
+/// start now; nothing is written. A refusal is the one the deploy would give. With
+/// `proposed`, its `data` and `exposed_*` are tried instead of the stored record's.
+pub async fn preview(
+    ops: &Operations<'_>,
+    caller: &Session,
+    id: &str,
+    proposed: Option<&Record>,
+) -> Result<Preview, Error> {
+    let stored = ops.records.record(caller, id, Purpose::Act).await?;
+    // A proposed record is tried in the stored one's place: its YAML and exposure, the stored
+    // one's id, owner and creation (what names and owns the objects).
+    let record = match proposed {
+        None => stored,
+        Some(proposed) => Arc::new(Record {
+            data: proposed.data.clone(),
+            exposed_service: proposed.exposed_service.clone(),
+            exposed_port: proposed.exposed_port.clone(),
+            exposed_hostname: proposed.exposed_hostname.clone(),
+            title: proposed.title.clone().or_else(|| stored.title.clone()),
+            ..(*stored).clone()
+        }),
+    };
     let plan = Plan::new(ops, caller, record, id).await?;
     let cluster = plan.cluster;
     refuse_a_taken_hostname(&plan).await?;

@@ -567,6 +567,16 @@ async fn a_dry_run_checks_what_a_deploy_checks_writes_nothing_and_says_where_pod
     assert_eq!((status, code(&refused)), (StatusCode::BAD_REQUEST, "NOT_ENOUGH_RESOURCES"), "{refused}");
     let (status, bad) = app.call("PUT", &format!("{uri}?dryRun=maybe"), &app.alice, None).await;
     assert_eq!((status, bad["errors"][0]["extensions"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("dryRun")));
+    // A proposed record in the body is tried instead of the stored one; a malformed one names its field.
+    let proposed = json!({"data": "containers: [{name: web, image: nginx, cpu: 1000}]"});
+    let (status, refused) = app.call("PUT", &format!("{uri}?dryRun=true"), &app.alice, Some(proposed)).await;
+    assert_eq!(
+        (status, refused["errors"][0]["extensions"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("containers[0].cpu")),
+        "{refused}"
+    );
+    let (status, bad) = app.call("PUT", &format!("{uri}?dryRun=true"), &app.alice, Some(json!({"data": 7}))).await;
+    assert_eq!((status, bad["errors"][0]["extensions"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("data")), "{bad}");
 
     // No real deploy here: the testbed's two gpu-m slices are shared by every test.
 }
