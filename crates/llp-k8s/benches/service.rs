@@ -14,9 +14,13 @@
 //! seconds, so the polling runs through expiries. BENCH_SOURCES picks the sources (`embedded,directus`);
 //! BENCH_CLUSTER the cluster: `simulator` (default) or `kubernetes`, the real control plane of
 //! llp-testbed (kube-apiserver, controllers, scheduler, kwok nodes; started in this process).
+//! With the embedded source, BENCH_STREAMS (1,000; 0 skips) status streams follow the
+//! deployments afterwards ([`streams`]).
 
 #[path = "../tests/support/llp_api.rs"]
 mod llp_api;
+#[path = "service/streams.rs"]
+mod streams;
 
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
@@ -217,10 +221,18 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
     let port = llp_api::free_port();
     let config = dir.join("config.toml");
     // Quotas large enough for the load: each user holds BENCH_DEPLOYMENTS / 20 deployments.
-    let quota = "[limits.default.quota]\ndeployments = 100000\ncpu = 1000000\nmemory = 10000000.0\ngpus = 100000\nstorage = 10000000\n";
-    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n{records}\n{quota}")).unwrap();
+    let quota = "deployments = 100000\ncpu = 1000000\nmemory = 10000000.0\ngpus = 100000\nstorage = 10000000\n";
+    // A group's limits may only raise the default's (the service refuses to start otherwise).
+    let quota = format!("[limits.default.quota]\n{quota}[limits.groups.management.quota]\n{quota}");
+    // The streams' phase opens BENCH_STREAMS at once, from one address, for 20 users.
+    let server = "[server]\nstatus_streams_per_user = 100000\nconnections_per_address = 100000\n";
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{port}\"\n{records}\n{quota}{server}"),
+    )
+    .unwrap();
     let log = std::fs::File::create(dir.join("service.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
         .args(["serve", "--config"])
         .arg(&config)
         .env("KUBECONFIG", kubeconfig)
@@ -231,8 +243,18 @@ async fn start_service(dir: &std::path::Path, kubeconfig: &str, records: &str) -
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
     // Ready means the watch caches hold their first full lists: minutes with 40,000 pods.
-    let ready = llp_api::answers_ok(&format!("{url}/readyz"), Duration::from_secs(600)).await;
-    assert!(ready, "the service did not get ready: see {}", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !llp_api::answers_ok(&format!("{url}/readyz"), Duration::from_secs(1)).await {
+        if let Some(exit) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.join("service.log")).unwrap_or_default();
+            panic!("the service stopped ({exit}) before it was ready:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not get ready: see {}",
+            dir.display()
+        );
+    }
     (Running(child), url)
 }
 
@@ -751,6 +773,7 @@ async fn embedded(dir: &std::path::Path) {
         owners.push(Owner { token, records: ids });
     }
     measure(&label("embedded"), service.0.id(), &url, &owners).await;
+    streams::measure(&label("embedded"), service.0.id(), &url, &owners, &kubeconfig).await;
     drop(service);
     restarted(dir, &kubeconfig, &records, &label("embedded"), &owners).await;
 }
