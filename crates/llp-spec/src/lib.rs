@@ -23,6 +23,7 @@ pub mod resize;
 pub mod schema;
 pub mod spec;
 pub mod status;
+pub mod usage;
 pub mod validate;
 
 pub use error::{ErrorBody, FieldError, Rule};

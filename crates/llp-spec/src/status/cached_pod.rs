@@ -54,6 +54,8 @@ pub struct CachedPodStatus {
     pub containers: Vec<CachedContainerStatus>,
     /// Its init containers' states.
     pub init_containers: Vec<CachedContainerStatus>,
+    /// When its kubelet took it (its GPUs are held from then: SPEC section 13).
+    pub start_time: Option<jiff::Timestamp>,
 }
 
 /// What is kept of a container's status.
@@ -123,6 +125,9 @@ pub struct Terminated {
     /// Its exit code.
     #[serde(default)]
     pub exit_code: i32,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<jiff::Timestamp>,
 }
 
 impl CachedPod {
@@ -197,6 +202,7 @@ struct WireStatus {
     container_statuses: Vec<CachedContainerStatus>,
     #[serde(default)]
     init_container_statuses: Vec<CachedContainerStatus>,
+    start_time: Option<jiff::Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +237,7 @@ impl From<WirePod> for CachedPod {
                 unschedulable,
                 containers: status.container_statuses,
                 init_containers: status.init_container_statuses,
+                start_time: status.start_time,
             },
         }
     }
@@ -305,7 +312,8 @@ mod tests {
                 last_state: LastState {
                     terminated: Some(Terminated {
                         reason: Some("OOMKilled".into()),
-                        exit_code: 137
+                        exit_code: 137,
+                        finished_at: None,
                     })
                 },
             }]
