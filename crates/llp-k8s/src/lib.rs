@@ -11,6 +11,7 @@ pub mod quota;
 pub mod records;
 pub mod reservations;
 pub mod status;
+pub mod usage;
 
 #[cfg(test)]
 mod architecture_tests;

@@ -358,7 +358,7 @@ impl Caches {
 
     /// Waits until `done` holds for the caches, or `within` has passed; whether it holds.
     /// Wakes on every change the stores apply, not on a timer.
-    async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&Self) -> bool) -> bool {
+    pub async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&Self) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         let mut changes = self.changes.clone();
         loop {

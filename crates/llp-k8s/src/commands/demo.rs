@@ -65,6 +65,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let cluster_handle = cluster.clone();
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let usage: Arc<dyn llp_k8s::usage::UsageStore> = Arc::new(records.clone());
     let state: AppState = AppParts {
         records: Arc::new(records.clone()),
         embedded: Some(records),
@@ -77,6 +78,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
+        usage: Some(usage),
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(
             llp_k8s::config::ServerLimits::default().terminals_per_user,

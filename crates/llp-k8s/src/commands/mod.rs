@@ -142,5 +142,11 @@ fn spawn_reconcilers(state: &llp_k8s::http::AppState) -> Vec<tokio::task::JoinHa
         &state.orphans,
         state.shutdown.clone(),
     );
-    [reservations, orphans].into_iter().flatten().collect()
+    let accountant = llp_k8s::usage::accountant::spawn(
+        state.usage.clone(),
+        state.cluster.as_ref(),
+        state.metrics.gpu_seconds(),
+        state.shutdown.clone(),
+    );
+    [reservations, orphans, accountant].into_iter().flatten().collect()
 }

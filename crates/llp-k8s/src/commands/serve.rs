@@ -64,6 +64,10 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    // The directus source keeps no usage yet: the usage route says so.
+    let usage = embedded
+        .clone()
+        .map(|store| Arc::new(store) as Arc<dyn llp_k8s::usage::UsageStore>);
     let state: AppState = AppParts {
         records,
         embedded,
@@ -83,6 +87,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             enabled: config.orphans.enabled && (embedded_source || has_service_token),
             ..config.orphans
         }),
+        usage,
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(config.server.terminals_per_user)),
         terminal_idle: std::time::Duration::from_secs(config.server.terminal_idle_seconds),

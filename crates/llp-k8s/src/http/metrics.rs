@@ -45,6 +45,7 @@ pub struct Metrics {
     cache_objects: Family<CacheLabels, Gauge>,
     api_calls: ApiCalls,
     llp_api: LlpApiMetrics,
+    gpu_seconds: crate::usage::GpuSeconds,
 }
 
 impl Default for Metrics {
@@ -58,6 +59,12 @@ impl Default for Metrics {
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let api_calls = ApiCalls::default();
         let llp_api = LlpApiMetrics::default();
+        let gpu_seconds = crate::usage::GpuSeconds::default();
+        registry.register(
+            "gpu_seconds",
+            "GPU-seconds pods held, by profile, as this instance's accountant counted them while it was elected (sum over instances)",
+            gpu_seconds.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -98,6 +105,7 @@ impl Default for Metrics {
             cache_objects,
             api_calls,
             llp_api,
+            gpu_seconds,
         }
     }
 }
@@ -111,6 +119,11 @@ impl Metrics {
     /// How long each step of a deploy takes (recorded by [`crate::operations::deploy`]).
     pub fn deploy_steps(&self) -> &DeploySteps {
         &self.deploy_steps
+    }
+
+    /// The GPU-seconds counter the accountant adds to.
+    pub fn gpu_seconds(&self) -> crate::usage::GpuSeconds {
+        self.gpu_seconds.clone()
     }
 
     /// The LLP API's metrics, for [`DirectusSource::counting`](crate::records::directus::DirectusSource::counting).

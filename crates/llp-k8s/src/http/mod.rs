@@ -17,6 +17,7 @@ mod orphans;
 mod reservation_items;
 pub mod server;
 mod stream;
+mod usage;
 
 use crate::cluster::Cluster;
 use crate::operations::{Locks, Operations};
@@ -83,6 +84,8 @@ pub struct AppParts {
     pub follows: Arc<server::Follows>,
     /// The orphan reconciler's settings and what it has seen.
     pub orphans: Arc<crate::orphans::OrphanPolicy>,
+    /// Where GPU usage is kept, if the record source keeps it.
+    pub usage: Option<Arc<dyn crate::usage::UsageStore>>,
     /// Status answers, reused while the caches do not change.
     pub status_memo: Arc<crate::status::StatusMemo>,
     /// Open status streams per user, capped.
@@ -139,6 +142,7 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
         .merge(deployments::routes())
         .merge(stream::routes())
         .merge(exec::routes())
+        .merge(usage::routes())
         .merge(actions::routes())
         .merge(data::routes())
         .merge(capacity::routes())

@@ -170,6 +170,7 @@ impl EmbeddedStore {
         db.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
         db.execute_batch(SCHEMA).map_err(failed)?;
         db.execute_batch(reservations::SCHEMA).map_err(failed)?;
+        db.execute_batch(usage::SCHEMA).map_err(failed)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
             view: Arc::default(),
@@ -500,6 +501,22 @@ impl RecordSource for EmbeddedStore {
         Box::pin(self.blocking(move |store| store.reservations_covering(&owner, &deployments, now)))
     }
 
+    fn bookings_between<'a>(
+        &'a self,
+        session: &'a Session,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        let identity = session.identity.clone();
+        Box::pin(self.blocking(move |store| {
+            Ok(store
+                .reservations(&identity)?
+                .into_iter()
+                .filter(|b| b.start < to && from < b.end)
+                .collect())
+        }))
+    }
+
     fn open_reservations<'a>(
         &'a self,
         _fallback: Option<&'a Token>,
@@ -533,6 +550,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 
 mod reservations;
 pub use reservations::{ReservationInput, UserRef};
+mod usage;
 
 #[cfg(test)]
 mod tests;

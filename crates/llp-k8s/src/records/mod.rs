@@ -94,6 +94,15 @@ pub trait RecordSource: Send + Sync {
         now: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
 
+    /// The reservations that overlap `[from, to)` and `session`'s holder may read: admins
+    /// every one, others those they are among the users of (the usage report).
+    fn bookings_between<'a>(
+        &'a self,
+        session: &'a Session,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>>;
+
     /// Every reservation not ended at `now`, as the service itself reads them: the `directus`
     /// source reads with its configured service token, or else with `fallback` (what that
     /// token's holder may see), and fails naming the setting when it has neither.

@@ -47,7 +47,7 @@ pub fn app() -> TestApp {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state: AppState = AppParts {
         records: Arc::new(store.clone()),
-        embedded: Some(store),
+        embedded: Some(store.clone()),
         cluster: None,
         render: Arc::new(RenderConfig::default()),
         limits: Arc::new(LimitsTable::default()),
@@ -57,6 +57,7 @@ pub fn app() -> TestApp {
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
+        usage: Some(Arc::new(store)),
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(
             llp_k8s::config::ServerLimits::default().terminals_per_user,

@@ -21,6 +21,7 @@ mod stream;
 mod terminal;
 #[path = "../support/testbed.rs"]
 mod testbed;
+mod usage;
 mod volumes;
 mod watches;
 // Against a real Directus 11.3.5 as the LLP API (installed on first use, tests/support/llp_api.rs).

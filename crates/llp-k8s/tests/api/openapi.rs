@@ -33,6 +33,7 @@ const SERVICE_ROUTES: &[(&str, &str)] = &[
     ("get", "/kubernetes/capacity"),
     ("get", "/kubernetes/capacity/profiles"),
     ("get", "/kubernetes/orphans"),
+    ("get", "/kubernetes/usage"),
 ];
 
 const ITEM_ROUTES: &[(&str, &str)] = &[

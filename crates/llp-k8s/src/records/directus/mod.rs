@@ -248,6 +248,26 @@ impl RecordSource for DirectusSource {
         )
     }
 
+    fn bookings_between<'a>(
+        &'a self,
+        session: &'a Session,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
+        Box::pin(async move {
+            let bookings = self
+                .reservations
+                .read_between(&self.api, session.token.expose(), from, to)
+                .await?;
+            // Whatever else the LLP lets them read, a user's report shows their own bookings.
+            let identity = &session.identity;
+            Ok(bookings
+                .into_iter()
+                .filter(|b| identity.admin || b.users.contains(&identity.id))
+                .collect())
+        })
+    }
+
     fn open_reservations<'a>(
         &'a self,
         fallback: Option<&'a Token>,

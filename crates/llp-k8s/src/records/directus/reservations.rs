@@ -92,6 +92,12 @@ impl ReservationReads {
             }
             None => open,
         };
+        self.path_of(&filter)
+    }
+
+    /// The path of a read of the bookings `filter` selects.
+    fn path_of(&self, filter: &Value) -> String {
+        let c = &self.config;
         let fields = format!(
             "id,{},{},{},{},{}.{}",
             c.gpus_field, c.start_field, c.end_field, c.deployment_field, c.users_field, c.junction_user_field
@@ -105,6 +111,22 @@ impl ReservationReads {
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
 
+    /// The bookings that overlap `[from, to)` and `token` may read.
+    pub(super) async fn read_between(
+        &self,
+        api: &LlpApi,
+        token: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reservation>, RecordError> {
+        let c = &self.config;
+        let filter = json!({"_and": [
+            { &c.end_field: { "_gt": from.to_string() } },
+            { &c.start_field: { "_lt": to.to_string() } },
+        ]});
+        self.fetch(api, token, &self.path_of(&filter)).await
+    }
+
     /// The bookings not ended at `now` that `token` may read; with `owner`, only those that
     /// may cover `deployments` of `owner`.
     pub(super) async fn read(
@@ -115,8 +137,12 @@ impl ReservationReads {
         deployments: &[String],
         now: Timestamp,
     ) -> Result<Vec<Reservation>, RecordError> {
-        let path = self.path(owner, deployments, now);
-        let items: Vec<Value> = api.get("items", &path, token).await.map_err(|failure| match failure {
+        self.fetch(api, token, &self.path(owner, deployments, now)).await
+    }
+
+    /// The bookings of a read of `path`.
+    async fn fetch(&self, api: &LlpApi, token: &str, path: &str) -> Result<Vec<Reservation>, RecordError> {
+        let items: Vec<Value> = api.get("items", path, token).await.map_err(|failure| match failure {
             Failure::Status(reqwest::StatusCode::FORBIDDEN, message) => RecordError::Forbidden(format!(
                 "the LLP API does not let you read GPU reservations ({message}); ask an admin for read access to {}",
                 self.config.collection
