@@ -65,7 +65,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
     let cluster_handle = cluster.clone();
     cluster.caches.ready().await.context("the watch caches did not start")?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let usage: Arc<dyn llp_k8s::usage::UsageStore> = Arc::new(records.clone());
+    let usage: Arc<dyn llp_k8s::records::UsageStore> = Arc::new(records.clone());
     let state: AppState = AppParts {
         records: Arc::new(records.clone()),
         embedded: Some(records),

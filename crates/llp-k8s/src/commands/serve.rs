@@ -67,7 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
     // The directus source keeps no usage yet: the usage route says so.
     let usage = embedded
         .clone()
-        .map(|store| Arc::new(store) as Arc<dyn llp_k8s::usage::UsageStore>);
+        .map(|store| Arc::new(store) as Arc<dyn llp_k8s::records::UsageStore>);
     let state: AppState = AppParts {
         records,
         embedded,

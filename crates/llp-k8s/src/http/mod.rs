@@ -85,7 +85,7 @@ pub struct AppParts {
     /// The orphan reconciler's settings and what it has seen.
     pub orphans: Arc<crate::orphans::OrphanPolicy>,
     /// Where GPU usage is kept, if the record source keeps it.
-    pub usage: Option<Arc<dyn crate::usage::UsageStore>>,
+    pub usage: Option<Arc<dyn crate::records::UsageStore>>,
     /// Status answers, reused while the caches do not change.
     pub status_memo: Arc<crate::status::StatusMemo>,
     /// Open status streams per user, capped.

@@ -163,3 +163,21 @@ pub enum RecordError {
     #[error("{source_name} did not answer in time")]
     Timeout { source_name: &'static str },
 }
+
+/// Where GPU holds ([`llp_spec::usage::Hold`]) are kept, with the records: the embedded
+/// SQLite file, or a collection of the LLP API.
+pub trait UsageStore: Send + Sync {
+    /// Writes `holds`: one not known is added; a known one (same pod uid and profile) takes
+    /// the end and last sighting written, and keeps its start.
+    fn record<'a>(&'a self, holds: &'a [llp_spec::usage::Hold]) -> BoxFuture<'a, Result<(), RecordError>>;
+
+    /// The holds without an end.
+    fn open_holds(&self) -> BoxFuture<'_, Result<Vec<llp_spec::usage::Hold>, RecordError>>;
+
+    /// The holds that lasted into `[from, to)` (open ones included).
+    fn holds_between(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<llp_spec::usage::Hold>, RecordError>>;
+}

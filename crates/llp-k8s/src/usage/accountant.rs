@@ -5,9 +5,10 @@
 //! writing it again counts nothing twice. A pod that went away ends at the last look that saw
 //! it (at most one round early).
 
-use super::{GpuSeconds, ProfileLabel, UsageStore};
+use super::{GpuSeconds, ProfileLabel};
 use crate::cluster::Cluster;
 use crate::cluster::lease::LeaseLock;
+use crate::records::UsageStore;
 use jiff::Timestamp;
 use llp_spec::usage::{Hold, holds_of};
 use std::collections::HashSet;

@@ -3,27 +3,12 @@
 
 pub mod accountant;
 
-use crate::records::RecordError;
-use futures::future::BoxFuture;
+use crate::records::{RecordError, UsageStore};
 use jiff::Timestamp;
-use llp_spec::usage::Hold;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::atomic::AtomicU64;
-
-/// Where holds are kept: the embedded SQLite file, or a collection of the LLP API.
-pub trait UsageStore: Send + Sync {
-    /// Writes `holds`: one not known is added; a known one (same pod uid and profile) takes
-    /// the end and last sighting written, and keeps its start.
-    fn record<'a>(&'a self, holds: &'a [Hold]) -> BoxFuture<'a, Result<(), RecordError>>;
-
-    /// The holds without an end.
-    fn open_holds(&self) -> BoxFuture<'_, Result<Vec<Hold>, RecordError>>;
-
-    /// The holds that lasted into `[from, to)` (open ones included).
-    fn holds_between(&self, from: Timestamp, to: Timestamp) -> BoxFuture<'_, Result<Vec<Hold>, RecordError>>;
-}
 
 /// Labels of the GPU-seconds counter: the profile only (bounded; no user ids).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use axum::http::StatusCode;
 use jiff::Timestamp;
-use llp_k8s::usage::UsageStore;
+use llp_k8s::records::UsageStore;
 use llp_k8s::usage::accountant::Accountant;
 use llp_spec::usage::Hold;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 
 use super::{EmbeddedStore, failed};
 use crate::records::RecordError;
-use crate::usage::UsageStore;
+use crate::records::UsageStore;
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use llp_spec::spec::Gpu;
