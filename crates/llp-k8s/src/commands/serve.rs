@@ -7,6 +7,7 @@ use llp_k8s::config::{Config, RecordsConfig, SourceKind};
 use llp_k8s::http::metrics::Metrics;
 use llp_k8s::http::{AppParts, AppState, router};
 use llp_k8s::records::RecordSource;
+use llp_k8s::records::UsageStore;
 use llp_k8s::records::directus::DirectusSource;
 use llp_k8s::records::embedded::EmbeddedStore;
 use std::path::Path;
@@ -44,14 +45,15 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .as_ref()
         .is_some_and(|t| !t.expose().is_empty());
     let embedded_source = llp_api.is_none();
-    let (records, embedded): (Arc<dyn RecordSource>, Option<EmbeddedStore>) = match llp_api {
-        Some(source) => (source, None),
+    let (records, embedded, usage): (Arc<dyn RecordSource>, Option<EmbeddedStore>, Arc<dyn UsageStore>) = match llp_api
+    {
+        Some(source) => (source.clone(), None, source),
         None => {
             let database = &config.records.database;
             let store = EmbeddedStore::open(database).with_context(|| format!("cannot open {}", database.display()))?;
             // Several replicas may share the file: each sees the others' writes within this.
             store.follow_other_writers(std::time::Duration::from_millis(250));
-            (Arc::new(store.clone()), Some(store))
+            (Arc::new(store.clone()), Some(store.clone()), Arc::new(store))
         }
     };
     let cors = llp_k8s::http::cors::layer(&config.cors_origins).map_err(anyhow::Error::msg)?;
@@ -64,10 +66,6 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    // The directus source keeps no usage yet: the usage route says so.
-    let usage = embedded
-        .clone()
-        .map(|store| Arc::new(store) as Arc<dyn llp_k8s::records::UsageStore>);
     let state: AppState = AppParts {
         records,
         embedded,
@@ -87,7 +85,7 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             enabled: config.orphans.enabled && (embedded_source || has_service_token),
             ..config.orphans
         }),
-        usage,
+        usage: Some(usage),
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(config.server.terminals_per_user)),
         terminal_idle: std::time::Duration::from_secs(config.server.terminal_idle_seconds),
@@ -119,12 +117,12 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
 }
 
 /// The LLP API as the record source.
-fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<Arc<dyn RecordSource>> {
+fn directus_source(config: &RecordsConfig, metrics: &Metrics) -> anyhow::Result<Arc<DirectusSource>> {
     tracing::info!(url = %config.directus.url, "records from the LLP API");
     if config.directus.service_token.is_none() {
         tracing::warn!(
             "records.directus.service_token (LLP_SERVICE_TOKEN) is not set: GPU pods will not be stopped when their reservations end, \
-             and deployments whose record is deleted in the LLP will not be removed"
+             deployments whose record is deleted in the LLP will not be removed, and GPU usage will not be kept"
         );
     }
     let source = DirectusSource::new(config.directus.clone())?.counting(metrics.llp_api());

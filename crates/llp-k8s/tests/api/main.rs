@@ -28,3 +28,4 @@ mod watches;
 mod with_directus;
 mod with_directus_orphans;
 mod with_directus_reservations;
+mod with_directus_usage;

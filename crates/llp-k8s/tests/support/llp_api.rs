@@ -307,6 +307,7 @@ impl Admin {
             )
             .await;
         }
+        self.usage_schema(&readers).await;
         // The orphan reconciler asks which deployment records exist: their ids are enough.
         self.post(
             "/permissions",
@@ -329,6 +330,39 @@ impl Admin {
             management: id(&management),
             staff: id(&staff),
             service: id(&service),
+        }
+    }
+
+    /// `gpu_usage`, as docs/operations.md tells an LLP admin to make it: written by the
+    /// service's role (`policy`) alone.
+    async fn usage_schema(&self, policy: &str) {
+        self.post(
+            "/collections",
+            json!({"collection": "gpu_usage", "schema": {}, "meta": {"hidden": true}, "fields": [
+                {"field": "id", "type": "string", "meta": {"hidden": true}, "schema": {"is_primary_key": true}}
+            ]}),
+        )
+        .await;
+        for (field, kind) in [
+            ("pod_uid", "string"),
+            ("profile", "string"),
+            ("pod", "string"),
+            ("deployment", "string"),
+            ("owner", "string"),
+            ("gpus", "integer"),
+            ("started_at", "timestamp"),
+            ("ended_at", "timestamp"),
+            ("seen_at", "timestamp"),
+        ] {
+            self.post("/fields/gpu_usage", json!({"field": field, "type": kind}))
+                .await;
+        }
+        for action in ["create", "read", "update"] {
+            self.post(
+                "/permissions",
+                json!({"policy": policy, "collection": "gpu_usage", "action": action, "fields": ["*"]}),
+            )
+            .await;
         }
     }
 

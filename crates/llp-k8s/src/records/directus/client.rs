@@ -116,6 +116,45 @@ impl LlpApi {
         Ok(body.data)
     }
 
+    /// `method` `path` with a JSON `body` (counted as `endpoint`) with `token`; the body's
+    /// `data` (null for 204) on success, the failure otherwise. Sent once: a write is not
+    /// repeated on its own.
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        (endpoint, path): (&str, &str),
+        token: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let started = Instant::now();
+        let sent = self
+            .http
+            .request(method, &url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await;
+        self.count(endpoint, &sent, started);
+        let response = sent.map_err(Failure::transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = response
+                .json::<DirectusErrors>()
+                .await
+                .ok()
+                .and_then(|body| body.errors.into_iter().next())
+                .map(|e| e.message)
+                .unwrap_or_default();
+            return Err(Failure::Status(status, message));
+        }
+        if status == StatusCode::NO_CONTENT {
+            return Ok(serde_json::Value::Null);
+        }
+        let body: Data<serde_json::Value> = response.json().await.map_err(Failure::transport)?;
+        Ok(body.data)
+    }
+
     /// `GET /server/ping`, without a token.
     pub(super) async fn ping(&self) -> Result<(), RecordError> {
         let started = Instant::now();

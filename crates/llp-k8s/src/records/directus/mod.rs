@@ -9,6 +9,7 @@
 mod client;
 mod record_reads;
 mod reservations;
+mod usage;
 mod users;
 
 pub use client::{EndpointLabels, LlpApiLabels, LlpApiMetrics};
@@ -57,6 +58,8 @@ pub struct DirectusConfig {
     pub service_token: Option<Token>,
     /// The LLP's GPU reservations (SPEC section 10).
     pub reservations: ReservationsConfig,
+    /// The collection GPU usage is kept in (SPEC section 13), written with `service_token`.
+    pub usage_collection: String,
 }
 
 impl Default for DirectusConfig {
@@ -71,6 +74,7 @@ impl Default for DirectusConfig {
             groups: BTreeMap::from([("management".to_owned(), "management".to_owned())]),
             service_token: None,
             reservations: ReservationsConfig::default(),
+            usage_collection: "gpu_usage".into(),
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct DirectusSource {
     records: RecordReads,
     /// GPU reservation reads.
     reservations: ReservationReads,
+    /// GPU usage, read and written with the service token.
+    usage: usage::UsageItems,
 }
 
 /// A configuration that cannot work.
@@ -118,6 +124,9 @@ impl DirectusSource {
         if !is_plain_id(&config.collection) {
             return Err(DirectusConfigError::Collection(config.collection.clone()));
         }
+        if !is_plain_id(&config.usage_collection) {
+            return Err(DirectusConfigError::Collection(config.usage_collection.clone()));
+        }
         if let Some(bad) = config.reservations.names().into_iter().find(|n| !is_plain_id(n)) {
             return Err(DirectusConfigError::ReservationName(bad.to_owned()));
         }
@@ -144,6 +153,9 @@ impl DirectusSource {
             ),
             api,
             reservations: ReservationReads::new(config.reservations.clone()),
+            usage: usage::UsageItems {
+                collection: config.usage_collection.clone(),
+            },
             identities: {
                 let ttl = Duration::from_secs(config.identity_cache_seconds);
                 SingleFlight::with_stale(ttl, ttl / 2)
