@@ -73,6 +73,25 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+    /// GPU usage as a running service reports it to you (`$LLP_TOKEN`; an admin: everyone's):
+    /// GPU-seconds by user, deployment, profile or booking, as JSON or CSV.
+    Usage {
+        /// Start of the window (RFC 3339 or a date; default 30 days before `--to`).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// End of the window (default now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// `user` (default), `deployment`, `profile` or `booking`.
+        #[arg(long, value_name = "KEY")]
+        by: Option<String>,
+        /// CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+        /// The service's base URL (default: `$LLP_URL`).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Print the JSON Schema of the deployment YAML.
     Schema,
     /// Manage the users of the embedded record source.

@@ -1015,3 +1015,59 @@ async fn preview_asks_the_service_and_prints_its_answer_without_deploying() {
     terminate(&mut child);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_shows_alices_gpu_deployment_accruing_in_the_demo() {
+    let (mut child, vars) = start_demo();
+    let (url, alice, bob) = (&vars["LLP_URL"], &vars["ALICE_TOKEN"], &vars["BOB_TOKEN"]);
+    let http = reqwest::Client::new();
+    let training = json!({"title": "training", "data": "containers: [{name: train, image: pytorch/pytorch, gpu: nvidia.com/mig-1g.10gb}]"});
+    let id = create_record(&http, url, alice, &training).await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let put = http
+        .put(format!("{url}/kubernetes/deployments/{id}"))
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201, "alice's booking covers it");
+    let usage = |token: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_llp-k8s"))
+            .arg("usage")
+            .args(args)
+            .env("LLP_URL", url)
+            .env("LLP_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    // The accountant looks every 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let used = loop {
+        let out = usage(alice, &["--by", "deployment"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows = json(&out)["data"].clone();
+        if let Some(row) = rows.as_array().unwrap().iter().find(|r| r["key"] == id.as_str()) {
+            break row["gpuSeconds"].as_f64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no usage of {id}: {rows}");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    assert!(used > 0.0);
+    let csv = usage(alice, &["--by", "profile", "--csv"]);
+    let text = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        text.starts_with("profile,gpuSeconds,bookedSeconds\n\"gpu-xs\","),
+        "{text}"
+    );
+    let bobs = usage(bob, &[]);
+    assert_eq!(
+        json(&bobs)["data"],
+        json!([]),
+        "bob used nothing, and sees nobody else's"
+    );
+    let bad = usage(alice, &["--by", "team"]);
+    assert_eq!(bad.status.code(), Some(1));
+    terminate(&mut child);
+}

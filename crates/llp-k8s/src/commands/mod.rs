@@ -4,11 +4,13 @@
 #[cfg(feature = "simulator")]
 mod demo;
 mod preview;
+mod remote;
 mod render;
 mod reservations;
 mod serve;
 #[cfg(feature = "simulator")]
 mod sim;
+mod usage;
 mod users;
 mod validate;
 
@@ -62,6 +64,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             gpus,
         } => sim::run(listen, &kubeconfig, nodes, gpus.as_deref()),
         Command::Preview { record, id, url } => preview::run(&record, id, url),
+        Command::Usage { from, to, by, csv, url } => usage::run((from, to), by, csv, url),
         Command::Users { command } => users::run(command),
         Command::Reservations { command } => reservations::run(command),
         Command::Schema => {
