@@ -104,6 +104,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ReservationsCommand,
     },
+    /// Courses of the embedded record source, whose people may use the course's GPU bookings.
+    Courses {
+        #[command(subcommand)]
+        command: CoursesCommand,
+    },
     /// Run the Kubernetes API simulator alone and write a kubeconfig for kubectl.
     #[cfg(feature = "simulator")]
     Sim {
@@ -147,8 +152,11 @@ pub enum ReservationsCommand {
     /// Book GPUs for users (and optionally one deployment) for a time window.
     Add {
         /// Who it is for, by name or id (repeatable).
-        #[arg(long = "user", value_name = "USER", required = true)]
+        #[arg(long = "user", value_name = "USER", required_unless_present = "course")]
         users: Vec<String>,
+        /// The course it is for, by name or id: its collaborators and members may use it.
+        #[arg(long, value_name = "COURSE")]
+        course: Option<String>,
         /// Profile slugs, one per GPU: `gpu-l`, `gpu-m`, `gpu-s`, `gpu-xs` (comma list).
         #[arg(long, value_name = "SLUGS", value_delimiter = ',', required = true)]
         gpus: Vec<String>,
@@ -175,6 +183,33 @@ pub enum ReservationsCommand {
     Remove {
         /// The booking's id.
         id: String,
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
+    },
+}
+
+/// `llp-k8s courses …`.
+#[derive(Debug, Subcommand)]
+pub enum CoursesCommand {
+    /// Create a course; prints its id.
+    Add {
+        /// Its name (unique).
+        name: String,
+        /// The embedded database.
+        #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
+        db: PathBuf,
+    },
+    /// Add people to a course (by name or id) and list its people.
+    Members {
+        /// The course, by name or id.
+        course: String,
+        /// Who takes it (repeatable).
+        #[arg(long = "member", value_name = "USER")]
+        members: Vec<String>,
+        /// Who teaches it (repeatable).
+        #[arg(long = "collaborator", value_name = "USER")]
+        collaborators: Vec<String>,
         /// The embedded database.
         #[arg(long, value_name = "PATH", default_value = "llp-k8s.sqlite")]
         db: PathBuf,

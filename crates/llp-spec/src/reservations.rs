@@ -33,8 +33,12 @@ pub struct Reservation {
     pub end: Timestamp,
     /// The deployment record it is for; none: any deployment of its users.
     pub deployment: Option<String>,
-    /// Who booked it (user ids).
+    /// Who it is for (user ids): those it names, and, for a course's booking, the course's
+    /// collaborators and members (as the record source reads them).
     pub users: Vec<String>,
+    /// The course it is for, if any (SPEC section 10): its people count as named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub course: Option<String>,
 }
 
 fn slugs<S: serde::Serializer>(gpus: &[Gpu], serializer: S) -> Result<S::Ok, S::Error> {

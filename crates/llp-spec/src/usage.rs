@@ -137,6 +137,8 @@ pub enum By {
     Profile,
     /// The booking that covered the use (and what was used under none).
     Booking,
+    /// The course whose bookings covered the use (bookings of no course are left out).
+    Course,
 }
 
 impl By {
@@ -147,6 +149,7 @@ impl By {
             "deployment" => Some(By::Deployment),
             "profile" => Some(By::Profile),
             "booking" => Some(By::Booking),
+            "course" => Some(By::Course),
             _ => None,
         }
     }
@@ -157,11 +160,12 @@ impl By {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
-    /// The user, deployment, profile slug or booking id; `null` for use no booking covered.
+    /// The user, deployment, profile slug, booking or course id; `null` for use no booking
+    /// covered.
     pub key: Option<String>,
     /// GPU-seconds used.
     pub gpu_seconds: f64,
-    /// GPU-seconds booked within the window (rows by booking only).
+    /// GPU-seconds booked within the window (rows by booking or course).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booked_seconds: Option<f64>,
 }
@@ -196,19 +200,29 @@ pub fn report(
                 add(Some(key), hold.gpu_seconds(from, to, now));
             }
         }
-        By::Booking => {
+        By::Booking | By::Course => {
+            // A booking's row, or its course's; none for a course report of a booking of none.
+            let key_of = |booking: Option<&Reservation>| match by {
+                By::Course => booking.map(|b| b.course.clone()),
+                _ => Some(booking.map(|b| b.id.clone())),
+            };
             for (booking, seconds) in covered(holds, bookings, (from, to.min(now))) {
-                add(booking, seconds);
+                let booking = booking.and_then(|id| bookings.iter().find(|b| b.id == id));
+                if let Some(key) = key_of(booking).filter(|k| by == By::Booking || k.is_some()) {
+                    add(key, seconds);
+                }
             }
             for booking in bookings {
+                let Some(key) = key_of(Some(booking)).filter(Option::is_some) else {
+                    continue;
+                };
                 let booked = booking.gpus.len() as f64 * overlap((booking.start, booking.end), (from, to));
-                rows.entry(Some(booking.id.clone()))
-                    .or_insert(Row {
-                        key: Some(booking.id.clone()),
-                        gpu_seconds: 0.0,
-                        booked_seconds: None,
-                    })
-                    .booked_seconds = Some(booked);
+                let row = rows.entry(key.clone()).or_insert(Row {
+                    key,
+                    gpu_seconds: 0.0,
+                    booked_seconds: None,
+                });
+                row.booked_seconds = Some(row.booked_seconds.unwrap_or(0.0) + booked);
             }
         }
     }

@@ -45,6 +45,7 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         end: Some((now + jiff::SignedDuration::from_hours(24)).to_string()),
         deployment: None,
         users: Some(vec![UserRef::Id(alice_user.id)]),
+        course: None,
     };
     records.add_reservation(&admin_user, &booking)?;
     let url = format!("http://{}", listener.local_addr()?);

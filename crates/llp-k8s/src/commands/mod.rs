@@ -1,6 +1,7 @@
 //! The subcommands. Each returns an [`Outcome`]; failures to do the work at all (a file
 //! that cannot be read) are errors and exit with [`EXIT_FAILURE`].
 
+mod courses;
 #[cfg(feature = "simulator")]
 mod demo;
 mod preview;
@@ -67,6 +68,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Usage { from, to, by, csv, url } => usage::run((from, to), by, csv, url),
         Command::Users { command } => users::run(command),
         Command::Reservations { command } => reservations::run(command),
+        Command::Courses { command } => courses::run(command),
         Command::Schema => {
             print_out(&serde_json::to_string_pretty(&llp_spec::deployment_schema())?)?;
             Ok(Outcome::Success)

@@ -10,7 +10,7 @@ use llp_spec::reservations::readable;
 use std::path::Path;
 
 /// Whoever may open the file may book: the command line acts as an admin.
-fn operator() -> Identity {
+pub(super) fn operator() -> Identity {
     Identity {
         id: "command-line".into(),
         name: "the command line".into(),
@@ -27,6 +27,7 @@ pub fn run(command: ReservationsCommand) -> anyhow::Result<Outcome> {
     match command {
         ReservationsCommand::Add {
             users,
+            course,
             gpus,
             start,
             end,
@@ -39,12 +40,17 @@ pub fn run(command: ReservationsCommand) -> anyhow::Result<Outcome> {
                 .map(|u| store.find_user(u).map(|i| UserRef::Id(i.id)))
                 .collect::<Result<Vec<_>, _>>()
                 .context("--user")?;
+            let course = course
+                .map(|c| store.find_course(&c).map(|c| c.id))
+                .transpose()
+                .context("--course")?;
             let input = ReservationInput {
                 gpus: Some(gpus),
                 start: Some(start.unwrap_or_else(|| jiff::Timestamp::now().to_string())),
                 end: Some(end),
                 deployment: Some(deployment),
                 users: Some(users),
+                course: Some(course),
             };
             let booked = store
                 .add_reservation(&operator(), &input)

@@ -4,6 +4,7 @@ mod actions;
 pub mod auth;
 mod capacity;
 pub mod cors;
+mod course_items;
 mod data;
 mod deployments;
 pub mod edge;
@@ -148,7 +149,10 @@ fn documented_routes(with_items: bool) -> OpenApiRouter<AppState> {
         .merge(capacity::routes())
         .merge(orphans::routes());
     if with_items {
-        routes.merge(items::routes()).merge(reservation_items::routes())
+        routes
+            .merge(items::routes())
+            .merge(reservation_items::routes())
+            .merge(course_items::routes())
     } else {
         routes
     }

@@ -33,12 +33,12 @@ struct UsageQuery {
     from: Option<String>,
     /// End of the window (exclusive); default now.
     to: Option<String>,
-    /// `user` (default), `deployment`, `profile` or `booking` (with `bookedSeconds`; the
-    /// use no booking covered has the key `null`).
+    /// `user` (default), `deployment`, `profile`, `booking` (with `bookedSeconds`; the use no
+    /// booking covered has the key `null`) or `course` (the use its bookings covered).
     by: Option<String>,
 }
 
-/// GPU-seconds used within a window, by user, deployment, profile or booking: an admin's
+/// GPU-seconds used within a window, by user, deployment, profile, booking or course: an admin's
 /// report covers everyone, anyone else's their own. JSON, or CSV with `Accept: text/csv`.
 #[utoipa::path(
     get,
@@ -70,7 +70,7 @@ async fn usage(
     let by = By::parse(by_name).ok_or_else(|| {
         ApiError::bad_field(
             "by",
-            format!("`{by_name}` is not `user`, `deployment`, `profile` or `booking`"),
+            format!("`{by_name}` is not `user`, `deployment`, `profile`, `booking` or `course`"),
         )
     })?;
     let rows = crate::usage::report(state.records.as_ref(), state.usage.as_deref(), &caller, (from, to), by)

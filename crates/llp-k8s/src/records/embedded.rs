@@ -169,7 +169,9 @@ impl EmbeddedStore {
         // Another process (a second replica, the command line) may be writing: wait for it.
         db.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
         db.execute_batch(SCHEMA).map_err(failed)?;
+        db.execute_batch(courses::SCHEMA).map_err(failed)?;
         db.execute_batch(reservations::SCHEMA).map_err(failed)?;
+        courses::migrate(&db)?;
         db.execute_batch(usage::SCHEMA).map_err(failed)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
@@ -508,13 +510,7 @@ impl RecordSource for EmbeddedStore {
         to: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Vec<llp_spec::reservations::Reservation>, RecordError>> {
         let identity = session.identity.clone();
-        Box::pin(self.blocking(move |store| {
-            Ok(store
-                .reservations(&identity)?
-                .into_iter()
-                .filter(|b| b.start < to && from < b.end)
-                .collect())
-        }))
+        Box::pin(self.blocking(move |store| store.bookings_between(&identity, from, to)))
     }
 
     fn open_reservations<'a>(
@@ -548,7 +544,9 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     })
 }
 
+mod courses;
 mod reservations;
+pub use courses::{Course, CourseInput, People};
 pub use reservations::{ReservationInput, UserRef};
 mod usage;
 

@@ -52,7 +52,7 @@ pub async fn report(
         let own = llp_spec::names::label_value(&identity.id);
         holds.retain(|h| h.owner == own);
     }
-    let bookings = if by == llp_spec::usage::By::Booking {
+    let bookings = if matches!(by, llp_spec::usage::By::Booking | llp_spec::usage::By::Course) {
         tokio::time::timeout(deadline, records.bookings_between(session, window.0, window.1))
             .await
             .map_err(|_| ReportError::Timeout)?

@@ -3,6 +3,7 @@
 mod actions;
 mod admission;
 mod compatibility;
+mod courses;
 mod data;
 mod deployments;
 mod e2e;

@@ -47,6 +47,8 @@ const ITEM_ROUTES: &[(&str, &str)] = &[
     ("get", "/items/gpu_reservations/{id}"),
     ("patch", "/items/gpu_reservations/{id}"),
     ("delete", "/items/gpu_reservations/{id}"),
+    ("get", "/items/courses"),
+    ("post", "/items/courses"),
 ];
 
 fn operations(document: &Value) -> BTreeSet<(String, String)> {

@@ -171,3 +171,34 @@ async fn without_a_service_token_the_reconciler_says_which_setting_it_needs() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_course_booking_is_for_the_courses_collaborators_and_members() {
+    let api = llp_api();
+    let (teacher, student, outsider) = (
+        api.add_user("course-teacher", Role::Student).await,
+        api.add_user("course-student", Role::Student).await,
+        api.add_user("course-outsider", Role::Student).await,
+    );
+    let course = api
+        .add_course(
+            &format!("course {}", std::process::id()),
+            &[api.user_id(&teacher).await],
+            &[api.user_id(&student).await],
+        )
+        .await;
+    // A window of this test's own (the Directus is shared by the test process).
+    let (start, end) = ("2098-04-01T10:00:00Z", "2098-04-01T18:00:00Z");
+    api.book_for_course(json!(["gpu-xs", "gpu-xs"]), (start, end), course)
+        .await;
+    let (app, _) = app_at("2098-04-01T12:00:00Z", None).await;
+    for (token, expected) in [
+        (&teacher, StatusCode::CREATED),
+        (&student, StatusCode::CREATED),
+        (&outsider, StatusCode::BAD_REQUEST),
+    ] {
+        let id = api.create_record(token, json!({"title": "t", "data": SMALL_GPU})).await;
+        let (status, body) = deploy(&app, token, &id).await;
+        assert_eq!(status, expected, "{body}");
+    }
+}

@@ -8,7 +8,10 @@
 //! `Student` (may use the app, so may read their own role), `management` and `Staff` (may not);
 //! `gpu_reservations` (`gpus` JSON list of slugs, `start`, `end`, `deployment` many-to-one,
 //! `users` many-to-many through `gpu_reservations_directus_users`), readable by its users and
-//! by the owner of the deployment it names; a `Service` role that may read every booking.
+//! by the owner of the deployment it names; `courses` with collaborators and members (the
+//! junctions `courses_directus_users`, `courses_directus_users_2`) and `gpu_reservations.course`,
+//! a booking then readable by the course's people; `gpu_usage`; a `Service` role that may read
+//! every booking and write usage.
 
 #![allow(dead_code)]
 
@@ -300,7 +303,13 @@ impl Admin {
             .post("/policies", json!({"name": "Reservation readers", "app_access": false}))
             .await;
         let readers = readers["data"]["id"].as_str().unwrap().to_owned();
-        for collection in ["gpu_reservations", "gpu_reservations_directus_users"] {
+        for collection in [
+            "gpu_reservations",
+            "gpu_reservations_directus_users",
+            "courses",
+            "courses_directus_users",
+            "courses_directus_users_2",
+        ] {
             self.post(
                 "/permissions",
                 json!({"policy": readers, "collection": collection, "action": "read", "fields": ["*"]}),
@@ -418,9 +427,12 @@ impl Admin {
                    "schema": {"on_delete": "CASCADE"}}),
         )
         .await;
+        self.courses_schema(owners).await;
         let theirs = json!({"_or": [
             {"users": {"directus_users_id": {"_eq": "$CURRENT_USER"}}},
             {"deployment": {"user_created": {"_eq": "$CURRENT_USER"}}},
+            {"course": {"collaborators": {"directus_users_id": {"_eq": "$CURRENT_USER"}}}},
+            {"course": {"members": {"directus_users_id": {"_eq": "$CURRENT_USER"}}}},
         ]});
         self.post(
             "/permissions",
@@ -431,6 +443,74 @@ impl Admin {
         self.post(
             "/permissions",
             json!({"policy": owners, "collection": "gpu_reservations_directus_users", "action": "read", "fields": ["*"]}),
+        )
+        .await;
+    }
+
+    /// `courses` with its collaborators (`courses_directus_users`) and members
+    /// (`courses_directus_users_2`), and `gpu_reservations.course`, as the LLP has them;
+    /// everyone may read courses (the LLP's course pages do).
+    async fn courses_schema(&self, readers: &str) {
+        self.post(
+            "/collections",
+            json!({"collection": "courses", "schema": {}, "meta": {}, "fields": [
+                {"field": "id", "type": "integer", "meta": {"hidden": true},
+                 "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                {"field": "name", "type": "string"}
+            ]}),
+        )
+        .await;
+        for (junction, alias) in [
+            ("courses_directus_users", "collaborators"),
+            ("courses_directus_users_2", "members"),
+        ] {
+            self.post(
+                "/collections",
+                json!({"collection": junction, "schema": {}, "meta": {"hidden": true}, "fields": [
+                    {"field": "id", "type": "integer", "meta": {"hidden": true},
+                     "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                    {"field": "courses_id", "type": "integer", "meta": {"hidden": true}},
+                    {"field": "directus_users_id", "type": "uuid", "meta": {"hidden": true}}
+                ]}),
+            )
+            .await;
+            self.post(
+                "/fields/courses",
+                json!({"field": alias, "type": "alias", "meta": {"special": ["m2m"], "interface": "list-m2m"}}),
+            )
+            .await;
+            self.post(
+                "/relations",
+                json!({"collection": junction, "field": "courses_id", "related_collection": "courses",
+                       "meta": {"one_field": alias, "junction_field": "directus_users_id"},
+                       "schema": {"on_delete": "CASCADE"}}),
+            )
+            .await;
+            self.post(
+                "/relations",
+                json!({"collection": junction, "field": "directus_users_id", "related_collection": "directus_users",
+                       "meta": {"junction_field": "courses_id"}, "schema": {"on_delete": "CASCADE"}}),
+            )
+            .await;
+            self.post(
+                "/permissions",
+                json!({"policy": readers, "collection": junction, "action": "read", "fields": ["*"]}),
+            )
+            .await;
+        }
+        self.post(
+            "/fields/gpu_reservations",
+            json!({"field": "course", "type": "integer"}),
+        )
+        .await;
+        self.post(
+            "/relations",
+            json!({"collection": "gpu_reservations", "field": "course", "related_collection": "courses"}),
+        )
+        .await;
+        self.post(
+            "/permissions",
+            json!({"policy": readers, "collection": "courses", "action": "read", "fields": ["*"]}),
         )
         .await;
     }
@@ -525,6 +605,38 @@ impl LlpApi {
 
     /// Books `gpus` (slugs, as stored) from `start` to `end` for `users` (ids), for
     /// `deployment` if given, as the admin does in the LLP; returns the booking's id.
+    /// Creates a course with `collaborators` and `members` (user ids); its id.
+    pub async fn add_course(&self, name: &str, collaborators: &[String], members: &[String]) -> i64 {
+        let people = |ids: &[String]| ids.iter().map(|u| json!({"directus_users_id": u})).collect::<Vec<_>>();
+        let body = json!({"name": name, "collaborators": people(collaborators), "members": people(members)});
+        let response = client()
+            .post(format!("{}/items/courses", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        body["data"]["id"].as_i64().unwrap()
+    }
+
+    /// Books `gpus` for course `course` (naming no user).
+    pub async fn book_for_course(&self, gpus: Value, (start, end): (&str, &str), course: i64) -> i64 {
+        let response = client()
+            .post(format!("{}/items/gpu_reservations", self.url))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({"gpus": gpus, "start": start, "end": end, "course": course}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        body["data"]["id"].as_i64().unwrap()
+    }
+
     pub async fn book(&self, gpus: Value, start: &str, end: &str, deployment: Option<&str>, users: &[String]) -> i64 {
         let users: Vec<Value> = users.iter().map(|u| json!({"directus_users_id": u})).collect();
         let response = client()

@@ -13,6 +13,7 @@ fn booking(id: &str, gpus: &[Gpu], start: &str, end: &str, deployment: Option<&s
         end: at(end),
         deployment: deployment.map(str::to_owned),
         users: users.iter().map(|u| (*u).to_owned()).collect(),
+        course: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn booking(id: &str, gpus: usize, (start, end): (i64, i64), deployment: Option<&
         end: at(end),
         deployment: deployment.map(str::to_owned),
         users: users.iter().map(|u| (*u).to_owned()).collect(),
+        course: None,
     }
 }
 
@@ -208,4 +209,27 @@ fn a_pod_holds_its_gpus_from_its_start_until_its_last_container_finished() {
     let mut unlabelled = pod("Running", None);
     unlabelled.metadata.labels = None;
     assert!(holds_of(&unlabelled, now).is_empty());
+}
+
+#[test]
+fn rows_by_course_add_up_the_use_and_the_bookings_of_each_course() {
+    // Bob is among the people of course "ml"; two of its bookings and one of no course.
+    let holds = [
+        hold("a", "1", "bob", 1, (0, Some(60))),
+        hold("b", "2", "carol", 1, (0, Some(30))),
+    ];
+    let mut first = booking("ml-1", 1, (0, 30), None, &["bob", "carol"]);
+    first.course = Some("ml".into());
+    let mut second = booking("ml-2", 1, (30, 60), None, &["bob"]);
+    second.course = Some("ml".into());
+    let own = booking("own", 1, (0, 60), None, &["carol"]);
+    let rows = report(&holds, &[first, second, own], By::Course, (at(0), at(60)), at(60));
+    assert_eq!(
+        rows,
+        [Row {
+            key: Some("ml".into()),
+            gpu_seconds: 3600.0,
+            booked_seconds: Some(3600.0)
+        }]
+    );
 }

@@ -32,6 +32,14 @@ pub struct ReservationsConfig {
     pub users_field: String,
     /// The junction's field holding the user id (`gpu_reservations_directus_users.directus_users_id`).
     pub junction_user_field: String,
+    /// The course it is for (many-to-one to the LLP's `courses`); empty: the LLP has no
+    /// course bookings.
+    pub course_field: String,
+    /// The course's many-to-many fields of its people: its collaborators (junction
+    /// `courses_directus_users`) and members (`courses_directus_users_2`).
+    pub course_people_fields: Vec<String>,
+    /// The course junctions' field holding the user id.
+    pub course_junction_user_field: String,
 }
 
 impl Default for ReservationsConfig {
@@ -44,22 +52,42 @@ impl Default for ReservationsConfig {
             deployment_field: "deployment".into(),
             users_field: "users".into(),
             junction_user_field: "directus_users_id".into(),
+            course_field: "course".into(),
+            course_people_fields: vec!["collaborators".into(), "members".into()],
+            course_junction_user_field: "directus_users_id".into(),
         }
     }
 }
 
 impl ReservationsConfig {
     /// The names that go into URLs: plain ones only.
-    pub fn names(&self) -> [&str; 7] {
-        [
-            &self.collection,
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![
+            self.collection.as_str(),
             &self.gpus_field,
             &self.start_field,
             &self.end_field,
             &self.deployment_field,
             &self.users_field,
             &self.junction_user_field,
-        ]
+        ];
+        if !self.course_field.is_empty() {
+            names.push(&self.course_field);
+            names.extend(self.course_people_fields.iter().map(String::as_str));
+            names.push(&self.course_junction_user_field);
+        }
+        names
+    }
+
+    /// The paths of the course's people's user ids (`course.members.directus_users_id`).
+    fn course_people(&self) -> Vec<String> {
+        if self.course_field.is_empty() {
+            return Vec::new();
+        }
+        self.course_people_fields
+            .iter()
+            .map(|people| format!("{}.{people}.{}", self.course_field, self.course_junction_user_field))
+            .collect()
     }
 }
 
@@ -85,6 +113,14 @@ impl ReservationReads {
         let filter = match owner {
             Some(owner) => {
                 let mut either = vec![json!({ &c.users_field: { &c.junction_user_field: { "_eq": owner } } })];
+                // A course's booking is its people's.
+                for people in &c.course_people_fields {
+                    if !c.course_field.is_empty() {
+                        either.push(
+                            json!({ &c.course_field: { people: { &c.course_junction_user_field: { "_eq": owner } } } }),
+                        );
+                    }
+                }
                 if !deployments.is_empty() {
                     either.push(json!({ &c.deployment_field: { "_in": deployments } }));
                 }
@@ -98,10 +134,17 @@ impl ReservationReads {
     /// The path of a read of the bookings `filter` selects.
     fn path_of(&self, filter: &Value) -> String {
         let c = &self.config;
-        let fields = format!(
+        let mut fields = format!(
             "id,{},{},{},{},{}.{}",
             c.gpus_field, c.start_field, c.end_field, c.deployment_field, c.users_field, c.junction_user_field
         );
+        if !c.course_field.is_empty() {
+            fields.push_str(&format!(",{}.id", c.course_field));
+            for people in self.config.course_people() {
+                fields.push(',');
+                fields.push_str(&people);
+            }
+        }
         let mut url = reqwest::Url::parse("http://llp/").expect("a constant URL");
         url.set_path(&format!("/items/{}", c.collection));
         url.query_pairs_mut()
@@ -217,14 +260,35 @@ fn parse(config: &ReservationsConfig, item: &Value) -> Result<Reservation, Strin
             other => plain_text(other),
         })
         .collect();
-    Ok(Reservation {
+    let mut booking = Reservation {
         id,
         gpus,
         start,
         end,
         deployment,
         users,
-    })
+        course: None,
+    };
+    if !config.course_field.is_empty() {
+        let course = &item[&config.course_field];
+        booking.course = match course {
+            Value::Object(related) => plain_text(&related["id"]),
+            other => plain_text(other),
+        };
+        // Everyone it counts for: its users and the course's people.
+        for people in &config.course_people_fields {
+            for junction in course[people].as_array().into_iter().flatten() {
+                let person = match &junction[&config.course_junction_user_field] {
+                    Value::Object(user) => plain_text(&user["id"]),
+                    other => plain_text(other),
+                };
+                if let Some(person) = person.filter(|p| !booking.users.contains(p)) {
+                    booking.users.push(person);
+                }
+            }
+        }
+    }
+    Ok(booking)
 }
 
 /// Directus answers `timestamp` fields in RFC 3339 and `dateTime` fields without a zone
@@ -286,7 +350,15 @@ mod tests {
         assert!(path.starts_with("/items/gpu_reservations?"));
         let filter: Value = serde_json::from_str(&query[0].1).unwrap();
         assert_eq!(filter["_and"][0], json!({"end": {"_gt": "2026-11-27T12:00:00Z"}}));
-        assert_eq!(filter["_and"][1]["_or"][1], json!({"deployment": {"_in": ["d1"]}}));
-        assert_eq!(query[1].1, "id,gpus,start,end,deployment,users.directus_users_id");
+        assert_eq!(filter["_and"][1]["_or"][3], json!({"deployment": {"_in": ["d1"]}}));
+        assert_eq!(
+            filter["_and"][1]["_or"][2],
+            json!({"course": {"members": {"directus_users_id": {"_eq": "u1"}}}}),
+            "a course's booking is its people's"
+        );
+        assert_eq!(
+            query[1].1,
+            "id,gpus,start,end,deployment,users.directus_users_id,course.id,course.collaborators.directus_users_id,course.members.directus_users_id"
+        );
     }
 }

@@ -64,6 +64,9 @@ pub struct ReservationInput {
     pub deployment: Option<Option<String>>,
     /// Who it is for.
     pub users: Option<Vec<UserRef>>,
+    /// The course it is for (its collaborators and members); `null`: none.
+    #[serde(default, deserialize_with = "super::present")]
+    pub course: Option<Option<String>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> RecordError {
@@ -129,10 +132,19 @@ fn merged(current: Option<&Reservation>, input: &ReservationInput) -> Result<Res
     let users: Vec<String> = match (&input.users, current) {
         (Some(users), _) => users.iter().map(|u| u.id().to_owned()).collect(),
         (None, Some(c)) => c.users.clone(),
+        (None, None) if input.course.as_ref().is_some_and(Option::is_some) => Vec::new(),
         (None, None) => return Err(missing("users")),
     };
-    if users.is_empty() {
-        return Err(invalid("users", "a reservation is for at least one user"));
+    let course = match (&input.course, current) {
+        (Some(c), _) => c.clone().filter(|c| !c.is_empty()),
+        (None, Some(c)) => c.course.clone(),
+        (None, None) => None,
+    };
+    if users.is_empty() && course.is_none() {
+        return Err(invalid(
+            "users",
+            "a reservation is for at least one user, or for a course",
+        ));
     }
     let deployment = match (&input.deployment, current) {
         (Some(d), _) => d.clone().filter(|d| !d.is_empty()),
@@ -146,10 +158,11 @@ fn merged(current: Option<&Reservation>, input: &ReservationInput) -> Result<Res
         end,
         deployment,
         users,
+        course,
     })
 }
 
-fn admin_only(caller: &Identity) -> Result<(), RecordError> {
+pub(super) fn admin_only(caller: &Identity) -> Result<(), RecordError> {
     if caller.admin {
         Ok(())
     } else {
@@ -168,12 +181,13 @@ impl EmbeddedStore {
         let tx = db.transaction().map_err(failed)?;
         check_references(&tx, &reservation)?;
         tx.execute(
-            "INSERT INTO gpu_reservations (gpus, starts_at, ends_at, deployment) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO gpu_reservations (gpus, starts_at, ends_at, deployment, course) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 slugs_json(&reservation.gpus),
                 reservation.start.to_string(),
                 reservation.end.to_string(),
-                reservation.deployment
+                reservation.deployment,
+                reservation.course
             ],
         )
         .map_err(failed)?;
@@ -200,13 +214,14 @@ impl EmbeddedStore {
         let changed = merged(Some(&current), input)?;
         check_references(&tx, &changed)?;
         tx.execute(
-            "UPDATE gpu_reservations SET gpus = ?2, starts_at = ?3, ends_at = ?4, deployment = ?5 WHERE id = ?1",
+            "UPDATE gpu_reservations SET gpus = ?2, starts_at = ?3, ends_at = ?4, deployment = ?5, course = ?6 WHERE id = ?1",
             params![
                 id,
                 slugs_json(&changed.gpus),
                 changed.start.to_string(),
                 changed.end.to_string(),
-                changed.deployment
+                changed.deployment,
+                changed.course
             ],
         )
         .map_err(failed)?;
@@ -233,26 +248,57 @@ impl EmbeddedStore {
 
     /// One booking the caller may read.
     pub fn reservation(&self, caller: &Identity, id: &str) -> Result<Reservation, RecordError> {
-        let found = one(&self.db(), id)?;
-        if caller.admin || found.users.contains(&caller.id) {
+        let db = self.db();
+        let found = one(&db, id)?;
+        if caller.admin || for_people(&db, found.clone())?.users.contains(&caller.id) {
             Ok(found)
         } else {
             Err(RecordError::NotFound)
         }
     }
 
-    /// The bookings the caller may read (every one for admins), by start.
+    /// The bookings the caller may read (every one for admins; else those for them or a
+    /// course of theirs), by start, naming the users they name.
     pub fn reservations(&self, caller: &Identity) -> Result<Vec<Reservation>, RecordError> {
-        let all = query(&self.db(), "", params![])?;
-        Ok(all
-            .into_iter()
-            .filter(|r| caller.admin || r.users.contains(&caller.id))
-            .collect())
+        let db = self.db();
+        let mut readable = Vec::new();
+        for booking in query(&db, "", params![])? {
+            if caller.admin || for_people(&db, booking.clone())?.users.contains(&caller.id) {
+                readable.push(booking);
+            }
+        }
+        Ok(readable)
     }
 
-    /// Every booking not ended at `now`.
+    /// The bookings that overlap `[from, to)` the caller may read, each for all its people.
+    pub fn bookings_between(
+        &self,
+        caller: &Identity,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reservation>, RecordError> {
+        let db = self.db();
+        let mut found = Vec::new();
+        for booking in query(
+            &db,
+            "WHERE r.starts_at < ?2 AND r.ends_at > ?1",
+            params![from.to_string(), to.to_string()],
+        )? {
+            let booking = for_people(&db, booking)?;
+            if caller.admin || booking.users.contains(&caller.id) {
+                found.push(booking);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every booking not ended at `now`, each for all its people.
     pub fn open_reservations(&self, now: Timestamp) -> Result<Vec<Reservation>, RecordError> {
-        query(&self.db(), "WHERE r.ends_at > ?1", params![now.to_string()])
+        let db = self.db();
+        query(&db, "WHERE r.ends_at > ?1", params![now.to_string()])?
+            .into_iter()
+            .map(|booking| for_people(&db, booking))
+            .collect()
     }
 
     /// The bookings not ended at `now` that name one of `deployments` or are `owner`'s.
@@ -272,6 +318,30 @@ impl EmbeddedStore {
     }
 }
 
+/// `booking` with its users and, if it is a course's, the course's collaborators and members:
+/// everyone it counts for.
+fn for_people(db: &Connection, mut booking: Reservation) -> Result<Reservation, RecordError> {
+    let Some(course) = &booking.course else {
+        return Ok(booking);
+    };
+    let mut statement = db
+        .prepare(
+            "SELECT directus_users_id FROM courses_directus_users WHERE CAST(courses_id AS TEXT) = ?1
+             UNION SELECT directus_users_id FROM courses_directus_users_2 WHERE CAST(courses_id AS TEXT) = ?1",
+        )
+        .map_err(failed)?;
+    let people = statement
+        .query_map([course], |row| row.get::<_, String>(0))
+        .map_err(failed)?;
+    for person in people {
+        let person = person.map_err(failed)?;
+        if !booking.users.contains(&person) {
+            booking.users.push(person);
+        }
+    }
+    Ok(booking)
+}
+
 /// The booking `id`.
 fn one(db: &Connection, id: &str) -> Result<Reservation, RecordError> {
     query(db, "WHERE r.id = ?1", params![id])?
@@ -284,7 +354,8 @@ fn one(db: &Connection, id: &str) -> Result<Reservation, RecordError> {
 fn query(db: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Reservation>, RecordError> {
     let sql = format!(
         "SELECT r.id, r.gpus, r.starts_at, r.ends_at, r.deployment,
-                (SELECT json_group_array(u.user) FROM gpu_reservations_users u WHERE u.reservation = r.id)
+                (SELECT json_group_array(u.user) FROM gpu_reservations_users u WHERE u.reservation = r.id),
+                r.course
          FROM gpu_reservations r {filter} ORDER BY r.starts_at, r.id"
     );
     let mut statement = db.prepare(&sql).map_err(failed)?;
@@ -297,12 +368,13 @@ fn query(db: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<V
                 row.get::<_, String>(3)?,
                 row.get::<_, Option<String>>(4)?,
                 row.get::<_, String>(5)?,
+                row.get::<_, Option<i64>>(6)?,
             ))
         })
         .map_err(failed)?;
     let mut found = Vec::new();
     for row in rows {
-        let (id, gpus, start, end, deployment, users) = row.map_err(failed)?;
+        let (id, gpus, start, end, deployment, users, course) = row.map_err(failed)?;
         let corrupt = |what: &str| RecordError::Unavailable {
             source_name: super::NAME,
             detail: format!("reservation {id} has an unreadable {what}"),
@@ -315,6 +387,7 @@ fn query(db: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<V
             end: end.parse().map_err(|_| corrupt("end"))?,
             deployment,
             users: serde_json::from_str(&users).map_err(|_| corrupt("users"))?,
+            course: course.map(|c| c.to_string()),
         });
     }
     Ok(found)
@@ -341,6 +414,11 @@ fn check_references(db: &Connection, reservation: &Reservation) -> Result<(), Re
             "deployment",
             format!("no deployment record has the id `{deployment}`"),
         ));
+    }
+    if let Some(course) = &reservation.course
+        && !exists("SELECT 1 FROM courses WHERE CAST(id AS TEXT) = ?1", course)?
+    {
+        return Err(invalid("course", format!("no course has the id `{course}`")));
     }
     Ok(())
 }

@@ -140,6 +140,7 @@ mod reservations {
             end: Some("2026-11-27T18:00:00Z".into()),
             deployment: None,
             users: Some(users.iter().map(|u| UserRef::Id(u.id.clone())).collect()),
+            course: None,
         }
     }
 
@@ -291,6 +292,7 @@ mod overlapping_edits {
                         end: Some("2026-11-27T18:00:00Z".into()),
                         deployment: None,
                         users: Some(vec![UserRef::Id(f.alice.id.clone())]),
+                        course: None,
                     },
                 )
                 .unwrap();
