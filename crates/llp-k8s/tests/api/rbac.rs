@@ -50,6 +50,16 @@ async fn the_manifests_role_is_exactly_what_every_route_needs() {
     let nodes: ClusterRole = of_kind("ClusterRole");
     let app = app_under(&role, &nodes).await;
     exercise_every_route(&app).await;
+    // A terminal: authorized (get and create on pods/exec), then refused by the simulator's
+    // nodes, which run no containers (tests/containers/terminal.rs opens one on a real node).
+    let (id, pod) = app
+        .running(json!({"title": "web", "data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    let addr = crate::helpers::serve_with(&app, Default::default()).await;
+    let (status, body) = crate::helpers::open_terminal(addr, (&id, &pod), "", &app.alice)
+        .await
+        .unwrap_err();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     let sim = app.sim.as_ref().unwrap();
     assert_eq!(sim.requests().forbidden(), Vec::<String>::new(), "nothing refused");

@@ -163,12 +163,31 @@ pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, Ap
                 (Method::DELETE, None) => delete(&request, &key),
                 (Method::GET, Some("status")) => get(&request, &key),
                 (Method::GET, Some("log")) if rt.kind == "Pod" => logs::serve(&request, &key).await,
+                (Method::GET | Method::POST, Some("exec")) if rt.kind == "Pod" => exec(&request, &target, &key),
                 (method, Some("scale")) if rt.kind == "StatefulSet" => scale::handle(&request, &key, &method),
                 (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
             }
         }
         (method, None, _) => Err(ApiError::method_not_allowed(method.as_str())),
     }
+}
+
+/// A command in a pod's container: kube-apiserver authorizes a WebSocket exec (a GET) as
+/// `create` on `pods/exec` too (Kubernetes 1.35 on); the simulator's nodes run no containers,
+/// so the pod's existence is all it can check before it refuses.
+fn exec(request: &Request<'_>, target: &Target, key: &ObjectKey) -> Result<Response, ApiError> {
+    if *request.method == Method::GET {
+        let create = super::rbac::Attributes::of(&Method::POST, target, false);
+        super::authorize(request.state, &create)?;
+    }
+    let exists = request.state.store.lock().expect("store lock").get(key).is_some();
+    if !exists {
+        return Err(not_found(key));
+    }
+    Err(ApiError::bad_request(format!(
+        "pod {}: the simulator's nodes run no containers, so no command can run in them",
+        key.name
+    )))
 }
 
 fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
