@@ -30,6 +30,8 @@ pub struct Config {
     pub reservations: crate::reservations::ReservationSettings,
     /// Deployments whose record is gone: found, listed, removed after a grace period.
     pub orphans: crate::orphans::OrphanSettings,
+    /// GPU usage's energy: the lab's Prometheus with the DCGM exporter's power per pod.
+    pub usage: crate::usage::energy::EnergySettings,
     /// How long the Kubernetes API may take to begin answering one request before the route
     /// answers 504 naming the cluster.
     pub cluster_request_seconds: u64,
@@ -56,6 +58,7 @@ impl Default for Config {
             limits: LimitsTable::default(),
             reservations: crate::reservations::ReservationSettings::default(),
             orphans: crate::orphans::OrphanSettings::default(),
+            usage: crate::usage::energy::EnergySettings::default(),
             cluster_request_seconds: crate::cluster::calls::REQUEST_DEADLINE.as_secs(),
             cluster_stale_seconds: crate::cluster::STALE_AFTER.as_secs(),
         }
@@ -168,6 +171,7 @@ impl Config {
         text("LLP_NAME_PREFIX", &mut self.cluster.name_prefix);
         text("LLP_IMAGE_PULL_POLICY", &mut self.cluster.image_pull_policy);
         text("LLP_INGRESS_DOMAIN", &mut self.cluster.ingress.domain);
+        text("LLP_PROMETHEUS_URL", &mut self.usage.prometheus_url);
         if let Some(class) = env("LLP_STORAGE_CLASS") {
             self.cluster.storage_class = Some(class).filter(|c| !c.is_empty());
         }

@@ -1058,7 +1058,7 @@ async fn usage_shows_alices_gpu_deployment_accruing_in_the_demo() {
     let csv = usage(alice, &["--by", "profile", "--csv"]);
     let text = String::from_utf8(csv.stdout).unwrap();
     assert!(
-        text.starts_with("profile,gpuSeconds,bookedSeconds\n\"gpu-xs\","),
+        text.starts_with("profile,gpuSeconds,bookedSeconds,wattHours\n\"gpu-xs\","),
         "{text}"
     );
     let bobs = usage(bob, &[]);

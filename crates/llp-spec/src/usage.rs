@@ -168,6 +168,10 @@ pub struct Row {
     /// GPU-seconds booked within the window (rows by booking or course).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booked_seconds: Option<f64>,
+    /// Watt-hours the GPUs drew, where the lab's Prometheus has their power (rows by user,
+    /// deployment or profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watt_hours: Option<f64>,
 }
 
 /// The usage of `holds` within `[from, to)` (up to `now`), grouped `by`; rows by booking also
@@ -186,6 +190,7 @@ pub fn report(
                 key,
                 gpu_seconds: 0.0,
                 booked_seconds: None,
+                watt_hours: None,
             })
             .gpu_seconds += seconds;
     };
@@ -221,6 +226,7 @@ pub fn report(
                     key,
                     gpu_seconds: 0.0,
                     booked_seconds: None,
+                    watt_hours: None,
                 });
                 row.booked_seconds = Some(row.booked_seconds.unwrap_or(0.0) + booked);
             }
@@ -293,6 +299,59 @@ fn covered(
         }
     }
     used
+}
+
+/// Power that pods' GPUs drew, as samples (time, watts) per pod name in time order; a sample
+/// holds until the next one, at most `step` after it (a gap means no reading).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Power {
+    /// The sampling step.
+    pub step: jiff::SignedDuration,
+    /// Samples by pod name.
+    pub by_pod: std::collections::HashMap<String, Vec<(Timestamp, f64)>>,
+}
+
+impl Power {
+    /// Watt-hours `hold`'s pod drew while the hold lasted, within `window` (up to `now`). A
+    /// pod's name returns when a StatefulSet starts it again: only the samples within the
+    /// hold's span are its.
+    pub fn watt_hours(&self, hold: &Hold, (from, to): (Timestamp, Timestamp), now: Timestamp) -> f64 {
+        let Some(samples) = self.by_pod.get(&hold.pod) else {
+            return 0.0;
+        };
+        let span = (hold.start.max(from), hold.until(now).min(to));
+        samples
+            .iter()
+            .enumerate()
+            .map(|(i, (at, watts))| {
+                let held_until = *at + self.step;
+                let next = samples.get(i + 1).map_or(held_until, |(next, _)| (*next).min(held_until));
+                watts * overlap((*at, next), span) / 3600.0
+            })
+            .sum()
+    }
+}
+
+/// Adds to `rows` (grouped `by` user, deployment or profile) the watt-hours their holds drew;
+/// rows by booking or course get none (a booking covers GPU-seconds, not a pod's power).
+pub fn add_energy(rows: &mut [Row], holds: &[Hold], by: By, power: &Power, window: (Timestamp, Timestamp), now: Timestamp) {
+    let key_of = |hold: &Hold| match by {
+        By::User => Some(hold.owner.clone()),
+        By::Deployment => Some(hold.deployment.clone()),
+        By::Profile => Some(hold.gpu.slug().to_owned()),
+        By::Booking | By::Course => None,
+    };
+    for row in rows.iter_mut() {
+        if matches!(by, By::Booking | By::Course) {
+            continue;
+        }
+        let drawn: f64 = holds
+            .iter()
+            .filter(|h| key_of(h) == row.key)
+            .map(|h| power.watt_hours(h, window, now))
+            .sum();
+        row.watt_hours = Some(drawn);
+    }
 }
 
 #[cfg(test)]

@@ -79,7 +79,10 @@ async fn serve(listen: SocketAddr, db: Option<PathBuf>) -> anyhow::Result<Outcom
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
-        usage: Some(usage),
+        usage: llp_k8s::usage::Usage {
+            store: Some(usage),
+            energy: None,
+        },
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(
             llp_k8s::config::ServerLimits::default().terminals_per_user,

@@ -148,7 +148,7 @@ fn spawn_reconcilers(state: &llp_k8s::http::AppState) -> Vec<tokio::task::JoinHa
         state.shutdown.clone(),
     );
     let accountant = llp_k8s::usage::accountant::spawn(
-        state.usage.clone(),
+        state.usage.store.clone(),
         state.cluster.as_ref(),
         state.metrics.gpu_seconds(),
         state.shutdown.clone(),

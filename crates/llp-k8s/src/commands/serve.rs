@@ -85,7 +85,10 @@ async fn serve(config: Config) -> anyhow::Result<Outcome> {
             enabled: config.orphans.enabled && (embedded_source || has_service_token),
             ..config.orphans
         }),
-        usage: Some(usage),
+        usage: llp_k8s::usage::Usage {
+            store: Some(usage),
+            energy: llp_k8s::usage::energy::Prometheus::new(config.usage.clone()).map(Arc::new),
+        },
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(config.server.terminals_per_user)),
         terminal_idle: std::time::Duration::from_secs(config.server.terminal_idle_seconds),

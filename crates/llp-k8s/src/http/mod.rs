@@ -85,8 +85,8 @@ pub struct AppParts {
     pub follows: Arc<server::Follows>,
     /// The orphan reconciler's settings and what it has seen.
     pub orphans: Arc<crate::orphans::OrphanPolicy>,
-    /// Where GPU usage is kept, if the record source keeps it.
-    pub usage: Option<Arc<dyn crate::records::UsageStore>>,
+    /// Where GPU usage is kept, and where the pods' power is read.
+    pub usage: crate::usage::Usage,
     /// Status answers, reused while the caches do not change.
     pub status_memo: Arc<crate::status::StatusMemo>,
     /// Open status streams per user, capped.

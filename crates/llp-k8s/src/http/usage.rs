@@ -46,7 +46,7 @@ struct UsageQuery {
     tag = "usage",
     params(UsageQuery),
     responses(
-        (status = 200, description = "`{\"from\", \"to\", \"by\", \"data\": [{\"key\", \"gpuSeconds\", \"bookedSeconds\"}]}`, or CSV", body = Vec<Row>),
+        (status = 200, description = "`{\"from\", \"to\", \"by\", \"data\": [{\"key\", \"gpuSeconds\", \"bookedSeconds\", \"wattHours\"}], \"energy\"}` (`energy`: why `wattHours` is missing when the lab's Prometheus could not be read), or CSV", body = Vec<Row>),
         (status = 400, description = "A bad `from`, `to` or `by`", body = ErrorBody),
         CommonErrors
     )
@@ -73,8 +73,14 @@ async fn usage(
             format!("`{by_name}` is not `user`, `deployment`, `profile`, `booking` or `course`"),
         )
     })?;
-    let rows = crate::usage::report(state.records.as_ref(), state.usage.as_deref(), &caller, (from, to), by)
-        .await
+    let report = crate::usage::report(
+        state.records.as_ref(),
+        &state.usage,
+        (&caller, &state.render.namespace),
+        (from, to),
+        by,
+    )
+    .await
         .map_err(|error| match error {
             ReportError::NotKept => ApiError::Unavailable {
                 dependency: "the usage store (this record source keeps no GPU usage)",
@@ -89,9 +95,12 @@ async fn usage(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/csv"));
     if wants_csv {
-        return Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], csv(by_name, &rows)).into_response());
+        return Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], csv(by_name, &report.rows)).into_response());
     }
-    let body = serde_json::json!({"from": from, "to": to, "by": by_name, "data": rows});
+    let mut body = serde_json::json!({"from": from, "to": to, "by": by_name, "data": report.rows});
+    if let Some(problem) = report.energy_problem {
+        body["energy"] = problem.into();
+    }
     Ok(Json(body).into_response())
 }
 
@@ -113,13 +122,14 @@ fn time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
 
 /// The rows as CSV: the key's column is named after `by`.
 fn csv(by: &str, rows: &[Row]) -> String {
-    let mut out = format!("{by},gpuSeconds,bookedSeconds\n");
+    let mut out = format!("{by},gpuSeconds,bookedSeconds,wattHours\n");
     for row in rows {
         let key = row.key.as_deref().unwrap_or("");
         // Keys are ids and slugs; quoted all the same, so that no value can break a line.
         let key = format!("\"{}\"", key.replace('"', "\"\""));
         let booked = row.booked_seconds.map(|b| format!("{b:.0}")).unwrap_or_default();
-        out.push_str(&format!("{key},{:.0},{booked}\n", row.gpu_seconds));
+        let energy = row.watt_hours.map(|w| format!("{w:.1}")).unwrap_or_default();
+        out.push_str(&format!("{key},{:.0},{booked},{energy}\n", row.gpu_seconds));
     }
     out
 }

@@ -2,6 +2,7 @@
 //! hold ([`llp_spec::usage::Hold`]) where the records are; the usage route reads it back.
 
 pub mod accountant;
+pub mod energy;
 
 use crate::records::{RecordError, UsageStore};
 use jiff::Timestamp;
@@ -9,6 +10,25 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::atomic::AtomicU64;
+
+/// What the usage report is made from: where holds are kept (if the record source keeps
+/// them) and where power is read (if the lab has it).
+#[derive(Clone, Default)]
+pub struct Usage {
+    /// The holds.
+    pub store: Option<std::sync::Arc<dyn UsageStore>>,
+    /// The pods' power.
+    pub energy: Option<std::sync::Arc<energy::Prometheus>>,
+}
+
+/// A report: its rows, and why they have no energy when power was to be read but could not.
+#[derive(Debug)]
+pub struct Report {
+    /// The rows.
+    pub rows: Vec<llp_spec::usage::Row>,
+    /// What went wrong reading power (naming Prometheus).
+    pub energy_problem: Option<String>,
+}
 
 /// Labels of the GPU-seconds counter: the profile only (bounded; no user ids).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,15 +53,16 @@ pub enum ReportError {
 
 /// The report for `session`'s holder: usage within `window` grouped `by`; an admin sees every
 /// owner's, anyone else their own (holds by the owner label of their id, bookings they are
-/// among the users of).
+/// among the users of). With a Prometheus, rows by user, deployment or profile add the energy
+/// drawn in `namespace`; when it cannot be read the rows come without it, saying why.
 pub async fn report(
     records: &dyn crate::records::RecordSource,
-    store: Option<&dyn UsageStore>,
-    session: &crate::records::Session,
+    usage: &Usage,
+    (session, namespace): (&crate::records::Session, &str),
     window: (Timestamp, Timestamp),
     by: llp_spec::usage::By,
-) -> Result<Vec<llp_spec::usage::Row>, ReportError> {
-    let store = store.ok_or(ReportError::NotKept)?;
+) -> Result<Report, ReportError> {
+    let store = usage.store.as_deref().ok_or(ReportError::NotKept)?;
     let deadline = std::time::Duration::from_secs(15);
     let mut holds = tokio::time::timeout(deadline, store.holds_between(window.0, window.1))
         .await
@@ -60,5 +81,18 @@ pub async fn report(
     } else {
         Vec::new()
     };
-    Ok(llp_spec::usage::report(&holds, &bookings, by, window, Timestamp::now()))
+    let now = Timestamp::now();
+    let mut rows = llp_spec::usage::report(&holds, &bookings, by, window, now);
+    let mut energy_problem = None;
+    let wants_energy = !matches!(by, llp_spec::usage::By::Booking | llp_spec::usage::By::Course);
+    if let Some(prometheus) = usage.energy.as_deref().filter(|_| wants_energy && !rows.is_empty()) {
+        match prometheus.power(namespace, (window.0, window.1.min(now))).await {
+            Ok(power) => llp_spec::usage::add_energy(&mut rows, &holds, by, &power, window, now),
+            Err(problem) => {
+                tracing::warn!(%problem, "GPU energy could not be read");
+                energy_problem = Some(problem);
+            }
+        }
+    }
+    Ok(Report { rows, energy_problem })
 }

@@ -113,7 +113,7 @@ async fn a_course_booking_counts_for_the_courses_people_and_nobody_else() {
         end: Some(now - jiff::SignedDuration::from_mins(30)),
         seen: now,
     };
-    app.state.usage.as_ref().unwrap().record(&[hold]).await.unwrap();
+    app.state.usage.store.as_ref().unwrap().record(&[hold]).await.unwrap();
     let (status, report) = app.call("GET", "/kubernetes/usage?by=course", &app.bob, None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     let row = &report["data"][0];

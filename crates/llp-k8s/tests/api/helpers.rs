@@ -57,7 +57,10 @@ pub fn app() -> TestApp {
         reservations: Arc::default(),
         follows: Arc::default(),
         orphans: Arc::default(),
-        usage: Some(Arc::new(store)),
+        usage: llp_k8s::usage::Usage {
+            store: Some(Arc::new(store)),
+            energy: None,
+        },
         status_memo: Arc::default(),
         terminals: Arc::new(llp_k8s::http::server::Terminals::new(
             llp_k8s::config::ServerLimits::default().terminals_per_user,

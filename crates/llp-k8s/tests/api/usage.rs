@@ -15,7 +15,7 @@ use std::time::Duration;
 const SMALL_GPU: &str = "containers: [{name: train, image: trainer, cpu: 1, memory: 1, gpu: nvidia.com/mig-1g.10gb}]";
 
 fn store(app: &TestApp) -> Arc<dyn UsageStore> {
-    app.state.usage.clone().expect("the embedded store keeps usage")
+    app.state.usage.store.clone().expect("the embedded store keeps usage")
 }
 
 fn accountant(app: &TestApp, holder: &str) -> Accountant {
@@ -259,7 +259,7 @@ async fn each_user_reads_their_own_usage_and_admins_everyones_as_json_or_csv() {
     .unwrap();
     assert_eq!(
         text,
-        "deployment,gpuSeconds,bookedSeconds\n\"1\",3600,\n\"2\",1800,\n\"3\",7200,\n"
+        "deployment,gpuSeconds,bookedSeconds,wattHours\n\"1\",3600,,\n\"2\",1800,,\n\"3\",7200,,\n"
     );
 
     // Bad input names its field; no token is a 401.
@@ -280,4 +280,114 @@ async fn each_user_reads_their_own_usage_and_admins_everyones_as_json_or_csv() {
     }
     let (status, _) = app.call("GET", "/kubernetes/usage", "", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Power drawn: per pod, spans `[from, to)` of constant watts.
+type Drawn = Vec<(&'static str, Vec<(&'static str, &'static str, f64)>)>;
+
+/// A Prometheus HTTP API that answers range queries as Prometheus does: a sample of each pod
+/// at every `step` from `start` to `end` where `drawn` has power; its base URL, and the
+/// queries it was asked.
+async fn fake_prometheus(drawn: Drawn) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let router = axum::Router::new().route(
+        "/api/v1/query_range",
+        axum::routing::get({
+            let asked = asked.clone();
+            move |axum::extract::RawQuery(query): axum::extract::RawQuery| {
+                let query = query.unwrap_or_default();
+                asked.lock().unwrap().push(query.clone());
+                let params: std::collections::HashMap<String, String> = url_pairs(&query).into_iter().collect();
+                let (start, end): (i64, i64) = (params["start"].parse().unwrap(), params["end"].parse().unwrap());
+                let step: i64 = params["step"].trim_end_matches('s').parse().unwrap();
+                let result: Vec<Value> = drawn
+                    .iter()
+                    .map(|(pod, spans)| {
+                        let values: Vec<Value> = (0..)
+                            .map(|n| start + n * step)
+                            .take_while(|t| *t <= end)
+                            .filter_map(|t| {
+                                let watts = spans.iter().find_map(|(from, to, watts)| {
+                                    let (from, to) = (from.parse::<Timestamp>().unwrap(), to.parse::<Timestamp>().unwrap());
+                                    (from.as_second() <= t && t < to.as_second()).then_some(*watts)
+                                })?;
+                                Some(json!([t, watts.to_string()]))
+                            })
+                            .collect();
+                        json!({"metric": {"pod": pod}, "values": values})
+                    })
+                    .collect();
+                let body = json!({"status": "success", "data": {"resultType": "matrix", "result": result}});
+                async move { axum::Json(body) }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn with_the_labs_prometheus_rows_add_the_energy_the_gpus_drew() {
+    let mut app = app();
+    let (alice, bob) = (app.user_id(&app.alice), app.user_id(&app.bob));
+    store(&app)
+        .record(&[
+            hold("a", &alice, "1", ("2026-11-02T10:00:00Z", "2026-11-02T11:00:00Z")),
+            hold("c", &bob, "3", ("2026-11-02T10:00:00Z", "2026-11-02T12:00:00Z")),
+        ])
+        .await
+        .unwrap();
+    // Alice's pod drew 300 W for its hour; its name ran again later at 999 W (not hers then);
+    // bob's 100 W for two hours.
+    let (url, asked) = fake_prometheus(vec![
+        (
+            "sd-1-0",
+            vec![
+                ("2026-11-02T10:00:00Z", "2026-11-02T11:00:00Z", 300.0),
+                ("2026-11-02T11:30:00Z", "2026-11-02T12:00:00Z", 999.0),
+            ],
+        ),
+        ("sd-3-0", vec![("2026-11-02T10:00:00Z", "2026-11-02T12:00:00Z", 100.0)]),
+    ])
+    .await;
+    let settings = llp_k8s::usage::energy::EnergySettings {
+        prometheus_url: url,
+        ..Default::default()
+    };
+    app.state.usage.energy = llp_k8s::usage::energy::Prometheus::new(settings).map(Arc::new);
+    let window = "from=2026-11-02&to=2026-11-03";
+    let all = usage(&app, &app.admin, &format!("{window}&by=user")).await;
+    let energy = |key: &str| {
+        all["data"].as_array().unwrap().iter().find(|r| r["key"] == key).unwrap()["wattHours"].as_f64().unwrap()
+    };
+    assert!((energy(&alice) - 300.0).abs() < 1e-6, "{all}");
+    assert!((energy(&bob) - 200.0).abs() < 1e-6, "{all}");
+    let query = asked.lock().unwrap()[0].clone();
+    let query: Vec<(String, String)> = url_pairs(&query);
+    assert_eq!(query[0], ("query".into(), "sum by (pod) (DCGM_FI_DEV_POWER_USAGE{namespace=\"services\"})".into()));
+    let mine = usage(&app, &app.alice, &format!("{window}&by=deployment")).await;
+    assert_eq!(mine["data"].as_array().unwrap().len(), 1, "alice's only: {mine}");
+    let by_booking = usage(&app, &app.admin, &format!("{window}&by=booking")).await;
+    assert!(by_booking["data"].as_array().unwrap().iter().all(|r| r.get("wattHours").is_none()), "{by_booking}");
+
+    // Prometheus gone: the rows without energy, saying why.
+    let settings = llp_k8s::usage::energy::EnergySettings {
+        prometheus_url: "http://127.0.0.1:9".into(),
+        ..Default::default()
+    };
+    app.state.usage.energy = llp_k8s::usage::energy::Prometheus::new(settings).map(Arc::new);
+    let without = usage(&app, &app.admin, &format!("{window}&by=user")).await;
+    assert_eq!(gpu_seconds(&without, &alice), 3600.0);
+    assert!(without["data"][0].get("wattHours").is_none(), "{without}");
+    assert!(without["energy"].as_str().unwrap().contains("Prometheus at http://127.0.0.1:9"), "{without}");
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{query}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }

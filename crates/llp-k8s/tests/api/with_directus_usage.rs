@@ -73,7 +73,7 @@ async fn usage_is_kept_in_the_llps_collection_once_and_read_back_for_its_owner()
 
     let app = app_with_cluster().await.with_records(source.clone());
     let mut app = app;
-    app.state.usage = Some(source);
+    app.state.usage.store = Some(source);
     let query = "/kubernetes/usage?from=2001-05-01&to=2001-05-02&by=user";
     let (status, mine) = app.call("GET", query, &alice, None).await;
     assert_eq!(status, StatusCode::OK, "{mine}");

@@ -75,7 +75,8 @@ fn rows_by_user_deployment_and_profile_add_up_the_holds() {
         [Row {
             key: Some("gpu-m".into()),
             gpu_seconds: 2100.0,
-            booked_seconds: None
+            booked_seconds: None,
+            watt_hours: None
         }]
     );
 }
@@ -229,7 +230,32 @@ fn rows_by_course_add_up_the_use_and_the_bookings_of_each_course() {
         [Row {
             key: Some("ml".into()),
             gpu_seconds: 3600.0,
-            booked_seconds: Some(3600.0)
+            booked_seconds: Some(3600.0),
+            watt_hours: None
         }]
     );
+}
+
+#[test]
+fn a_holds_energy_is_its_pods_power_while_it_lasted() {
+    // A pod named sd-1-0 held a GPU from minute 10 to 40; the same name ran again from 50.
+    let first = hold("a", "1", "alice", 1, (10, Some(40)));
+    let mut samples: Vec<(Timestamp, f64)> = (0..60).map(|m| (at(m), if m < 45 { 300.0 } else { 999.0 })).collect();
+    samples.remove(20); // no reading at minute 20: the sample before does not stand in
+    let power = Power {
+        step: jiff::SignedDuration::from_secs(60),
+        by_pod: [("1-0".to_owned(), samples)].into(),
+    };
+    let wh = power.watt_hours(&first, (at(0), at(60)), at(60));
+    assert!((wh - 300.0 * 29.0 / 60.0).abs() < 1e-9, "{wh}");
+    assert_eq!(power.watt_hours(&first, (at(0), at(25)), at(60)), 300.0 * 14.0 / 60.0, "cut to the window");
+    let elsewhere = Hold { pod: "2-0".into(), ..first.clone() };
+    assert_eq!(power.watt_hours(&elsewhere, (at(0), at(60)), at(60)), 0.0);
+
+    let mut rows = report(std::slice::from_ref(&first), &[], By::User, (at(0), at(60)), at(60));
+    add_energy(&mut rows, std::slice::from_ref(&first), By::User, &power, (at(0), at(60)), at(60));
+    assert_eq!(rows[0].watt_hours, Some(wh));
+    let mut by_booking = report(std::slice::from_ref(&first), &[], By::Booking, (at(0), at(60)), at(60));
+    add_energy(&mut by_booking, std::slice::from_ref(&first), By::Booking, &power, (at(0), at(60)), at(60));
+    assert!(by_booking.iter().all(|r| r.watt_hours.is_none()));
 }
