@@ -325,7 +325,9 @@ impl Power {
             .enumerate()
             .map(|(i, (at, watts))| {
                 let held_until = *at + self.step;
-                let next = samples.get(i + 1).map_or(held_until, |(next, _)| (*next).min(held_until));
+                let next = samples
+                    .get(i + 1)
+                    .map_or(held_until, |(next, _)| (*next).min(held_until));
                 watts * overlap((*at, next), span) / 3600.0
             })
             .sum()
@@ -334,7 +336,14 @@ impl Power {
 
 /// Adds to `rows` (grouped `by` user, deployment or profile) the watt-hours their holds drew;
 /// rows by booking or course get none (a booking covers GPU-seconds, not a pod's power).
-pub fn add_energy(rows: &mut [Row], holds: &[Hold], by: By, power: &Power, window: (Timestamp, Timestamp), now: Timestamp) {
+pub fn add_energy(
+    rows: &mut [Row],
+    holds: &[Hold],
+    by: By,
+    power: &Power,
+    window: (Timestamp, Timestamp),
+    now: Timestamp,
+) {
     let key_of = |hold: &Hold| match by {
         By::User => Some(hold.owner.clone()),
         By::Deployment => Some(hold.deployment.clone()),

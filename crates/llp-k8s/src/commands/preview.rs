@@ -1,8 +1,7 @@
 //! `llp-k8s preview RECORD.json [--id ID] [--url URL]`: the service's dry run of a deploy,
 //! asked with the caller's token (`$LLP_TOKEN`, kept off the command line where `ps` shows it).
 
-use super::{Outcome, parse_record, print_out, read_input, remote, report_invalid};
-use anyhow::Context;
+use super::{Outcome, parse_record, read_input, remote, report_invalid};
 use std::path::Path;
 
 pub fn run(path: &Path, id: Option<String>, url: Option<String>) -> anyhow::Result<Outcome> {
@@ -20,16 +19,5 @@ pub fn run(path: &Path, id: Option<String>, url: Option<String>) -> anyhow::Resu
     };
     let path = format!("/kubernetes/deployments/{id}?dryRun=true");
     let (status, body) = remote::ask(reqwest::Method::PUT, (&url, &path), &token, Some(text), None)?;
-    let answer: serde_json::Value =
-        serde_json::from_str(&body).with_context(|| format!("the service at {url} answered {status} without JSON"))?;
-    print_out(&serde_json::to_string_pretty(&answer)?)?;
-    if status.is_success() {
-        return Ok(Outcome::Success);
-    }
-    let message = answer["errors"][0]["message"].as_str().unwrap_or("no message");
-    if status.is_client_error() {
-        eprintln!("llp-k8s: the deploy would be refused ({status}): {message}");
-        return Ok(Outcome::Invalid);
-    }
-    anyhow::bail!("the service at {url} failed ({status}): {message}")
+    remote::answered(&url, status, &body, "the deploy would be refused")
 }

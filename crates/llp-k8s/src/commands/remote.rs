@@ -57,3 +57,20 @@ pub fn ask(
         Ok((status, body))
     })
 }
+
+/// The service's JSON answer printed; its outcome: success, a refusal (exit 1, its message on
+/// stderr), or a failure of the service (an error naming it).
+pub fn answered(url: &str, status: reqwest::StatusCode, body: &str, refused: &str) -> anyhow::Result<super::Outcome> {
+    let answer: serde_json::Value =
+        serde_json::from_str(body).with_context(|| format!("the service at {url} answered {status} without JSON"))?;
+    super::print_out(&serde_json::to_string_pretty(&answer)?)?;
+    if status.is_success() {
+        return Ok(super::Outcome::Success);
+    }
+    let message = answer["errors"][0]["message"].as_str().unwrap_or("no message");
+    if status.is_client_error() {
+        eprintln!("llp-k8s: {refused} ({status}): {message}");
+        return Ok(super::Outcome::Invalid);
+    }
+    anyhow::bail!("the service at {url} failed ({status}): {message}")
+}

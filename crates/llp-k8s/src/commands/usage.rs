@@ -28,16 +28,5 @@ pub fn run(
         print_out(body.trim_end())?;
         return Ok(Outcome::Success);
     }
-    let answer: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|_| anyhow::anyhow!("the service at {url} answered {status} without JSON"))?;
-    print_out(&serde_json::to_string_pretty(&answer)?)?;
-    if status.is_success() {
-        return Ok(Outcome::Success);
-    }
-    let message = answer["errors"][0]["message"].as_str().unwrap_or("no message");
-    if status.is_client_error() {
-        eprintln!("llp-k8s: the service refused ({status}): {message}");
-        return Ok(Outcome::Invalid);
-    }
-    anyhow::bail!("the service at {url} failed ({status}): {message}")
+    remote::answered(&url, status, &body, "the service refused")
 }

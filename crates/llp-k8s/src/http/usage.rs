@@ -81,15 +81,15 @@ async fn usage(
         by,
     )
     .await
-        .map_err(|error| match error {
-            ReportError::NotKept => ApiError::Unavailable {
-                dependency: "the usage store (this record source keeps no GPU usage)",
-            },
-            ReportError::Records(error) => error.into(),
-            ReportError::Timeout => ApiError::Timeout {
-                dependency: "the usage store",
-            },
-        })?;
+    .map_err(|error| match error {
+        ReportError::NotKept => ApiError::Unavailable {
+            dependency: "the usage store (this record source keeps no GPU usage)",
+        },
+        ReportError::Records(error) => error.into(),
+        ReportError::Timeout => ApiError::Timeout {
+            dependency: "the usage store",
+        },
+    })?;
     let wants_csv = headers
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -89,19 +89,23 @@ impl Prometheus {
             ns = s.namespace_label
         );
         let named = |problem: String| format!("Prometheus at {}: {problem}", s.prometheus_url);
-        let mut url = reqwest::Url::parse(&format!("{}/api/v1/query_range", s.prometheus_url.trim_end_matches('/')))
-            .map_err(|e| named(format!("not a URL ({e})")))?;
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/api/v1/query_range",
+            s.prometheus_url.trim_end_matches('/')
+        ))
+        .map_err(|e| named(format!("not a URL ({e})")))?;
         url.query_pairs_mut()
             .append_pair("query", &query)
             .append_pair("start", &from.as_second().to_string())
             .append_pair("end", &to.as_second().to_string())
             .append_pair("step", &format!("{}s", step.as_secs()));
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| named(if e.is_timeout() { "did not answer in time".into() } else { format!("unreachable ({e})") }))?;
+        let response = self.http.get(url).send().await.map_err(|e| {
+            named(if e.is_timeout() {
+                "did not answer in time".into()
+            } else {
+                format!("unreachable ({e})")
+            })
+        })?;
         let status = response.status();
         let answer: Answer = response
             .json()
@@ -112,7 +116,9 @@ impl Prometheus {
         }
         let mut by_pod = HashMap::new();
         for series in answer.data.map(|d| d.result).unwrap_or_default() {
-            let Some(pod) = series.metric.get(&s.pod_label) else { continue };
+            let Some(pod) = series.metric.get(&s.pod_label) else {
+                continue;
+            };
             let samples: Vec<(Timestamp, f64)> = series
                 .values
                 .iter()

@@ -308,7 +308,8 @@ async fn fake_prometheus(drawn: Drawn) -> (String, Arc<std::sync::Mutex<Vec<Stri
                             .take_while(|t| *t <= end)
                             .filter_map(|t| {
                                 let watts = spans.iter().find_map(|(from, to, watts)| {
-                                    let (from, to) = (from.parse::<Timestamp>().unwrap(), to.parse::<Timestamp>().unwrap());
+                                    let (from, to) =
+                                        (from.parse::<Timestamp>().unwrap(), to.parse::<Timestamp>().unwrap());
                                     (from.as_second() <= t && t < to.as_second()).then_some(*watts)
                                 })?;
                                 Some(json!([t, watts.to_string()]))
@@ -360,17 +361,37 @@ async fn with_the_labs_prometheus_rows_add_the_energy_the_gpus_drew() {
     let window = "from=2026-11-02&to=2026-11-03";
     let all = usage(&app, &app.admin, &format!("{window}&by=user")).await;
     let energy = |key: &str| {
-        all["data"].as_array().unwrap().iter().find(|r| r["key"] == key).unwrap()["wattHours"].as_f64().unwrap()
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap()["wattHours"]
+            .as_f64()
+            .unwrap()
     };
     assert!((energy(&alice) - 300.0).abs() < 1e-6, "{all}");
     assert!((energy(&bob) - 200.0).abs() < 1e-6, "{all}");
     let query = asked.lock().unwrap()[0].clone();
     let query: Vec<(String, String)> = url_pairs(&query);
-    assert_eq!(query[0], ("query".into(), "sum by (pod) (DCGM_FI_DEV_POWER_USAGE{namespace=\"services\"})".into()));
+    assert_eq!(
+        query[0],
+        (
+            "query".into(),
+            "sum by (pod) (DCGM_FI_DEV_POWER_USAGE{namespace=\"services\"})".into()
+        )
+    );
     let mine = usage(&app, &app.alice, &format!("{window}&by=deployment")).await;
     assert_eq!(mine["data"].as_array().unwrap().len(), 1, "alice's only: {mine}");
     let by_booking = usage(&app, &app.admin, &format!("{window}&by=booking")).await;
-    assert!(by_booking["data"].as_array().unwrap().iter().all(|r| r.get("wattHours").is_none()), "{by_booking}");
+    assert!(
+        by_booking["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.get("wattHours").is_none()),
+        "{by_booking}"
+    );
 
     // Prometheus gone: the rows without energy, saying why.
     let settings = llp_k8s::usage::energy::EnergySettings {
@@ -381,7 +402,13 @@ async fn with_the_labs_prometheus_rows_add_the_energy_the_gpus_drew() {
     let without = usage(&app, &app.admin, &format!("{window}&by=user")).await;
     assert_eq!(gpu_seconds(&without, &alice), 3600.0);
     assert!(without["data"][0].get("wattHours").is_none(), "{without}");
-    assert!(without["energy"].as_str().unwrap().contains("Prometheus at http://127.0.0.1:9"), "{without}");
+    assert!(
+        without["energy"]
+            .as_str()
+            .unwrap()
+            .contains("Prometheus at http://127.0.0.1:9"),
+        "{without}"
+    );
 }
 
 fn url_pairs(query: &str) -> Vec<(String, String)> {

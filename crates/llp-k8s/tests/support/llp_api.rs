@@ -609,25 +609,21 @@ impl LlpApi {
     pub async fn add_course(&self, name: &str, collaborators: &[String], members: &[String]) -> i64 {
         let people = |ids: &[String]| ids.iter().map(|u| json!({"directus_users_id": u})).collect::<Vec<_>>();
         let body = json!({"name": name, "collaborators": people(collaborators), "members": people(members)});
-        let response = client()
-            .post(format!("{}/items/courses", self.url))
-            .bearer_auth(&self.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert!(status.is_success(), "{status} {body}");
-        body["data"]["id"].as_i64().unwrap()
+        self.create_item("courses", &body).await
     }
 
     /// Books `gpus` for course `course` (naming no user).
     pub async fn book_for_course(&self, gpus: Value, (start, end): (&str, &str), course: i64) -> i64 {
+        let body = json!({"gpus": gpus, "start": start, "end": end, "course": course});
+        self.create_item("gpu_reservations", &body).await
+    }
+
+    /// Creates an item of `collection` as the admin; its (integer) id.
+    async fn create_item(&self, collection: &str, body: &Value) -> i64 {
         let response = client()
-            .post(format!("{}/items/gpu_reservations", self.url))
+            .post(format!("{}/items/{collection}", self.url))
             .bearer_auth(&self.admin_token)
-            .json(&json!({"gpus": gpus, "start": start, "end": end, "course": course}))
+            .json(body)
             .send()
             .await
             .unwrap();
@@ -639,17 +635,8 @@ impl LlpApi {
 
     pub async fn book(&self, gpus: Value, start: &str, end: &str, deployment: Option<&str>, users: &[String]) -> i64 {
         let users: Vec<Value> = users.iter().map(|u| json!({"directus_users_id": u})).collect();
-        let response = client()
-            .post(format!("{}/items/gpu_reservations", self.url))
-            .bearer_auth(&self.admin_token)
-            .json(&json!({"gpus": gpus, "start": start, "end": end, "deployment": deployment, "users": users}))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert!(status.is_success(), "{status} {body}");
-        body["data"]["id"].as_i64().unwrap()
+        let body = json!({"gpus": gpus, "start": start, "end": end, "deployment": deployment, "users": users});
+        self.create_item("gpu_reservations", &body).await
     }
 }
 

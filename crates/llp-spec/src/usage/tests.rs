@@ -248,14 +248,35 @@ fn a_holds_energy_is_its_pods_power_while_it_lasted() {
     };
     let wh = power.watt_hours(&first, (at(0), at(60)), at(60));
     assert!((wh - 300.0 * 29.0 / 60.0).abs() < 1e-9, "{wh}");
-    assert_eq!(power.watt_hours(&first, (at(0), at(25)), at(60)), 300.0 * 14.0 / 60.0, "cut to the window");
-    let elsewhere = Hold { pod: "2-0".into(), ..first.clone() };
+    assert_eq!(
+        power.watt_hours(&first, (at(0), at(25)), at(60)),
+        300.0 * 14.0 / 60.0,
+        "cut to the window"
+    );
+    let elsewhere = Hold {
+        pod: "2-0".into(),
+        ..first.clone()
+    };
     assert_eq!(power.watt_hours(&elsewhere, (at(0), at(60)), at(60)), 0.0);
 
     let mut rows = report(std::slice::from_ref(&first), &[], By::User, (at(0), at(60)), at(60));
-    add_energy(&mut rows, std::slice::from_ref(&first), By::User, &power, (at(0), at(60)), at(60));
+    add_energy(
+        &mut rows,
+        std::slice::from_ref(&first),
+        By::User,
+        &power,
+        (at(0), at(60)),
+        at(60),
+    );
     assert_eq!(rows[0].watt_hours, Some(wh));
     let mut by_booking = report(std::slice::from_ref(&first), &[], By::Booking, (at(0), at(60)), at(60));
-    add_energy(&mut by_booking, std::slice::from_ref(&first), By::Booking, &power, (at(0), at(60)), at(60));
+    add_energy(
+        &mut by_booking,
+        std::slice::from_ref(&first),
+        By::Booking,
+        &power,
+        (at(0), at(60)),
+        at(60),
+    );
     assert!(by_booking.iter().all(|r| r.watt_hours.is_none()));
 }

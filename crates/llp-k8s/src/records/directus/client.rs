@@ -51,6 +51,22 @@ impl Default for LlpApiMetrics {
     }
 }
 
+/// `response` if it succeeded; else its status and the first message of its Directus error body.
+async fn succeeded(response: reqwest::Response) -> Result<reqwest::Response, Failure> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let message = response
+        .json::<DirectusErrors>()
+        .await
+        .ok()
+        .and_then(|body| body.errors.into_iter().next())
+        .map(|e| e.message)
+        .unwrap_or_default();
+    Err(Failure::Status(status, message))
+}
+
 /// A client of the LLP API at one base URL. Clones share the connection pool and metrics.
 #[derive(Clone)]
 pub(super) struct LlpApi {
@@ -100,18 +116,7 @@ impl LlpApi {
             sent = self.http.get(&url).bearer_auth(token).send().await;
             self.count(endpoint, &sent, started);
         }
-        let response = sent.map_err(Failure::transport)?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = response
-                .json::<DirectusErrors>()
-                .await
-                .ok()
-                .and_then(|body| body.errors.into_iter().next())
-                .map(|e| e.message)
-                .unwrap_or_default();
-            return Err(Failure::Status(status, message));
-        }
+        let response = succeeded(sent.map_err(Failure::transport)?).await?;
         let body: Data<T> = response.json().await.map_err(Failure::transport)?;
         Ok(body.data)
     }
@@ -136,19 +141,8 @@ impl LlpApi {
             .send()
             .await;
         self.count(endpoint, &sent, started);
-        let response = sent.map_err(Failure::transport)?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = response
-                .json::<DirectusErrors>()
-                .await
-                .ok()
-                .and_then(|body| body.errors.into_iter().next())
-                .map(|e| e.message)
-                .unwrap_or_default();
-            return Err(Failure::Status(status, message));
-        }
-        if status == StatusCode::NO_CONTENT {
+        let response = succeeded(sent.map_err(Failure::transport)?).await?;
+        if response.status() == StatusCode::NO_CONTENT {
             return Ok(serde_json::Value::Null);
         }
         let body: Data<serde_json::Value> = response.json().await.map_err(Failure::transport)?;
