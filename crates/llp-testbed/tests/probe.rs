@@ -289,6 +289,66 @@ async fn scale_answers(client: kube::Client) -> Vec<(u16, Vec<String>)> {
     seen
 }
 
+/// The status codes of requests kube-apiserver refuses as unprocessable (422) or as a missing
+/// resource (404): a JSON patch whose `test` fails, a delete with an unknown propagation
+/// policy, an apply without a field manager, a scale to −1, an unknown core collection.
+async fn refusal_codes(client: kube::Client) -> Vec<(&'static str, u16)> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let map: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "refused"}, "data": {"a": "1"}})).unwrap();
+    let _ = maps.create(&PostParams::default(), &map).await;
+    let code = |answer: Result<(), kube::Error>| match answer {
+        Ok(()) => 200,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("{other}"),
+    };
+    let mut seen = Vec::new();
+    let failing_test = http::Request::patch(format!("/api/v1/namespaces/{NAMESPACE}/configmaps/refused"))
+        .header("content-type", "application/json-patch+json")
+        .body(serde_json::to_vec(&json!([{"op": "test", "path": "/data/a", "value": "2"}])).unwrap())
+        .unwrap();
+    let answer = client.request::<serde_json::Value>(failing_test).await.map(|_| ());
+    seen.push(("a JSON patch whose test fails", code(answer)));
+    let request = kube::core::Request::new(format!("/api/v1/namespaces/{NAMESPACE}/configmaps"));
+    let mut delete = request.delete("refused", &DeleteParams::default()).unwrap();
+    *delete.body_mut() =
+        serde_json::to_vec(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Sideways"}))
+            .unwrap();
+    let answer = client.request::<serde_json::Value>(delete).await.map(|_| ());
+    seen.push(("a delete with an unknown propagation policy", code(answer)));
+    let apply = request
+        .patch(
+            "refused",
+            &PatchParams::default(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "refused"}})),
+        )
+        .unwrap();
+    let answer = client.request::<serde_json::Value>(apply).await.map(|_| ());
+    seen.push(("an apply without a field manager", code(answer)));
+    let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let set: k8s_openapi::api::apps::v1::StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "negative"},
+        "spec": {"selector": {"matchLabels": {"app": "negative"}}, "serviceName": "negative", "replicas": 0,
+            "template": {"metadata": {"labels": {"app": "negative"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }))
+    .unwrap();
+    let _ = sets.create(&PostParams::default(), &set).await;
+    let answer = sets
+        .patch_scale(
+            "negative",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": -1}})),
+        )
+        .await
+        .map(|_| ());
+    seen.push(("a scale to -1", code(answer)));
+    let unknown = http::Request::get(format!("/api/v1/namespaces/{NAMESPACE}/widgets"))
+        .body(Vec::new())
+        .unwrap();
+    let answer = client.request::<serde_json::Value>(unknown).await.map(|_| ());
+    seen.push(("an unknown core collection", code(answer)));
+    seen
+}
+
 /// `object` as a `kind` of `resource`, ready to send.
 fn object_of(
     resource: &kube::discovery::ApiResource,
@@ -393,6 +453,10 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
             "{kubernetes:?}"
         );
         assert_eq!(scale_answers(simulated.clone()).await, kubernetes, "scale");
+
+        // Refusals answer kube-apiserver's status codes.
+        let kubernetes = refusal_codes(real.clone()).await;
+        assert_eq!(refusal_codes(simulated.clone()).await, kubernetes, "refusals");
 
         // What a create fills in at once.
         let kubernetes = defaults(real.clone()).await;

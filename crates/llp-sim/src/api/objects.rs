@@ -454,7 +454,9 @@ fn propagation(request: &Request<'_>) -> Result<Propagation, ApiError> {
         None | Some("Background") => Ok(Propagation::Background),
         Some("Foreground") => Ok(Propagation::Foreground),
         Some("Orphan") => Ok(Propagation::Orphan),
-        Some(other) => Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}"))),
+        Some(other) => Err(ApiError::unprocessable(format!(
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        ))),
     }
 }
 

@@ -62,6 +62,11 @@ fn target(group: &str, version: &str, rest: &[&str]) -> ApiPath {
     };
     let (resource, namespace, tail) = match namespaced {
         Some(found) => found,
+        // `namespaces/{name}/{x}` names a namespace's own subresource, or else a kind this
+        // server does not serve: kube-apiserver answers the latter 404, not 405.
+        None if matches!(rest, ["namespaces", _, sub, ..] if !matches!(*sub, "status" | "finalize")) => {
+            return ApiPath::Unknown;
+        }
         None => match rest {
             [plural, tail @ ..] if tail.len() <= 2 => match find(group, version, plural) {
                 Some(r) => (r, None, tail),
@@ -90,6 +95,16 @@ mod tests {
             name: name.map(Into::into),
             sub: sub.map(Into::into),
         })
+    }
+
+    #[test]
+    fn an_unknown_kind_in_a_namespace_is_no_route() {
+        assert_eq!(parse("/api/v1/namespaces/x/widgets"), ApiPath::Unknown);
+        assert_eq!(parse("/api/v1/namespaces/x/widgets/w"), ApiPath::Unknown);
+        assert_eq!(
+            parse("/api/v1/namespaces/x/status"),
+            t(ids::namespaces(), None, Some("x"), Some("status"))
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
             let mut scale = to_scale(&sts);
             let body = request.json_body()?;
             match kind {
-                PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(ApiError::bad_request)?,
+                PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(|error| match error {
+                    crate::store::patch::JsonPatchError::Malformed(m) => ApiError::bad_request(m),
+                    crate::store::patch::JsonPatchError::NotApplicable(m) => ApiError::unprocessable(m),
+                })?,
                 _ => crate::store::patch::merge_patch(&mut scale, &body),
             }
             if stale(&scale) {
@@ -49,9 +52,16 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
         }
         _ => return Err(ApiError::method_not_allowed(method.as_str())),
     };
-    let replicas = replicas
-        .filter(|r| *r >= 0)
-        .ok_or_else(|| ApiError::bad_request("spec.replicas must be a non-negative integer"))?;
+    let replicas = match replicas {
+        Some(replicas) if replicas >= 0 => replicas,
+        Some(negative) => {
+            return Err(ApiError::unprocessable(format!(
+                "Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {negative}: must be greater than or equal to 0",
+                key.name
+            )));
+        }
+        None => return Err(ApiError::bad_request("spec.replicas must be an integer")),
+    };
     store.set_author(crate::store::Author {
         subresource: Some("scale"),
         ..request.author()

@@ -36,6 +36,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
     }
 
+    /// 422 Invalid: a well-formed request that cannot be carried out.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
+    }
+
     /// 404 NotFound for a path that addresses nothing.
     pub fn no_route(path: &str) -> Self {
         Self::new(
@@ -120,6 +125,7 @@ impl From<StoreError> for ApiError {
                 })).collect::<Vec<_>>()}),
             ),
             StoreError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest", Value::Null),
+            StoreError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid", Value::Null),
             StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", Value::Null),
             StoreError::Gone { .. } => (StatusCode::GONE, "Expired", Value::Null),
         };

@@ -123,6 +123,9 @@ pub enum StoreError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is well-formed but cannot be carried out (kube-apiserver: 422 Invalid).
+    #[error("{0}")]
+    Unprocessable(String),
     /// Admission refused the object (a ResourceQuota, say).
     #[error("{0}")]
     Forbidden(String),
@@ -422,8 +425,9 @@ impl Store {
         }
         let body = &body;
         if kind == PatchKind::Apply && self.author.field_manager.is_none() {
-            return Err(StoreError::BadRequest(
-                "PATCH with apply requires a fieldManager".into(),
+            return Err(StoreError::Unprocessable(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+                    .into(),
             ));
         }
         let Some(old) = self.objects.get(key).cloned() else {
@@ -436,7 +440,10 @@ impl Store {
         match kind {
             PatchKind::Merge => patch::merge_patch(&mut patched, body),
             PatchKind::Strategic => patch::strategic_merge(&mut patched, body),
-            PatchKind::Json => patch::json_patch(&mut patched, body).map_err(StoreError::BadRequest)?,
+            PatchKind::Json => patch::json_patch(&mut patched, body).map_err(|error| match error {
+                patch::JsonPatchError::Malformed(m) => StoreError::BadRequest(m),
+                patch::JsonPatchError::NotApplicable(m) => StoreError::Unprocessable(m),
+            })?,
             PatchKind::Apply => {
                 let (api_version, time) = (RESOURCES[key.resource].api_version(), (self.clock)());
                 let mut entries = managed::entries_of(&old);

@@ -29,10 +29,20 @@ impl PatchKind {
     }
 }
 
+/// Why a JSON patch did not apply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JsonPatchError {
+    /// It is not a JSON patch (kube-apiserver: 400).
+    Malformed(String),
+    /// It is one, but does not apply: a `test` that fails, a path that is not there (422).
+    NotApplicable(String),
+}
+
 /// Applies an RFC 6902 JSON patch.
-pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), String> {
-    let patch: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
-    json_patch::patch(target, &patch).map_err(|e| e.to_string())
+pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), JsonPatchError> {
+    let patch: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| JsonPatchError::Malformed(e.to_string()))?;
+    json_patch::patch(target, &patch).map_err(|e| JsonPatchError::NotApplicable(e.to_string()))
 }
 
 /// Applies an RFC 7386 merge patch.
