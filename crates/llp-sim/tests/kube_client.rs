@@ -319,6 +319,46 @@ async fn logs_and_scale_through_kube() {
     .await
     .expect("logs appear");
     assert!(logs.contains("main started"), "{logs}");
+    // limitBytes cuts the output; sinceTime leaves out what came before it.
+    let limited = pods
+        .logs(
+            "kl-0",
+            &LogParams {
+                limit_bytes: Some(10),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 10, "{limited}");
+    assert!(
+        logs.contains(&limited[..4]) || logs.contains(limited.trim()),
+        "{limited} is the log's start"
+    );
+    let request = http::Request::get(format!(
+        "/api/v1/namespaces/services/pods/kl-0/log?sinceTime={}",
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
+    ))
+    .body(Vec::new())
+    .unwrap();
+    assert_eq!(
+        client.request_text(request).await.unwrap(),
+        "",
+        "nothing after an hour from now"
+    );
+    // Options are checked before the pod is looked for, as kube-apiserver checks them: 422.
+    for query in [
+        "tailLines=-1",
+        "limitBytes=0",
+        "sinceSeconds=0",
+        "sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z",
+    ] {
+        let request = http::Request::get(format!("/api/v1/namespaces/services/pods/nobody/log?{query}"))
+            .body(Vec::new())
+            .unwrap();
+        let error = client.request_text(request).await.unwrap_err();
+        assert_eq!(api_error(error).0, 422, "{query}");
+    }
 
     let scale = sets
         .patch_scale(
