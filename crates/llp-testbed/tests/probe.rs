@@ -349,6 +349,36 @@ async fn refusal_codes(client: kube::Client) -> Vec<(&'static str, u16)> {
     seen
 }
 
+/// What a delete answers, by kind: the object deleted, or a `Status` (kube-rs: `Left` or
+/// `Right`).
+async fn delete_answers(client: kube::Client) -> Vec<(&'static str, &'static str)> {
+    let mut seen = Vec::new();
+    for (kind, object) in [
+        (
+            "ConfigMap",
+            json!({"metadata": {"name": "deleted"}, "data": {"a": "1"}}),
+        ),
+        (
+            "Service",
+            json!({"metadata": {"name": "deleted"}, "spec": {"ports": [{"port": 80}]}}),
+        ),
+        // Never scheduled (no node has the label): deleted at once, no kubelet involved.
+        (
+            "Pod",
+            json!({"metadata": {"name": "deleted"}, "spec": {"nodeSelector": {"nowhere": "true"},
+            "containers": [{"name": "c", "image": "x"}]}}),
+        ),
+    ] {
+        let (resource, api) = dynamic(client.clone(), kind);
+        api.create(&PostParams::default(), &object_of(&resource, kind, object))
+            .await
+            .unwrap();
+        let answer = api.delete("deleted", &DeleteParams::default()).await.unwrap();
+        seen.push((kind, if answer.is_left() { "the object" } else { "a Status" }));
+    }
+    seen
+}
+
 /// `object` as a `kind` of `resource`, ready to send.
 fn object_of(
     resource: &kube::discovery::ApiResource,
@@ -457,6 +487,19 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
         // Refusals answer kube-apiserver's status codes.
         let kubernetes = refusal_codes(real.clone()).await;
         assert_eq!(refusal_codes(simulated.clone()).await, kubernetes, "refusals");
+
+        // What a delete answers: the object for pods and Services, a Status for others.
+        let kubernetes = delete_answers(real.clone()).await;
+        assert_eq!(
+            kubernetes,
+            [
+                ("ConfigMap", "a Status"),
+                ("Service", "the object"),
+                ("Pod", "the object")
+            ],
+            "kube-apiserver"
+        );
+        assert_eq!(delete_answers(simulated.clone()).await, kubernetes, "deletes");
 
         // What a create fills in at once.
         let kubernetes = defaults(real.clone()).await;

@@ -370,13 +370,15 @@ fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> 
         let deleted = store.delete(key, propagation)?;
         (deleted, store.get(key).is_some())
     };
-    if remains {
-        // Still there (terminating, or waiting for finalizers): the API server answers with
-        // the object, as kubectl's `-o` then prints it.
-        return Ok(Json(&*deleted).into_response());
-    }
-    if RESOURCES[key.resource].kind == "Pod" && request.param("dryRun").is_none() {
+    let kind = RESOURCES[key.resource].kind;
+    if kind == "Pod" && !remains && request.param("dryRun").is_none() {
         request.state.logs.remove_pod(&key.namespace, &key.name);
+    }
+    // Still there (terminating, or waiting for finalizers), or a kind whose registry returns
+    // what it deleted (kube-apiserver's `ReturnDeletedObject`: pods and Services): the API
+    // server answers with the object, as kubectl's `-o` then prints it.
+    if remains || matches!(kind, "Pod" | "Service") {
+        return Ok(Json(&*deleted).into_response());
     }
     Ok(Json(json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
