@@ -151,7 +151,10 @@ pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, Ap
     }
     match (request.method.clone(), target.name.clone(), target.sub.as_deref()) {
         (Method::GET, None, None) if request.flag("watch") => watch::serve(&request, &target).await,
-        (Method::GET, None, None) => list(&request, &target),
+        (Method::GET, None, None) => {
+            wait_for_version(&request).await?;
+            list(&request, &target)
+        }
         (Method::POST, None, None) => create(&request, &target, &namespace),
         (Method::DELETE, None, None) => delete_collection(&request, &target),
         (method, Some(name), sub) => {
@@ -190,18 +193,60 @@ fn exec(request: &Request<'_>, target: &Target, key: &ObjectKey) -> Result<Respo
     )))
 }
 
+/// The `resourceVersion` a request names, if any but "0" (any version).
+fn requested_version(request: &Request<'_>) -> Result<Option<u64>, ApiError> {
+    match request.param("resourceVersion").filter(|v| !v.is_empty() && *v != "0") {
+        None => Ok(None),
+        Some(version) => version.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid resourceVersion {version:?}: a version a list or watch answered"
+            ))
+        }),
+    }
+}
+
+/// A list at a version the store has not reached waits for it, up to 3 s, then answers 504
+/// as kube-apiserver does ("Too large resource version").
+async fn wait_for_version(request: &Request<'_>) -> Result<(), ApiError> {
+    let Some(wanted) = requested_version(request)? else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let current = request.state.store.lock().expect("store lock").revision();
+        if wanted <= current {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let mut error = ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                format!("Timeout: Too large resource version: {wanted}, current: {current}"),
+            );
+            error.details = json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1});
+            return Err(error);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 fn list(request: &Request<'_>, target: &Target) -> Result<Response, ApiError> {
     let (labels, fields) = request.selectors(target.resource)?;
     let rt = &RESOURCES[target.resource];
+    // Later pages are read at the first page's version, and so is an exact version.
+    let exact = request.param("resourceVersionMatch") == Some("Exact");
+    let at =
+        super::paging::token_revision(request.param("continue"))?.or(requested_version(request)?.filter(|_| exact));
     let (items, revision) = {
         let store = request.state.store.lock().expect("store lock");
-        let stored = store.list(
-            events_v1::storage(target.resource),
-            target.namespace.as_deref(),
-            &labels,
-            &fields,
-        );
-        (stored, store.revision())
+        let (resource, namespace) = (events_v1::storage(target.resource), target.namespace.as_deref());
+        let stored = match at {
+            Some(revision) if revision < store.revision() => {
+                store.list_at(resource, namespace, &labels, &fields, revision)?
+            }
+            _ => store.list(resource, namespace, &labels, &fields),
+        };
+        (stored, at.unwrap_or(store.revision()))
     };
     let page = super::paging::cut(items, revision, request.param("limit"), request.param("continue"))?;
     let mut items = events_v1::present_all(target.resource, page.items);
@@ -374,10 +419,12 @@ fn delete(request: &Request<'_>, key: &ObjectKey) -> Result<Response, ApiError> 
     if kind == "Pod" && !remains && request.param("dryRun").is_none() {
         request.state.logs.remove_pod(&key.namespace, &key.name);
     }
-    // Still there (terminating, or waiting for finalizers), or a kind whose registry returns
-    // what it deleted (kube-apiserver's `ReturnDeletedObject`: pods and Services): the API
-    // server answers with the object, as kubectl's `-o` then prints it.
-    if remains || matches!(kind, "Pod" | "Service") {
+    // Marked for deletion (terminating, or waiting for finalizers, even if they went at
+    // once), or a kind whose registry returns what it deleted (kube-apiserver's
+    // `ReturnDeletedObject`: pods and Services): the API server answers with the object, as
+    // kubectl's `-o` then prints it.
+    let marked = deleted["metadata"]["deletionTimestamp"].is_string();
+    if remains || marked || matches!(kind, "Pod" | "Service") {
         return Ok(Json(&*deleted).into_response());
     }
     Ok(Json(json!({

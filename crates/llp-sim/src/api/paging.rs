@@ -1,8 +1,7 @@
 //! `limit` and `continue` on lists, as kube-apiserver pages them: at most `limit` objects in
-//! key order, and a `continue` token for the rest. Every page of one list carries the first
-//! page's resourceVersion; later pages are read from the store as it is then, and a client's
-//! watch from that version brings whatever changed between the pages (kube-apiserver reads
-//! them from etcd at that version instead; a list-then-watch client ends up the same).
+//! key order, and a `continue` token for the rest. Every page of one list is read at the
+//! first page's resourceVersion (the store rebuilds it from its history, as etcd keeps it),
+//! so the pages are one snapshot however the objects change between them.
 //! kube-rs's watcher lists 500 at a time, and kubectl too, so 40,000 pods are never one
 //! response held in memory on either side.
 
@@ -65,6 +64,16 @@ pub fn cut(
         next,
         remaining,
     })
+}
+
+/// The version a `continue` token's list is read at (its first page's), if there is a token.
+pub fn token_revision(token: Option<&str>) -> Result<Option<u64>, ApiError> {
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(token) => decode(token)
+            .map(|(revision, _)| Some(revision))
+            .ok_or_else(|| ApiError::bad_request("continue key is not valid: start the list again without `continue`")),
+    }
 }
 
 /// An object's place in the store's order (namespace, then name).

@@ -38,6 +38,9 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
             let kind = PatchKind::from_content_type(content_type).unwrap_or(PatchKind::Merge);
             let mut scale = to_scale(&sts);
             let body = request.json_body()?;
+            if kind == PatchKind::Apply {
+                return apply(request, store, key, &body);
+            }
             match kind {
                 PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(|error| match error {
                     crate::store::patch::JsonPatchError::Malformed(m) => ApiError::bad_request(m),
@@ -52,21 +55,43 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
         }
         _ => return Err(ApiError::method_not_allowed(method.as_str())),
     };
-    let replicas = match replicas {
-        Some(replicas) if replicas >= 0 => replicas,
-        Some(negative) => {
-            return Err(ApiError::unprocessable(format!(
-                "Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {negative}: must be greater than or equal to 0",
-                key.name
-            )));
-        }
-        None => return Err(ApiError::bad_request("spec.replicas must be an integer")),
-    };
+    let replicas = checked(replicas, key)?;
     store.set_author(crate::store::Author {
         subresource: Some("scale"),
         ..request.author()
     });
     let updated = store.patch(key, PatchKind::Merge, &json!({"spec": {"replicas": replicas}}), false)?;
+    Ok(Json(to_scale(&updated)).into_response())
+}
+
+/// A replica count a write may set.
+fn checked(replicas: Option<i64>, key: &ObjectKey) -> Result<i64, ApiError> {
+    match replicas {
+        Some(replicas) if replicas >= 0 => Ok(replicas),
+        Some(negative) => Err(ApiError::unprocessable(format!(
+            "Scale.autoscaling \"{}\" is invalid: spec.replicas: Invalid value: {negative}: must be greater than or equal to 0",
+            key.name
+        ))),
+        None => Err(ApiError::bad_request("spec.replicas must be an integer")),
+    }
+}
+
+/// A server-side apply of the scale: an apply of the StatefulSet's `spec.replicas` through
+/// the subresource, so that its manager owns that field (entry `subresource: scale`) and
+/// conflicts with another manager that owns it, as kube-apiserver does.
+fn apply(
+    request: &Request<'_>,
+    mut store: super::objects::StoreGuard<'_>,
+    key: &ObjectKey,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let replicas = checked(body["spec"]["replicas"].as_i64(), key)?;
+    store.set_author(crate::store::Author {
+        subresource: Some("scale"),
+        ..request.author()
+    });
+    let applied = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": key.name}, "spec": {"replicas": replicas}});
+    let updated = store.patch(key, PatchKind::Apply, &applied, false)?;
     Ok(Json(to_scale(&updated)).into_response())
 }
 

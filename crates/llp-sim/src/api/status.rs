@@ -12,7 +12,7 @@ pub struct ApiError {
     code: StatusCode,
     reason: &'static str,
     message: String,
-    details: Value,
+    pub(crate) details: Value,
 }
 
 impl ApiError {
@@ -128,6 +128,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid", Value::Null),
             StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", Value::Null),
             StoreError::Gone { .. } => (StatusCode::GONE, "Expired", Value::Null),
+            StoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", Value::Null),
         };
         Self {
             code,

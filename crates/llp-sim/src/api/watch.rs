@@ -8,7 +8,7 @@ use super::path::Target;
 use super::status::ApiError;
 use crate::resources::RESOURCES;
 use crate::store::selector::{FieldSelector, LabelSelector};
-use crate::store::{Change, StoreError};
+use crate::store::{Change, EventType, StoreError};
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -77,15 +77,13 @@ impl Filter {
     /// ADDED, as kube-apiserver's watch cache reports them.
     fn line_for(&self, change: &Change) -> Option<Bytes> {
         let now = self.matches(change.resource, &change.object);
-        let before = change
-            .previous
-            .as_ref()
-            .is_some_and(|previous| self.matches(change.resource, previous));
-        match (change.previous.is_some(), before, now) {
+        let previous = change.previous.as_ref().filter(|_| change.event == EventType::Modified);
+        let before = previous.is_some_and(|previous| self.matches(change.resource, previous));
+        match (previous.is_some(), before, now) {
             (false, _, true) | (true, true, true) => Some(self.line(change)),
             (true, false, true) => Some(line(&self.event("ADDED", &change.object))),
             (true, true, false) => {
-                let mut left = (**change.previous.as_ref()?).clone();
+                let mut left = (**previous?).clone();
                 left["metadata"]["resourceVersion"] = change.object["metadata"]["resourceVersion"].clone();
                 Some(line(&self.event("DELETED", &left)))
             }

@@ -46,6 +46,24 @@ impl NodeSpec {
         }
     }
 
+    /// A hash of the node's name (FNV-1a, seeded), for identities that stay the same.
+    fn hash(&self, seed: u64) -> u64 {
+        self.name
+            .bytes()
+            .fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    }
+
+    /// A stable address in 10.0.0.0/8 of the node's name.
+    fn internal_ip(&self) -> String {
+        let [.., b, c, d] = self.hash(0xcbf2_9ce4_8422_2325).to_be_bytes();
+        format!("10.{b}.{c}.{}", d.max(1))
+    }
+
+    /// A stable machine id of the node's name (32 hex digits, as `/etc/machine-id`).
+    fn id(&self) -> String {
+        format!("{:016x}{:016x}", self.hash(1), self.hash(2))
+    }
+
     /// The Node object.
     pub fn to_object(&self) -> Value {
         let mut allocatable = json!({"cpu": self.cpu.to_string(), "memory": format!("{}Gi", self.memory_gi), "pods": self.pods.to_string()});
@@ -59,7 +77,18 @@ impl NodeSpec {
                 "capacity": allocatable.clone(),
                 "allocatable": allocatable,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-llp-sim", "operatingSystem": "linux", "architecture": "amd64"},
+                // What a kubelet reports of itself, so that clients reading a node's address
+                // or versions find them as on a real node.
+                "addresses": [
+                    {"type": "InternalIP", "address": self.internal_ip()},
+                    {"type": "Hostname", "address": self.name},
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": "v1.32.0-llp-sim", "kubeProxyVersion": "", "operatingSystem": "linux",
+                    "architecture": "amd64", "osImage": "llp-sim", "kernelVersion": "6.1.0-llp-sim",
+                    "containerRuntimeVersion": "llp-sim://1", "machineID": self.id(), "systemUUID": self.id(),
+                    "bootID": self.id(),
+                },
             },
         })
     }

@@ -155,6 +155,14 @@ pub fn finish_foreground_deletions(store: &mut Store) {
     }
 }
 
+/// Removes namespaces deleted a second ago or more once their last object is gone (the
+/// namespace controller, which takes seconds on kube-apiserver: meanwhile the namespace is
+/// `Terminating` and refuses new objects).
+pub fn finish_namespace_deletions(store: &mut Store, now: jiff::Timestamp) {
+    let second_ago = now - jiff::SignedDuration::from_secs(1);
+    store.finish_terminated_namespaces(&second_ago.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+}
+
 /// Removes Events whose last write is older than `ttl` at `now`, as the API server's event
 /// TTL does (an update renews it). The last write is the latest of the timestamps either
 /// event shape carries.

@@ -97,10 +97,19 @@ pub fn reconcile(store: &mut Store, job: &Value, pods: &[Arc<Value>], recorder: 
             status["completionTime"] = json!(now());
         }
     }
-    status["active"] = json!(wanted.min(active.len()));
+    // `active`, `succeeded` and `failed` are left out at 0 (Go's omitempty); `ready` and
+    // `terminating` are pointers, written as 0.
+    for (field, count) in [
+        ("active", wanted.min(active.len())),
+        ("succeeded", succeeded),
+        ("failed", failed_pods),
+    ] {
+        match (count, status.as_object_mut()) {
+            (0, Some(fields)) => drop(fields.remove(field)),
+            _ => status[field] = json!(count),
+        }
+    }
     status["ready"] = json!(active.iter().filter(|p| super::statefulset::is_ready(p)).count());
-    status["succeeded"] = json!(succeeded);
-    status["failed"] = json!(failed_pods);
     status["terminating"] = json!(pods.iter().filter(|p| deleting(p)).count());
     status["uncountedTerminatedPods"] = json!({});
     status["conditions"] = json!(conditions);

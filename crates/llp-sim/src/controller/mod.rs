@@ -256,6 +256,7 @@ impl Controller {
             self.stop_terminating_pods(&mut store, &pods, now);
             housekeeping::release_unused_claims(&mut store);
             housekeeping::finish_foreground_deletions(&mut store);
+            housekeeping::finish_namespace_deletions(&mut store, jiff::Timestamp::now());
             if self.events_expiry_due(now) {
                 housekeeping::expire_events(&mut store, self.cluster.timings.event_ttl, jiff::Timestamp::now());
                 self.events_expired = Some(now);

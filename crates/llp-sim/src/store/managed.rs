@@ -378,6 +378,15 @@ fn gain(entries: &mut Vec<Entry>, writer: Writer<'_>, operation: Operation, fiel
     entries.retain(|e| !e.fields.is_empty());
 }
 
+/// A controller's write of an object's `status` (through the status subresource): its
+/// manager owns the status fields it wrote, as kube-apiserver records a kubelet's or
+/// kube-controller-manager's status updates.
+pub fn record_status(entries: &mut Vec<Entry>, writer: Writer<'_>, status: &Value) {
+    let mut fields = FieldSet::new();
+    walk_field("status", status, &mut Path::new(), &mut fields);
+    gain(entries, writer, Operation::Update, fields, true);
+}
+
 /// A field an apply would change while another manager owns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {

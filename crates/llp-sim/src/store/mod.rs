@@ -11,6 +11,7 @@
 pub mod defaults;
 pub mod managed;
 pub mod patch;
+pub mod schema;
 pub mod selector;
 pub mod validation;
 
@@ -77,8 +78,9 @@ pub struct Change {
     pub resource: ResourceId,
     /// The object after the change (before it, for a deletion).
     pub object: Arc<Value>,
-    /// The object before a modification: a watch with a selector reports one that leaves
-    /// the selection as DELETED and one that enters it as ADDED, as kube-apiserver does.
+    /// The object before a modification or deletion: a watch with a selector reports one
+    /// that leaves the selection as DELETED and one that enters it as ADDED, as
+    /// kube-apiserver does; a list at a past version undoes the change with it.
     pub previous: Option<Arc<Value>>,
     /// The watch event line, serialized once for every watch that sends it.
     pub line: std::sync::OnceLock<bytes::Bytes>,
@@ -137,6 +139,10 @@ pub enum StoreError {
         /// The version the apply was made in, which the messages name.
         api_version: String,
     },
+    /// What kube-apiserver answers as an internal error (500): an applied configuration its
+    /// typed conversion refuses.
+    #[error("{0}")]
+    Internal(String),
     /// The requested resourceVersion is older than the kept history.
     #[error("too old resource version: {requested} ({oldest})")]
     Gone { requested: u64, oldest: u64 },
@@ -269,6 +275,48 @@ impl Store {
             .filter(|(_, o)| labels.matches_object(o) && fields.matches(o))
             .map(|(_, o)| o.clone())
             .collect()
+    }
+
+    /// The objects of a kind as they were at `revision` (a list's later pages, or
+    /// `resourceVersionMatch=Exact`), rebuilt from the present by undoing the kind's kept
+    /// changes since; `Gone` when some of those changes were already dropped.
+    pub fn list_at(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        revision: u64,
+    ) -> Result<Vec<Arc<Value>>, StoreError> {
+        let everything = (LabelSelector::default(), FieldSelector::default());
+        let later = self.changes_since(resource, revision)?;
+        let place = |o: &Value| {
+            let meta = &o["metadata"];
+            (
+                meta["namespace"].as_str().unwrap_or_default().to_owned(),
+                meta["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        let mut objects: BTreeMap<(String, String), Arc<Value>> = self
+            .list(resource, namespace, &everything.0, &everything.1)
+            .into_iter()
+            .map(|o| (place(&o), o))
+            .collect();
+        for change in later.iter().rev() {
+            if namespace.is_some_and(|ns| change.object["metadata"]["namespace"] != ns) {
+                continue;
+            }
+            let place = place(&change.object);
+            match (change.event, &change.previous) {
+                (EventType::Added, _) => drop(objects.remove(&place)),
+                (_, Some(before)) => drop(objects.insert(place, before.clone())),
+                (_, None) => {}
+            }
+        }
+        Ok(objects
+            .into_values()
+            .filter(|o| labels.matches_object(o) && fields.matches(o))
+            .collect())
     }
 
     /// How many objects of a kind exist.
@@ -430,6 +478,9 @@ impl Store {
                     .into(),
             ));
         }
+        if kind == PatchKind::Apply {
+            check_applied(key, body)?;
+        }
         let Some(old) = self.objects.get(key).cloned() else {
             if kind == PatchKind::Apply {
                 return self.create_owned(key.resource, &key.namespace, body.clone(), Some(body));
@@ -494,6 +545,21 @@ impl Store {
         }
         let mut new = (*old).clone();
         new["status"] = status;
+        let rt = &RESOURCES[key.resource];
+        let (api_version, time) = (rt.api_version(), (self.clock)());
+        let writer = managed::Writer {
+            manager: if matches!(rt.kind, "Pod" | "Node") {
+                "kubelet"
+            } else {
+                "kube-controller-manager"
+            },
+            subresource: Some("status"),
+            api_version: &api_version,
+            time: &time,
+        };
+        let mut entries = managed::entries_of(&new);
+        managed::record_status(&mut entries, writer, &new["status"]);
+        managed::set_entries(&mut new, &entries);
         Ok(self.commit(key.clone(), new, EventType::Modified))
     }
 
@@ -508,30 +574,97 @@ impl Store {
         if self.dry_run || old["metadata"]["deletionTimestamp"].is_string() {
             return Ok(old);
         }
+        if RESOURCES[key.resource].kind == "Namespace" {
+            return Ok(self.terminate_namespace(key, &old));
+        }
         let uid = old["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
-        let foreground = propagation == Propagation::Foreground && self.dependents.contains_key(&uid);
+        // Both policies put a finalizer on the owner whether or not anything depends on it
+        // (the API server does not know); the garbage collector removes it.
+        let finalizer = match propagation {
+            Propagation::Foreground => Some(FOREGROUND),
+            Propagation::Orphan => Some(ORPHAN),
+            Propagation::Background => None,
+        };
         let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        if graceful(&old) || has_finalizers || foreground {
+        if graceful(&old) || has_finalizers || finalizer.is_some() {
             let mut marked = (*old).clone();
             marked["metadata"]["deletionTimestamp"] = json!((self.clock)());
             if graceful(&old) {
                 let grace = old["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
                 marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             }
-            if foreground {
+            if let Some(finalizer) = finalizer {
                 let finalizers = &mut marked["metadata"]["finalizers"];
                 match finalizers.as_array_mut() {
-                    Some(list) => list.push(json!(FOREGROUND)),
-                    None => *finalizers = json!([FOREGROUND]),
+                    Some(list) => list.push(json!(finalizer)),
+                    None => *finalizers = json!([finalizer]),
                 }
             }
             let marked = self.commit(key.clone(), marked, EventType::Modified);
             self.collect_dependents(&uid, propagation);
+            // The garbage collector's part: orphans are released at once; a foreground
+            // deletion finishes once nothing depends on the owner any more.
+            if let Some(finalizer) = finalizer
+                && (propagation == Propagation::Orphan || !self.has_dependents(&uid))
+            {
+                let _ = self.remove_finalizer(key, finalizer);
+            }
             return Ok(marked);
         }
         let deleted = self.remove(key)?;
         self.collect_dependents(&uid, propagation);
         Ok(deleted)
+    }
+
+    /// What deleting a namespace does: it turns `Terminating`, everything in it is deleted
+    /// (the namespace controller's work; pods wind down on their nodes first), and it goes
+    /// once empty ([`Store::finish_terminated_namespaces`]). Nothing new may be made in it
+    /// meanwhile.
+    fn terminate_namespace(&mut self, key: &ObjectKey, old: &Value) -> Arc<Value> {
+        let mut marked = old.clone();
+        marked["metadata"]["deletionTimestamp"] = json!((self.clock)());
+        marked["status"]["phase"] = json!("Terminating");
+        let marked = self.commit(key.clone(), marked, EventType::Modified);
+        let contents: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| RESOURCES[k.resource].namespaced && k.namespace == key.name)
+            .cloned()
+            .collect();
+        for content in contents {
+            let _ = self.delete(&content, Propagation::Background);
+        }
+        marked
+    }
+
+    /// Removes each namespace deleted at `deleted_by` or before (kube-apiserver's format,
+    /// which sorts as time does) that holds nothing any more.
+    pub fn finish_terminated_namespaces(&mut self, deleted_by: &str) {
+        let namespaces = crate::resources::ids::namespaces();
+        let terminating: Vec<ObjectKey> = self
+            .objects
+            .range(ObjectKey::new(namespaces, "", "")..)
+            .take_while(|(k, _)| k.resource == namespaces)
+            .filter(|(_, o)| {
+                o["metadata"]["deletionTimestamp"]
+                    .as_str()
+                    .is_some_and(|at| at <= deleted_by)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in terminating {
+            let empty = RESOURCES.iter().enumerate().all(|(resource, rt)| {
+                !rt.namespaced
+                    || self
+                        .objects
+                        .range(ObjectKey::new(resource, &key.name, "")..)
+                        .next()
+                        .is_none_or(|(k, _)| k.resource != resource || k.namespace != key.name)
+            });
+            if empty {
+                let _ = self.remove(&key);
+            }
+        }
     }
 
     /// Removes an object now (what follows a finished graceful deletion or the last
@@ -552,7 +685,7 @@ impl Store {
             event: EventType::Deleted,
             resource: key.resource,
             object: deleted.clone(),
-            previous: None,
+            previous: Some(old),
             line: Default::default(),
         });
         Ok(deleted)
@@ -662,6 +795,7 @@ impl Store {
         }
         self.revision += 1;
         object["metadata"]["resourceVersion"] = json!(self.revision.to_string());
+        omit_empty_metadata(&mut object);
         let object = Arc::new(object);
         let previous = self.objects.insert(key.clone(), object.clone());
         if let Some(old) = &previous {
@@ -774,13 +908,16 @@ impl Store {
 
     fn require_namespace(&self, namespace: &str) -> Result<(), StoreError> {
         let key = ObjectKey::new(crate::resources::ids::namespaces(), "", namespace);
-        if namespace.is_empty() || !self.objects.contains_key(&key) {
-            return Err(StoreError::NotFound {
+        match self.objects.get(&key) {
+            Some(ns) if ns["metadata"]["deletionTimestamp"].is_string() => Err(StoreError::Forbidden(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ))),
+            Some(_) if !namespace.is_empty() => Ok(()),
+            _ => Err(StoreError::NotFound {
                 resource: "namespaces".into(),
                 name: namespace.into(),
-            });
+            }),
         }
-        Ok(())
     }
 
     fn existing(&self, key: &ObjectKey) -> Result<Arc<Value>, StoreError> {
@@ -818,6 +955,27 @@ pub fn resource_name(rt: &ResourceType) -> String {
 /// The finalizer of an owner deleted in the foreground.
 pub const FOREGROUND: &str = "foregroundDeletion";
 
+/// The finalizer of an owner deleted with its dependents orphaned.
+pub const ORPHAN: &str = "orphan";
+
+/// Leaves out the metadata maps and lists a write emptied (the last label an apply no longer
+/// sets, the last owner an orphaning removed), as Go's `omitempty` does in kube-apiserver.
+fn omit_empty_metadata(object: &mut Value) {
+    if let Some(meta) = object["metadata"].as_object_mut() {
+        for field in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            let empty = match meta.get(field) {
+                Some(Value::Object(map)) => map.is_empty(),
+                Some(Value::Array(list)) => list.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
+}
+
 /// Whether a write left an object being deleted without finalizers: then it goes.
 fn finalized(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
@@ -838,6 +996,41 @@ fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|r| r["uid"].as_str())
+}
+
+/// What kube-apiserver refuses of an applied configuration before applying it: one without
+/// its apiVersion or kind, or naming another object than the URL (400), and one with fields
+/// or values its kind's schema does not declare (500).
+fn check_applied(key: &ObjectKey, body: &Value) -> Result<(), StoreError> {
+    let rt = &RESOURCES[key.resource];
+    let (api_version, kind) = (
+        body["apiVersion"].as_str().unwrap_or_default(),
+        body["kind"].as_str().unwrap_or_default(),
+    );
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(StoreError::BadRequest(format!(
+            "invalid object type: {api_version}, Kind={kind}: an applied configuration names its apiVersion ({}) and kind ({})",
+            rt.api_version(),
+            rt.kind
+        )));
+    }
+    if let Some(name) = body["metadata"]["name"].as_str()
+        && name != key.name
+    {
+        return Err(StoreError::BadRequest(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            key.name
+        )));
+    }
+    if kind == rt.kind
+        && let Some(why) = schema::undeclared(kind, body)
+    {
+        return Err(StoreError::Internal(format!(
+            "failed to create typed patch object ({}/{}; {}, Kind={kind}): {why}",
+            key.namespace, key.name, api_version
+        )));
+    }
+    Ok(())
 }
 
 /// Names must be DNS subdomains; Services and Namespaces DNS labels.

@@ -176,7 +176,52 @@ fn deleting_an_owner_deletes_its_dependents_unless_orphaned() {
         .delete(&ObjectKey::new(ids::stateful_sets(), "ns", "s"), Propagation::Orphan)
         .unwrap();
     let orphan = store.get(&ObjectKey::new(ids::pods(), "ns", "s-0")).expect("kept");
-    assert_eq!(orphan["metadata"]["ownerReferences"], json!([]));
+    assert_eq!(orphan["metadata"].get("ownerReferences"), None, "no owner left");
+}
+
+#[test]
+fn an_orphaning_delete_answers_the_owner_marked_with_the_orphan_finalizer_and_removes_it() {
+    let mut store = store_with_namespace();
+    store
+        .create(ids::config_maps(), "ns", json!({"metadata": {"name": "owner"}}))
+        .unwrap();
+    let key = ObjectKey::new(ids::config_maps(), "ns", "owner");
+    let answer = store.delete(&key, Propagation::Orphan).unwrap();
+    assert_eq!(answer["metadata"]["finalizers"], json!([ORPHAN]));
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+    assert!(store.get(&key).is_none(), "nothing to orphan: gone at once");
+}
+
+#[test]
+fn a_deleted_namespace_terminates_takes_its_contents_and_refuses_new_ones() {
+    let mut store = store_with_namespace();
+    store
+        .create(
+            ids::config_maps(),
+            "ns",
+            json!({"metadata": {"name": "kept", "finalizers": ["example.org/hold"]}}),
+        )
+        .unwrap();
+    store.create(ids::pods(), "ns", pod("p", json!({}))).unwrap();
+    let namespace = ObjectKey::new(ids::namespaces(), "", "ns");
+    let answer = store.delete(&namespace, Propagation::Background).unwrap();
+    assert_eq!(answer["status"]["phase"], "Terminating");
+    assert!(store.get(&ObjectKey::new(ids::pods(), "ns", "p")).is_none());
+    assert!(matches!(
+        store.create(ids::config_maps(), "ns", json!({"metadata": {"name": "late"}})),
+        Err(StoreError::Forbidden(_))
+    ));
+    store.finish_terminated_namespaces("9999-12-31T23:59:59Z");
+    assert!(store.get(&namespace).is_some(), "a finalizer holds an object in it");
+    store
+        .remove_finalizer(&ObjectKey::new(ids::config_maps(), "ns", "kept"), "example.org/hold")
+        .unwrap();
+    store.finish_terminated_namespaces("9999-12-31T23:59:59Z");
+    assert!(store.get(&namespace).is_none(), "empty: gone");
+    assert!(matches!(
+        store.create(ids::config_maps(), "ns", json!({"metadata": {"name": "late"}})),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -319,12 +364,12 @@ fn a_field_set_by_a_plain_create_survives_an_apply_that_drops_it_and_conflicts_w
         .patch(
             &key,
             PatchKind::Apply,
-            &json!({"metadata": {"name": "cm"}, "data": {"a": "1"}}),
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "1"}}),
             false,
         )
         .unwrap();
     assert_eq!(applied["data"], json!({"a": "1", "b": "2"}), "`b` is kubectl's too");
-    let changed = json!({"metadata": {"name": "cm"}, "data": {"a": "9"}});
+    let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "9"}});
     let conflict = store.patch(&key, PatchKind::Apply, &changed, false).unwrap_err();
     assert_eq!(
         conflict.to_string(),

@@ -18,7 +18,16 @@ const IMMUTABLE_STATEFULSET_FIELDS: [&str; 4] =
 
 /// Checks an object before it is stored; `old` is the stored version on update.
 pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Result<(), StoreError> {
+    if kind == "Secret" {
+        check_base64(new)?;
+    }
     let mut causes = Vec::new();
+    if let Some(old) = old {
+        check_new_finalizers(new, old, &mut causes);
+        if kind == "Pod" {
+            check_pod_update(new, old, &mut causes);
+        }
+    }
     if kind == "StatefulSet" {
         let policy = new["spec"]["template"]["spec"]["restartPolicy"]
             .as_str()
@@ -52,7 +61,7 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
     check_labels(new, &mut causes);
     match kind {
         "Service" => check_service_ports(new, &mut causes),
-        "Ingress" => check_ingress_hosts(new, &mut causes),
+        "Ingress" => check_ingress(new, &mut causes),
         _ => {}
     }
     if let Some(old) = old
@@ -121,9 +130,18 @@ fn check_service_ports(new: &Value, causes: &mut Vec<(String, String)>) {
     }
 }
 
-/// An Ingress rule's host is a DNS subdomain, or one with a leading `*.` wildcard.
-fn check_ingress_hosts(new: &Value, causes: &mut Vec<(String, String)>) {
+/// An Ingress rule's host is a DNS subdomain, or one with a leading `*.` wildcard; each of
+/// its paths names its `pathType`.
+fn check_ingress(new: &Value, causes: &mut Vec<(String, String)>) {
     for (index, rule) in new["spec"]["rules"].as_array().into_iter().flatten().enumerate() {
+        for (path, entry) in rule["http"]["paths"].as_array().into_iter().flatten().enumerate() {
+            if entry.get("pathType").is_none_or(Value::is_null) {
+                causes.push((
+                    format!("spec.rules[{index}].http.paths[{path}].pathType"),
+                    "Required value: pathType must be specified".into(),
+                ));
+            }
+        }
         let Some(host) = rule["host"].as_str() else { continue };
         let name = host.strip_prefix("*.").unwrap_or(host);
         let valid = !name.is_empty()
@@ -167,6 +185,82 @@ fn check_data_update(kind: &str, new: &Value, old: &Value, causes: &mut Vec<(Str
         causes.push((
             "type".into(),
             format!("Invalid value: {}: field is immutable", new["type"]),
+        ));
+    }
+}
+
+/// A Secret's `data` values are base64: anything else cannot even be decoded into a Secret,
+/// which kube-apiserver answers with 400.
+fn check_base64(new: &Value) -> Result<(), StoreError> {
+    use base64::Engine;
+    for (key, value) in new["data"].as_object().into_iter().flatten() {
+        let text = value.as_str().unwrap_or_default();
+        if let Err(error) = base64::engine::general_purpose::STANDARD.decode(text) {
+            return Err(StoreError::BadRequest(format!(
+                "Secret in version \"v1\" cannot be handled as a Secret: data[{key}]: {error}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An object being deleted may lose finalizers but gain none.
+fn check_new_finalizers(new: &Value, old: &Value, causes: &mut Vec<(String, String)>) {
+    if !old["metadata"]["deletionTimestamp"].is_string() {
+        return;
+    }
+    let had: Vec<&Value> = old["metadata"]["finalizers"].as_array().into_iter().flatten().collect();
+    let added: Vec<String> = new["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| !had.contains(f))
+        .map(Value::to_string)
+        .collect();
+    if !added.is_empty() {
+        causes.push((
+            "metadata.finalizers".into(),
+            format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                added.join(", ")
+            ),
+        ));
+    }
+}
+
+/// A pod's spec is fixed once made, but for its containers' images, its deadline, its
+/// tolerations, scheduling gates, and the node it is bound to (once).
+fn check_pod_update(new: &Value, old: &Value, causes: &mut Vec<(String, String)>) {
+    let mut allowed = old["spec"].clone();
+    for list in ["containers", "initContainers"] {
+        let images = new["spec"][list].as_array();
+        let containers = allowed.get_mut(list).and_then(Value::as_array_mut);
+        if let (Some(containers), Some(images)) = (containers, images)
+            && containers.len() == images.len()
+        {
+            for (container, changed) in containers.iter_mut().zip(images) {
+                container["image"] = changed["image"].clone();
+            }
+        }
+    }
+    let mut fields = vec!["activeDeadlineSeconds", "tolerations", "schedulingGates"];
+    if old["spec"]["nodeName"].is_null() {
+        fields.push("nodeName");
+    }
+    for field in fields {
+        match new["spec"].get(field) {
+            Some(value) => allowed[field] = value.clone(),
+            None => {
+                if let Some(spec) = allowed.as_object_mut() {
+                    spec.remove(field);
+                }
+            }
+        }
+    }
+    if allowed != new["spec"] {
+        causes.push((
+            "spec".into(),
+            "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
         ));
     }
 }
