@@ -249,6 +249,62 @@ async fn a_too_old_resource_version_is_gone() {
 }
 
 #[tokio::test]
+async fn a_watcher_whose_version_was_compacted_lists_again() {
+    let cluster = ClusterSpec {
+        timings: Timings {
+            compaction: Duration::from_millis(100),
+            ..Timings::fast()
+        },
+        ..ClusterSpec::default()
+    };
+    let sim = llp_sim::Simulator::start(SimOptions {
+        cluster,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let t = common::TestSim::from_simulator(sim);
+    let client = t.client().await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "services");
+    // Each watch ends after a second, before any bookmark would move its version on.
+    let mut events = watcher(maps.clone(), watcher::Config::default().timeout(1)).boxed();
+    let (mut lists, mut gone, mut seen_late) = (0, false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while lists < 2 || !seen_late {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("a second list, with what was made meanwhile, within 20 s")
+            .expect("the watcher goes on");
+        let event = match event {
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                gone = true;
+                continue;
+            }
+            other => other.unwrap(),
+        };
+        match event {
+            watcher::Event::Init => lists += 1,
+            watcher::Event::InitDone if lists == 1 => {
+                // Other kinds move the version on while the configmaps' watch is quiet; two
+                // compactions later its version is gone.
+                let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "services");
+                let secret = serde_json::from_value(json!({"metadata": {"name": "mover"}})).unwrap();
+                secrets.create(&PostParams::default(), &secret).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                maps.create(&PostParams::default(), &config_map("late", json!({})))
+                    .await
+                    .unwrap();
+            }
+            watcher::Event::InitApply(map) | watcher::Event::Apply(map) => {
+                seen_late |= map.metadata.name.as_deref() == Some("late");
+            }
+            _ => {}
+        }
+    }
+    assert!(gone, "the second list followed a 410");
+}
+
+#[tokio::test]
 async fn a_reflector_follows_pods_of_a_stateful_set_to_running() {
     let t = TestSim::start().await;
     let client = t.client().await;

@@ -162,8 +162,7 @@ fn invalid_objects() -> Vec<(&'static str, &'static str, serde_json::Value)> {
 
 /// What a create answers for objects written with nothing but what they need: the fields
 /// the API server fills in at once (`type`, a claim's and a pod's phase, a pod's QoS class,
-/// a Service's IP family), each as (field, value) (`-` when absent). (A Service's cluster IP
-/// the simulator assigns a moment after the create, not in its answer.)
+/// a Service's IP family and cluster IP), each as (field, value) (`-` when absent).
 async fn defaults(client: kube::Client) -> Vec<(String, String)> {
     let mut seen = Vec::new();
     let created = |kind: &'static str, object: serde_json::Value| {
@@ -204,6 +203,8 @@ async fn defaults(client: kube::Client) -> Vec<(String, String)> {
     )
     .await;
     seen.push(("Service spec.ipFamilies".into(), show(&service["spec"]["ipFamilies"])));
+    let assigned = service["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty());
+    seen.push(("Service spec.clusterIP assigned".into(), assigned.to_string()));
     seen
 }
 
@@ -254,6 +255,12 @@ async fn update_answers(client: kube::Client) -> Vec<(String, u16, Vec<String>)>
             json!({"metadata": {"name": "changed"}, "spec": {"nodeSelector": {"nowhere": "true"},
             "containers": [{"name": "c", "image": "x"}]}}),
             json!({"spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "A", "value": "1"}]}]}}),
+        ),
+        (
+            "a Service's cluster IP",
+            "Service",
+            json!({"metadata": {"name": "moved"}, "spec": {"ports": [{"port": 80}]}}),
+            json!({"spec": {"clusterIP": "10.96.222.222", "clusterIPs": ["10.96.222.222"]}}),
         ),
         (
             "a Secret's type",

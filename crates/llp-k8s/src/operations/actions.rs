@@ -107,8 +107,10 @@ pub async fn delete(ops: &Operations<'_>, caller: &Session, id: &str) -> Result<
     let target = ops.resolve(caller, id, Purpose::Act).await?;
     let base = target.names.base().to_owned();
     // Not only a deployed one: what a deploy cut off partway left (Services, an Ingress,
-    // claims, a hostname) goes too. Not found only when nothing of it is left.
-    if target.cluster.caches.remains(&base, &target.label).is_empty() {
+    // claims, a hostname) goes too. Not found only when nothing of it is left, which the
+    // cluster confirms: this replica's watches may not have seen a deploy another replica
+    // answered a moment ago.
+    if target.cluster.caches.remains(&base, &target.label).is_empty() && !workload_exists(&target, &base).await? {
         return Err(Error::NotFound(
             "this deployment is not deployed yet: deploy it with PUT first".into(),
         ));
@@ -123,6 +125,16 @@ pub async fn delete(ops: &Operations<'_>, caller: &Session, id: &str) -> Result<
         tracing::warn!(%base, "the watch cache has not seen the delete yet");
     }
     Ok(())
+}
+
+/// Whether the deployment's StatefulSet or Job exists, asked of the cluster itself.
+async fn workload_exists(target: &Target<'_>, base: &str) -> Result<bool, Error> {
+    let set = target.cluster.api::<StatefulSet>().get_opt(base).await;
+    if set.map_err(Error::cluster)?.is_some() {
+        return Ok(true);
+    }
+    let job = target.cluster.api::<Job>().get_opt(base).await;
+    Ok(job.map_err(Error::cluster)?.is_some())
 }
 
 /// Removes every object of `target`, deployed or not (a record deleted, with its objects).

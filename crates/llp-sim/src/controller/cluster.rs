@@ -115,6 +115,9 @@ pub struct Timings {
     pub terminate: Duration,
     /// How long an Event lives after its last write (kube-apiserver's `--event-ttl`).
     pub event_ttl: Duration,
+    /// Between compactions of the history (kube-apiserver's `--etcd-compaction-interval`):
+    /// a watch resumed from a version older than one to two of these is 410 Gone.
+    pub compaction: Duration,
 }
 
 impl Default for Timings {
@@ -128,6 +131,7 @@ impl Default for Timings {
             log_every: Duration::from_secs(5),
             terminate: Duration::from_secs(1),
             event_ttl: Duration::from_secs(3600),
+            compaction: Duration::from_secs(300),
         }
     }
 }
@@ -144,6 +148,7 @@ impl Timings {
             log_every: Duration::from_millis(200),
             terminate: Duration::from_millis(100),
             event_ttl: Duration::from_secs(3600),
+            compaction: Duration::from_secs(300),
         }
     }
 }

@@ -77,31 +77,6 @@ pub fn expand_claims(store: &mut Store) {
     }
 }
 
-/// Gives every Service without one a cluster IP from 10.96.0.0/16.
-pub fn assign_cluster_ips(store: &mut Store, next: &mut u32) {
-    let services = store.list(
-        ids::services(),
-        None,
-        &LabelSelector::default(),
-        &FieldSelector::default(),
-    );
-    for service in services
-        .iter()
-        .filter(|s| s["spec"]["clusterIP"].as_str().is_none_or(str::is_empty))
-    {
-        *next += 1;
-        let ip = format!("10.96.{}.{}", (*next >> 8) & 0xff, *next & 0xff);
-        let meta = &service["metadata"];
-        let key = ObjectKey::new(
-            ids::services(),
-            meta["namespace"].as_str().unwrap_or_default(),
-            meta["name"].as_str().unwrap_or_default(),
-        );
-        let patch = json!({"spec": {"clusterIP": ip, "clusterIPs": [ip], "type": service["spec"]["type"].as_str().unwrap_or("ClusterIP")}});
-        let _ = store.patch(&key, PatchKind::Merge, &patch, false);
-    }
-}
-
 /// Releases claims being deleted that no pod uses any more (the pvc-protection controller).
 pub fn release_unused_claims(store: &mut Store) {
     let everything = (LabelSelector::default(), FieldSelector::default());

@@ -54,6 +54,10 @@ pub async fn run(state: ApiState, cluster: ClusterSpec, mut stop: watch::Receive
         tokio::select! {
             _ = ticker.tick() => {
                 let now = Instant::now();
+                if now.duration_since(controller.compacted) >= controller.cluster.timings.compaction {
+                    state.store.lock().expect("store lock").compact();
+                    controller.compacted = now;
+                }
                 let revision = followed_revision(&state.store.lock().expect("store lock"));
                 // Nothing the controllers follow written since the last pass began and nothing
                 // timed due: they would find what they found, so only the kubelets step (a
@@ -98,7 +102,6 @@ pub struct Controller {
     /// The last version of each running pod, to report its containers' end once it is deleted.
     last_seen: HashMap<String, Arc<Value>>,
     recorder: Recorder,
-    next_ip: u32,
     next_pod_ip: u32,
     pod_ips: HashMap<String, String>,
     unschedulable_reported: HashMap<String, Instant>,
@@ -107,6 +110,8 @@ pub struct Controller {
     terminating: HashMap<String, Instant>,
     /// When expired Events were last removed.
     events_expired: Option<Instant>,
+    /// When the history was last compacted.
+    compacted: Instant,
     /// [`followed_revision`] when the last pass began: a pass sees every write before it, so
     /// another is needed only after a write (its own included).
     passed_at: Option<u64>,
@@ -122,13 +127,13 @@ impl Controller {
             runs: HashMap::new(),
             last_seen: HashMap::new(),
             recorder: Recorder::default(),
-            next_ip: 0,
             next_pod_ip: 0,
             pod_ips: HashMap::new(),
             unschedulable_reported: HashMap::new(),
             sts_fingerprints: HashMap::new(),
             terminating: HashMap::new(),
             events_expired: None,
+            compacted: Instant::now(),
             passed_at: None,
             placed: Vec::new(),
         }
@@ -216,7 +221,6 @@ impl Controller {
             let mut store = state.store.lock().expect("store lock");
             housekeeping::bind_claims(&mut store);
             housekeeping::expand_claims(&mut store);
-            housekeeping::assign_cluster_ips(&mut store, &mut self.next_ip);
         }
         tokio::task::yield_now().await;
 

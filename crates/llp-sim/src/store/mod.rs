@@ -197,6 +197,12 @@ pub struct Store {
     clock: fn() -> String,
     /// Writes are checked, defaulted and answered, but not kept (`?dryRun=All`).
     dry_run: bool,
+    /// The last cluster IP given to a Service, counted in 10.96.0.0/16.
+    last_cluster_ip: u32,
+    /// Versions before this one are compacted away, as etcd's: no watch or list reads them.
+    compacted: u64,
+    /// The version the next compaction compacts to (the present at the last one).
+    compaction_mark: u64,
     author: Author,
 }
 
@@ -221,6 +227,9 @@ impl Store {
             changes,
             clock: now,
             dry_run: false,
+            last_cluster_ip: 0,
+            compacted: 0,
+            compaction_mark: 0,
             author: Author::default(),
         }
     }
@@ -241,8 +250,27 @@ impl Store {
         self.changes[resource].subscribe()
     }
 
+    /// Compacts the history as kube-apiserver has etcd do every few minutes: to the version
+    /// of the previous compaction, so that whatever is older than one interval to two goes.
+    /// A watch or a list from before it is then 410 Gone, and its client lists again.
+    pub fn compact(&mut self) {
+        self.compacted = self.compaction_mark;
+        self.compaction_mark = self.revision;
+        for history in &mut self.history {
+            while history.front().is_some_and(|c| c.revision < self.compacted) {
+                history.pop_front();
+            }
+        }
+    }
+
     /// The kept changes after `revision`, or `Gone` when some were already dropped.
     pub fn changes_since(&self, resource: ResourceId, revision: u64) -> Result<Vec<Arc<Change>>, StoreError> {
+        if revision < self.compacted {
+            return Err(StoreError::Gone {
+                requested: revision,
+                oldest: self.compacted,
+            });
+        }
         let history = &self.history[resource];
         let oldest = history.front().map_or(self.revision, |c| c.revision);
         if revision + 1 < oldest && history.len() >= self.history_limit {
@@ -395,6 +423,9 @@ impl Store {
         }
         defaults::apply(rt.kind, &mut object);
         defaults::admit_new(rt.kind, &mut object);
+        if rt.kind == "Service" {
+            self.allocate_cluster_ip(&mut object);
+        }
         validation::validate(rt.kind, &name, &object, None)?;
         if rt.kind == "Pod" {
             self.admit_pod_quota(namespace, &name)?;
@@ -413,6 +444,24 @@ impl Store {
         }
         managed::set_entries(&mut object, &entries);
         Ok(self.commit(key, object, EventType::Added))
+    }
+
+    /// Gives a new Service that asks for none a cluster IP from 10.96.0.0/16, as the API
+    /// server's allocator does while creating it (headless and ExternalName Services get none).
+    fn allocate_cluster_ip(&mut self, service: &mut Value) {
+        let spec = &mut service["spec"];
+        let wanted = spec["clusterIP"].as_str().unwrap_or_default();
+        if !wanted.is_empty() || spec["type"] == "ExternalName" {
+            if spec.get("clusterIPs").is_none() && !wanted.is_empty() {
+                spec["clusterIPs"] = json!([wanted]);
+            }
+            return;
+        }
+        self.last_cluster_ip += 1;
+        let next = self.last_cluster_ip;
+        let ip = format!("10.96.{}.{}", (next >> 8) & 0xff, next & 0xff);
+        spec["clusterIP"] = json!(ip);
+        spec["clusterIPs"] = json!([ip]);
     }
 
     /// Replaces an object (PUT). A resourceVersion in the object must be current.
@@ -854,6 +903,15 @@ impl Store {
                     if let Some(m) = new["metadata"].as_object_mut() {
                         m.remove(field);
                     }
+                }
+            }
+        }
+        // An update of a Service that leaves its cluster IPs out keeps them (kube-apiserver's
+        // service strategy does the same).
+        if rt.kind == "Service" && new["spec"]["clusterIP"].as_str().is_none_or(str::is_empty) {
+            for field in ["clusterIP", "clusterIPs"] {
+                if let Some(value) = old["spec"].get(field) {
+                    new["spec"][field] = value.clone();
                 }
             }
         }

@@ -27,6 +27,9 @@ pub fn validate(kind: &str, name: &str, new: &Value, old: Option<&Value>) -> Res
         if kind == "Pod" {
             check_pod_update(new, old, &mut causes);
         }
+        if kind == "Service" {
+            check_cluster_ip_update(new, old, &mut causes);
+        }
     }
     if kind == "StatefulSet" {
         let policy = new["spec"]["template"]["spec"]["restartPolicy"]
@@ -261,6 +264,18 @@ fn check_pod_update(new: &Value, old: &Value, causes: &mut Vec<(String, String)>
         causes.push((
             "spec".into(),
             "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
+        ));
+    }
+}
+
+/// A Service's cluster IP, once given, stays.
+fn check_cluster_ip_update(new: &Value, old: &Value, causes: &mut Vec<(String, String)>) {
+    let before = old["spec"]["clusterIP"].as_str().unwrap_or_default();
+    let now = new["spec"]["clusterIP"].as_str().unwrap_or_default();
+    if !before.is_empty() && before != "None" && now != before {
+        causes.push((
+            "spec.clusterIPs[0]".into(),
+            format!("Invalid value: []string{{\"{now}\"}}: may not change once set"),
         ));
     }
 }
