@@ -75,6 +75,12 @@ impl Request<'_> {
             .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
     }
 
+    /// The kind of patch the Content-Type names.
+    pub fn patch_kind(&self) -> Option<PatchKind> {
+        let content_type = self.headers.get(CONTENT_TYPE).and_then(|c| c.to_str().ok());
+        PatchKind::from_content_type(content_type.unwrap_or(""))
+    }
+
     /// The body as JSON (or YAML, for server-side apply).
     pub fn json_body(&self) -> Result<Value, ApiError> {
         let content_type = self
@@ -145,9 +151,7 @@ pub async fn handle(request: Request<'_>, target: Target) -> Result<Response, Ap
     }
     let namespace = target.namespace.clone().unwrap_or_default();
     if target.resource == events_v1::id() && request.method != Method::GET {
-        return Err(ApiError::method_not_allowed(
-            "events.k8s.io/v1 is read-only here; write core/v1 events",
-        ));
+        return events_v1::write(&request, &target);
     }
     match (request.method.clone(), target.name.clone(), target.sub.as_deref()) {
         (Method::GET, None, None) if request.flag("watch") => watch::serve(&request, &target).await,

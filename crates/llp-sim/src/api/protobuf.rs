@@ -8,6 +8,7 @@
 use super::status::ApiError;
 use axum::http::StatusCode;
 use base64::Engine;
+use k8s_pb::api::coordination::v1 as coordination;
 use k8s_pb::api::core::v1 as core;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
@@ -38,12 +39,14 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "ConfigMap") => config_map(core::ConfigMap::decode(raw.as_slice()).map_err(invalid)?),
         ("v1", "Secret") => secret(core::Secret::decode(raw.as_slice()).map_err(invalid)?),
         ("v1", "Service") => service(core::Service::decode(raw.as_slice()).map_err(invalid)?),
+        // client-go's leader election writes its Lease in protobuf.
+        ("coordination.k8s.io/v1", "Lease") => lease(coordination::Lease::decode(raw.as_slice()).map_err(invalid)?),
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 format!(
-                    "the simulator reads protobuf bodies of Namespace, ConfigMap, Secret and Service only, not {api_version} {kind}; send JSON"
+                    "the simulator reads protobuf bodies of Namespace, ConfigMap, Secret, Service and Lease only, not {api_version} {kind}; send JSON"
                 ),
             ));
         }
@@ -123,6 +126,33 @@ fn service(service: core::Service) -> Value {
         put("ports", Some(Value::Array(ports)));
     }
     json!({"metadata": metadata(service.metadata.unwrap_or_default()), "spec": out})
+}
+
+fn lease(lease: coordination::Lease) -> Value {
+    let spec = lease.spec.unwrap_or_default();
+    let mut out = Map::new();
+    let fields = [
+        ("holderIdentity", spec.holder_identity.map(Value::from)),
+        ("leaseDurationSeconds", spec.lease_duration_seconds.map(Value::from)),
+        ("acquireTime", spec.acquire_time.map(micro_time)),
+        ("renewTime", spec.renew_time.map(micro_time)),
+        ("leaseTransitions", spec.lease_transitions.map(Value::from)),
+        ("strategy", spec.strategy.map(Value::from)),
+        ("preferredHolder", spec.preferred_holder.map(Value::from)),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            out.insert(key.to_owned(), value);
+        }
+    }
+    json!({"metadata": metadata(lease.metadata.unwrap_or_default()), "spec": out})
+}
+
+/// A `MicroTime` as JSON writes it: RFC 3339 with microseconds.
+fn micro_time(time: meta::MicroTime) -> Value {
+    let nanos = time.nanos.unwrap_or_default() / 1_000 * 1_000;
+    let at = jiff::Timestamp::new(time.seconds.unwrap_or_default(), nanos).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    json!(at.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string())
 }
 
 fn service_port(port: core::ServicePort) -> Value {
@@ -242,6 +272,34 @@ mod tests {
         });
         assert_eq!(service_port(named)["targetPort"], "http");
         assert_eq!(service_port(numbered)["targetPort"], 8080);
+    }
+
+    #[test]
+    fn a_lease_keeps_its_holder_and_times_in_microseconds() {
+        let lease = coordination::Lease {
+            metadata: named("leader"),
+            spec: Some(coordination::LeaseSpec {
+                holder_identity: Some("a".into()),
+                lease_duration_seconds: Some(15),
+                renew_time: Some(meta::MicroTime {
+                    seconds: Some(1_800_000_000),
+                    nanos: Some(123_456_789),
+                }),
+                ..Default::default()
+            }),
+        };
+        let mut body = envelope("Lease", lease.encode_to_vec());
+        // The envelope's group version.
+        let unknown = Unknown::decode(&body[MAGIC.len()..]).unwrap();
+        let mut unknown = unknown;
+        unknown.type_meta.as_mut().unwrap().api_version = Some("coordination.k8s.io/v1".into());
+        body = [MAGIC.to_vec(), unknown.encode_to_vec()].concat();
+        let object = decode(&body).unwrap();
+        assert_eq!(
+            object["spec"],
+            json!({"holderIdentity": "a", "leaseDurationSeconds": 15, "renewTime": "2027-01-15T08:00:00.123456Z"})
+        );
+        assert_eq!(object["apiVersion"], "coordination.k8s.io/v1");
     }
 
     #[test]

@@ -215,6 +215,10 @@ fn pod_spec(spec: &mut Value) {
 }
 
 fn service(svc: &mut Value) {
+    // A new Service's status: no load balancer yet.
+    if !svc["status"].is_object() {
+        svc["status"] = json!({"loadBalancer": {}});
+    }
     let spec = &mut svc["spec"];
     if !spec.is_object() {
         return;
