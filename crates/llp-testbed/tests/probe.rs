@@ -754,6 +754,69 @@ async fn new_api_events(client: kube::Client) -> Vec<(String, String)> {
     seen
 }
 
+/// Item 10: what reading a missing pod's logs answers with options kube-apiserver refuses
+/// (422, before it looks for the pod), and with good ones (404).
+async fn log_option_answers(client: kube::Client) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    for (what, query) in [
+        ("a negative tailLines", "tailLines=-1"),
+        ("limitBytes 0", "limitBytes=0"),
+        ("sinceSeconds 0", "sinceSeconds=0"),
+        (
+            "both sinceSeconds and sinceTime",
+            "sinceSeconds=10&sinceTime=2026-12-04T10:00:00Z",
+        ),
+        (
+            "good options",
+            "tailLines=5&limitBytes=100&sinceTime=2026-12-04T10:00:00Z",
+        ),
+    ] {
+        let request = http::Request::get(format!("/api/v1/namespaces/{NAMESPACE}/pods/no-such-pod/log?{query}"))
+            .body(Vec::new())
+            .unwrap();
+        let answer = client.request_text(request).await;
+        seen.push((format!("logs with {what}"), format!("{:?}", answer_of(answer).0)));
+    }
+    seen
+}
+
+/// Item 6: the status of a Job whose one pod ran to completion: which fields it has, and
+/// its counts (`active`, `failed` left out at 0; `ready`, `terminating` written as 0).
+async fn finished_job_status(client: kube::Client) -> Vec<(String, String)> {
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client, NAMESPACE);
+    let job = serde_json::from_value(json!({"metadata": {"name": "finished"}, "spec": {"backoffLimit": 0,
+        "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..240 {
+        let job = serde_json::to_value(jobs.get("finished").await.unwrap()).unwrap();
+        let conditions = job["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c["type"] == "Complete" && c["status"] == "True")
+        {
+            status = job["status"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let fields: Vec<String> = status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect();
+    let counts: Vec<String> = ["active", "succeeded", "failed", "ready", "terminating"]
+        .iter()
+        .map(|field| format!("{field}={}", status[field]))
+        .collect();
+    vec![
+        ("its status's fields".to_owned(), format!("{fields:?}")),
+        ("its counts".to_owned(), format!("{counts:?}")),
+    ]
+}
+
 /// `object` as a `kind` of `resource`, ready to send.
 fn object_of(
     resource: &kube::discovery::ApiResource,
@@ -1055,6 +1118,28 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
             within("scale_ownership on the simulator", scale_ownership(simulated.clone())).await,
         );
 
+        verdicts.compare_each(
+            "item 6: a Job run to completion",
+            within(
+                "finished_job_status on kube-apiserver",
+                finished_job_status(real.clone()),
+            )
+            .await,
+            within(
+                "finished_job_status on the simulator",
+                finished_job_status(simulated.clone()),
+            )
+            .await,
+        );
+        verdicts.compare_each(
+            "item 10",
+            within("log_option_answers on kube-apiserver", log_option_answers(real.clone())).await,
+            within(
+                "log_option_answers on the simulator",
+                log_option_answers(simulated.clone()),
+            )
+            .await,
+        );
         verdicts.compare_each(
             "item 10: events.k8s.io writes",
             within("new_api_events on kube-apiserver", new_api_events(real.clone())).await,
