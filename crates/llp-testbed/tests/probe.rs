@@ -953,6 +953,21 @@ async fn within<T>(check: &str, answers: impl std::future::Future<Output = T>) -
     answers
 }
 
+/// What `check` answers on kube-apiserver, then on the simulator.
+async fn both<F, T>(
+    name: &str,
+    check: impl Fn(kube::Client) -> F,
+    real: &kube::Client,
+    simulated: &kube::Client,
+) -> (T, T)
+where
+    F: std::future::Future<Output = T>,
+{
+    let kubernetes = within(&format!("{name} on kube-apiserver"), check(real.clone())).await;
+    let simulator = within(&format!("{name} on the simulator"), check(simulated.clone())).await;
+    (kubernetes, simulator)
+}
+
 /// `(question, answer)` pairs from answers keyed by anything printable.
 fn keyed<K: std::fmt::Display, T>(answers: Vec<(K, T)>) -> Vec<(String, T)> {
     answers.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
@@ -1068,83 +1083,27 @@ fn the_simulator_answers_as_kube_apiserver_where_the_service_could_notice() {
             keyed(within("delete_answers on the simulator", delete_answers(simulated.clone())).await),
         );
 
-        // What a create fills in at once.
-        verdicts.compare_each(
-            "item 6: what a create fills in",
-            within("defaults on kube-apiserver", defaults(real.clone())).await,
-            within("defaults on the simulator", defaults(simulated.clone())).await,
-        );
-
-        verdicts.compare_each(
-            "item 1",
-            within(
-                "terminating_finalizers on kube-apiserver",
-                terminating_finalizers(real.clone()),
-            )
-            .await,
-            within(
-                "terminating_finalizers on the simulator",
-                terminating_finalizers(simulated.clone()),
-            )
-            .await,
-        );
-        verdicts.compare_each(
-            "item 4: a namespace deleted with content",
-            within("namespace_deletion on kube-apiserver", namespace_deletion(real.clone())).await,
-            within(
-                "namespace_deletion on the simulator",
-                namespace_deletion(simulated.clone()),
-            )
-            .await,
-        );
-        verdicts.compare_each(
-            "item 9: an orphaning delete",
-            within("orphan_deletion on kube-apiserver", orphan_deletion(real.clone())).await,
-            within("orphan_deletion on the simulator", orphan_deletion(simulated.clone())).await,
-        );
-        verdicts.compare_each(
-            "item 8",
-            within("list_versions on kube-apiserver", list_versions(real.clone())).await,
-            within("list_versions on the simulator", list_versions(simulated.clone())).await,
-        );
-        verdicts.compare_each(
-            "item 7",
-            within("apply_answers on kube-apiserver", apply_answers(real.clone())).await,
-            within("apply_answers on the simulator", apply_answers(simulated.clone())).await,
-        );
-        verdicts.compare_each(
-            "item 5",
-            within("scale_ownership on kube-apiserver", scale_ownership(real.clone())).await,
-            within("scale_ownership on the simulator", scale_ownership(simulated.clone())).await,
-        );
-
-        verdicts.compare_each(
-            "item 6: a Job run to completion",
-            within(
-                "finished_job_status on kube-apiserver",
-                finished_job_status(real.clone()),
-            )
-            .await,
-            within(
-                "finished_job_status on the simulator",
-                finished_job_status(simulated.clone()),
-            )
-            .await,
-        );
-        verdicts.compare_each(
-            "item 10",
-            within("log_option_answers on kube-apiserver", log_option_answers(real.clone())).await,
-            within(
-                "log_option_answers on the simulator",
-                log_option_answers(simulated.clone()),
-            )
-            .await,
-        );
-        verdicts.compare_each(
-            "item 10: events.k8s.io writes",
-            within("new_api_events on kube-apiserver", new_api_events(real.clone())).await,
-            within("new_api_events on the simulator", new_api_events(simulated.clone())).await,
-        );
+        // Questions answered question by question, each asked of both.
+        let (kubernetes, simulator) = both("defaults", defaults, &real, &simulated).await;
+        verdicts.compare_each("item 6: what a create fills in", kubernetes, simulator);
+        let (kubernetes, simulator) = both("terminating_finalizers", terminating_finalizers, &real, &simulated).await;
+        verdicts.compare_each("item 1", kubernetes, simulator);
+        let (kubernetes, simulator) = both("namespace_deletion", namespace_deletion, &real, &simulated).await;
+        verdicts.compare_each("item 4: a namespace deleted with content", kubernetes, simulator);
+        let (kubernetes, simulator) = both("orphan_deletion", orphan_deletion, &real, &simulated).await;
+        verdicts.compare_each("item 9: an orphaning delete", kubernetes, simulator);
+        let (kubernetes, simulator) = both("list_versions", list_versions, &real, &simulated).await;
+        verdicts.compare_each("item 8", kubernetes, simulator);
+        let (kubernetes, simulator) = both("apply_answers", apply_answers, &real, &simulated).await;
+        verdicts.compare_each("item 7", kubernetes, simulator);
+        let (kubernetes, simulator) = both("scale_ownership", scale_ownership, &real, &simulated).await;
+        verdicts.compare_each("item 5", kubernetes, simulator);
+        let (kubernetes, simulator) = both("finished_job_status", finished_job_status, &real, &simulated).await;
+        verdicts.compare_each("item 6: a Job run to completion", kubernetes, simulator);
+        let (kubernetes, simulator) = both("log_option_answers", log_option_answers, &real, &simulated).await;
+        verdicts.compare_each("item 10", kubernetes, simulator);
+        let (kubernetes, simulator) = both("new_api_events", new_api_events, &real, &simulated).await;
+        verdicts.compare_each("item 10: events.k8s.io writes", kubernetes, simulator);
 
         verdicts.assert_none_unexplained();
     });
