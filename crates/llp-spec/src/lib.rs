@@ -21,6 +21,7 @@ pub mod render;
 pub mod reservations;
 pub mod resize;
 pub mod schema;
+pub mod sessions;
 pub mod spec;
 pub mod status;
 pub mod usage;

@@ -69,6 +69,11 @@ pub fn admission_ledger(owner: &str) -> String {
     format!("llp-admission-{}", hash(owner))
 }
 
+/// The ConfigMap holding the session book of `user` (see [`crate::sessions`]).
+pub fn session_book(user: &str) -> String {
+    format!("llp-sessions-{}", hash(user))
+}
+
 /// The names of one deployment's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {

@@ -168,9 +168,9 @@ fn until(now: Timestamp) -> Timestamp {
     now.checked_add(hold).unwrap_or(now)
 }
 
-/// A short random pause, growing with the attempts, so that admissions that lost together do
-/// not collide again in step.
-fn backoff(attempt: u32) -> Duration {
+/// A short random pause, growing with the attempts, so that writes that lost together do not
+/// collide again in step.
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let spread = 5 + 5 * u64::from(attempt.min(10));
     let random = uuid::Uuid::new_v4().as_u128() as u64;
     Duration::from_millis(random % spread)
@@ -185,18 +185,30 @@ async fn write(
     current: Option<&ConfigMap>,
     ledger: &Ledger,
 ) -> Result<bool, kube::Error> {
+    let labels = [(LEDGER_LABEL, "admission"), (OWNER_LABEL, &label_value(owner))];
+    write_over(api, name, &labels, current, ledger.to_data()).await
+}
+
+/// Writes `data` as the ConfigMap `name` (with `labels` and the managed-by label) over
+/// `current`, conditional on its `resourceVersion` (created when there is none); `false`
+/// when another write came first or the ConfigMap went meanwhile: read it again and retry.
+pub(crate) async fn write_over(
+    api: &Api<ConfigMap>,
+    name: &str,
+    labels: &[(&str, &str)],
+    current: Option<&ConfigMap>,
+    data: BTreeMap<String, String>,
+) -> Result<bool, kube::Error> {
+    let mut all = BTreeMap::from([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())]);
+    all.extend(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let object = ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([
-                (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-                (LEDGER_LABEL.to_owned(), "admission".to_owned()),
-                (OWNER_LABEL.to_owned(), label_value(owner)),
-            ])),
+            labels: Some(all),
             resource_version: current.and_then(|c| c.metadata.resource_version.clone()),
             ..ObjectMeta::default()
         },
-        data: Some(ledger.to_data()),
+        data: Some(data),
         ..ConfigMap::default()
     };
     let written = match current {
@@ -205,7 +217,7 @@ async fn write(
     };
     match written {
         Ok(_) => Ok(true),
-        // 409: another write came first; 404: the ledger went meanwhile (read it again).
+        // 409: another write came first; 404: the ConfigMap went meanwhile (read it again).
         Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(false),
         Err(error) => Err(error),
     }

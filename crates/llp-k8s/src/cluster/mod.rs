@@ -13,6 +13,7 @@ pub mod leftovers;
 pub mod pages;
 pub mod removal;
 pub mod resize;
+pub mod sessions;
 pub mod shared;
 pub mod trim;
 pub mod workload;

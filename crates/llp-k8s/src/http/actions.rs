@@ -236,6 +236,11 @@ async fn logs(
                 kind: StreamKind::Logs,
                 max: state.follows.max(),
             })?;
+        // And counted in every replica: the cap is the user's, not this replica's.
+        let kind = crate::cluster::sessions::SessionKind::Logs;
+        let session = crate::cluster::sessions::open(target.cluster, &caller.identity.id, kind, state.follows.max())
+            .await
+            .map_err(|error| ApiError::from(crate::operations::Error::session(kind, error)))?;
         let stream = pods.log_stream(&pod, &params).await.map_err(log_failed)?;
         let lines = futures::AsyncBufReadExt::lines(stream);
         let mut shutdown = state.shutdown.clone();
@@ -244,7 +249,7 @@ async fn logs(
         };
         let lines = futures::StreamExt::take_until(lines, Box::pin(stopping));
         let body = Body::from_stream(lines.map_ok(move |line| {
-            let _open = &slot;
+            let _open = (&slot, &session);
             axum::body::Bytes::from(line + "\n")
         }));
         return Ok((plain, body).into_response());

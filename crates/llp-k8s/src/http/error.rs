@@ -152,6 +152,13 @@ impl From<operations::Error> for ApiError {
             Error::Unavailable { dependency } => ApiError::Unavailable { dependency },
             Error::Timeout { dependency } => ApiError::Timeout { dependency },
             Error::Records(error) => error.into(),
+            Error::TooManySessions { kind, max } => ApiError::TooManyStreams {
+                kind: match kind {
+                    crate::cluster::sessions::SessionKind::Logs => StreamKind::Logs,
+                    crate::cluster::sessions::SessionKind::Terminal => StreamKind::Terminals,
+                },
+                max,
+            },
         }
     }
 }

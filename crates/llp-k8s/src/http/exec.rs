@@ -77,7 +77,14 @@ async fn exec(
             kind: StreamKind::Terminals,
             max: state.terminals.max(),
         })?;
-    let opened = terminal::open(&state.operations(), &caller, (&id, &pod), &command).await?;
+    let opened = terminal::open(
+        &state.operations(),
+        &caller,
+        (&id, &pod),
+        &command,
+        state.terminals.max(),
+    )
+    .await?;
     let session = Session {
         user: caller.identity.id.clone(),
         deployment: id,
@@ -87,7 +94,8 @@ async fn exec(
     };
     let (idle, shutdown) = (state.terminal_idle, state.shutdown.clone());
     Ok(upgrade.protocols(PROTOCOLS).on_upgrade(move |client| async move {
-        let _open = slot;
+        // Both caps' holds, this replica's and every replica's, last as long as the terminal.
+        let _open = (slot, opened.session);
         let started = Instant::now();
         let ending = bridge(client, opened.connection, idle, shutdown).await;
         tracing::info!(

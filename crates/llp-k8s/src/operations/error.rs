@@ -30,6 +30,11 @@ pub enum Error {
     Timeout { dependency: &'static str },
     /// The record source refused or failed.
     Records(RecordError),
+    /// The caller has the most sessions of `kind` open, in every replica together.
+    TooManySessions {
+        kind: crate::cluster::sessions::SessionKind,
+        max: usize,
+    },
 }
 
 impl From<RecordError> for Error {
@@ -77,6 +82,18 @@ impl Error {
                     dependency: "the cluster",
                 }
             }
+        }
+    }
+
+    /// A session of `kind` that could not be opened (see [`crate::cluster::sessions`]).
+    pub fn session(kind: crate::cluster::sessions::SessionKind, error: crate::cluster::sessions::OpenError) -> Self {
+        use crate::cluster::sessions::OpenError;
+        match error {
+            OpenError::Full { max } => Error::TooManySessions { kind, max },
+            OpenError::Cluster(error) => Error::cluster(error),
+            OpenError::Timeout(_) => Error::Timeout {
+                dependency: "the cluster",
+            },
         }
     }
 

@@ -33,6 +33,8 @@ pub type Connection = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade:
 pub struct Opened {
     /// The WebSocket to the exec API.
     pub connection: Connection,
+    /// The caller's session, counted against their cap in every replica while held.
+    pub session: crate::cluster::sessions::Held,
     /// The command that runs.
     pub argv: Vec<String>,
 }
@@ -44,6 +46,7 @@ pub async fn open(
     caller: &Session,
     (id, pod): (&str, &str),
     command: &Command,
+    max: usize,
 ) -> Result<Opened, Error> {
     let target = ops.resolve(caller, id, Purpose::Act).await?.deployed()?;
     target.own_pod(pod)?;
@@ -64,6 +67,10 @@ pub async fn open(
             ),
         });
     }
+    use crate::cluster::sessions::{self, SessionKind};
+    let session = sessions::open(target.cluster, &caller.identity.id, SessionKind::Terminal, max)
+        .await
+        .map_err(|error| Error::session(SessionKind::Terminal, error))?;
     let argv: Vec<String> = if command.argv.is_empty() {
         DEFAULT_SHELL.iter().map(|s| (*s).to_owned()).collect()
     } else {
@@ -87,6 +94,7 @@ pub async fn open(
     let connection = target.cluster.client.connect(request).await.map_err(exec_failed)?;
     Ok(Opened {
         connection: connection.into_stream(),
+        session,
         argv,
     })
 }

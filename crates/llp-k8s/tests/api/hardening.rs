@@ -354,6 +354,55 @@ async fn one_user_may_follow_only_so_many_logs_at_once() {
     assert_eq!(again.status(), StatusCode::OK);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_on_log_streams_holds_across_replicas_for_requests_sent_at_once() {
+    let mut app = crate::helpers::app_with_cluster().await;
+    app.state.follows = std::sync::Arc::new(llp_k8s::http::server::Follows::new(2));
+    let (id, pod) = app
+        .running(json!({"data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    let other = app.replica().await;
+    let follow = format!("/kubernetes/deployments/{id}/logs/{pod}?follow=true");
+    // Six at once, three to each replica: each replica alone would let two through.
+    let opened = futures::future::join_all((0..6).map(|n| {
+        let state = if n % 2 == 0 { app.state.clone() } else { other.clone() };
+        let (follow, alice) = (follow.clone(), app.alice.clone());
+        async move { crate::helpers::TestApp::open_on(&state, "GET", &follow, &alice).await }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = opened.iter().map(|r| r.status()).collect();
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 2, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Bob's streams are his own.
+    let bobs = app
+        .running_as(&app.bob, json!({"data": "containers: [{name: web, image: nginx}]"}))
+        .await;
+    let bob_follow = format!("/kubernetes/deployments/{}/logs/{}?follow=true", bobs.0, bobs.1);
+    let bob = crate::helpers::TestApp::open_on(&other, "GET", &bob_follow, &app.bob).await;
+    assert_eq!(bob.status(), StatusCode::OK);
+    // Closing alice's streams frees them in both replicas.
+    drop(opened);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = crate::helpers::TestApp::open_on(&other, "GET", &follow, &app.alice).await;
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused: {}",
+            again.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn exposed(hostname: &str) -> serde_json::Value {
     json!({"data": "containers: [{name: web, image: nginx, ports: [{port: 80}]}]",
         "exposed_service": "web", "exposed_port": 80, "exposed_hostname": hostname})

@@ -394,7 +394,7 @@ impl TestApp {
     }
 
     /// [`TestApp::open`] on `state` (another replica).
-    async fn open_on(state: &AppState, method: &str, uri: &str, token: &str) -> axum::response::Response {
+    pub async fn open_on(state: &AppState, method: &str, uri: &str, token: &str) -> axum::response::Response {
         let request = Request::builder()
             .method(method)
             .uri(uri)
@@ -440,7 +440,7 @@ impl TestApp {
     }
 
     /// A second replica of the service: the same record source and cluster, its own
-    /// client, caches, in-process locks and metrics.
+    /// client, caches, in-process locks, metrics and per-replica stream caps.
     pub async fn replica(&self) -> AppState {
         let config = self.cluster_config.clone().expect("an app with a cluster");
         let deadline = llp_k8s::cluster::calls::REQUEST_DEADLINE;
@@ -452,6 +452,11 @@ impl TestApp {
             locks: Arc::default(),
             metrics: Arc::default(),
             status_memo: Arc::default(),
+            follows: Arc::new(llp_k8s::http::server::Follows::new(self.state.follows.max())),
+            terminals: Arc::new(llp_k8s::http::server::Terminals::new(self.state.terminals.max())),
+            status_streams: Arc::new(llp_k8s::http::server::StatusStreams::new(
+                self.state.status_streams.max(),
+            )),
             ..(*self.state).clone()
         }
         .into()
@@ -501,13 +506,18 @@ impl TestApp {
     /// Alice's deployment of `body`, deployed and with its first pod Running; its id and that
     /// pod's name.
     pub async fn running(&self, body: Value) -> (String, String) {
-        let id = self.create_record_with(&self.alice, body).await;
+        self.running_as(&self.alice, body).await
+    }
+
+    /// [`TestApp::running`] for the holder of `token`.
+    pub async fn running_as(&self, token: &str, body: Value) -> (String, String) {
+        let id = self.create_record_with(token, body).await;
         let (status, answer) = self
-            .call("PUT", &format!("/kubernetes/deployments/{id}"), &self.alice, None)
+            .call("PUT", &format!("/kubernetes/deployments/{id}"), token, None)
             .await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         let status = self
-            .status_until(&id, &self.alice, |s| s["pods"][0]["phase"] == "Running")
+            .status_until(&id, token, |s| s["pods"][0]["phase"] == "Running")
             .await;
         let pod = status["pods"][0]["name"].as_str().unwrap().to_owned();
         (id, pod)
