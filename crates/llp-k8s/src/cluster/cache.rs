@@ -6,6 +6,7 @@
 
 use super::index::LabelIndex;
 use super::trim;
+use super::wakers::{Concerns, Wakers};
 use super::workload::Deployed;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -50,6 +51,8 @@ pub struct Caches {
     /// Ticks on every change any store applies: waits for the caches to see a write wake on
     /// it instead of polling.
     changes: tokio::sync::watch::Receiver<u64>,
+    /// Wake-ups by deployment, for followers of one.
+    wakers: Wakers,
     /// The namespace they watch.
     namespace: String,
     /// The reflector tasks, to stop them before the cluster goes (a demo's simulator).
@@ -62,6 +65,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     let (pod_index, claim_index) = (LabelIndex::default(), LabelIndex::default());
     let (tick, changes) = tokio::sync::watch::channel(0_u64);
     let tick = Arc::new(tick);
+    let wakers = Wakers::default();
     // A stream that falls this far behind reads the store again instead.
     let (pod_event_feed, _) = tokio::sync::broadcast::channel(1024);
     let (stateful_sets, stateful_sets_task) = reflect(
@@ -70,14 +74,14 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         ignore,
         (tick.clone(), health.clone()),
         // Kept as a `CachedStatefulSet`: trimmed as it is read from the watch.
-        |_: &mut CachedStatefulSet| {},
+        (|_: &mut CachedStatefulSet| {}, by_name, wakers.clone()),
     );
     let (jobs, jobs_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
         ignore,
         (tick.clone(), health.clone()),
-        trim::job,
+        (trim::job, by_name, wakers.clone()),
     );
     let (pods, pods_task) = reflect(
         Api::namespaced(client.clone(), namespace),
@@ -88,7 +92,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         },
         (tick.clone(), health.clone()),
         // Kept as a `CachedPod`: trimmed as it is read from the watch.
-        |_: &mut CachedPod| {},
+        (|_: &mut CachedPod| {}, by_app, wakers.clone()),
     );
     let (claims, claims_task) = reflect(
         Api::namespaced(client.clone(), namespace),
@@ -98,42 +102,54 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
             move |event: &watcher::Event<PersistentVolumeClaim>| index.apply(event)
         },
         (tick.clone(), health.clone()),
-        trim::claim,
+        // A shared claim (no `app` label) concerns every deployment that mounts it.
+        (trim::claim, by_app, wakers.clone()),
     );
     let (failed_creates, failed_creates_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().fields("involvedObject.kind=StatefulSet,reason=FailedCreate"),
         ignore,
         (tick.clone(), health.clone()),
-        |event: &mut Event| event.metadata.managed_fields = None,
+        (
+            |event: &mut Event| event.metadata.managed_fields = None,
+            |event: &Event| {
+                let workload = event.involved_object.name.as_deref();
+                workload.map_or(Concerns::Everyone, Concerns::Deployment)
+            },
+            wakers.clone(),
+        ),
     );
     let (ledgers, ledgers_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(super::ledger::LEDGER_SELECTOR),
         ignore,
         (tick.clone(), health.clone()),
-        |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
+        (
+            |ledger: &mut ConfigMap| ledger.metadata.managed_fields = None,
+            nobody,
+            wakers.clone(),
+        ),
     );
     let (services, services_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
         ignore,
         (tick.clone(), health.clone()),
-        trim::to_labels::<Service>,
+        (trim::to_labels::<Service>, nobody, wakers.clone()),
     );
     let (ingresses, ingresses_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         config(),
         ignore,
         (tick.clone(), health.clone()),
-        trim::to_labels::<Ingress>,
+        (trim::to_labels::<Ingress>, nobody, wakers.clone()),
     );
     let (host_claims, host_claims_task) = reflect(
         Api::namespaced(client.clone(), namespace),
         watcher::Config::default().labels(super::hostnames::CLAIM_SELECTOR),
         ignore,
         (tick.clone(), health.clone()),
-        trim::to_labels::<ConfigMap>,
+        (trim::to_labels::<ConfigMap>, nobody, wakers.clone()),
     );
     let (pod_events, pod_events_task) = reflect(
         Api::namespaced(client.clone(), namespace),
@@ -148,7 +164,8 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
             }
         },
         (tick, health.clone()),
-        trim::event,
+        // Their followers hear of them through the feed.
+        (trim::event, nobody, wakers.clone()),
     );
     Caches {
         stateful_sets,
@@ -165,6 +182,7 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
         pod_index,
         claim_index,
         changes,
+        wakers,
         namespace: namespace.to_owned(),
         tasks: Arc::new(vec![
             stateful_sets_task,
@@ -181,8 +199,32 @@ pub fn start(client: &kube::Client, namespace: &str, health: &super::health::Hea
     }
 }
 
+/// Whom a change of an object concerns (see [`Concerns`]).
+type Concern<K> = for<'a> fn(&'a K) -> Concerns<'a>;
+
 /// For a store whose watch events nobody else follows.
 fn ignore<K>(_: &watcher::Event<K>) {}
+
+/// A workload concerns the deployment it is named after.
+fn by_name<K: kube::Resource>(object: &K) -> Concerns<'_> {
+    object
+        .meta()
+        .name
+        .as_deref()
+        .map_or(Concerns::Everyone, Concerns::Deployment)
+}
+
+/// A pod or claim concerns the deployment its `app` label names; one without (a shared
+/// claim) may concern any.
+fn by_app<K: kube::Resource>(object: &K) -> Concerns<'_> {
+    let app = object.meta().labels.as_ref().and_then(|l| l.get(APP_LABEL));
+    app.map_or(Concerns::Everyone, |base| Concerns::Deployment(base))
+}
+
+/// Objects no status is rendered from.
+fn nobody<K>(_: &K) -> Concerns<'_> {
+    Concerns::Nobody
+}
 
 /// A reflector over `api`: its store, and the task that feeds it. `observe` sees each watch
 /// event (trimmed) once the store has applied it, before the tick: a waiter the tick wakes
@@ -192,7 +234,7 @@ fn reflect<K>(
     config: watcher::Config,
     observe: impl Fn(&watcher::Event<K>) + Send + 'static,
     (tick, health): (Arc<tokio::sync::watch::Sender<u64>>, super::health::Health),
-    trim: fn(&mut K),
+    (trim, concerns, wakers): (fn(&mut K), Concern<K>, Wakers),
 ) -> (Store<K>, tokio::task::AbortHandle)
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -210,6 +252,14 @@ where
                 Err(_) => health.watch_failed(),
             }
             tick.send_modify(|n| *n = n.wrapping_add(1));
+            // After the tick: a follower it wakes renders at the new version.
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
+                    wakers.wake(concerns(o));
+                }
+                Ok(watcher::Event::InitDone) => wakers.wake(Concerns::Everyone),
+                Ok(watcher::Event::Init) | Err(_) => {}
+            }
         });
     let task = tokio::spawn(stream.for_each(|_| async {}));
     (reader, task.abort_handle())
@@ -245,6 +295,12 @@ impl Caches {
     /// Wakes on every change any store applies ([`Caches::version`] is its value).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.clone()
+    }
+
+    /// A receiver that changes whenever the caches apply a change concerning the deployment
+    /// `base` (its workload, pods, claims, failed creates; a shared claim; a list again).
+    pub fn wakes(&self, base: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.wakers.subscribe(base)
     }
 
     /// Each pod event the watch applies from now on.

@@ -16,6 +16,7 @@ pub mod resize;
 pub mod sessions;
 pub mod shared;
 pub mod trim;
+pub mod wakers;
 pub mod workload;
 
 /// A cluster the service deploys to.

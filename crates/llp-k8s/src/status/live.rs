@@ -102,8 +102,9 @@ impl Follower {
         after: Cursor,
     ) -> Self {
         let url = Source::new(&cluster, base, record, render).url;
-        // Subscribed before the first look: nothing between the two is missed.
-        let changes = cluster.caches.changes();
+        // Subscribed before the first look: nothing between the two is missed. Woken by
+        // changes of this deployment's objects only.
+        let changes = cluster.caches.wakes(base);
         let feed = cluster.caches.pod_event_feed();
         let mut follower = Self {
             cluster,
@@ -199,7 +200,13 @@ impl Follower {
             return;
         };
         if !self.pods.contains(pod) {
-            self.follow_pods();
+            // Pods are named after their workload: one named otherwise is another's.
+            let ours = pod
+                .strip_prefix(self.base.as_str())
+                .is_some_and(|rest| rest.starts_with('-'));
+            if ours {
+                self.follow_pods();
+            }
             return;
         }
         if let Some(update) = self.news(event) {
