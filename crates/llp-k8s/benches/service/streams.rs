@@ -135,6 +135,7 @@ pub async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]
 
     let rounds = env("BENCH_STREAM_EVENTS", 200);
     let requests_before = requests_but_probes(&http, url).await;
+    let kinds_before = requests_by_kind(&http, url).await;
     let mut created = HashMap::new();
     for round in 0..rounds {
         let target = &followed[round % followed.len()];
@@ -164,6 +165,15 @@ pub async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let requests = requests_but_probes(&http, url).await - requests_before;
+    // Which they were: periodic work of the service (leader leases), not the streams'.
+    let which: Vec<String> = requests_by_kind(&http, url)
+        .await
+        .into_iter()
+        .filter_map(|(kind, n)| {
+            let more = n - kinds_before.get(&kind).copied().unwrap_or(0);
+            (more > 0).then(|| format!("{kind}: {more}"))
+        })
+        .collect();
 
     let (frames, watched) = (frames.lock().unwrap().clone(), watched.lock().unwrap().clone());
     let (mut from_watch, mut from_create, mut ahead) = (Vec::new(), Vec::new(), 0);
@@ -187,13 +197,14 @@ pub async fn measure(source: &str, service_pid: u32, url: &str, owners: &[Owner]
         (after - before) * 1024.0 / count as f64
     );
     println!(
-        "[{source}] a pod event to its frames ({} of {expected} frames arrived, {rounds} events): after the event reached a watch p50 {}, p99 {}, max {} ({ahead} frames came first); after its create p50 {}, p99 {}; Kubernetes API requests of the service meanwhile, besides its health probes: {requests}",
+        "[{source}] a pod event to its frames ({} of {expected} frames arrived, {rounds} events): after the event reached a watch p50 {}, p99 {}, max {} ({ahead} frames came first); after its create p50 {}, p99 {}; Kubernetes API requests of the service meanwhile, besides its health probes: {requests} ({})",
         from_watch.len(),
         ms(percentile(&from_watch, 0.50)),
         ms(percentile(&from_watch, 0.99)),
         ms(from_watch.last().copied().unwrap_or_default()),
         ms(percentile(&from_create, 0.50)),
         ms(percentile(&from_create, 0.99)),
+        which.join(", "),
     );
     watch.abort();
     streams.iter().for_each(tokio::task::JoinHandle::abort);
@@ -213,6 +224,18 @@ fn bench_note(frame: &str) -> Option<String> {
 }
 
 /// The service's Kubernetes API requests but its health probes (`GET /version` every 5 s).
+/// The service's Kubernetes API requests so far by kind (the counter's labels).
+async fn requests_by_kind(http: &reqwest::Client, url: &str) -> std::collections::BTreeMap<String, u64> {
+    let text = super::metrics_text(http, url).await;
+    text.lines()
+        .filter_map(|line| line.strip_prefix("llp_k8s_kube_api_requests_total{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ")?;
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 async fn requests_but_probes(http: &reqwest::Client, url: &str) -> u64 {
     metrics_sum(http, url, |l| {
         l.starts_with("llp_k8s_kube_api_requests_total{") && !l.contains("resource=\"discovery\"")
