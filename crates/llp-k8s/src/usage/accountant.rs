@@ -33,6 +33,9 @@ pub struct Accountant {
     counter: GpuSeconds,
     /// When this instance last counted, while it holds the lease: what the counter has.
     counted_until: Mutex<Option<Timestamp>>,
+    /// The holds it left open in the store at its last round, while it has led since: only
+    /// the leader writes holds, so the store has no others, and a round need not read them.
+    open: Mutex<Option<Vec<Hold>>>,
 }
 
 /// What one round wrote.
@@ -61,6 +64,7 @@ impl Accountant {
             every,
             counter,
             counted_until: Mutex::new(None),
+            open: Mutex::new(None),
         }
     }
 
@@ -80,11 +84,10 @@ impl Accountant {
             .await
             .map_err(|_| "the cluster did not answer in time while renewing the lease".to_owned())?
             .map_err(|error| format!("the cluster failed while renewing the lease: {error}"))?;
+        // What it remembers holds only while it keeps leading, and a failed round forgets it.
+        let remembered = lock(&self.open).take();
         if !held {
-            *self
-                .counted_until
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            *lock(&self.counted_until) = None;
             return Ok(None);
         }
         if let Some(since) = self.cluster.health.stale_since() {
@@ -99,7 +102,10 @@ impl Accountant {
             .iter()
             .flat_map(|pod| holds_of(pod, now))
             .collect();
-        let open = self.store_call(self.store.open_holds()).await?;
+        let open = match remembered.filter(|_| lock(&self.counted_until).is_some()) {
+            Some(open) => open,
+            None => self.store_call(self.store.open_holds()).await?,
+        };
         let present: HashSet<_> = seen.iter().map(Hold::key).collect();
         let gone: Vec<Hold> = open
             .into_iter()
@@ -115,6 +121,7 @@ impl Accountant {
         };
         let written: Vec<Hold> = seen.into_iter().chain(gone).collect();
         self.store_call(self.store.record(&written)).await?;
+        *lock(&self.open) = Some(written.iter().filter(|h| h.end.is_none()).cloned().collect());
         self.count(&written, now);
         Ok(Some(round))
     }
@@ -122,10 +129,7 @@ impl Accountant {
     /// Adds to the counter what `holds` accrued since the last round this instance counted
     /// (nothing in its first round as leader: an earlier leader counted that).
     fn count(&self, holds: &[Hold], now: Timestamp) {
-        let mut counted_until = self
-            .counted_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counted_until = lock(&self.counted_until);
         if let Some(since) = *counted_until {
             for hold in holds {
                 let seconds = hold.gpu_seconds(since, now, now);
@@ -149,6 +153,10 @@ impl Accountant {
             .map_err(|_| "the usage store did not answer in time".to_owned())?
             .map_err(|error| format!("the usage store failed: {error}"))
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Starts the accountant when there is a cluster and a store.

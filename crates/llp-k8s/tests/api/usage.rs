@@ -418,3 +418,75 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
         .into_owned()
         .collect()
 }
+
+/// A usage store that counts the reads of its open holds.
+struct CountingReads {
+    inner: Arc<dyn UsageStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl UsageStore for CountingReads {
+    fn record<'a>(
+        &'a self,
+        holds: &'a [Hold],
+    ) -> futures::future::BoxFuture<'a, Result<(), llp_k8s::records::RecordError>> {
+        self.inner.record(holds)
+    }
+
+    fn open_holds(&self) -> futures::future::BoxFuture<'_, Result<Vec<Hold>, llp_k8s::records::RecordError>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.open_holds()
+    }
+
+    fn holds_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Hold>, llp_k8s::records::RecordError>> {
+        self.inner.holds_between(from, to)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leading_accountant_reads_the_open_holds_once_and_still_ends_a_hold_whose_pod_went() {
+    let app = app_with_cluster().await;
+    app.book_today(&app.alice, &["gpu-xs"]).await;
+    let (id, pod) = app.running(json!({"title": "train", "data": SMALL_GPU})).await;
+    let counting = Arc::new(CountingReads {
+        inner: store(&app),
+        reads: Default::default(),
+    });
+    let leader = Accountant::new(
+        counting.clone(),
+        app.cluster().clone(),
+        "leader",
+        Duration::from_secs(1),
+        app.state.metrics.gpu_seconds(),
+    );
+    for _ in 0..3 {
+        let round = leader.round(Timestamp::now()).await.unwrap().expect("it leads");
+        assert_eq!((round.seen, round.ended), (1, 0));
+    }
+    let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(reads(), 1, "read when it took the lease, remembered since");
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let gone = app
+        .cluster()
+        .caches
+        .wait_for(Duration::from_secs(20), |caches| {
+            caches
+                .pods
+                .state()
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(&pod))
+        })
+        .await;
+    assert!(gone, "the pod is gone");
+    let round = leader.round(Timestamp::now()).await.unwrap().unwrap();
+    assert_eq!((round.seen, round.ended), (0, 1), "ended from what it remembered");
+    assert_eq!(reads(), 1);
+    assert!(store(&app).open_holds().await.unwrap().is_empty());
+}
