@@ -29,6 +29,26 @@ fn accountant(app: &TestApp, holder: &str) -> Accountant {
     )
 }
 
+/// Deletes alice's deployment `id` and waits until the watch no longer shows its `pod`.
+async fn delete_until_gone(app: &TestApp, id: &str, pod: &str) {
+    let (status, _) = app
+        .call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let gone = app
+        .cluster()
+        .caches
+        .wait_for(Duration::from_secs(20), |caches| {
+            caches
+                .pods
+                .state()
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(pod))
+        })
+        .await;
+    assert!(gone, "the pod is gone");
+}
+
 async fn usage(app: &TestApp, token: &str, query: &str) -> Value {
     let (status, body) = app
         .call("GET", &format!("/kubernetes/usage?{query}"), token, None)
@@ -106,22 +126,7 @@ async fn a_gpu_pod_is_counted_from_its_own_start_to_its_end_once_whoever_looks()
     second.round(last_look).await.unwrap().unwrap();
 
     // Deleted: the pod's hold ends at the last look that saw it, and stays as it is.
-    let (status, _) = app
-        .call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let gone = app
-        .cluster()
-        .caches
-        .wait_for(Duration::from_secs(20), |caches| {
-            caches
-                .pods
-                .state()
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&pod))
-        })
-        .await;
-    assert!(gone, "the pod is gone");
+    delete_until_gone(&app, &id, &pod).await;
     let round = second.round(Timestamp::now()).await.unwrap().unwrap();
     assert_eq!((round.seen, round.ended), (0, 1));
     let ended = usage(&app, &app.alice, "by=user").await;
@@ -469,22 +474,7 @@ async fn a_leading_accountant_reads_the_open_holds_once_and_still_ends_a_hold_wh
     }
     let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(reads(), 1, "read when it took the lease, remembered since");
-    let (status, _) = app
-        .call("DELETE", &format!("/kubernetes/deployments/{id}"), &app.alice, None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let gone = app
-        .cluster()
-        .caches
-        .wait_for(Duration::from_secs(20), |caches| {
-            caches
-                .pods
-                .state()
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(&pod))
-        })
-        .await;
-    assert!(gone, "the pod is gone");
+    delete_until_gone(&app, &id, &pod).await;
     let round = leader.round(Timestamp::now()).await.unwrap().unwrap();
     assert_eq!((round.seen, round.ended), (0, 1), "ended from what it remembered");
     assert_eq!(reads(), 1);
