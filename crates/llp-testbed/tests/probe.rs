@@ -205,6 +205,7 @@ async fn defaults(client: kube::Client) -> Vec<(String, String)> {
     seen.push(("Service spec.ipFamilies".into(), show(&service["spec"]["ipFamilies"])));
     let assigned = service["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty());
     seen.push(("Service spec.clusterIP assigned".into(), assigned.to_string()));
+    seen.push(("Service status".into(), service["status"].to_string()));
     seen
 }
 

@@ -354,9 +354,9 @@ async fn one_user_may_follow_only_so_many_logs_at_once() {
     assert_eq!(again.status(), StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cap_on_log_streams_holds_across_replicas_for_requests_sent_at_once() {
-    let mut app = crate::helpers::app_with_cluster().await;
+crate::on_both_backends! {
+    async fn the_cap_on_log_streams_holds_across_replicas_for_requests_sent_at_once(backend) {
+        let mut app = crate::helpers::app_on(backend).await;
     app.state.follows = std::sync::Arc::new(llp_k8s::http::server::Follows::new(2));
     let (id, pod) = app
         .running(json!({"data": "containers: [{name: web, image: nginx}]"}))
@@ -401,6 +401,7 @@ async fn the_cap_on_log_streams_holds_across_replicas_for_requests_sent_at_once(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 }
 
 fn exposed(hostname: &str) -> serde_json::Value {

@@ -248,4 +248,33 @@ mod tests {
         assert!(parse_gpus("nvidia.com/gpu").is_err());
         assert_eq!(parse_gpus("").unwrap(), vec![]);
     }
+
+    #[test]
+    fn a_node_reports_its_addresses_and_a_kubelets_node_info_the_same_each_time() {
+        let node = NodeSpec::worker("worker-1", &[]).to_object();
+        let types: Vec<&str> = node["status"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["InternalIP", "Hostname"]);
+        let info = node["status"]["nodeInfo"].as_object().unwrap();
+        for field in [
+            "machineID",
+            "systemUUID",
+            "bootID",
+            "kernelVersion",
+            "osImage",
+            "containerRuntimeVersion",
+        ] {
+            assert!(info[field].as_str().is_some_and(|v| !v.is_empty()), "{field}");
+        }
+        assert_eq!(node, NodeSpec::worker("worker-1", &[]).to_object(), "stable");
+        assert_ne!(
+            node["status"]["addresses"][0],
+            NodeSpec::worker("worker-2", &[]).to_object()["status"]["addresses"][0],
+            "one address each"
+        );
+    }
 }
