@@ -174,12 +174,7 @@ pub fn write(request: &Request<'_>, target: &Target) -> Result<Response, ApiErro
             let stored = store.get(&key(name)).ok_or_else(|| not_found(&key(name)))?;
             let mut event = present(id(), &stored);
             match request.patch_kind() {
-                Some(PatchKind::Json) => {
-                    crate::store::patch::json_patch(&mut event, &body).map_err(|error| match error {
-                        crate::store::patch::JsonPatchError::Malformed(m) => ApiError::bad_request(m),
-                        crate::store::patch::JsonPatchError::NotApplicable(m) => ApiError::unprocessable(m),
-                    })?
-                }
+                Some(PatchKind::Json) => crate::store::patch::json_patch(&mut event, &body)?,
                 Some(PatchKind::Merge | PatchKind::Strategic) => crate::store::patch::merge_patch(&mut event, &body),
                 _ => {
                     return Err(ApiError::new(

@@ -6,7 +6,6 @@ use crate::store::ObjectKey;
 use crate::store::patch::PatchKind;
 use axum::Json;
 use axum::http::Method;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -30,22 +29,14 @@ pub fn handle(request: &Request<'_>, key: &ObjectKey, method: &Method) -> Result
             body["spec"]["replicas"].as_i64()
         }
         Method::PATCH => {
-            let content_type = request
-                .headers
-                .get(CONTENT_TYPE)
-                .and_then(|c| c.to_str().ok())
-                .unwrap_or("");
-            let kind = PatchKind::from_content_type(content_type).unwrap_or(PatchKind::Merge);
+            let kind = request.patch_kind().unwrap_or(PatchKind::Merge);
             let mut scale = to_scale(&sts);
             let body = request.json_body()?;
             if kind == PatchKind::Apply {
                 return apply(request, store, key, &body);
             }
             match kind {
-                PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body).map_err(|error| match error {
-                    crate::store::patch::JsonPatchError::Malformed(m) => ApiError::bad_request(m),
-                    crate::store::patch::JsonPatchError::NotApplicable(m) => ApiError::unprocessable(m),
-                })?,
+                PatchKind::Json => crate::store::patch::json_patch(&mut scale, &body)?,
                 _ => crate::store::patch::merge_patch(&mut scale, &body),
             }
             if stale(&scale) {

@@ -87,6 +87,17 @@ impl ApiError {
     }
 }
 
+/// A JSON patch that cannot be read is the client's 400; one whose operations do not apply
+/// (a failed `test`, a missing path) is 422, as kube-apiserver answers them.
+impl From<crate::store::patch::JsonPatchError> for ApiError {
+    fn from(error: crate::store::patch::JsonPatchError) -> Self {
+        match error {
+            crate::store::patch::JsonPatchError::Malformed(m) => ApiError::bad_request(m),
+            crate::store::patch::JsonPatchError::NotApplicable(m) => ApiError::unprocessable(m),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         let message = error.to_string();
