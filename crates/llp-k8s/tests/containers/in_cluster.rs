@@ -255,10 +255,17 @@ async fn build_image(images: &Path) -> std::path::PathBuf {
         .canonicalize()
         .unwrap();
     let binary = Path::new(env!("CARGO_BIN_EXE_llp-k8s")).canonicalize().unwrap();
-    let relative = binary
-        .strip_prefix(&root)
-        .expect("the binary inside the repository")
-        .to_owned();
+    // The image is built with the repository as its context: a binary built outside it (a
+    // `CARGO_TARGET_DIR` elsewhere) is copied in first.
+    let relative = match binary.strip_prefix(&root) {
+        Ok(inside) => inside.to_owned(),
+        Err(_) => {
+            let copy = root.join("target/image-input/llp-k8s");
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::copy(&binary, &copy).expect("the binary copied into the repository's target/");
+            copy.strip_prefix(&root).unwrap().to_owned()
+        }
+    };
     let out = std::env::temp_dir().join(format!("llp-k8s-image-{}.tar", std::process::id()));
     let script = root.join("testbed/images/service.sh");
     let (rootfs, target) = (images.join("debian-rootfs.tar"), out.clone());
